@@ -1,0 +1,113 @@
+// Package store declares what labtrail keeps and how it is read back. Each
+// backend (store/sqlite, store/postgres) implements Store and passes the
+// conformance suite in this package (RunConformance).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+)
+
+// ErrNotFound is returned when a requested record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// UpsertResult counts what an Upsert did with the events it was given.
+type UpsertResult struct {
+	Inserted  int // new ids
+	Updated   int // stored ids whose content changed
+	Unchanged int // identical to what was stored, or older than it
+}
+
+// Stored is the number of events that changed the store.
+func (r UpsertResult) Stored() int { return r.Inserted + r.Updated }
+
+// Add sums two results.
+func (r UpsertResult) Add(o UpsertResult) UpsertResult {
+	return UpsertResult{r.Inserted + o.Inserted, r.Updated + o.Updated, r.Unchanged + o.Unchanged}
+}
+
+// Filter selects events for List. Zero fields do not filter.
+type Filter struct {
+	Kind        change.Kind
+	ProjectID   int64
+	ProjectPath string
+	Author      string
+	State       string
+	Since       time.Time // occurred_at >= Since
+	Until       time.Time // occurred_at < Until
+	Limit       int       // 1..1000; 0 means 100
+	Cursor      string    // opaque, from a previous Page.NextCursor
+}
+
+// MaxLimit is the largest page List returns.
+const MaxLimit = 1000
+
+// Page is one page of List, newest occurred_at first. NextCursor is empty on
+// the last page.
+type Page struct {
+	Events     []change.Event
+	NextCursor string
+}
+
+// Project is a GitLab project labtrail syncs.
+type Project struct {
+	ID             int64     `json:"id"`
+	Path           string    `json:"path"` // path_with_namespace
+	Name           string    `json:"name"`
+	WebURL         string    `json:"web_url"`
+	DefaultBranch  string    `json:"default_branch,omitempty"`
+	Archived       bool      `json:"archived"`
+	LastActivityAt time.Time `json:"last_activity_at"`
+}
+
+// SyncState is the poller's record for one project and kind: the cursor it
+// resumes from and how its last run went.
+type SyncState struct {
+	ProjectID   int64       `json:"project_id"`
+	ProjectPath string      `json:"project_path"`
+	Kind        change.Kind `json:"kind"`
+	// Cursor is the newest updated_at stored so far; the next run asks
+	// GitLab for objects updated on or after it. Zero means backfill.
+	Cursor      time.Time `json:"cursor"`
+	LastRunAt   time.Time `json:"last_run_at"`
+	LastSuccess time.Time `json:"last_success_at"`
+	Fetched     int       `json:"fetched"` // by the last run
+	Stored      int       `json:"stored"`  // by the last run
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// Store is labtrail's storage. Implementations are safe for concurrent use.
+type Store interface {
+	// Upsert stores events by id. It is idempotent and ordered: an event
+	// whose UpdatedAt is older than the stored one changes nothing, and
+	// storing the same event twice changes nothing the second time. New
+	// transitions are appended to each object's timeline. All events of
+	// one call are stored in one transaction.
+	Upsert(ctx context.Context, events ...change.Event) (UpsertResult, error)
+	// Get returns one event and its timeline, oldest first.
+	Get(ctx context.Context, id string) (change.Event, []change.TimelineEntry, error)
+	// List returns events matching f, newest occurred_at first.
+	List(ctx context.Context, f Filter) (Page, error)
+	// Count returns how many events of a kind are stored ("" for all).
+	Count(ctx context.Context, kind change.Kind) (int, error)
+
+	// PutProjects inserts or replaces projects by id.
+	PutProjects(ctx context.Context, ps ...Project) error
+	// Projects lists stored projects ordered by path.
+	Projects(ctx context.Context) ([]Project, error)
+
+	// SyncState returns the state for a project and kind; a zero SyncState
+	// (with ProjectID and Kind set) when none is stored.
+	SyncState(ctx context.Context, projectID int64, kind change.Kind) (SyncState, error)
+	// PutSyncState inserts or replaces a state.
+	PutSyncState(ctx context.Context, s SyncState) error
+	// SyncStates lists all states ordered by project path and kind.
+	SyncStates(ctx context.Context) ([]SyncState, error)
+
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+	Close() error
+}
