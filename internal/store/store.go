@@ -1,6 +1,6 @@
 // Package store declares what labtrail keeps and how it is read back. Each
 // backend (store/sqlite, store/postgres) implements Store and passes the
-// conformance suite in this package (RunConformance).
+// conformance suite in store/storetest (storetest.Run).
 package store
 
 import (
@@ -13,6 +13,9 @@ import (
 
 // ErrNotFound is returned when a requested record does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrInvalidCursor is returned by List for a cursor it did not issue.
+var ErrInvalidCursor = errors.New("invalid cursor")
 
 // UpsertResult counts what an Upsert did with the events it was given.
 type UpsertResult struct {

@@ -1,0 +1,221 @@
+// Package server is labtrail's HTTP face: the JSON API over the store, a
+// small page of recent changes, and health checks.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// Server serves the API. Build it with New; it is an http.Handler.
+type Server struct {
+	store store.Store
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+// New returns a server reading from st.
+func New(st store.Store, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{store: st, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /api/v1/events", s.listEvents)
+	s.mux.HandleFunc("GET /api/v1/events/{id}", s.getEvent)
+	s.mux.HandleFunc("GET /api/v1/projects", s.projects)
+	s.mux.HandleFunc("GET /api/v1/sync/status", s.syncStatus)
+	s.mux.HandleFunc("GET /{$}", s.index)
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// apiError is an error with the status and message a user should see.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// fail answers err: its own status for an apiError, 404 for a missing
+// record, and otherwise 500 with the details only in the log.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		writeError(w, ae.status, ae.msg)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not found")
+	case errors.Is(err, context.Canceled):
+		// the client went away; nobody reads the answer
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "store unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// parseFilter reads the events listing's query parameters.
+func parseFilter(q map[string][]string) (store.Filter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return strings.TrimSpace(v[0])
+		}
+		return ""
+	}
+	var f store.Filter
+	if v := get("kind"); v != "" {
+		k, err := change.ParseKind(v)
+		if err != nil {
+			return f, badRequest("%s", err)
+		}
+		f.Kind = k
+	}
+	if v := get("project"); v != "" {
+		if id, err := strconv.ParseInt(v, 10, 64); err == nil {
+			f.ProjectID = id
+		} else {
+			f.ProjectPath = v
+		}
+	}
+	f.Author = get("author")
+	f.State = get("state")
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := get(t.name); v != "" {
+			ts, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, badRequest("%s must be an RFC 3339 time such as 2024-05-01T00:00:00Z, got %q", t.name, v)
+			}
+			*t.dst = ts.UTC()
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return f, badRequest("until must be after since")
+	}
+	if v := get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxLimit {
+			return f, badRequest("limit must be a number from 1 to %d, got %q", store.MaxLimit, v)
+		}
+		f.Limit = n
+	}
+	f.Cursor = get("cursor")
+	return f, nil
+}
+
+type eventsPage struct {
+	Events     []change.Event `json:"events"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	page, err := s.store.List(r.Context(), f)
+	if err != nil {
+		if f.Cursor != "" && errors.Is(err, store.ErrInvalidCursor) {
+			err = badRequest("invalid cursor: pass next_cursor from a previous answer unchanged")
+		}
+		s.fail(w, r, err)
+		return
+	}
+	if page.Events == nil {
+		page.Events = []change.Event{}
+	}
+	writeJSON(w, http.StatusOK, eventsPage{Events: page.Events, NextCursor: page.NextCursor})
+}
+
+type eventWithTimeline struct {
+	change.Event
+	Timeline []change.TimelineEntry `json:"timeline"`
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
+	ev, tl, err := s.store.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = &apiError{http.StatusNotFound, "no event with id " + strconv.Quote(r.PathValue("id"))}
+		}
+		s.fail(w, r, err)
+		return
+	}
+	if tl == nil {
+		tl = []change.TimelineEntry{}
+	}
+	writeJSON(w, http.StatusOK, eventWithTimeline{ev, tl})
+}
+
+func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.store.Projects(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ps == nil {
+		ps = []store.Project{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"projects": ps})
+}
+
+func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
+	sts, err := s.store.SyncStates(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if sts == nil {
+		sts = []store.SyncState{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sync": sts})
+}

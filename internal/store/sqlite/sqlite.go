@@ -1,0 +1,245 @@
+// Package sqlite is labtrail's default store: one SQLite file, opened with
+// the pure-Go modernc.org/sqlite driver so the binary needs no cgo.
+//
+// Times are kept as INTEGER unix nanoseconds in UTC, 0 for the zero time, so
+// comparisons and the keyset order are exact; that limits them to the years
+// 1678-2262, and Upsert rejects anything outside rather than store it wrong.
+// An instant exactly at the Unix epoch reads back as the zero time.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	msqlite "modernc.org/sqlite"
+
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a store.Store on one SQLite file.
+type Store struct {
+	db *sql.DB
+	// write admits one writer at a time. SQLite serialises writers anyway;
+	// queueing them here wakes the next one as soon as the last commits,
+	// where SQLite's busy handler would poll with sleeps. busy_timeout is
+	// still what coordinates with other pools on the file (the job queue).
+	write chan struct{}
+}
+
+var _ store.Store = (*Store)(nil)
+
+// DSN is the connection string Open uses for path. Other pools on the same
+// file (the job queue) must use it too: WAL, a busy timeout instead of
+// immediate SQLITE_BUSY errors, and BEGIN IMMEDIATE so a transaction takes
+// the write lock up front instead of failing when it upgrades from read to
+// write while another writer holds it.
+func DSN(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		// Absolute, so that ":memory:" or a name starting with "file:" is
+		// still a file on disk, as the caller asked.
+		path = abs
+	}
+	// A file: URI, escaped, so '?', '#' and '%' in a path are part of it.
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + esc +
+		"?_pragma=busy_timeout(10000)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=foreign_keys(1)" +
+		// NORMAL loses at most the last commits on power loss, never
+		// consistency, in WAL mode; FULL would fsync on every commit.
+		"&_pragma=synchronous(NORMAL)" +
+		"&_txlock=immediate"
+}
+
+// Open opens the database at path, creating the file if needed but not its
+// directory, and migrates it to the current schema.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: no database path given")
+	}
+	if err := checkDir(path); err != nil {
+		return nil, err
+	}
+	existed := fileExists(path)
+	db, err := sql.Open("sqlite", DSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// Connections are cheap to keep and each new one re-runs the pragmas.
+	n := max(4, runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	s := &Store{db: db, write: make(chan struct{}, 1)}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, openError(path, existed, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, openError(path, existed, err)
+	}
+	if err := s.probeWrite(ctx); err != nil {
+		db.Close()
+		return nil, openError(path, existed, err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, fsys)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// probeWrite fails if the file cannot be written. SQLite opens a file it may
+// not write read-only without a word, and an up-to-date schema needs no
+// write, so without this the first Upsert would be the one to find out.
+func (s *Store) probeWrite(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	// Rolled back: rewriting the header's user_version with its own value
+	// is a write as far as the lock and permissions go, and changes nothing.
+	defer tx.Rollback()
+	var v int64
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+	return err
+}
+
+// DB is the underlying pool, for parts that keep their own tables in the
+// same file.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Ping reports whether the file can still be read.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1 FROM events LIMIT 1").Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// lock takes the write slot, giving up when ctx ends.
+func (s *Store) lock(ctx context.Context) error {
+	select {
+	case s.write <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unlock() { <-s.write }
+
+// withTx runs fn in a write transaction, committing if it returns nil and
+// rolling back otherwise, so no call stores half its work.
+func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func checkDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("sqlite: open %s: directory %s does not exist", path, dir)
+	case err != nil:
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("sqlite: open %s: %s is not a directory", path, dir)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("sqlite: open %s: is a directory", path)
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// SQLite primary result codes (sqlite3.h) that openError explains.
+const (
+	codeReadOnly = 8
+	codeCantOpen = 14
+	codeNotADB   = 26
+)
+
+// openError names the path and, where SQLite's own message is vague, the
+// reason: "unable to open database file" does not say whether it was
+// permissions, a read-only file system or something else.
+func openError(path string, existed bool, err error) error {
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case codeNotADB:
+			return fmt.Errorf("sqlite: open %s: not a SQLite database: %w", path, err)
+		case codeReadOnly:
+			return fmt.Errorf("sqlite: open %s: read-only (check permissions of the file and its directory): %w", path, err)
+		case codeCantOpen:
+			if cause := probe(path, existed); cause != nil {
+				return fmt.Errorf("sqlite: open %s: %w (%v)", path, cause, err)
+			}
+		}
+	}
+	return fmt.Errorf("sqlite: open %s: %w", path, err)
+}
+
+// probe asks the OS to do what SQLite could not, for its error.
+func probe(path string, existed bool) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		// The path is in the message already.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return pe.Err
+		}
+		return err
+	}
+	f.Close()
+	if !existed {
+		os.Remove(path)
+	}
+	return nil
+}
