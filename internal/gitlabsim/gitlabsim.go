@@ -74,6 +74,7 @@ type Sim struct {
 
 	rateLimit atomic.Int64
 	latency   atomic.Int64
+	storm     atomic.Int64 // retry-after of a 429 storm; 0: none
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -185,6 +186,10 @@ func (s *Sim) ResetStats() {
 // SetRateLimit changes the per-token requests per minute; 0 turns the limit
 // off.
 func (s *Sim) SetRateLimit(perMinute int) { s.rateLimit.Store(int64(perMinute)) }
+
+// SetStorm makes every /api/v4 request answer 429 with the given
+// Retry-After, as a GitLab under a throttle storm does, until called with 0.
+func (s *Sim) SetStorm(retryAfter time.Duration) { s.storm.Store(int64(retryAfter)) }
 
 // SetLatency changes the delay added to every /api/v4 answer.
 func (s *Sim) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }

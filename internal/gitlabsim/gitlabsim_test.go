@@ -729,3 +729,18 @@ func BenchmarkNew(b *testing.B) {
 		gitlabsim.New(gitlabsim.Options{Projects: 1, MRs: 10000, Pipelines: 50000, Now: fixedClock})
 	}
 }
+
+func TestStorm(t *testing.T) {
+	sim, srv := newServer(t, gitlabsim.Options{Projects: 1, MRs: 2, Pipelines: 2})
+	sim.SetStorm(2 * time.Second)
+	for i := 0; i < 3; i++ {
+		resp, body := get(t, srv, "/api/v4/user")
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "2" || strings.TrimSpace(string(body)) != "Retry later" {
+			t.Fatalf("storm answer %d: %d %v %q", i, resp.StatusCode, resp.Header, body)
+		}
+	}
+	sim.SetStorm(0)
+	if resp, _ := get(t, srv, "/api/v4/user"); resp.StatusCode != 200 {
+		t.Errorf("after the storm: %d", resp.StatusCode)
+	}
+}

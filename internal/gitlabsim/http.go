@@ -155,6 +155,12 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 			return
 		}
 	}
+	if d := time.Duration(s.storm.Load()); d > 0 {
+		now := s.now()
+		w.Header().Set("RateLimit-Remaining", "0")
+		tooManyRequests(w, now.Add(d), now)
+		return
+	}
 
 	if rt.handle == nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
@@ -230,13 +236,19 @@ func (l *limiter) allow(w http.ResponseWriter, key, name string, limit int, enfo
 	if observed <= limit || !enforce {
 		return true
 	}
+	tooManyRequests(w, reset, now)
+	return false
+}
+
+// tooManyRequests answers 429 as Rack::Attack does on GitLab.
+func tooManyRequests(w http.ResponseWriter, reset, now time.Time) {
+	h := w.Header()
 	retry := int(math.Ceil(reset.Sub(now).Seconds()))
 	h.Set("RateLimit-ResetTime", reset.Format(http.TimeFormat))
 	h.Set("Retry-After", strconv.Itoa(max(retry, 1)))
 	h.Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusTooManyRequests)
 	_, _ = w.Write([]byte("Retry later\n"))
-	return false
 }
 
 // writeJSON answers v as JSON, without Go's HTML escaping of <, > and &,

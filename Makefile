@@ -1,0 +1,20 @@
+# The test command README names and .ci/run calls.
+GO ?= go
+
+.PHONY: test bench build vet fmt
+
+test: vet fmt
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./cmd/... 
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/...
+
+build:
+	CGO_ENABLED=0 $(GO) build -o labtrail ./cmd/labtrail

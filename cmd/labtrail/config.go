@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is labtrail's settings: environment variables (compatible with the
+// connector labtrail grew from: GITLAB_TOKEN, GITLAB_URL, POLL_INTERVAL,
+// REPOS), overridden by flags.
+type config struct {
+	GitLabURL         string
+	Token             string
+	PollInterval      time.Duration
+	Repos             []string
+	DB                string
+	Addr              string
+	RequestsPerMinute int
+	LogLevel          slog.Level
+}
+
+// loadDotEnv sets variables from a .env file in the working directory,
+// leaving alone any already set in the environment (the real environment
+// wins, as with every dotenv loader). A missing file is not an error.
+func loadDotEnv(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return fmt.Errorf("%s:%d: expected KEY=VALUE", path, n)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		} else if i := strings.Index(v, " #"); i >= 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
+	return sc.Err()
+}
+
+func envOr(k, def string) string {
+	if v, ok := os.LookupEnv(k); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// configFlags registers the shared flags on fs with defaults from the
+// environment, and returns a function that builds the config after parsing.
+func configFlags(fs *flag.FlagSet) func() (config, error) {
+	url := fs.String("gitlab-url", envOr("GITLAB_URL", "https://gitlab.com"), "GitLab base URL (env GITLAB_URL)")
+	interval := fs.String("poll-interval", envOr("POLL_INTERVAL", "300"), "seconds between polls (env POLL_INTERVAL)")
+	repos := fs.String("repos", envOr("REPOS", ""), "comma-separated project paths or ids; empty: every project the token is a member of (env REPOS)")
+	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "SQLite database file (env LABTRAIL_DB)")
+	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LABTRAIL_ADDR)")
+	rpm := fs.String("requests-per-minute", envOr("LABTRAIL_REQUESTS_PER_MINUTE", "600"), "GitLab API requests per minute, per token (env LABTRAIL_REQUESTS_PER_MINUTE)")
+	level := fs.String("log-level", envOr("LABTRAIL_LOG_LEVEL", "info"), "debug, info, warn or error (env LABTRAIL_LOG_LEVEL)")
+	return func() (config, error) {
+		c := config{GitLabURL: *url, Token: strings.TrimSpace(os.Getenv("GITLAB_TOKEN")), Repos: splitList(*repos), DB: *db, Addr: *addr}
+		secs, err := strconv.ParseFloat(*interval, 64)
+		if err != nil || secs <= 0 {
+			return c, fmt.Errorf("POLL_INTERVAL must be a positive number of seconds, got %q", *interval)
+		}
+		c.PollInterval = time.Duration(secs * float64(time.Second))
+		if c.RequestsPerMinute, err = strconv.Atoi(*rpm); err != nil || c.RequestsPerMinute <= 0 {
+			return c, fmt.Errorf("LABTRAIL_REQUESTS_PER_MINUTE must be a positive whole number, got %q", *rpm)
+		}
+		if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+			return c, fmt.Errorf("LABTRAIL_LOG_LEVEL: %w", err)
+		}
+		if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
+			return c, errors.New("LABTRAIL_DB: PostgreSQL is not supported by this build yet; give a SQLite file path")
+		}
+		return c, nil
+	}
+}
+
+// requireToken is the check serve, sync and check make before anything else.
+func (c config) requireToken() error {
+	if c.Token == "" {
+		return errors.New("GITLAB_TOKEN not set: create a personal access token with the read_api scope and export GITLAB_TOKEN (or put it in .env)")
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/gitlab"
+	"github.com/labtrail/labtrail/internal/ingest"
+	"github.com/labtrail/labtrail/internal/jobs"
+	"github.com/labtrail/labtrail/internal/server"
+	"github.com/labtrail/labtrail/internal/store/sqlite"
+)
+
+func newClient(c config, log *slog.Logger) (*gitlab.Client, error) {
+	cl, err := gitlab.New(gitlab.Config{URL: c.GitLabURL, Token: c.Token, RequestsPerMinute: c.RequestsPerMinute, Logger: log})
+	if errors.Is(err, gitlab.ErrBadURL) {
+		return nil, fmt.Errorf("GITLAB_URL: %w", err)
+	}
+	return cl, err
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check", "check [flags]", stderr)
+	build := configFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	if err := c.requireToken(); err != nil {
+		return err
+	}
+	gl, err := newClient(c, newLogger(stderr, c.LogLevel))
+	if err != nil {
+		return err
+	}
+	id, err := gl.Check(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "GitLab %s (revision %s) at %s\n", id.Version, id.Revision, c.GitLabURL)
+	fmt.Fprintf(stdout, "Authenticated as @%s (%s, id %d)\n", id.Username, id.Name, id.ID)
+	if len(id.Scopes) > 0 {
+		fmt.Fprintf(stdout, "Token scopes: %s\n", strings.Join(id.Scopes, ", "))
+	}
+	return nil
+}
+
+func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sync", "sync [--once] [flags]", stderr)
+	once := fs.Bool("once", false, "sync once and exit (exit code 0 only if every project synced)")
+	build := configFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	if err := c.requireToken(); err != nil {
+		return err
+	}
+	log := newLogger(stderr, c.LogLevel)
+	st, err := sqlite.Open(ctx, c.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	gl, err := newClient(c, log)
+	if err != nil {
+		return err
+	}
+	p := &ingest.Poller{GitLab: gl, Store: st, Repos: c.Repos, Log: log, Progress: progressPrinter(stderr)}
+	for {
+		res, err := p.SyncAll(ctx)
+		printCounts(stdout, res)
+		if err == nil {
+			err = res.Err()
+		}
+		fmt.Fprintf(stdout, "%d API requests in %s\n", gl.Requests(), res.Duration.Round(time.Millisecond))
+		if *once {
+			return err
+		}
+		if err != nil {
+			log.Error("sync failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.PollInterval):
+		}
+	}
+}
+
+// progressPrinter reports pages as they are stored, at most a few times a
+// second, so a long backfill shows it is moving.
+func progressPrinter(w io.Writer) func(ingest.Progress) {
+	var last time.Time
+	return func(p ingest.Progress) {
+		if time.Since(last) < 500*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(w, "  %s %s: %d fetched, %d stored\n", p.Project, p.Kind, p.Fetched, p.Stored)
+	}
+}
+
+func printCounts(w io.Writer, res ingest.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\tKIND\tFETCHED\tSTORED\tERROR")
+	for _, p := range res.Projects {
+		for _, c := range p.Counts {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", p.Project.Path, c.Kind, c.Fetched, c.Stored)
+		}
+		if p.Err != nil {
+			fmt.Fprintf(tw, "%s\t\t\t\t%v\n", p.Project.Path, p.Err)
+		}
+	}
+	totals := res.Totals()
+	kinds := make([]string, 0, len(totals))
+	for k := range totals {
+		kinds = append(kinds, string(k))
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t := totals[change.Kind(k)]
+		fmt.Fprintf(tw, "TOTAL\t%s\t%d\t%d\t\n", k, t.Fetched, t.Stored)
+	}
+	tw.Flush()
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "serve [flags]", stderr)
+	build := configFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	if err := c.requireToken(); err != nil {
+		return err
+	}
+	return serve(ctx, c, newLogger(stderr, c.LogLevel), func(url string) {
+		fmt.Fprintf(stdout, "labtrail serving on %s\n", url)
+	})
+}
+
+// serve runs the poller on River and the HTTP API until ctx ends.
+func serve(ctx context.Context, c config, log *slog.Logger, ready func(url string)) error {
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set LABTRAIL_ADDR or --addr to another address)", c.Addr, err)
+	}
+	defer ln.Close()
+	unlock, err := lockDB(c.DB)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := sqlite.Open(ctx, c.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	gl, err := newClient(c, log)
+	if err != nil {
+		return err
+	}
+	qdb, err := sql.Open("sqlite", sqlite.DSN(c.DB))
+	if err != nil {
+		return fmt.Errorf("open job queue in %s: %w", c.DB, err)
+	}
+	defer qdb.Close()
+	poller := &ingest.Poller{GitLab: gl, Store: st, Repos: c.Repos, Log: log}
+	q, err := jobs.NewSQLite(ctx, qdb, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log})
+	if err != nil {
+		return err
+	}
+	if err := q.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	srv := &http.Server{Handler: server.New(st, log), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("labtrail started", "addr", ln.Addr().String(), "gitlab", c.GitLabURL, "db", c.DB, "poll_interval", c.PollInterval)
+	if ready != nil {
+		ready("http://" + ln.Addr().String() + "/")
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	if qerr := q.Stop(shutdown); qerr != nil && !errors.Is(qerr, context.DeadlineExceeded) {
+		log.Warn("stop job queue", "err", qerr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// lockDB takes an exclusive lock beside a SQLite database for the life of a
+// serve process. One serve per file is what lets the job queue requeue jobs
+// a killed process left running at once, instead of an hour later.
+func lockDB(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another labtrail serve is using %s; stop it or set LABTRAIL_DB to another file", path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}

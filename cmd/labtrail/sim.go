@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/gitlabsim"
+)
+
+// simFlags registers the simulator's world and behaviour flags.
+func simFlags(fs *flag.FlagSet, activity time.Duration) func() gitlabsim.Options {
+	seed := fs.Int64("seed", 1, "random seed: the same seed builds the same world")
+	projects := fs.Int("projects", 5, "number of projects")
+	groups := fs.Int("groups", 2, "number of groups the projects are spread over")
+	mrs := fs.Int("mrs", 300, "merge requests per project")
+	pipelines := fs.Int("pipelines", 300, "pipelines per project")
+	rate := fs.Int("rate-limit", 0, "requests per minute before answering 429 (0: no limit)")
+	latency := fs.Duration("latency", 0, "delay added to every API answer, e.g. 50ms")
+	act := fs.Duration("activity", activity, "advance the world (new and changed MRs and pipelines) this often; 0: never")
+	return func() gitlabsim.Options {
+		return gitlabsim.Options{
+			Seed: *seed, Projects: *projects, Groups: *groups, MRs: *mrs, Pipelines: *pipelines,
+			RateLimit: *rate, Latency: *latency, Activity: *act,
+		}
+	}
+}
+
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim", "sim [--addr HOST:PORT] [flags]", stderr)
+	addr := fs.String("addr", "127.0.0.1:8081", "listen address")
+	token := fs.String("token", "sim-token", "the token the simulator accepts (PRIVATE-TOKEN or Authorization: Bearer)")
+	opts := simFlags(fs, 0)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o := opts()
+	o.Token = *token
+	sim := gitlabsim.New(o)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	fmt.Fprintf(stdout, "GitLab simulator on http://%s (token %q): try GITLAB_URL=http://%s GITLAB_TOKEN=%s labtrail sync --once\n",
+		ln.Addr(), *token, ln.Addr(), *token)
+	return serveUntilDone(ctx, ln, sim, func(ctx context.Context) { sim.Run(ctx) })
+}
+
+// serveUntilDone serves h on ln (and runs bg beside it) until ctx ends.
+func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, bg func(context.Context)) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	if bg != nil {
+		go bg(ctx)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", "demo [--dir DIR] [--addr HOST:PORT] [flags]", stderr)
+	dir := fs.String("dir", "", "directory for the demo database (default: a new temporary directory)")
+	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address for labtrail")
+	interval := fs.Duration("poll-interval", 30*time.Second, "time between polls of the simulator")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	opts := simFlags(fs, 20*time.Second)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "labtrail-demo-")
+		if err != nil {
+			return fmt.Errorf("create demo directory: %w", err)
+		}
+		*dir = d
+	} else if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("create demo directory: %w", err)
+	}
+	c := config{
+		Token: "sim-token", PollInterval: *interval, DB: filepath.Join(*dir, "labtrail.db"),
+		Addr: *addr, RequestsPerMinute: 6000,
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	o := opts()
+	o.Token = c.Token
+	sim := gitlabsim.New(o)
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	c.GitLabURL = "http://" + simLn.Addr().String()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	simDone := make(chan error, 1)
+	go func() { simDone <- serveUntilDone(ctx, simLn, sim, func(ctx context.Context) { sim.Run(ctx) }) }()
+	log := newLogger(stderr, c.LogLevel)
+	err = serve(ctx, c, log, func(url string) {
+		fmt.Fprintf(stdout, "labtrail demo: simulated GitLab at %s, data in %s\n", c.GitLabURL, c.DB)
+		fmt.Fprintf(stdout, "Open %s  (API: %sapi/v1/events). Ctrl-C stops.\n", url, url)
+	})
+	cancel()
+	<-simDone
+	return err
+}

@@ -1,0 +1,363 @@
+// Package gitlab is everything in labtrail that speaks GitLab's REST API: a
+// client built on the official client-go with a per-token rate limit and
+// retries, fetchers that page merge requests and pipelines by time, and the
+// converters that turn GitLab's JSON into change.Event values.
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go/v2"
+	"golang.org/x/time/rate"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultRequestsPerMinute = 600
+	DefaultMaxRetries        = 5
+	// defaultTimeout bounds one HTTP attempt when the caller brings no
+	// client, so a hung connection becomes a retryable timeout instead of
+	// stalling a poll forever.
+	defaultTimeout = 60 * time.Second
+	perPage        = 100
+)
+
+// Config says where GitLab is and how politely to talk to it.
+type Config struct {
+	// URL is the GitLab instance, e.g. https://gitlab.com, with or without
+	// a trailing /api/v4. It must be http(s) with a host.
+	URL   string
+	Token string
+	// HTTPClient is optional; it is copied, never modified.
+	HTTPClient *http.Client
+	// RequestsPerMinute limits requests per token (default 600); clients
+	// built with the same URL, token and limit share one budget.
+	RequestsPerMinute int
+	// MaxRetries is how often a request is retried on 429, 5xx and
+	// network errors (default 5; negative means never).
+	MaxRetries int
+	Logger     *slog.Logger
+}
+
+// Client talks to one GitLab instance with one token. It is safe for
+// concurrent use.
+type Client struct {
+	gl       *gl.Client
+	base     string // scheme://host[/path] without /api/v4, for messages
+	token    string
+	log      *slog.Logger
+	limiter  *rate.Limiter
+	rpm      int
+	retries  int
+	requests atomic.Int64
+}
+
+// New checks cfg and builds a client; it makes no request.
+func New(cfg Config) (*Client, error) {
+	base, err := normalizeURL(cfg.URL)
+	if err != nil {
+		if cfg.Token != "" {
+			// Whatever was pasted as the URL is shown; a token pasted
+			// there by mistake is not.
+			return nil, &apiError{kind: ErrBadURL, msg: strings.ReplaceAll(err.Error(), cfg.Token, "[REDACTED]")}
+		}
+		return nil, err
+	}
+	if strings.TrimSpace(cfg.Token) == "" {
+		return nil, &apiError{kind: ErrUnauthorized, msg: "no GitLab token given: set GITLAB_TOKEN"}
+	}
+	c := &Client{base: base, token: cfg.Token, log: cfg.Logger, rpm: cfg.RequestsPerMinute, retries: cfg.MaxRetries}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.rpm <= 0 {
+		c.rpm = DefaultRequestsPerMinute
+	}
+	switch {
+	case c.retries == 0:
+		c.retries = DefaultMaxRetries
+	case c.retries < 0:
+		c.retries = 0
+	}
+	c.limiter = sharedLimiter(base, cfg.Token, c.rpm)
+
+	hc := &http.Client{Timeout: defaultTimeout}
+	if cfg.HTTPClient != nil {
+		copied := *cfg.HTTPClient
+		hc = &copied
+	}
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = &transport{next: next, c: c}
+
+	c.gl, err = gl.NewClient(cfg.Token,
+		gl.WithBaseURL(base),
+		gl.WithHTTPClient(hc),
+		gl.WithURLWarningLogger(c.log),
+		gl.WithUserAgent("labtrail"),
+		// Our limiter sits in the transport so that retries are counted
+		// too; an infinite one here keeps client-go from building its own
+		// from RateLimit-Limit headers and limiting twice.
+		gl.WithCustomLimiter(rate.NewLimiter(rate.Inf, 0)),
+		gl.WithCustomRetryMax(c.retries),
+		gl.WithCustomRetry(c.checkRetry),
+		gl.WithCustomBackoff(c.backoff),
+	)
+	if err != nil {
+		return nil, &apiError{kind: ErrBadURL, msg: c.redact(fmt.Sprintf("GitLab URL %q: %v", base, err))}
+	}
+	return c, nil
+}
+
+// normalizeURL accepts what users paste (with or without /api/v4, trailing
+// slashes) and returns scheme://host[/path], or an ErrBadURL.
+func normalizeURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	bad := func(why string) error {
+		shown := raw
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			shown = u.Redacted()
+		} else if err != nil && strings.Contains(raw, "@") {
+			shown = "(unparsable URL)"
+		}
+		return &apiError{kind: ErrBadURL, msg: fmt.Sprintf("invalid GitLab URL %q: %s (expected e.g. https://gitlab.com)", shown, why)}
+	}
+	if raw == "" {
+		return "", bad("empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", bad("cannot parse it")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", bad("scheme must be http or https")
+	case u.Host == "" || u.Hostname() == "":
+		return "", bad("no host")
+	case u.User != nil:
+		// A password in the URL would end up in messages and logs; the
+		// token belongs in GITLAB_TOKEN.
+		return "", bad("must not contain credentials")
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", bad("must not have a query or fragment")
+	}
+	p := strings.TrimRight(u.Path, "/")
+	p = strings.TrimSuffix(p, "/api/v4")
+	p = strings.TrimRight(p, "/")
+	return u.Scheme + "://" + u.Host + p, nil
+}
+
+// Requests returns the number of HTTP requests sent to GitLab so far,
+// retries included.
+func (c *Client) Requests() int64 { return c.requests.Load() }
+
+// Identity is who the token belongs to and what it may do.
+type Identity struct {
+	ID       int64
+	Username string
+	Name     string
+	Version  string
+	Revision string
+	// Scopes is nil when GitLab would not say (tokens other than personal
+	// access tokens).
+	Scopes []string
+}
+
+// Check verifies the URL and token: it fetches the user, GitLab's version
+// and, for personal access tokens, their scopes. A token whose scopes are
+// known and include neither read_api nor api gives ErrForbidden, since
+// every fetch would fail with it later.
+func (c *Client) Check(ctx context.Context) (Identity, error) {
+	var id Identity
+	var u *gl.User
+	_, err := c.call(ctx, "the current user", "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
+		var resp *gl.Response
+		var err error
+		u, resp, err = c.gl.Users.CurrentUser(o...)
+		return resp, err
+	})
+	if err != nil {
+		return id, err
+	}
+	id.ID, id.Username, id.Name = u.ID, u.Username, u.Name
+
+	var v *gl.Version
+	_, err = c.call(ctx, "the GitLab version", "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
+		var resp *gl.Response
+		var err error
+		v, resp, err = c.gl.Version.GetVersion(o...)
+		return resp, err
+	})
+	if err != nil {
+		return id, err
+	}
+	id.Version, id.Revision = v.Version, v.Revision
+
+	var pat *gl.PersonalAccessToken
+	_, err = c.call(ctx, "the token's scopes", "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
+		var resp *gl.Response
+		var err error
+		pat, resp, err = c.gl.PersonalAccessTokens.GetSinglePersonalAccessToken(o...)
+		return resp, err
+	})
+	switch {
+	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrForbidden):
+		// Project, group and OAuth tokens cannot describe themselves here.
+		c.log.Debug("GitLab token scopes unknown", "reason", err.Error())
+		return id, nil
+	case err != nil:
+		return id, err
+	}
+	id.Scopes = slices.Clone(pat.Scopes)
+	if !slices.Contains(id.Scopes, "read_api") && !slices.Contains(id.Scopes, "api") {
+		return id, &apiError{kind: ErrForbidden, msg: fmt.Sprintf(
+			"GitLab token of %s has scopes %v but labtrail needs read_api (or api): create a token with read_api", id.Username, id.Scopes)}
+	}
+	return id, nil
+}
+
+// Project is a GitLab project labtrail follows.
+type Project struct {
+	ID             int64
+	Path           string // path with namespace, "group/project"
+	Name           string
+	WebURL         string
+	DefaultBranch  string
+	Archived       bool
+	LastActivityAt time.Time
+}
+
+func projectFrom(p *gl.Project) Project {
+	return Project{
+		ID:             p.ID,
+		Path:           p.PathWithNamespace,
+		Name:           p.Name,
+		WebURL:         p.WebURL,
+		DefaultBranch:  p.DefaultBranch,
+		Archived:       p.Archived,
+		LastActivityAt: utc(p.LastActivityAt),
+	}
+}
+
+// Projects resolves selectors (numeric ids or "group/project" paths) with
+// GET /projects/:id, in the given order without repeats; with none, it lists
+// every unarchived project the token's user is a member of.
+func (c *Client) Projects(ctx context.Context, selectors []string) ([]Project, error) {
+	if len(selectors) == 0 {
+		return c.memberProjects(ctx)
+	}
+	var out []Project
+	seen := map[int64]bool{}
+	for _, s := range selectors {
+		s = strings.Trim(strings.TrimSpace(s), "/")
+		if s == "" {
+			continue
+		}
+		var pid any = s
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			pid = n
+		}
+		var p *gl.Project
+		_, err := c.call(ctx, fmt.Sprintf("project %q", s), s, func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
+			var resp *gl.Response
+			var err error
+			p, resp, err = c.gl.Projects.GetProject(pid, nil, o...)
+			return resp, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, projectFrom(p))
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) memberProjects(ctx context.Context) ([]Project, error) {
+	opt := &gl.ListProjectsOptions{
+		ListOptions: gl.ListOptions{PerPage: perPage},
+		Membership:  gl.Ptr(true),
+		Archived:    gl.Ptr(false),
+	}
+	var out []Project
+	seen := map[int64]bool{}
+	var extra []gl.RequestOptionFunc
+	for {
+		var ps []*gl.Project
+		resp, err := c.call(ctx, "the projects the token's user is a member of", "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
+			var resp *gl.Response
+			var err error
+			ps, resp, err = c.gl.Projects.ListProjects(opt, append(o, extra...)...)
+			return resp, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		added := 0
+		for _, p := range ps {
+			// Offset pages shift when projects are added meanwhile;
+			// a project seen twice is kept once.
+			if !seen[p.ID] {
+				seen[p.ID] = true
+				added++
+				out = append(out, projectFrom(p))
+			}
+		}
+		if added == 0 {
+			// A server announcing pages that bring nothing new would
+			// otherwise hold us here forever.
+			return out, nil
+		}
+		switch {
+		case resp.NextPage > 0:
+			opt.Page = resp.NextPage
+		case resp.NextLink != "":
+			extra = []gl.RequestOptionFunc{gl.WithKeysetPaginationParameters(resp.NextLink)}
+		default:
+			return out, nil
+		}
+	}
+}
+
+// ref is how API paths name p: its id, or its path when only that is
+// known.
+func (p Project) ref() any {
+	if p.ID != 0 {
+		return p.ID
+	}
+	return p.Path
+}
+
+// call runs one client-go request with ctx, counts its attempts and turns
+// its failure into one of the package's errors. desc names what was asked
+// for; project, when set, is named by ErrNotFound.
+func (c *Client) call(ctx context.Context, desc, project string, fn func(...gl.RequestOptionFunc) (*gl.Response, error)) (*gl.Response, error) {
+	attempts := new(atomic.Int64)
+	ctx = context.WithValue(ctx, attemptsKey{}, attempts)
+	resp, err := fn(gl.WithContext(ctx))
+	if err != nil {
+		return resp, c.classify(ctx, desc, project, resp, err, attempts.Load())
+	}
+	return resp, nil
+}
+
+func utc(t *time.Time) time.Time {
+	if t == nil || t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}

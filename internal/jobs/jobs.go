@@ -1,0 +1,248 @@
+// Package jobs runs labtrail's background work on River: a periodic job that
+// decides which projects to sync and one sync job per project. River keeps
+// the jobs in the same database as the store, so a killed process leaves
+// them to be picked up again on restart (or by another replica).
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/labtrail/labtrail/internal/ingest"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// ScheduleSyncArgs is the periodic job: it discovers the selected projects
+// and enqueues a SyncProjectArgs for each.
+type ScheduleSyncArgs struct{}
+
+// Kind names the job in River's table.
+func (ScheduleSyncArgs) Kind() string { return "labtrail_schedule_sync" }
+
+// SyncProjectArgs syncs one project. It is unique per project while pending
+// or running, so a slow sync is never run twice at once: the next periodic
+// run finds it still queued and adds nothing.
+type SyncProjectArgs struct {
+	ProjectID int64  `json:"project_id" river:"unique"`
+	Path      string `json:"path"`
+}
+
+// Kind names the job in River's table.
+func (SyncProjectArgs) Kind() string { return "labtrail_sync_project" }
+
+// InsertOpts makes the job unique per project among unfinished jobs.
+func (SyncProjectArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		MaxAttempts: 3,
+		UniqueOpts: river.UniqueOpts{
+			ByArgs: true,
+			ByState: []rivertype.JobState{
+				rivertype.JobStateAvailable, rivertype.JobStatePending,
+				rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+			},
+		},
+	}
+}
+
+// Config sets up the queue.
+type Config struct {
+	Poller *ingest.Poller
+	// Interval between periodic syncs (POLL_INTERVAL).
+	Interval time.Duration
+	// Workers bounds concurrent project syncs; default 2.
+	Workers int
+	Log     *slog.Logger
+	// OnSynced, if set, is called after each project sync (tests use it).
+	OnSynced func(ingest.ProjectResult)
+}
+
+// Queue is a running River client with labtrail's workers.
+type Queue struct {
+	start  func(context.Context) error
+	stop   func(context.Context) error
+	insert func(context.Context, river.JobArgs) (*rivertype.JobInsertResult, error)
+}
+
+// Start begins working jobs and scheduling syncs.
+func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
+
+// Stop waits for running jobs to finish (or ctx to end).
+func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// SyncNow enqueues a schedule job at once, outside the periodic interval.
+func (q *Queue) SyncNow(ctx context.Context) error {
+	_, err := q.insert(ctx, ScheduleSyncArgs{})
+	return err
+}
+
+// SyncProject enqueues a sync of one project. It reports false when a sync of
+// that project is already queued or running, which then covers the request.
+func (q *Queue) SyncProject(ctx context.Context, id int64, path string) (bool, error) {
+	res, err := q.insert(ctx, SyncProjectArgs{ProjectID: id, Path: path})
+	if err != nil {
+		return false, err
+	}
+	return !res.UniqueSkippedAsDuplicate, nil
+}
+
+// MigrateSQLite creates or upgrades River's tables in a SQLite database.
+func MigrateSQLite(ctx context.Context, db *sql.DB) error {
+	return migrate(ctx, riversqlite.New(db))
+}
+
+func migrate[TTx any](ctx context.Context, d riverdriver.Driver[TTx]) error {
+	m, err := rivermigrate.New(d, nil)
+	if err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	return nil
+}
+
+// NewSQLite builds a queue on a SQLite database. River's SQLite driver wants
+// a pool of one connection (SQLite takes one writer at a time); the store
+// keeps its own pool on the same file.
+func NewSQLite(ctx context.Context, db *sql.DB, cfg Config) (*Queue, error) {
+	db.SetMaxOpenConns(1)
+	d := riversqlite.New(db)
+	if err := migrate(ctx, d); err != nil {
+		return nil, err
+	}
+	// A SQLite database has one labtrail serve at a time (the caller holds
+	// its lock), so a job still marked running was cut off by a killed
+	// process. River would only rescue it after its stuck-job timeout, and
+	// meanwhile it would block its project's unique sync job: make it
+	// available again now.
+	res, err := db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+	if err != nil {
+		return nil, fmt.Errorf("job queue: requeue interrupted jobs: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 && cfg.Log != nil {
+		cfg.Log.Info("requeued jobs interrupted by the last shutdown", "jobs", n)
+	}
+	return newQueue(d, cfg)
+}
+
+func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
+	if cfg.Poller == nil {
+		return nil, errors.New("jobs: no poller")
+	}
+	if cfg.Interval <= 0 {
+		return nil, errors.New("jobs: poll interval must be positive")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	var client *river.Client[TTx]
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &scheduleWorker{poller: cfg.Poller, log: log, insertMany: func(ctx context.Context, ps []river.InsertManyParams) error {
+		_, err := client.InsertMany(ctx, ps)
+		return err
+	}})
+	river.AddWorker(workers, &syncWorker{poller: cfg.Poller, log: log, onSynced: cfg.OnSynced})
+	c, err := river.NewClient(d, &river.Config{
+		Logger:  log.With("component", "river"),
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Workers: workers,
+		// A backfill of a large project may run for a long time; the
+		// sync job stops itself when its context is cancelled on shutdown.
+		JobTimeout: -1,
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(
+			river.PeriodicInterval(cfg.Interval),
+			func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "schedule_sync", RunOnStart: true},
+		)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	client = c
+	return &Queue{
+		start: c.Start,
+		stop:  c.Stop,
+		insert: func(ctx context.Context, a river.JobArgs) (*rivertype.JobInsertResult, error) {
+			return c.Insert(ctx, a, nil)
+		},
+	}, nil
+}
+
+type scheduleWorker struct {
+	river.WorkerDefaults[ScheduleSyncArgs]
+	poller     *ingest.Poller
+	log        *slog.Logger
+	insertMany func(context.Context, []river.InsertManyParams) error
+}
+
+func (w *scheduleWorker) Work(ctx context.Context, job *river.Job[ScheduleSyncArgs]) error {
+	ps, err := w.poller.Discover(ctx)
+	if err != nil {
+		w.log.Error("discover projects", "err", err)
+		return err
+	}
+	params := make([]river.InsertManyParams, 0, len(ps))
+	for _, p := range ps {
+		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path}})
+	}
+	if len(params) == 0 {
+		w.log.Warn("no projects to sync: check REPOS and the token's memberships")
+		return nil
+	}
+	if err := w.insertMany(ctx, params); err != nil {
+		return fmt.Errorf("enqueue project syncs: %w", err)
+	}
+	w.log.Info("scheduled sync", "projects", len(params))
+	return nil
+}
+
+type syncWorker struct {
+	river.WorkerDefaults[SyncProjectArgs]
+	poller   *ingest.Poller
+	log      *slog.Logger
+	onSynced func(ingest.ProjectResult)
+}
+
+func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncProjectArgs]) error {
+	proj, err := w.project(ctx, job.Args)
+	if err != nil {
+		return err
+	}
+	counts, err := w.poller.SyncProject(ctx, proj)
+	if w.onSynced != nil {
+		w.onSynced(ingest.ProjectResult{Project: proj, Counts: counts, Err: err})
+	}
+	if err != nil {
+		w.log.Error("sync project", "project", proj.Path, "err", err)
+		return err
+	}
+	return nil
+}
+
+// project finds the stored project record the schedule job wrote.
+func (w *syncWorker) project(ctx context.Context, a SyncProjectArgs) (store.Project, error) {
+	ps, err := w.poller.Store.Projects(ctx)
+	if err != nil {
+		return store.Project{}, err
+	}
+	for _, p := range ps {
+		if p.ID == a.ProjectID {
+			return p, nil
+		}
+	}
+	return store.Project{}, river.JobCancel(fmt.Errorf("project %d (%s) is no longer selected", a.ProjectID, a.Path))
+}

@@ -1,0 +1,168 @@
+package jobs_test
+
+import (
+	"context"
+	"database/sql"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/gitlab"
+	"github.com/labtrail/labtrail/internal/gitlabsim"
+	"github.com/labtrail/labtrail/internal/ingest"
+	"github.com/labtrail/labtrail/internal/jobs"
+	"github.com/labtrail/labtrail/internal/store/sqlite"
+)
+
+type rig struct {
+	sim    *gitlabsim.Sim
+	store  *sqlite.Store
+	queue  *jobs.Queue
+	qdb    *sql.DB
+	mu     sync.Mutex
+	synced map[string]int
+	done   chan string
+}
+
+func newRig(t *testing.T, o gitlabsim.Options, interval time.Duration) *rig {
+	t.Helper()
+	o.Token = "tok"
+	r := &rig{sim: gitlabsim.New(o), synced: map[string]int{}, done: make(chan string, 100)}
+	ts := httptest.NewServer(r.sim)
+	t.Cleanup(ts.Close)
+	cl, err := gitlab.New(gitlab.Config{URL: ts.URL, Token: "tok", RequestsPerMinute: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "q.db")
+	ctx := context.Background()
+	if r.store, err = sqlite.Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.store.Close() })
+	qdb, err := sql.Open("sqlite", sqlite.DSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { qdb.Close() })
+	r.qdb = qdb
+	r.queue, err = jobs.NewSQLite(ctx, qdb, jobs.Config{
+		Poller:   &ingest.Poller{GitLab: cl, Store: r.store},
+		Interval: interval,
+		OnSynced: func(pr ingest.ProjectResult) {
+			if pr.Err != nil {
+				t.Errorf("sync %s: %v", pr.Project.Path, pr.Err)
+			}
+			r.mu.Lock()
+			r.synced[pr.Project.Path]++
+			r.mu.Unlock()
+			r.done <- pr.Project.Path
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// waitIdle waits until River holds no unfinished job.
+func (r *rig) waitIdle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		err := r.qdb.QueryRow(`SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs still unfinished", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *rig) waitSyncs(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-r.done:
+		case <-timeout:
+			t.Fatalf("only %d of %d project syncs finished", i, n)
+		}
+	}
+}
+
+func TestPeriodicSyncEnqueuesOneJobPerProject(t *testing.T) {
+	r := newRig(t, gitlabsim.Options{Seed: 4, Projects: 4, MRs: 30, Pipelines: 30}, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.queue.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.queue.Stop(context.Background())
+	r.waitSyncs(t, 4) // RunOnStart schedules the first sync at once
+	r.mu.Lock()
+	if len(r.synced) != 4 {
+		t.Errorf("synced projects: %v", r.synced)
+	}
+	r.mu.Unlock()
+	want := 0
+	for _, e := range r.sim.Truth() {
+		if e.Kind == change.KindMergeRequest || e.Kind == change.KindPipeline {
+			want++
+		}
+	}
+	mrs, _ := r.store.Count(ctx, change.KindMergeRequest)
+	pls, _ := r.store.Count(ctx, change.KindPipeline)
+	if mrs+pls != want {
+		t.Errorf("stored %d merge requests and pipelines, GitLab has %d", mrs+pls, want)
+	}
+
+	// New activity, then an explicit sync: it is picked up. Wait for River
+	// to record the first round complete: until then the projects' sync jobs
+	// count as unfinished and a new one for them is (rightly) skipped.
+	r.waitIdle(t)
+	r.sim.Advance()
+	if err := r.queue.SyncNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitSyncs(t, 4)
+	want = 0
+	for _, e := range r.sim.Truth() {
+		if e.Kind == change.KindMergeRequest || e.Kind == change.KindPipeline {
+			want++
+		}
+	}
+	mrs, _ = r.store.Count(ctx, change.KindMergeRequest)
+	pls, _ = r.store.Count(ctx, change.KindPipeline)
+	if mrs+pls != want {
+		t.Errorf("after activity stored %d, GitLab has %d", mrs+pls, want)
+	}
+}
+
+func TestSyncJobIsUniquePerProject(t *testing.T) {
+	r := newRig(t, gitlabsim.Options{Seed: 4, Projects: 1, MRs: 5, Pipelines: 5}, time.Hour)
+	ctx := context.Background()
+	// Not started: the first job stays queued, so a second for the same
+	// project is a duplicate while one for another project is not.
+	ok, err := r.queue.SyncProject(ctx, 1, "a/b")
+	if err != nil || !ok {
+		t.Fatalf("first insert: %v %v", ok, err)
+	}
+	ok, err = r.queue.SyncProject(ctx, 1, "a/b")
+	if err != nil || ok {
+		t.Fatalf("second insert for the same project was not skipped: %v %v", ok, err)
+	}
+	ok, err = r.queue.SyncProject(ctx, 2, "a/c")
+	if err != nil || !ok {
+		t.Fatalf("insert for another project: %v %v", ok, err)
+	}
+}
