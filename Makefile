@@ -13,8 +13,8 @@ fmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./cmd/... 
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/...
+	$(GO) test -run '^$$' -bench FullSync -benchtime 3x ./internal/ingest/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/sqlite/
 
 build:
 	CGO_ENABLED=0 $(GO) build -o labtrail ./cmd/labtrail

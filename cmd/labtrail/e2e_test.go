@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -369,12 +370,12 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 	}
 	sim, simURL := startSim(t, gitlabsim.Options{Seed: 11, Projects: 3, MRs: 400, Pipelines: 300, Latency: 15 * time.Millisecond})
 	db := filepath.Join(t.TempDir(), "labtrail.db")
-	start := func() *exec.Cmd {
+	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--poll-interval", "3600")
 		cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
 			"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=warn", "REPOS=")
-		var logs bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
+		logs := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +386,7 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 				t.Logf("labtrail serve output:\n%s", logs.String())
 			}
 		})
-		return cmd
+		return cmd, logs
 	}
 	total := 0
 	for _, e := range sim.Truth() {
@@ -393,7 +394,7 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 			total++
 		}
 	}
-	first := start()
+	first, _ := start()
 	// Wait until part of the backfill is stored, then kill it hard.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -413,7 +414,19 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 	killedAt := eventCountIfExists(db)
 	t.Logf("killed with %d of %d merge requests and pipelines stored", killedAt, total)
 
-	start()
+	_, logs := start()
+	// A second serve on the same file is refused while the first runs.
+	for !strings.Contains(logs.String(), "labtrail serving on") {
+		if time.Now().After(deadline.Add(time.Minute)) {
+			t.Fatalf("labtrail serve did not start:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	env := syncEnv(simURL, db)
+	env["LABTRAIL_ADDR"] = "127.0.0.1:0"
+	if _, errOut, code := labtrail(t, env, "serve"); code != 1 || !strings.Contains(errOut, "another labtrail serve") {
+		t.Errorf("second serve on one database: exit %d, %s", code, errOut)
+	}
 	srvDeadline := time.Now().Add(120 * time.Second)
 	for {
 		srv, closeSrv := apiOnce(t, db)
@@ -455,4 +468,22 @@ func apiOnce(t *testing.T, db string) (*httptest.Server, func()) {
 	}
 	ts := httptest.NewServer(server.New(st, nil))
 	return ts, func() { ts.Close(); st.Close() }
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

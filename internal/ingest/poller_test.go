@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
@@ -40,7 +41,7 @@ func newRig(t testing.TB, o gitlabsim.Options) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &rig{sim: sim, client: cl, store: st, poller: &ingest.Poller{GitLab: cl, Store: st}}
+	return &rig{sim: sim, client: cl, store: st, poller: &ingest.Poller{GitLab: cl, Store: st, Log: slog.New(slog.DiscardHandler)}}
 }
 
 // compare checks that the store holds exactly the simulator's objects of the

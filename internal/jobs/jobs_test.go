@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
+
+var quiet = slog.New(slog.DiscardHandler)
 
 type rig struct {
 	sim    *gitlabsim.Sim
@@ -50,8 +53,9 @@ func newRig(t *testing.T, o gitlabsim.Options, interval time.Duration) *rig {
 	t.Cleanup(func() { qdb.Close() })
 	r.qdb = qdb
 	r.queue, err = jobs.NewSQLite(ctx, qdb, jobs.Config{
-		Poller:   &ingest.Poller{GitLab: cl, Store: r.store},
+		Poller:   &ingest.Poller{GitLab: cl, Store: r.store, Log: quiet},
 		Interval: interval,
+		Log:      quiet,
 		OnSynced: func(pr ingest.ProjectResult) {
 			if pr.Err != nil {
 				t.Errorf("sync %s: %v", pr.Project.Path, pr.Err)
@@ -164,5 +168,30 @@ func TestSyncJobIsUniquePerProject(t *testing.T) {
 	ok, err = r.queue.SyncProject(ctx, 2, "a/c")
 	if err != nil || !ok {
 		t.Fatalf("insert for another project: %v %v", ok, err)
+	}
+}
+
+func TestRunningJobsOfAKilledProcessAreRequeued(t *testing.T) {
+	r := newRig(t, gitlabsim.Options{Seed: 4, Projects: 1, MRs: 5, Pipelines: 5}, time.Hour)
+	ctx := context.Background()
+	if _, err := r.queue.SyncProject(ctx, 1, "a/b"); err != nil {
+		t.Fatal(err)
+	}
+	// What a process killed mid-job leaves behind.
+	if _, err := r.qdb.Exec(`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = CURRENT_TIMESTAMP`); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := r.queue.SyncProject(ctx, 1, "a/b"); ok {
+		t.Fatal("a running job should block a second one for its project")
+	}
+	if _, err := jobs.NewSQLite(ctx, r.qdb, jobs.Config{Poller: &ingest.Poller{}, Interval: time.Hour, Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	var state string
+	if err := r.qdb.QueryRow(`SELECT state FROM river_job`).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	if state != "available" {
+		t.Errorf("interrupted job is %s, want available", state)
 	}
 }
