@@ -40,7 +40,7 @@ type Options struct {
 	Pipelines int           // pipelines per project, default 300
 	Token     string        // default "sim-token"; accepted as PRIVATE-TOKEN or Authorization: Bearer
 	Scopes    []string      // token scopes, default ["api"]
-	RateLimit int           // requests per minute per token; 0 = unlimited (no RateLimit-* headers, as GitLab with throttles off)
+	RateLimit int           // requests per minute per token; 0 = unlimited (headers then show GitLab.com's 2,000)
 	Latency   time.Duration // added to every /api/v4 answer
 	Activity  time.Duration // if > 0, Run advances the world every Activity
 	// Now is the clock, default time.Now; the world's history spans the 180
