@@ -36,6 +36,7 @@ func New(st store.Store, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /api/v1/events/{id}", s.getEvent)
 	s.mux.HandleFunc("GET /api/v1/projects", s.projects)
 	s.mux.HandleFunc("GET /api/v1/sync/status", s.syncStatus)
+	s.mux.HandleFunc("GET /api/v1/audit", s.audit)
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -217,5 +218,76 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	if sts == nil {
 		sts = []store.SyncState{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sync": sts})
+	ps, err := s.store.Projects(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Projects labtrail stopped syncing (gone, access lost) are listed with
+	// the reason, so a silent gap in history has an explanation.
+	type projectStatus struct {
+		ID     int64     `json:"id"`
+		Path   string    `json:"path"`
+		Status string    `json:"status"`
+		Detail string    `json:"detail,omitempty"`
+		Since  time.Time `json:"since"`
+	}
+	statuses := []projectStatus{}
+	for _, p := range ps {
+		statuses = append(statuses, projectStatus{p.ID, p.Path, p.Status, p.StatusDetail, p.StatusAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sync": sts, "projects": statuses})
+}
+
+// audit lists recorded GitLab API calls, newest first.
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.AuditFilter{Job: q.Get("job"), PathPrefix: q.Get("path"), Cursor: q.Get("cursor")}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(t.name); v != "" {
+			ts, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				s.fail(w, r, badRequest("%s must be an RFC 3339 time such as 2024-05-01T00:00:00Z, got %q", t.name, v))
+				return
+			}
+			*t.dst = ts.UTC()
+		}
+	}
+	if v := q.Get("status"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 599 {
+			s.fail(w, r, badRequest("status must be an HTTP status code, or 0 for calls that got no answer, got %q", v))
+			return
+		}
+		f.Status = n
+		if n == 0 {
+			f.Status = -1
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxLimit {
+			s.fail(w, r, badRequest("limit must be a number from 1 to %d, got %q", store.MaxLimit, v))
+			return
+		}
+		f.Limit = n
+	}
+	page, err := s.store.ListAudit(r.Context(), f)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalidCursor) {
+			err = badRequest("invalid cursor: pass next_cursor from a previous answer unchanged")
+		}
+		s.fail(w, r, err)
+		return
+	}
+	if page.Entries == nil {
+		page.Entries = []store.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Entries    []store.AuditEntry `json:"entries"`
+		NextCursor string             `json:"next_cursor,omitempty"`
+	}{page.Entries, page.NextCursor})
 }

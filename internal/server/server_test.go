@@ -219,3 +219,49 @@ func TestReadyzWhenStoreClosed(t *testing.T) {
 		t.Errorf("readyz with a closed store: %d", code)
 	}
 }
+
+func TestAudit(t *testing.T) {
+	ts, st := setup(t)
+	var es []store.AuditEntry
+	for i := 0; i < 12; i++ {
+		es = append(es, store.AuditEntry{Time: base.Add(time.Duration(i) * time.Minute), Method: "GET",
+			Path: fmt.Sprintf("/api/v4/projects/%d/pipelines", 10+i%2), Status: 200, Duration: 3 * time.Millisecond,
+			RateLimitRemaining: 500 - i, Job: fmt.Sprintf("sync:%d", 10+i%2)})
+	}
+	es[3].Status, es[3].Error = 0, "connection refused"
+	if err := st.AppendAudit(context.Background(), es...); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		query string
+		want  int
+	}{
+		{"", 12},
+		{"job=sync:10", 6},
+		{"status=0", 1},
+		{"status=200&path=/api/v4/projects/11/", 5},
+		{"since=" + url.QueryEscape(base.Add(10*time.Minute).Format(time.RFC3339)), 2},
+	}
+	for _, tc := range tests {
+		code, m := get(t, ts.URL+"/api/v1/audit?"+tc.query)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", tc.query, code, m)
+		}
+		if n := len(m["entries"].([]any)); n != tc.want {
+			t.Errorf("%s: %d entries, want %d", tc.query, n, tc.want)
+		}
+	}
+	_, m := get(t, ts.URL+"/api/v1/audit?limit=5")
+	first := m["entries"].([]any)[0].(map[string]any)
+	if first["path"] != "/api/v4/projects/11/pipelines" || first["duration_ms"].(float64) != 3 || first["rate_limit_remaining"].(float64) != 489 {
+		t.Errorf("newest entry: %v", first)
+	}
+	if _, ok := m["next_cursor"].(string); !ok {
+		t.Error("no next_cursor on a full page")
+	}
+	for _, bad := range []string{"status=abc", "limit=0", "since=now", "cursor=zz"} {
+		if code, _ := get(t, ts.URL+"/api/v1/audit?"+bad); code != 400 {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+}

@@ -64,7 +64,21 @@ type Project struct {
 	DefaultBranch  string    `json:"default_branch,omitempty"`
 	Archived       bool      `json:"archived"`
 	LastActivityAt time.Time `json:"last_activity_at"`
+	// Status is ProjectActive, or why labtrail stopped syncing it.
+	Status string `json:"status"`
+	// StatusDetail is the error that set a non-active Status.
+	StatusDetail string `json:"status_detail,omitempty"`
+	// StatusAt is when Status last changed.
+	StatusAt time.Time `json:"status_at"`
 }
+
+// Project statuses: a project that disappears or loses access is marked
+// and left alone until it is seen again, instead of being retried forever.
+const (
+	ProjectActive    = "active"
+	ProjectNotFound  = "not_found"
+	ProjectForbidden = "forbidden"
+)
 
 // SyncState is the poller's record for one project and kind: the cursor it
 // resumes from and how its last run went.
@@ -80,6 +94,37 @@ type SyncState struct {
 	Fetched     int       `json:"fetched"` // by the last run
 	Stored      int       `json:"stored"`  // by the last run
 	LastError   string    `json:"last_error,omitempty"`
+}
+
+// AuditEntry is one GitLab API call labtrail made.
+type AuditEntry struct {
+	ID                 int64         `json:"id"`
+	Time               time.Time     `json:"time"`
+	Method             string        `json:"method"`
+	Path               string        `json:"path"` // path and query, secrets removed
+	Status             int           `json:"status"`
+	Duration           time.Duration `json:"-"`
+	DurationMS         float64       `json:"duration_ms"`
+	RateLimitRemaining int           `json:"rate_limit_remaining"` // -1 when GitLab did not say
+	Job                string        `json:"job,omitempty"`        // the sync that made the call
+	Error              string        `json:"error,omitempty"`
+}
+
+// AuditFilter selects audit entries. Zero fields do not filter.
+type AuditFilter struct {
+	Since      time.Time // Time >= Since
+	Until      time.Time // Time < Until
+	Job        string
+	Status     int    // exact status; -1 selects calls that got no answer
+	PathPrefix string // e.g. /api/v4/projects/42
+	Limit      int    // 1..1000; 0 means 100
+	Cursor     string
+}
+
+// AuditPage is one page of ListAudit, newest first.
+type AuditPage struct {
+	Entries    []AuditEntry
+	NextCursor string
 }
 
 // Store is labtrail's storage. Implementations are safe for concurrent use.
@@ -109,6 +154,13 @@ type Store interface {
 	PutSyncState(ctx context.Context, s SyncState) error
 	// SyncStates lists all states ordered by project path and kind.
 	SyncStates(ctx context.Context) ([]SyncState, error)
+
+	// AppendAudit records GitLab API calls.
+	AppendAudit(ctx context.Context, entries ...AuditEntry) error
+	// ListAudit lists recorded calls, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) (AuditPage, error)
+	// PruneAudit deletes calls recorded before t and says how many.
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
 
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

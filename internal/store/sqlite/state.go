@@ -20,18 +20,25 @@ func (s *Store) PutProjects(ctx context.Context, ps ...store.Project) error {
 		if err := checkTime("last_activity_at", p.LastActivityAt); err != nil {
 			return fmt.Errorf("sqlite: put project %d: %w", p.ID, err)
 		}
+		if err := checkTime("status_at", p.StatusAt); err != nil {
+			return fmt.Errorf("sqlite: put project %d: %w", p.ID, err)
+		}
 	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO projects
-			(id, path, name, web_url, default_branch, archived, last_activity_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`)
+			(id, path, name, web_url, default_branch, archived, last_activity_at, status, status_detail, status_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		for _, p := range ps {
+			status := p.Status
+			if status == "" {
+				status = store.ProjectActive
+			}
 			if _, err := st.ExecContext(ctx, p.ID, p.Path, p.Name, p.WebURL, p.DefaultBranch,
-				p.Archived, nanos(p.LastActivityAt)); err != nil {
+				p.Archived, nanos(p.LastActivityAt), status, p.StatusDetail, nanos(p.StatusAt)); err != nil {
 				return fmt.Errorf("project %d: %w", p.ID, err)
 			}
 		}
@@ -45,8 +52,8 @@ func (s *Store) PutProjects(ctx context.Context, ps ...store.Project) error {
 
 // Projects implements store.Store.
 func (s *Store) Projects(ctx context.Context) ([]store.Project, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, path, name, web_url, default_branch, archived, last_activity_at
-		FROM projects ORDER BY path, id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, path, name, web_url, default_branch, archived, last_activity_at,
+		status, status_detail, status_at FROM projects ORDER BY path, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: projects: %w", err)
 	}
@@ -54,13 +61,14 @@ func (s *Store) Projects(ctx context.Context) ([]store.Project, error) {
 	var ps []store.Project
 	for rows.Next() {
 		var (
-			p    store.Project
-			last int64
+			p              store.Project
+			last, statusAt int64
 		)
-		if err := rows.Scan(&p.ID, &p.Path, &p.Name, &p.WebURL, &p.DefaultBranch, &p.Archived, &last); err != nil {
+		if err := rows.Scan(&p.ID, &p.Path, &p.Name, &p.WebURL, &p.DefaultBranch, &p.Archived, &last,
+			&p.Status, &p.StatusDetail, &statusAt); err != nil {
 			return nil, fmt.Errorf("sqlite: projects: %w", err)
 		}
-		p.LastActivityAt = fromNanos(last)
+		p.LastActivityAt, p.StatusAt = fromNanos(last), fromNanos(statusAt)
 		ps = append(ps, p)
 	}
 	if err := rows.Err(); err != nil {

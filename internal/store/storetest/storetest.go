@@ -95,6 +95,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SyncState", testSyncState},
 		{"ConcurrentUpserts", testConcurrentUpserts},
 		{"Ping", testPing},
+		{"Audit", testAudit},
+		{"AuditFiltersAndPrune", testAuditFilters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -973,7 +975,8 @@ func testProjects(t *testing.T, s store.Store) {
 		t.Fatalf("empty store has projects %v", ps)
 	}
 	b := store.Project{ID: 2, Path: "b/zeta", Name: "Zeta", WebURL: "https://gitlab.example.com/b/zeta", DefaultBranch: "main", LastActivityAt: at(3)}
-	a := store.Project{ID: 5, Path: "a/alpha", Name: "Alpha", WebURL: "https://gitlab.example.com/a/alpha", Archived: true}
+	a := store.Project{ID: 5, Path: "a/alpha", Name: "Alpha", WebURL: "https://gitlab.example.com/a/alpha", Archived: true,
+		Status: store.ProjectNotFound, StatusDetail: "404 Project Not Found", StatusAt: at(7)}
 	c := store.Project{ID: 1, Path: "c/gamma", Name: "Gamma", LastActivityAt: time.Date(2024, 1, 1, 0, 0, 0, 5000, time.FixedZone("x", 3600))}
 	if err := s.PutProjects(ctx(t), b, a, c); err != nil {
 		t.Fatal(err)
@@ -994,6 +997,9 @@ func testProjects(t *testing.T, s store.Store) {
 	want := []store.Project{a, c2, b}
 	for i := range want {
 		want[i].LastActivityAt = want[i].LastActivityAt.UTC()
+		if want[i].Status == "" {
+			want[i].Status = store.ProjectActive // the default
+		}
 	}
 	if !reflect.DeepEqual(ps, want) {
 		t.Errorf("Projects\n got: %s\nwant: %s", dump(ps), dump(want))
@@ -1131,5 +1137,102 @@ func testConcurrentUpserts(t *testing.T, s store.Store) {
 func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(ctx(t)); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+func auditEntries() []store.AuditEntry {
+	var es []store.AuditEntry
+	for i := 0; i < 25; i++ {
+		e := store.AuditEntry{
+			Time: at(i), Method: "GET", Path: fmt.Sprintf("/api/v4/projects/%d/merge_requests?page=%d", 40+i%2, i),
+			Status: 200, Duration: time.Duration(i) * time.Millisecond, RateLimitRemaining: 600 - i, Job: fmt.Sprintf("sync:%d", 40+i%2),
+		}
+		if i%5 == 4 {
+			e.Status, e.Error, e.RateLimitRemaining = 0, "connection refused", -1
+		}
+		es = append(es, e)
+	}
+	return es
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	if err := s.AppendAudit(ctx(t)); err != nil {
+		t.Fatalf("AppendAudit with none: %v", err)
+	}
+	es := auditEntries()
+	if err := s.AppendAudit(ctx(t), es[:10]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx(t), es[10:]...); err != nil {
+		t.Fatal(err)
+	}
+	// Walk every page, newest first, without gaps or repeats.
+	var got []store.AuditEntry
+	f := store.AuditFilter{Limit: 7}
+	for {
+		p, err := s.ListAudit(ctx(t), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.Entries...)
+		if p.NextCursor == "" {
+			break
+		}
+		f.Cursor = p.NextCursor
+	}
+	if len(got) != len(es) {
+		t.Fatalf("listed %d entries, appended %d", len(got), len(es))
+	}
+	for i, g := range got {
+		w := es[len(es)-1-i]
+		if g.ID == 0 || !g.Time.Equal(w.Time) || g.Time.Location() != time.UTC || g.Method != w.Method || g.Path != w.Path ||
+			g.Status != w.Status || g.Duration != w.Duration || g.RateLimitRemaining != w.RateLimitRemaining ||
+			g.Job != w.Job || g.Error != w.Error || g.DurationMS != float64(w.Duration)/1e6 {
+			t.Fatalf("entry %d\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+	if _, err := s.ListAudit(ctx(t), store.AuditFilter{Cursor: "nonsense"}); !errors.Is(err, store.ErrInvalidCursor) {
+		t.Errorf("invalid cursor: %v", err)
+	}
+}
+
+func testAuditFilters(t *testing.T, s store.Store) {
+	if err := s.AppendAudit(ctx(t), auditEntries()...); err != nil {
+		t.Fatal(err)
+	}
+	count := func(f store.AuditFilter) int {
+		t.Helper()
+		f.Limit = store.MaxLimit
+		p, err := s.ListAudit(ctx(t), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p.Entries)
+	}
+	tests := []struct {
+		name string
+		f    store.AuditFilter
+		want int
+	}{
+		{"all", store.AuditFilter{}, 25},
+		{"job", store.AuditFilter{Job: "sync:40"}, 13},
+		{"status 200", store.AuditFilter{Status: 200}, 20},
+		{"no answer", store.AuditFilter{Status: -1}, 5},
+		{"path prefix", store.AuditFilter{PathPrefix: "/api/v4/projects/41/"}, 12},
+		{"since", store.AuditFilter{Since: at(20)}, 5},
+		{"until", store.AuditFilter{Until: at(3)}, 3},
+		{"combined", store.AuditFilter{Job: "sync:41", Since: at(10), Status: 200}, 6},
+	}
+	for _, tc := range tests {
+		if got := count(tc.f); got != tc.want {
+			t.Errorf("%s: %d entries, want %d", tc.name, got, tc.want)
+		}
+	}
+	n, err := s.PruneAudit(ctx(t), at(10))
+	if err != nil || n != 10 {
+		t.Fatalf("PruneAudit: %d, %v", n, err)
+	}
+	if got := count(store.AuditFilter{}); got != 15 {
+		t.Errorf("after prune %d entries, want 15", got)
 	}
 }
