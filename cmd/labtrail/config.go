@@ -20,6 +20,13 @@ type config struct {
 	Token             string
 	PollInterval      time.Duration
 	Repos             []string
+	Groups            []string
+	Branches          []string
+	MaxProjects       int
+	IncludeArchived   bool
+	AuditRetention    time.Duration
+	HTTPTimeout       time.Duration
+	Concurrency       int
 	DB                string
 	Addr              string
 	RequestsPerMinute int
@@ -87,12 +94,40 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 	url := fs.String("gitlab-url", envOr("GITLAB_URL", "https://gitlab.com"), "GitLab base URL (env GITLAB_URL)")
 	interval := fs.String("poll-interval", envOr("POLL_INTERVAL", "300"), "seconds between polls (env POLL_INTERVAL)")
 	repos := fs.String("repos", envOr("REPOS", ""), "comma-separated project paths or ids; empty: every project the token is a member of (env REPOS)")
+	groups := fs.String("groups", envOr("GROUPS", ""), "comma-separated group paths or ids whose projects (subgroups included) are synced (env GROUPS)")
+	branches := fs.String("branches", envOr("BRANCHES", ""), "comma-separated branches whose commits are synced; empty: each project's default branch (env BRANCHES)")
+	maxProjects := fs.String("max-projects", envOr("LABTRAIL_MAX_PROJECTS", "100"), "most projects synced; a log line says when the cap bites (env LABTRAIL_MAX_PROJECTS)")
+	archived := fs.String("include-archived", envOr("LABTRAIL_INCLUDE_ARCHIVED", "false"), "also sync archived projects (env LABTRAIL_INCLUDE_ARCHIVED)")
+	auditDays := fs.String("audit-days", envOr("LABTRAIL_AUDIT_DAYS", "30"), "days the audit log of GitLab API calls is kept; 0 keeps it forever (env LABTRAIL_AUDIT_DAYS)")
+	timeout := fs.String("http-timeout", envOr("LABTRAIL_HTTP_TIMEOUT", "30"), "seconds before one GitLab request is abandoned and retried (env LABTRAIL_HTTP_TIMEOUT)")
+	concurrency := fs.String("concurrency", envOr("LABTRAIL_CONCURRENCY", "4"), "most GitLab requests in flight at once (env LABTRAIL_CONCURRENCY)")
 	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "SQLite database file (env LABTRAIL_DB)")
 	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LABTRAIL_ADDR)")
 	rpm := fs.String("requests-per-minute", envOr("LABTRAIL_REQUESTS_PER_MINUTE", "600"), "GitLab API requests per minute, per token (env LABTRAIL_REQUESTS_PER_MINUTE)")
 	level := fs.String("log-level", envOr("LABTRAIL_LOG_LEVEL", "info"), "debug, info, warn or error (env LABTRAIL_LOG_LEVEL)")
 	return func() (config, error) {
-		c := config{GitLabURL: *url, Token: strings.TrimSpace(os.Getenv("GITLAB_TOKEN")), Repos: splitList(*repos), DB: *db, Addr: *addr}
+		c := config{GitLabURL: *url, Token: strings.TrimSpace(os.Getenv("GITLAB_TOKEN")), Repos: splitList(*repos),
+			Groups: splitList(*groups), Branches: splitList(*branches), DB: *db, Addr: *addr}
+		var err error
+		if c.MaxProjects, err = strconv.Atoi(*maxProjects); err != nil || c.MaxProjects <= 0 {
+			return c, fmt.Errorf("LABTRAIL_MAX_PROJECTS must be a positive whole number, got %q", *maxProjects)
+		}
+		if c.IncludeArchived, err = strconv.ParseBool(*archived); err != nil {
+			return c, fmt.Errorf("LABTRAIL_INCLUDE_ARCHIVED must be true or false, got %q", *archived)
+		}
+		days, err := strconv.ParseFloat(*auditDays, 64)
+		if err != nil || days < 0 {
+			return c, fmt.Errorf("LABTRAIL_AUDIT_DAYS must be a number of days (0: keep forever), got %q", *auditDays)
+		}
+		c.AuditRetention = time.Duration(days * 24 * float64(time.Hour))
+		to, err := strconv.ParseFloat(*timeout, 64)
+		if err != nil || to <= 0 {
+			return c, fmt.Errorf("LABTRAIL_HTTP_TIMEOUT must be a positive number of seconds, got %q", *timeout)
+		}
+		c.HTTPTimeout = time.Duration(to * float64(time.Second))
+		if c.Concurrency, err = strconv.Atoi(*concurrency); err != nil || c.Concurrency <= 0 {
+			return c, fmt.Errorf("LABTRAIL_CONCURRENCY must be a positive whole number, got %q", *concurrency)
+		}
 		secs, err := strconv.ParseFloat(*interval, 64)
 		if err != nil || secs <= 0 {
 			return c, fmt.Errorf("POLL_INTERVAL must be a positive number of seconds, got %q", *interval)

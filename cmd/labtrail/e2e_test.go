@@ -46,7 +46,8 @@ func startSim(t *testing.T, o gitlabsim.Options) (*gitlabsim.Sim, string) {
 // labtrail runs a command in-process with the given environment.
 func labtrail(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	for _, k := range []string{"GITLAB_TOKEN", "GITLAB_URL", "REPOS", "LABTRAIL_DB", "POLL_INTERVAL", "LABTRAIL_ADDR"} {
+	for _, k := range []string{"GITLAB_TOKEN", "GITLAB_URL", "REPOS", "GROUPS", "BRANCHES", "LABTRAIL_DB", "POLL_INTERVAL",
+		"LABTRAIL_ADDR", "LABTRAIL_REQUESTS_PER_MINUTE"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -163,7 +164,7 @@ func diff(want, got map[string]time.Time) string {
 
 func assertStoreEqualsTruth(t *testing.T, sim *gitlabsim.Sim, base string) {
 	t.Helper()
-	for _, k := range []change.Kind{change.KindMergeRequest, change.KindPipeline} {
+	for _, k := range change.Kinds {
 		if d := diff(truthOf(sim, k), listAll(t, base, string(k))); d != "" {
 			t.Errorf("%s: store differs from the simulator's truth: %s", k, d)
 		}
@@ -171,7 +172,8 @@ func assertStoreEqualsTruth(t *testing.T, sim *gitlabsim.Sim, base string) {
 }
 
 func syncEnv(simURL, db string) map[string]string {
-	return map[string]string{"GITLAB_URL": simURL, "GITLAB_TOKEN": simToken, "LABTRAIL_DB": db, "LABTRAIL_LOG_LEVEL": "warn"}
+	return map[string]string{"GITLAB_URL": simURL, "GITLAB_TOKEN": simToken, "LABTRAIL_DB": db, "LABTRAIL_LOG_LEVEL": "warn",
+		"LABTRAIL_REQUESTS_PER_MINUTE": "100000"}
 }
 
 func TestSyncOnceMatchesTruthAndIsIncremental(t *testing.T) {
@@ -203,9 +205,15 @@ func TestSyncOnceMatchesTruthAndIsIncremental(t *testing.T) {
 	if n := totalStored(t, out); n != 0 {
 		t.Errorf("a sync with no new activity stored %d objects:\n%s", n, out)
 	}
-	// One project listing plus one page per project and kind.
-	if req := sim.Stats().Requests; req > 1+3*2 {
+	// One project listing plus one listing per project and kind (two for
+	// registry images: repositories, then tags), and no detail request.
+	if req := sim.Stats().Requests; req > int64(1+3*(len(change.Kinds)+1)) {
 		t.Errorf("a sync with no new activity made %d requests (by path %v)", req, sim.Stats().ByPath)
+	}
+	for path := range sim.Stats().ByPath {
+		if strings.Count(path, ":") > 1 && !strings.HasSuffix(path, "/registry/repositories/:repository_id/tags") {
+			t.Errorf("a sync with no new activity asked for details: %s", path)
+		}
 	}
 
 	// New activity: exactly the new and changed objects are stored.
@@ -373,7 +381,7 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--poll-interval", "3600")
 		cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
-			"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=warn", "REPOS=")
+			"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=warn", "REPOS=", "LABTRAIL_REQUESTS_PER_MINUTE=100000")
 		logs := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {

@@ -21,11 +21,15 @@ import (
 	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/server"
+	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
 
-func newClient(c config, log *slog.Logger) (*gitlab.Client, error) {
-	cl, err := gitlab.New(gitlab.Config{URL: c.GitLabURL, Token: c.Token, RequestsPerMinute: c.RequestsPerMinute, Logger: log})
+func newClient(c config, log *slog.Logger, audit func(gitlab.AuditRecord)) (*gitlab.Client, error) {
+	cl, err := gitlab.New(gitlab.Config{
+		URL: c.GitLabURL, Token: c.Token, RequestsPerMinute: c.RequestsPerMinute, Logger: log,
+		Timeout: c.HTTPTimeout, Concurrency: c.Concurrency, Audit: audit,
+	})
 	if errors.Is(err, gitlab.ErrBadURL) {
 		return nil, fmt.Errorf("GITLAB_URL: %w", err)
 	}
@@ -45,7 +49,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := c.requireToken(); err != nil {
 		return err
 	}
-	gl, err := newClient(c, newLogger(stderr, c.LogLevel))
+	gl, err := newClient(c, newLogger(stderr, c.LogLevel), nil)
 	if err != nil {
 		return err
 	}
@@ -81,11 +85,17 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
-	gl, err := newClient(c, log)
+	audit := ingest.NewAuditLog(st, c.AuditRetention, log)
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	auditDone := make(chan struct{})
+	go func() { audit.Run(auditCtx); close(auditDone) }()
+	defer func() { stopAudit(); <-auditDone }()
+	gl, err := newClient(c, log, audit.Record)
 	if err != nil {
 		return err
 	}
-	p := &ingest.Poller{GitLab: gl, Store: st, Repos: c.Repos, Log: log, Progress: progressPrinter(stderr)}
+	p := c.poller(gl, st, log)
+	p.Progress = progressPrinter(stderr)
 	for {
 		res, err := p.SyncAll(ctx)
 		printCounts(stdout, res)
@@ -130,6 +140,9 @@ func printCounts(w io.Writer, res ingest.Result) {
 		if p.Err != nil {
 			fmt.Fprintf(tw, "%s\t\t\t\t%v\n", p.Project.Path, p.Err)
 		}
+	}
+	for _, m := range res.Missing {
+		fmt.Fprintf(tw, "%s\t\t\t\t%v\n", m.Selector, m.Err)
 	}
 	totals := res.Totals()
 	kinds := make([]string, 0, len(totals))
@@ -179,7 +192,12 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return err
 	}
 	defer st.Close()
-	gl, err := newClient(c, log)
+	audit := ingest.NewAuditLog(st, c.AuditRetention, log)
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	auditDone := make(chan struct{})
+	go func() { audit.Run(auditCtx); close(auditDone) }()
+	defer func() { stopAudit(); <-auditDone }()
+	gl, err := newClient(c, log, audit.Record)
 	if err != nil {
 		return err
 	}
@@ -188,7 +206,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return fmt.Errorf("open job queue in %s: %w", c.DB, err)
 	}
 	defer qdb.Close()
-	poller := &ingest.Poller{GitLab: gl, Store: st, Repos: c.Repos, Log: log}
+	poller := c.poller(gl, st, log)
 	q, err := jobs.NewSQLite(ctx, qdb, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log})
 	if err != nil {
 		return err
@@ -235,4 +253,12 @@ func lockDB(path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// poller builds the poller the config describes.
+func (c config) poller(gl *gitlab.Client, st store.Store, log *slog.Logger) *ingest.Poller {
+	return &ingest.Poller{
+		GitLab: gl, Store: st, Log: log, Branches: c.Branches,
+		Selection: gitlab.Selection{Repos: c.Repos, Groups: c.Groups, IncludeArchived: c.IncludeArchived, Max: c.MaxProjects},
+	}
 }

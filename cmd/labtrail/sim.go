@@ -22,12 +22,18 @@ func simFlags(fs *flag.FlagSet, activity time.Duration) func() gitlabsim.Options
 	groups := fs.Int("groups", 2, "number of groups the projects are spread over")
 	mrs := fs.Int("mrs", 300, "merge requests per project")
 	pipelines := fs.Int("pipelines", 300, "pipelines per project")
+	issues := fs.Int("issues", 0, "issues per project (0: a third of --mrs)")
+	archived := fs.Int("archived", 0, "how many projects are archived")
+	failRate := fs.Float64("fail-rate", 0, "share of API requests answered with a 5xx, e.g. 0.05")
+	timeoutRate := fs.Float64("timeout-rate", 0, "share of API requests that hang for --hang")
+	hang := fs.Duration("hang", 30*time.Second, "how long a --timeout-rate request hangs")
 	rate := fs.Int("rate-limit", 0, "requests per minute before answering 429 (0: no limit)")
 	latency := fs.Duration("latency", 0, "delay added to every API answer, e.g. 50ms")
 	act := fs.Duration("activity", activity, "advance the world (new and changed MRs and pipelines) this often; 0: never")
 	return func() gitlabsim.Options {
 		return gitlabsim.Options{
 			Seed: *seed, Projects: *projects, Groups: *groups, MRs: *mrs, Pipelines: *pipelines,
+			Issues: *issues, Archived: *archived, FailRate: *failRate, TimeoutRate: *timeoutRate, Hang: *hang,
 			RateLimit: *rate, Latency: *latency, Activity: *act,
 		}
 	}
@@ -96,7 +102,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	c := config{
 		Token: "sim-token", PollInterval: *interval, DB: filepath.Join(*dir, "labtrail.db"),
-		Addr: *addr, RequestsPerMinute: 6000,
+		Addr: *addr, RequestsPerMinute: 6000, MaxProjects: 100, AuditRetention: 7 * 24 * time.Hour,
+		HTTPTimeout: 30 * time.Second, Concurrency: 4,
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

@@ -22,6 +22,10 @@ var (
 	ErrRateLimited  = errors.New("gitlab: rate limited")
 	ErrUnreachable  = errors.New("gitlab: unreachable")
 	ErrBadURL       = errors.New("gitlab: bad URL")
+	// ErrFeatureDisabled: the project exists and is readable, but the
+	// feature a kind lives in (issues, the container registry, the
+	// repository, CI/CD) is turned off or hidden from the token's user.
+	ErrFeatureDisabled = errors.New("gitlab: feature disabled")
 )
 
 // apiError is a failure with a user-facing message. It deliberately keeps
@@ -31,6 +35,11 @@ type apiError struct {
 	kind       error
 	msg        string
 	retryAfter time.Duration
+	// status and body are GitLab's answer, kept to tell a project that is
+	// gone from a feature turned off (see Client.feature).
+	status int
+	body   []byte
+	scope  bool // a 403 for the token's scope
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -60,7 +69,8 @@ func (c *Client) fail(kind error, format string, args ...any) *apiError {
 }
 
 // classify maps what client-go returned into the package's errors.
-func (c *Client) classify(ctx context.Context, desc, project string, resp *gl.Response, err error, attempts int64) error {
+func (c *Client) classify(ctx context.Context, desc, project string, resp *gl.Response, err error, st *callState) error {
+	attempts := st.attempts.Load()
 	if ctx.Err() != nil {
 		return fmt.Errorf("gitlab: fetching %s: %w", desc, ctx.Err())
 	}
@@ -78,7 +88,15 @@ func (c *Client) classify(ctx context.Context, desc, project string, resp *gl.Re
 		case resp != nil && resp.Response != nil:
 			h = resp.Header
 		}
-		return c.statusError(desc, project, er.StatusCode, h, er.Body, er.Message, retries)
+		body := er.Body
+		if er.StatusCode == http.StatusNotFound {
+			st.mu.Lock()
+			body = st.notFoundBody
+			st.mu.Unlock()
+		}
+		e := c.statusError(desc, project, er.StatusCode, h, body, er.Message, retries)
+		e.status, e.body = er.StatusCode, body
+		return e
 	}
 
 	var ue *url.Error
@@ -89,7 +107,7 @@ func (c *Client) classify(ctx context.Context, desc, project string, resp *gl.Re
 	return c.fail(nil, "gitlab: reading %s from %s: %v", desc, c.base, err)
 }
 
-func (c *Client) statusError(desc, project string, status int, h http.Header, body []byte, message string, retries int64) error {
+func (c *Client) statusError(desc, project string, status int, h http.Header, body []byte, message string, retries int64) *apiError {
 	statusText := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	switch {
 	case status == http.StatusUnauthorized:
@@ -107,7 +125,9 @@ func (c *Client) statusError(desc, project string, status int, h http.Header, bo
 			if b.Scope != "" && !strings.Contains(b.Scope, "read_api") {
 				need, hint = b.Scope, b.Scope
 			}
-			return c.fail(ErrForbidden, "GitLab token lacks the %s scope needed to read %s (403 insufficient_scope): create a token with %s", need, desc, hint)
+			e := c.fail(ErrForbidden, "GitLab token lacks the %s scope needed to read %s (403 insufficient_scope): create a token with %s", need, desc, hint)
+			e.scope = true
+			return e
 		}
 		return c.fail(ErrForbidden, "GitLab denied access to %s (403 Forbidden): check that the token's user has at least Reporter access", desc)
 	case status == http.StatusNotFound:
@@ -133,4 +153,41 @@ func (c *Client) statusError(desc, project string, status int, h http.Header, bo
 		return c.fail(nil, "GitLab answered %s to the request for %s: %s", statusText, desc, message)
 	}
 	return c.fail(nil, "GitLab answered %s to the request for %s", statusText, desc)
+}
+
+// projectGone reports whether a 404 body is GitLab's answer for a project
+// that does not exist or is hidden from the token's user, rather than for
+// a missing sub-resource or feature.
+func projectGone(body []byte) bool {
+	var b struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return false
+	}
+	return strings.EqualFold(strings.TrimSpace(b.Message), "404 Project Not Found")
+}
+
+// feature turns the error of a listing that belongs to one feature of p
+// into ErrFeatureDisabled when the project itself is fine: a 404 that is
+// not "404 Project Not Found", or a 403 (not for the token's scope) while
+// the project itself can still be read. The second case costs one
+// request, only when it happens.
+func (c *Client) feature(ctx context.Context, p Project, what string, err error) error {
+	var e *apiError
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch {
+	case e.status == http.StatusNotFound && !projectGone(e.body):
+	case e.status == http.StatusForbidden && !e.scope:
+		if _, perr := c.project(ctx, p.selector()); perr != nil {
+			return perr
+		}
+	default:
+		return err
+	}
+	return &apiError{kind: ErrFeatureDisabled, status: e.status, msg: c.redact(fmt.Sprintf(
+		"GitLab answered %d %s to the request for %s of project %q: the feature is turned off or hidden from the token's user",
+		e.status, http.StatusText(e.status), what, p.selector()))}
 }

@@ -1,7 +1,8 @@
 // Package gitlab is everything in labtrail that speaks GitLab's REST API: a
-// client built on the official client-go with a per-token rate limit and
-// retries, fetchers that page merge requests and pipelines by time, and the
-// converters that turn GitLab's JSON into change.Event values.
+// client built on the official client-go with a per-token rate limit,
+// retries, per-attempt timeouts, a bound on requests in flight and an audit
+// hook; project selection; fetchers for every kind in docs/kinds.md; and
+// the converters that turn GitLab's JSON into change.Event values.
 package gitlab
 
 import (
@@ -12,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,11 +25,11 @@ import (
 const (
 	DefaultRequestsPerMinute = 600
 	DefaultMaxRetries        = 5
-	// defaultTimeout bounds one HTTP attempt when the caller brings no
-	// client, so a hung connection becomes a retryable timeout instead of
-	// stalling a poll forever.
-	defaultTimeout = 60 * time.Second
-	perPage        = 100
+	// DefaultTimeout bounds one HTTP attempt, so a hung connection becomes
+	// a retryable timeout instead of stalling a poll forever.
+	DefaultTimeout     = 30 * time.Second
+	DefaultConcurrency = 4
+	perPage            = 100
 )
 
 // Config says where GitLab is and how politely to talk to it.
@@ -47,6 +47,18 @@ type Config struct {
 	// network errors (default 5; negative means never).
 	MaxRetries int
 	Logger     *slog.Logger
+	// Audit, when set, hears of every HTTP attempt once it has finished
+	// (retries included). It is called synchronously from the request's
+	// goroutine, so it must be cheap and safe for concurrent use.
+	Audit func(AuditRecord)
+	// Timeout bounds one HTTP attempt, from sending the request to
+	// reading the last byte of the answer (default 30s). An attempt that
+	// runs out of time is retried with backoff like a 5xx.
+	Timeout time.Duration
+	// Concurrency is how many requests may be in flight at once
+	// (default 4); fetches that need details per object use as many
+	// workers.
+	Concurrency int
 }
 
 // Client talks to one GitLab instance with one token. It is safe for
@@ -60,6 +72,10 @@ type Client struct {
 	rpm      int
 	retries  int
 	requests atomic.Int64
+	audit    func(AuditRecord)
+	timeout  time.Duration
+	workers  int
+	inFlight chan struct{} // a slot per request allowed in flight
 }
 
 // New checks cfg and builds a client; it makes no request.
@@ -76,7 +92,15 @@ func New(cfg Config) (*Client, error) {
 	if strings.TrimSpace(cfg.Token) == "" {
 		return nil, &apiError{kind: ErrUnauthorized, msg: "no GitLab token given: set GITLAB_TOKEN"}
 	}
-	c := &Client{base: base, token: cfg.Token, log: cfg.Logger, rpm: cfg.RequestsPerMinute, retries: cfg.MaxRetries}
+	c := &Client{base: base, token: cfg.Token, log: cfg.Logger, rpm: cfg.RequestsPerMinute, retries: cfg.MaxRetries,
+		audit: cfg.Audit, timeout: cfg.Timeout, workers: cfg.Concurrency}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.workers <= 0 {
+		c.workers = DefaultConcurrency
+	}
+	c.inFlight = make(chan struct{}, c.workers)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -91,7 +115,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.limiter = sharedLimiter(base, cfg.Token, c.rpm)
 
-	hc := &http.Client{Timeout: defaultTimeout}
+	// The per-attempt timeout lives in the transport, after the waits for
+	// the rate limit and a free slot, so that waiting is not mistaken
+	// for a slow GitLab.
+	hc := &http.Client{}
 	if cfg.HTTPClient != nil {
 		copied := *cfg.HTTPClient
 		hc = &copied
@@ -228,129 +255,15 @@ func (c *Client) Check(ctx context.Context) (Identity, error) {
 	return id, nil
 }
 
-// Project is a GitLab project labtrail follows.
-type Project struct {
-	ID             int64
-	Path           string // path with namespace, "group/project"
-	Name           string
-	WebURL         string
-	DefaultBranch  string
-	Archived       bool
-	LastActivityAt time.Time
-}
-
-func projectFrom(p *gl.Project) Project {
-	return Project{
-		ID:             p.ID,
-		Path:           p.PathWithNamespace,
-		Name:           p.Name,
-		WebURL:         p.WebURL,
-		DefaultBranch:  p.DefaultBranch,
-		Archived:       p.Archived,
-		LastActivityAt: utc(p.LastActivityAt),
-	}
-}
-
-// Projects resolves selectors (numeric ids or "group/project" paths) with
-// GET /projects/:id, in the given order without repeats; with none, it lists
-// every unarchived project the token's user is a member of.
-func (c *Client) Projects(ctx context.Context, selectors []string) ([]Project, error) {
-	if len(selectors) == 0 {
-		return c.memberProjects(ctx)
-	}
-	var out []Project
-	seen := map[int64]bool{}
-	for _, s := range selectors {
-		s = strings.Trim(strings.TrimSpace(s), "/")
-		if s == "" {
-			continue
-		}
-		var pid any = s
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			pid = n
-		}
-		var p *gl.Project
-		_, err := c.call(ctx, fmt.Sprintf("project %q", s), s, func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
-			var resp *gl.Response
-			var err error
-			p, resp, err = c.gl.Projects.GetProject(pid, nil, o...)
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		if !seen[p.ID] {
-			seen[p.ID] = true
-			out = append(out, projectFrom(p))
-		}
-	}
-	return out, nil
-}
-
-func (c *Client) memberProjects(ctx context.Context) ([]Project, error) {
-	opt := &gl.ListProjectsOptions{
-		ListOptions: gl.ListOptions{PerPage: perPage},
-		Membership:  gl.Ptr(true),
-		Archived:    gl.Ptr(false),
-	}
-	var out []Project
-	seen := map[int64]bool{}
-	var extra []gl.RequestOptionFunc
-	for {
-		var ps []*gl.Project
-		resp, err := c.call(ctx, "the projects the token's user is a member of", "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
-			var resp *gl.Response
-			var err error
-			ps, resp, err = c.gl.Projects.ListProjects(opt, append(o, extra...)...)
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		added := 0
-		for _, p := range ps {
-			// Offset pages shift when projects are added meanwhile;
-			// a project seen twice is kept once.
-			if !seen[p.ID] {
-				seen[p.ID] = true
-				added++
-				out = append(out, projectFrom(p))
-			}
-		}
-		if added == 0 {
-			// A server announcing pages that bring nothing new would
-			// otherwise hold us here forever.
-			return out, nil
-		}
-		switch {
-		case resp.NextPage > 0:
-			opt.Page = resp.NextPage
-		case resp.NextLink != "":
-			extra = []gl.RequestOptionFunc{gl.WithKeysetPaginationParameters(resp.NextLink)}
-		default:
-			return out, nil
-		}
-	}
-}
-
-// ref is how API paths name p: its id, or its path when only that is
-// known.
-func (p Project) ref() any {
-	if p.ID != 0 {
-		return p.ID
-	}
-	return p.Path
-}
-
 // call runs one client-go request with ctx, counts its attempts and turns
 // its failure into one of the package's errors. desc names what was asked
 // for; project, when set, is named by ErrNotFound.
 func (c *Client) call(ctx context.Context, desc, project string, fn func(...gl.RequestOptionFunc) (*gl.Response, error)) (*gl.Response, error) {
-	attempts := new(atomic.Int64)
-	ctx = context.WithValue(ctx, attemptsKey{}, attempts)
+	st := new(callState)
+	ctx = context.WithValue(ctx, callStateKey{}, st)
 	resp, err := fn(gl.WithContext(ctx))
 	if err != nil {
-		return resp, c.classify(ctx, desc, project, resp, err, attempts.Load())
+		return resp, c.classify(ctx, desc, project, resp, err, st)
 	}
 	return resp, nil
 }

@@ -2,7 +2,6 @@ package gitlab
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -12,8 +11,15 @@ import (
 
 // MergeRequests calls fn once per fetched page, oldest updated_at first,
 // with every merge request of p (all states) updated on or after since
-// (zero: all of them). It pages by time; see Page.Cursor for resuming.
+// (zero: all of them), as the listing has them: no details, no notes. It
+// pages by time; see Page.Cursor for resuming. Fetch adds the details.
 func (c *Client) MergeRequests(ctx context.Context, p Project, since time.Time, fn func(Page) error) error {
+	return c.mergeRequests(ctx, p, since, nil, fn)
+}
+
+// mergeRequests walks p's merge requests; with opts (Fetch), each changed
+// one is enriched from the detail endpoints.
+func (c *Client) mergeRequests(ctx context.Context, p Project, since time.Time, opts *FetchOptions, fn func(Page) error) error {
 	list := func(ctx context.Context, after time.Time, page int64) ([]*gl.BasicMergeRequest, *gl.Response, error) {
 		opt := &gl.ListProjectMergeRequestsOptions{
 			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
@@ -23,7 +29,7 @@ func (c *Client) MergeRequests(ctx context.Context, p Project, since time.Time, 
 			UpdatedAfter: afterParam(after),
 		}
 		var mrs []*gl.BasicMergeRequest
-		resp, err := c.call(ctx, fmt.Sprintf("merge requests of %s", p.Path), p.Path, func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
+		resp, err := c.listCall(ctx, p, "merge requests", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
 			var resp *gl.Response
 			var err error
 			mrs, resp, err = c.gl.MergeRequests.ListProjectMergeRequests(p.ref(), opt, o...)
@@ -33,9 +39,34 @@ func (c *Client) MergeRequests(ctx context.Context, p Project, since time.Time, 
 	}
 	key := func(mr *gl.BasicMergeRequest) (int64, time.Time) { return mr.ID, utc(mr.UpdatedAt) }
 	return walkByTime(ctx, since, list, key, func(mrs []*gl.BasicMergeRequest, cursor time.Time) error {
-		events := make([]change.Event, 0, len(mrs))
-		for _, mr := range mrs {
-			events = append(events, MergeRequestEvent(p, mr))
+		if opts == nil {
+			events := make([]change.Event, 0, len(mrs))
+			for _, mr := range mrs {
+				events = append(events, MergeRequestEvent(p, mr))
+			}
+			return fn(Page{Kind: change.KindMergeRequest, Events: events, Cursor: cursor})
+		}
+		mrs, err := changedOnly(ctx, *opts, mrs,
+			func(mr *gl.BasicMergeRequest) string { return change.MergeRequestID(p.ID, mr.IID) },
+			func(mr *gl.BasicMergeRequest) time.Time { return utc(mr.UpdatedAt) })
+		if err != nil {
+			return err
+		}
+		per := make([][]change.Event, len(mrs))
+		err = c.forEach(ctx, len(mrs), func(ctx context.Context, i int) error {
+			d, err := c.mergeRequestDetails(ctx, p, mrs[i])
+			if err != nil {
+				return err
+			}
+			per[i] = MergeRequestEvents(p, mrs[i], d)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var events []change.Event
+		for _, evs := range per {
+			events = append(events, evs...)
 		}
 		return fn(Page{Kind: change.KindMergeRequest, Events: events, Cursor: cursor})
 	})

@@ -2,8 +2,8 @@ package gitlab
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
@@ -25,8 +25,15 @@ func finalStatus(s string) bool {
 // each failed pipeline it also fetches the pipeline's jobs: they come as
 // KindJob events in the same page, and the failed ones as the pipeline's
 // "failed_jobs" attribute. Like GitLab's listing, it leaves out child
-// pipelines.
+// pipelines. Fetch does more: details and jobs of every pipeline.
 func (c *Client) Pipelines(ctx context.Context, p Project, since time.Time, fn func(Page) error) error {
+	return c.pipelines(ctx, p, since, nil, fn)
+}
+
+// pipelines walks p's pipelines; with opts (Fetch), each changed one gets
+// its detail and all its jobs, else only failed ones get their jobs.
+func (c *Client) pipelines(ctx context.Context, p Project, since time.Time, opts *FetchOptions, fn func(Page) error) error {
+	details := opts != nil
 	list := func(ctx context.Context, after time.Time, page int64) ([]*gl.PipelineInfo, *gl.Response, error) {
 		opt := &gl.ListProjectPipelinesOptions{
 			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
@@ -35,7 +42,7 @@ func (c *Client) Pipelines(ctx context.Context, p Project, since time.Time, fn f
 			UpdatedAfter: afterParam(after),
 		}
 		var pls []*gl.PipelineInfo
-		resp, err := c.call(ctx, fmt.Sprintf("pipelines of %s", p.Path), p.Path, func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
+		resp, err := c.listCall(ctx, p, "pipelines", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
 			var resp *gl.Response
 			var err error
 			pls, resp, err = c.gl.Pipelines.ListProjectPipelines(p.ref(), opt, o...)
@@ -45,31 +52,78 @@ func (c *Client) Pipelines(ctx context.Context, p Project, since time.Time, fn f
 	}
 	key := func(pl *gl.PipelineInfo) (int64, time.Time) { return pl.ID, utc(pl.UpdatedAt) }
 	return walkByTime(ctx, since, list, key, func(pls []*gl.PipelineInfo, cursor time.Time) error {
-		events := make([]change.Event, 0, len(pls))
-		for _, pl := range pls {
-			ev := PipelineEvent(p, pl)
-			if pl.Status != "failed" {
-				events = append(events, ev)
-				continue
-			}
-			jobs, err := c.pipelineJobs(ctx, p, pl.ID)
+		if opts != nil {
+			var err error
+			pls, err = changedOnly(ctx, *opts, pls,
+				func(pl *gl.PipelineInfo) string { return change.PipelineID(p.ID, pl.ID) },
+				func(pl *gl.PipelineInfo) time.Time { return utc(pl.UpdatedAt) })
 			if err != nil {
 				return err
 			}
-			ev.Attrs["failed_jobs"] = FailedJobs(jobs)
-			events = append(events, ev)
-			for _, j := range jobs {
-				je := JobEvent(p, j)
-				if je.UpdatedAt.IsZero() {
-					// A job that never got a timestamp changed last
-					// when its pipeline did.
-					je.UpdatedAt, je.OccurredAt = ev.UpdatedAt, ev.UpdatedAt
-				}
-				events = append(events, je)
-			}
+		}
+		per := make([][]change.Event, len(pls))
+		err := c.forEach(ctx, len(pls), func(ctx context.Context, i int) error {
+			var err error
+			per[i], err = c.pipelineWithJobs(ctx, p, pls[i], details)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		var events []change.Event
+		for _, evs := range per {
+			events = append(events, evs...)
 		}
 		return fn(Page{Kind: change.KindPipeline, Events: events, Cursor: cursor})
 	})
+}
+
+// pipelineDetail is GET /pipelines/:id. GitLab documents duration and
+// queued_duration as whole seconds and client-go decodes them as integers,
+// but a fraction (as jobs have) must not make a whole sync fail.
+type pipelineDetail struct {
+	gl.Pipeline
+	Duration       float64 `json:"duration"`
+	QueuedDuration float64 `json:"queued_duration"`
+}
+
+// pipelineWithJobs converts one listed pipeline; with details, from GET
+// /pipelines/:id and with all its jobs, else with jobs only if it failed.
+func (c *Client) pipelineWithJobs(ctx context.Context, p Project, pl *gl.PipelineInfo, details bool) ([]change.Event, error) {
+	ev := PipelineEvent(p, pl)
+	if details {
+		var full pipelineDetail
+		_, err := c.call(ctx, fmt.Sprintf("pipeline %d of %s", pl.ID, p.selector()), "",
+			c.getJSON(fmt.Sprintf("%s/pipelines/%d", p.api(), pl.ID), nil, &full))
+		switch {
+		case optional(err):
+			c.log.Info("GitLab pipeline detail not available", "project", p.selector(), "pipeline", pl.ID, "reason", err.Error())
+		case err != nil:
+			return nil, err
+		default:
+			full.Pipeline.Duration = int64(math.Round(full.Duration))
+			full.Pipeline.QueuedDuration = int64(math.Round(full.QueuedDuration))
+			ev = PipelineDetailEvent(p, &full.Pipeline)
+		}
+	} else if pl.Status != "failed" {
+		return []change.Event{ev}, nil
+	}
+	jobs, err := c.pipelineJobs(ctx, p, pl.ID)
+	if err != nil {
+		return nil, err
+	}
+	ev.Attrs["failed_jobs"] = FailedJobs(jobs)
+	events := []change.Event{ev}
+	for _, j := range jobs {
+		je := JobEvent(p, j)
+		if je.UpdatedAt.IsZero() {
+			// A job that never got a timestamp changed last when its
+			// pipeline did.
+			je.UpdatedAt, je.OccurredAt = ev.UpdatedAt, ev.UpdatedAt
+		}
+		events = append(events, je)
+	}
+	return events, nil
 }
 
 // pipelineJobs lists all (latest, not retried) jobs of one pipeline. A
@@ -85,8 +139,8 @@ func (c *Client) pipelineJobs(ctx context.Context, p Project, pipelineID int64) 
 			jobs, resp, err = c.gl.Jobs.ListPipelineJobs(p.ref(), pipelineID, opt, o...)
 			return resp, err
 		})
-		if errors.Is(err, ErrNotFound) {
-			c.log.Info("GitLab pipeline vanished while fetching its jobs", "project", p.Path, "pipeline", pipelineID)
+		if optional(err) {
+			c.log.Info("GitLab pipeline jobs not available", "project", p.selector(), "pipeline", pipelineID, "reason", err.Error())
 			return all, nil
 		}
 		if err != nil {
@@ -124,6 +178,7 @@ func PipelineDetailEvent(p Project, pl *gl.Pipeline) change.Event {
 	})
 	if pl.User != nil {
 		ev.Author = pl.User.Username
+		ev.Attrs["user"] = pl.User.Username
 	}
 	ev.Attrs["duration"] = pl.Duration
 	ev.Attrs["queued_duration"] = pl.QueuedDuration
@@ -224,7 +279,7 @@ func JobEvent(p Project, j *gl.Job) change.Event {
 		pid = j.Pipeline.ProjectID
 	}
 	created, started, finished := utc(j.CreatedAt), utc(j.StartedAt), utc(j.FinishedAt)
-	updated := latest(created, started, finished, utc(j.ErasedAt))
+	updated := latest(created, started, finished)
 	final := finalStatus(j.Status)
 
 	occurred := firstSet(started, created)
@@ -242,6 +297,8 @@ func JobEvent(p Project, j *gl.Job) change.Event {
 	}
 
 	attrs := map[string]any{
+		"name":            j.Name,
+		"web_url":         j.WebURL,
 		"stage":           j.Stage,
 		"status":          j.Status,
 		"failure_reason":  j.FailureReason,

@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -8,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,7 +30,17 @@ const (
 	maxRetryAfterWait = 5 * time.Minute
 )
 
-type attemptsKey struct{}
+// callState is what the transport learns about the attempts of one call
+// (one client-go request and its retries).
+type callState struct {
+	attempts atomic.Int64
+	mu       sync.Mutex
+	// notFoundBody is the body of the last 404: client-go drops it, and
+	// only it tells a deleted project from a feature turned off.
+	notFoundBody []byte
+}
+
+type callStateKey struct{}
 
 // errLimiterDeadline is returned when waiting for the client-side limit
 // would outlast the context's deadline; rate.Limiter knows this up front,
@@ -46,33 +59,105 @@ func sharedLimiter(base, token string, rpm int) *rate.Limiter {
 	return l.(*rate.Limiter)
 }
 
-// newLimiter spreads rpm requests evenly over a minute and allows a burst
-// of one second's share, so in any minute at most rpm plus that burst go
-// out.
+// newLimiter spreads requests evenly over a minute with a burst of one
+// second's share. A token bucket lets at most burst + rate×60s through in
+// any 60 seconds, so the rate is what remains of rpm after the burst, less
+// 2% for requests that leave evenly spaced but arrive bunched: no minute
+// GitLab measures sees more than rpm.
 func newLimiter(rpm int) *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(float64(rpm)/60), max(1, rpm/60))
+	burst := max(1, rpm/60)
+	perMinute := float64(rpm-burst) * 0.98
+	if perMinute <= 0 {
+		// rpm of 1: the one burst token, and the next strictly over a
+		// minute later.
+		perMinute = float64(rpm) * 0.98
+	}
+	return rate.NewLimiter(rate.Limit(perMinute/60), burst)
 }
 
-// transport waits for the limiter before every attempt (retries included)
-// and counts attempts, both per client and per call.
+// transport, for every attempt (retries included): takes one of the
+// client's in-flight slots, waits for the limiter, bounds the attempt with
+// the client's timeout, counts it and reports it to the audit hook once
+// its answer has been read.
 type transport struct {
 	next http.RoundTripper
 	c    *Client
 }
 
+// errAttemptTimeout marks an attempt cut off by Config.Timeout, as opposed
+// to the caller's own deadline.
+var errAttemptTimeout = errors.New("attempt timed out")
+
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	select {
+	case t.c.inFlight <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	release := func() { <-t.c.inFlight }
 	if err := t.c.limiter.Wait(ctx); err != nil {
+		release()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, errLimiterDeadline
 	}
 	t.c.requests.Add(1)
-	if n, ok := ctx.Value(attemptsKey{}).(interface{ Add(int64) int64 }); ok {
-		n.Add(1)
+	st, _ := ctx.Value(callStateKey{}).(*callState)
+	if st != nil {
+		st.attempts.Add(1)
 	}
-	return t.next.RoundTrip(req)
+
+	start := time.Now()
+	actx, cancel := context.WithTimeoutCause(ctx, t.c.timeout, errAttemptTimeout)
+	resp, err := t.next.RoundTrip(req.WithContext(actx))
+	if err != nil {
+		if context.Cause(actx) == errAttemptTimeout && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %s: %w", t.c.timeout, err)
+		}
+		cancel()
+		release()
+		t.c.report(req, start, nil, err)
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusNotFound && st != nil {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		st.mu.Lock()
+		st.notFoundBody = b
+		st.mu.Unlock()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	resp.Body = &finishBody{ReadCloser: resp.Body, finish: func(readErr error) {
+		cancel()
+		release()
+		t.c.report(req, start, resp, readErr)
+	}}
+	return resp, nil
+}
+
+// finishBody runs finish once, when the body is closed: only then has the
+// attempt ended and its slot become free.
+type finishBody struct {
+	io.ReadCloser
+	once    sync.Once
+	finish  func(error)
+	readErr error
+}
+
+func (b *finishBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.readErr == nil {
+		b.readErr = err
+	}
+	return n, err
+}
+
+func (b *finishBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { b.finish(b.readErr) })
+	return err
 }
 
 // checkRetry decides whether retryablehttp tries again. Every request we

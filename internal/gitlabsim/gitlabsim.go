@@ -16,9 +16,21 @@
 //	GET  /-/sim/truth    {"events": [TruthEvent...]}
 //	POST /-/sim/advance  one Advance; answers {"count": <len(Truth())>}
 //
-// Truth holds merge requests, pipelines and their jobs. The jobs API has no
-// updated_at, so a job's is the latest of its created_at, started_at and
-// finished_at.
+// Truth holds every object of every kind in docs/kinds.md, with the ids and
+// updated_at rules given there: merge requests, pipelines, jobs, commits on
+// the default branch, issues, notes, branches, tags, releases, deployments,
+// environments and registry images.
+//
+// The world's git history is semi-linear (merge_method rebase_merge): a
+// merge rebases the MR's commits onto main, committed at the merge time,
+// and adds a merge commit, so commits reach main in committed_date order
+// and since= on main misses none. Source branches are kept after a merge,
+// as objects are never deleted. Options.Archived projects (none by
+// default) are archived (read only: Advance leaves them alone) and, from
+// three projects on, the last one lives in the subgroup acme/tools.
+//
+// Faults (FailRate, TimeoutRate, SetStorm, SetProjectFault) change only the
+// answers, never the world, and every faulty answer is counted in Stats.
 package gitlabsim
 
 import (
@@ -47,6 +59,23 @@ type Options struct {
 	// days before the clock's time at New.
 	Now     func() time.Time
 	Version string // instance version, default "17.11.0-ee"
+	// Issues per project; default MRs/3 (at least 2), negative for none.
+	Issues int
+	// Archived is how many projects (from the second on) are archived.
+	// Default none: labtrail leaves archived projects out unless asked, so
+	// a world that tests compare whole with the store keeps all active.
+	Archived int
+
+	// FailRate is the fraction of /api/v4 requests that answer a 5xx (500,
+	// 502 or 503 with GitLab's bodies) before doing anything else. Which
+	// requests fail follows from the seed and the request's sequence number.
+	FailRate float64
+	// TimeoutRate is the fraction of /api/v4 requests that hang for Hang
+	// (or until the client gives up) and then answer 504, as a GitLab
+	// behind a load balancer with a stuck backend does.
+	TimeoutRate float64
+	// Hang is how long a timed-out request hangs; default 30s.
+	Hang time.Duration
 }
 
 // TruthEvent is one object the simulator holds, as labtrail should end up
@@ -61,6 +90,9 @@ type TruthEvent struct {
 type Stats struct {
 	Requests int64            `json:"requests"`
 	ByPath   map[string]int64 `json:"by_path"`
+	// PeakPerMinute is the most requests seen in any 60-second window, by
+	// the simulator's clock.
+	PeakPerMinute int64 `json:"peak_per_minute"`
 }
 
 // Sim is a simulated GitLab instance. It is an http.Handler and safe for
@@ -76,8 +108,11 @@ type Sim struct {
 	latency   atomic.Int64
 	storm     atomic.Int64 // retry-after of a 429 storm; 0: none
 
+	faults faults
+
 	statsMu sync.Mutex
 	stats   Stats
+	recent  ring // request times within the last minute, for PeakPerMinute
 
 	limiter limiter
 }
@@ -120,7 +155,16 @@ func New(o Options) *Sim {
 	if o.Version == "" {
 		o.Version = defaultVersion
 	}
+	if o.Issues == 0 {
+		o.Issues = max(o.MRs/3, 2)
+	} else if o.Issues < 0 {
+		o.Issues = 0
+	}
+	if o.Hang <= 0 {
+		o.Hang = 30 * time.Second
+	}
 	s := &Sim{opts: o, now: o.Now}
+	s.faults.init(o)
 	s.rateLimit.Store(int64(o.RateLimit))
 	s.latency.Store(int64(o.Latency))
 	s.stats.ByPath = map[string]int64{}
@@ -169,7 +213,7 @@ func (s *Sim) Truth() []TruthEvent {
 func (s *Sim) Stats() Stats {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
-	out := Stats{Requests: s.stats.Requests, ByPath: make(map[string]int64, len(s.stats.ByPath))}
+	out := Stats{Requests: s.stats.Requests, PeakPerMinute: s.stats.PeakPerMinute, ByPath: make(map[string]int64, len(s.stats.ByPath))}
 	for k, v := range s.stats.ByPath {
 		out.ByPath[k] = v
 	}
@@ -181,6 +225,7 @@ func (s *Sim) ResetStats() {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
 	s.stats = Stats{ByPath: map[string]int64{}}
+	s.recent = ring{}
 }
 
 // SetRateLimit changes the per-token requests per minute; 0 turns the limit
@@ -195,10 +240,37 @@ func (s *Sim) SetStorm(retryAfter time.Duration) { s.storm.Store(int64(retryAfte
 func (s *Sim) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
 
 func (s *Sim) count(route string) {
+	now := s.now()
 	s.statsMu.Lock()
 	s.stats.Requests++
 	s.stats.ByPath[route]++
+	if n := s.recent.add(now); n > s.stats.PeakPerMinute {
+		s.stats.PeakPerMinute = n
+	}
 	s.statsMu.Unlock()
+}
+
+// ring holds the times of the requests of the last minute in arrival
+// order, so the sliding-window count is its length after dropping the old.
+type ring struct {
+	times []time.Time
+	head  int
+}
+
+// add records t and returns how many requests fall in (t-60s, t].
+func (r *ring) add(t time.Time) int64 {
+	r.times = append(r.times, t)
+	cut := t.Add(-time.Minute)
+	for r.head < len(r.times) && !r.times[r.head].After(cut) {
+		r.head++
+	}
+	// Compact once the dropped prefix dominates, so memory stays
+	// proportional to one minute of traffic.
+	if r.head > 1024 && r.head*2 > len(r.times) {
+		r.times = append(r.times[:0], r.times[r.head:]...)
+		r.head = 0
+	}
+	return int64(len(r.times) - r.head)
 }
 
 var _ http.Handler = (*Sim)(nil)

@@ -97,7 +97,7 @@ func matchRoute(method string, segs []string) (route, []string) {
 	case n == 3 && at(0, "groups") && at(2, "projects"):
 		return route{"/groups/:id/projects", (*Sim).listGroupProjects, false}, segs[1:2]
 	}
-	return route{}, nil
+	return matchKindRoute(segs)
 }
 
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
@@ -116,6 +116,9 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 		s.count(r.Method + " /api/v4/*")
 	} else {
 		s.count(r.Method + " /api/v4" + rt.template)
+	}
+	if s.inject(w, r) {
+		return
 	}
 
 	if d := time.Duration(s.latency.Load()); d > 0 {
@@ -177,6 +180,17 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 			"scope":             "api read_api",
 		})
 		return
+	}
+	if len(segs) >= 2 && segs[0] == "projects" {
+		switch s.projectFault(segs[1]) {
+		case http.StatusNotFound:
+			c := call{w: w}
+			c.notFound("Project Not Found")
+			return
+		case http.StatusForbidden:
+			writeJSON(w, http.StatusForbidden, map[string]string{"message": "403 Forbidden"})
+			return
+		}
 	}
 	base := "http://gitlab.sim"
 	if r.Host != "" {
@@ -381,7 +395,7 @@ func (s *Sim) listGroupProjects(c *call) {
 	id := c.params[0]
 	var g *group
 	for _, gg := range s.w.groups {
-		if strconv.FormatInt(gg.id, 10) == id || gg.path == id {
+		if strconv.FormatInt(gg.id, 10) == id || gg.fullPath() == id {
 			g = gg
 		}
 	}
@@ -389,15 +403,44 @@ func (s *Sim) listGroupProjects(c *call) {
 		c.notFound("Group Not Found")
 		return
 	}
-	s.projectsPage(c, g.projects)
+	list := slices.Clone(g.projects)
+	if c.q.Get("include_subgroups") == "true" {
+		var walk func(*group)
+		walk = func(g *group) {
+			for _, sg := range g.subgroups {
+				list = append(list, sg.projects...)
+				walk(sg)
+			}
+		}
+		walk(g)
+	}
+	s.projectsPage(c, list)
 }
 
 // projectsPage filters, orders and pages projects. The token's user is a
-// member of every project, so membership=true changes nothing.
+// member of every project, so membership=true changes nothing. Projects
+// with an injected 404 are left out, as projects the token cannot see.
 func (s *Sim) projectsPage(c *call, all []*project) {
 	orderBy := c.q.Get("order_by")
 	if orderBy == "" {
 		orderBy = "created_at"
+	}
+	keyset := c.q.Get("pagination") == "keyset"
+	if keyset && orderBy != "id" {
+		// GitLab offers keyset pagination for projects ordered by id only.
+		writeJSON(c.w, http.StatusMethodNotAllowed, map[string]string{"error": "Keyset pagination is not yet available for this type of request"})
+		return
+	}
+	var idAfter, idBefore int64
+	for name, dst := range map[string]*int64{"id_after": &idAfter, "id_before": &idBefore} {
+		if v := c.q.Get(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				c.badRequest(name + " is invalid")
+				return
+			}
+			*dst = n
+		}
 	}
 	var key func(a, b *project) int
 	switch orderBy {
@@ -426,6 +469,9 @@ func (s *Sim) projectsPage(c *call, all []*project) {
 		if archived != "" && p.archived != (archived == "true") {
 			continue
 		}
+		if s.hidden(p) || idAfter != 0 && p.id <= idAfter || idBefore != 0 && p.id >= idBefore {
+			continue
+		}
 		if search != "" && !strings.Contains(strings.ToLower(p.name), search) &&
 			!strings.Contains(strings.ToLower(p.fullPath()), search) {
 			continue
@@ -443,7 +489,25 @@ func (s *Sim) projectsPage(c *call, all []*project) {
 		return r
 	})
 	pg := c.paging()
-	lo, hi := pg.bounds(len(list))
+	var lo, hi int
+	if keyset {
+		// Keyset pages: the Link header alone leads on, with id_after (or
+		// id_before when descending) set to the page's last id; GitLab
+		// sends no X-Total, X-Page or X-Next-Page here.
+		lo, hi = 0, min(pg.perPage, len(list))
+		if hi < len(list) {
+			key, val := "id_after", itoa(list[hi-1].id)
+			q := c.queryWith(key, val, "per_page", strconv.Itoa(pg.perPage))
+			if desc {
+				q.Del("id_after")
+				q.Set("id_before", val)
+			}
+			c.w.Header().Set("Link", c.linkTo(q, "next"))
+		}
+	} else {
+		lo, hi = pg.bounds(len(list))
+		pg.headers(c, len(list))
+	}
 	simple := c.q.Get("simple") == "true"
 	out := make([]any, 0, hi-lo)
 	for _, p := range list[lo:hi] {
@@ -453,7 +517,6 @@ func (s *Sim) projectsPage(c *call, all []*project) {
 			out = append(out, p.fullJSON(c.base))
 		}
 	}
-	pg.headers(c, len(list))
 	c.ok(out)
 }
 
@@ -485,7 +548,12 @@ const maxCounted = 10000
 
 // headers writes GitLab's offset pagination headers for a listing of total
 // records.
-func (p paging) headers(c *call, total int) {
+func (p paging) headers(c *call, total int) { p.headersCounted(c, total, total <= maxCounted) }
+
+// headersCounted writes the offset pagination headers, with X-Total,
+// X-Total-Pages and rel="last" only when counted: GitLab leaves them out
+// past 10,000 records and on some endpoints (commits) always.
+func (p paging) headersCounted(c *call, total int, counted bool) {
 	h := c.w.Header()
 	pages := max((total+p.perPage-1)/p.perPage, 1)
 	next, prev := "", ""
@@ -499,7 +567,6 @@ func (p paging) headers(c *call, total int) {
 	h.Set("X-Per-Page", strconv.Itoa(p.perPage))
 	h.Set("X-Next-Page", next)
 	h.Set("X-Prev-Page", prev)
-	counted := total <= maxCounted
 	if counted {
 		h.Set("X-Total", strconv.Itoa(total))
 		h.Set("X-Total-Pages", strconv.Itoa(pages))
@@ -824,7 +891,7 @@ func (s *Sim) getMR(c *call) {
 	// The newest pipeline of the MR's branch is its head pipeline.
 	for i := len(p.pipes) - 1; i >= 0; i-- {
 		pl := p.pipes[i]
-		if pl.sha == m.sha && pl.ref != p.defaultBranch() {
+		if pl.head.m == m && pl.ref != p.defaultBranch() {
 			b, sj := pl.basicJSON(c.base), pl.singleJSON(c.base)
 			out.Pipeline, out.HeadPipeline = &b, &sj
 			out.LatestBuildStartedAt, out.LatestBuildFinishedAt = ts(pl.startedAt), ts(pl.finishedAt)

@@ -23,6 +23,29 @@ func (t ts) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + tt.UTC().Format("2006-01-02T15:04:05.000Z") + `"`), nil
 }
 
+// gitTS is a date from a git object (a commit's authored, committed and
+// created dates, an annotated tag's date): GitLab writes these with the
+// committer's UTC offset rather than Z, e.g. 2024-03-01T10:11:12.000+00:00.
+type gitTS time.Time
+
+func (t gitTS) MarshalJSON() ([]byte, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + tt.UTC().Format("2006-01-02T15:04:05.000-07:00") + `"`), nil
+}
+
+func userNotes(ns []*note) int {
+	n := 0
+	for _, x := range ns {
+		if !x.system {
+			n++
+		}
+	}
+	return n
+}
+
 type userBasicJSON struct {
 	ID        int64   `json:"id"`
 	Username  string  `json:"username"`
@@ -234,15 +257,16 @@ func (m *mergeRequest) listJSON(base string) mrJSON {
 		PreparedAt: ts(m.createdAt),
 		ClosedBy:   m.closedBy.basicPtr(base), ClosedAt: ts(m.closedAt),
 		TargetBranch: m.targetBranch, SourceBranch: m.sourceBranch,
-		UserNotesCount: m.notes, Upvotes: m.upvotes,
+		UserNotesCount: userNotes(m.notes), Upvotes: m.upvotes,
 		Author:          m.author.basic(base),
 		Assignees:       make([]userBasicJSON, 0, len(m.assignees)),
 		Reviewers:       make([]userBasicJSON, 0, len(m.reviewers)),
 		SourceProjectID: p.id, TargetProjectID: p.id,
 		Labels: m.labels, Draft: m.draft, ImportedFrom: "none", WorkInProgress: m.draft,
 		MergeStatus: "can_be_merged", DetailedMergeStatus: "mergeable",
-		SHA:                     m.sha,
-		ForceRemoveSourceBranch: true,
+		SHA: m.p.shaOf(m.head()),
+		// Source branches stay after a merge: objects are never deleted.
+		ForceRemoveSourceBranch: false,
 		Reference:               fmt.Sprintf("!%d", m.iid),
 		References: referencesJSON{
 			Short: fmt.Sprintf("!%d", m.iid), Relative: fmt.Sprintf("!%d", m.iid),
@@ -277,24 +301,11 @@ func (m *mergeRequest) listJSON(base string) mrJSON {
 func (m *mergeRequest) singleJSON(base string) mrSingleJSON {
 	j := mrSingleJSON{
 		mrJSON:       m.listJSON(base),
-		ChangesCount: strconv.Itoa(1 + int(m.id%37)),
-		DiffRefs:     diffRefsJSON{BaseSHA: m.p.fakeSHA(m.id), HeadSHA: m.sha, StartSHA: m.p.fakeSHA(m.id)},
+		ChangesCount: strconv.Itoa(len(m.diffFiles())),
+		DiffRefs:     m.diffRefs(),
 	}
 	j.User.CanMerge = m.state == "opened"
 	return j
-}
-
-// fakeSHA derives a stable 40-hex sha from a number, for shas nobody
-// filters on (base commits, parents).
-func (p *project) fakeSHA(n int64) string {
-	x := uint64(n)*0x9e3779b97f4a7c15 ^ uint64(p.id)
-	s := ""
-	for len(s) < 40 {
-		x ^= x >> 33
-		x *= 0xff51afd7ed558ccd
-		s += fmt.Sprintf("%016x", x)
-	}
-	return s[:40]
 }
 
 // pipelineBasicJSON is an item of GET /projects/:id/pipelines.
@@ -387,19 +398,21 @@ func (pl *pipeline) singleJSON(base string) pipelineSingleJSON {
 	return j
 }
 
+// jobCommitJSON is the commit entity (docs.gitlab.com/api/commits), as
+// embedded in jobs, branches, tags and releases.
 type jobCommitJSON struct {
 	ID               string            `json:"id"`
 	ShortID          string            `json:"short_id"`
-	CreatedAt        ts                `json:"created_at"`
+	CreatedAt        gitTS             `json:"created_at"`
 	ParentIDs        []string          `json:"parent_ids"`
 	Title            string            `json:"title"`
 	Message          string            `json:"message"`
 	AuthorName       string            `json:"author_name"`
 	AuthorEmail      string            `json:"author_email"`
-	AuthoredDate     ts                `json:"authored_date"`
+	AuthoredDate     gitTS             `json:"authored_date"`
 	CommitterName    string            `json:"committer_name"`
 	CommitterEmail   string            `json:"committer_email"`
-	CommittedDate    ts                `json:"committed_date"`
+	CommittedDate    gitTS             `json:"committed_date"`
 	Trailers         map[string]string `json:"trailers"`
 	ExtendedTrailers map[string]any    `json:"extended_trailers"`
 	WebURL           string            `json:"web_url"`
@@ -479,14 +492,17 @@ func (pl *pipeline) jobJSON(base string, j job, commit jobCommitJSON) jobJSON {
 }
 
 func (pl *pipeline) commitJSON(base string) jobCommitJSON {
-	title := "Merge branch into " + pl.ref
+	return pl.p.commitJSON(base, pl.p.commit(pl.head))
+}
+
+func (p *project) commitJSON(base string, c commitInfo) jobCommitJSON {
 	return jobCommitJSON{
-		ID: pl.sha, ShortID: pl.sha[:8], CreatedAt: ts(pl.createdAt),
-		ParentIDs: []string{pl.beforeSHA}, Title: title, Message: title + "\n",
-		AuthorName: pl.user.name, AuthorEmail: pl.user.username + "@example.com", AuthoredDate: ts(pl.createdAt),
-		CommitterName: pl.user.name, CommitterEmail: pl.user.username + "@example.com", CommittedDate: ts(pl.createdAt),
+		ID: c.sha, ShortID: c.sha[:8], CreatedAt: gitTS(c.committedAt),
+		ParentIDs: c.parents, Title: c.title, Message: c.message,
+		AuthorName: c.author.name, AuthorEmail: c.author.username + "@example.com", AuthoredDate: gitTS(c.authoredAt),
+		CommitterName: c.committer.name, CommitterEmail: c.committer.username + "@example.com", CommittedDate: gitTS(c.committedAt),
 		Trailers: map[string]string{}, ExtendedTrailers: map[string]any{},
-		WebURL: fmt.Sprintf("%s/%s/-/commit/%s", base, pl.p.fullPath(), pl.sha),
+		WebURL: fmt.Sprintf("%s/%s/-/commit/%s", base, p.fullPath(), c.sha),
 	}
 }
 
@@ -576,7 +592,7 @@ func (p *project) simpleJSON(base string) projectSimpleJSON {
 	host := hostOf(base)
 	return projectSimpleJSON{
 		ID: p.id, Description: p.description, Name: p.name,
-		NameWithNamespace: p.group.name + " / " + p.name,
+		NameWithNamespace: p.group.fullName() + " / " + p.name,
 		Path:              p.path, PathWithNamespace: p.fullPath(),
 		CreatedAt: ts(p.createdAt), DefaultBranch: p.defaultBranch(),
 		TagList: p.topics, Topics: p.topics,
@@ -588,9 +604,18 @@ func (p *project) simpleJSON(base string) projectSimpleJSON {
 		LastActivityAt: ts(p.lastActive),
 		Namespace: namespaceJSON{
 			ID: p.group.id, Name: p.group.name, Path: p.group.path, Kind: "group",
-			FullPath: p.group.path, WebURL: base + "/groups/" + p.group.path,
+			FullPath: p.group.fullPath(), WebURL: base + "/groups/" + p.group.fullPath(),
+			ParentID: p.group.parentID(),
 		},
 	}
+}
+
+func (g *group) parentID() *int64 {
+	if g.parent == nil {
+		return nil
+	}
+	id := g.parent.id
+	return &id
 }
 
 func (p *project) fullJSON(base string) projectJSON {
@@ -610,7 +635,7 @@ func (p *project) fullJSON(base string) projectJSON {
 		MergeRequestsAccessLevel: "enabled", BuildsAccessLevel: "enabled",
 		SharedRunnersEnabled: true, CreatorID: firstUserID, ImportStatus: "none",
 		UpdatedAt: ts(p.lastActive), CIDefaultGitDepth: 20, PublicJobs: true,
-		SharedWithGroups: []any{}, MergeMethod: "merge", SquashOption: "default_off",
+		SharedWithGroups: []any{}, MergeMethod: "rebase_merge", SquashOption: "default_off",
 		AutocloseReferencedIssues: true,
 	}
 	j.Permissions.GroupAccess = &accessJSON{AccessLevel: 40, NotificationLevel: 3}

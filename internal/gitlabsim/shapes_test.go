@@ -142,7 +142,9 @@ func getItems(t *testing.T, body []byte) []map[string]any {
 	return []map[string]any{decode[map[string]any](t, body)}
 }
 
-var gitlabTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+// GitLab writes record times in UTC with Z, and dates of git objects
+// (commits) with the committer's offset, +00:00 here.
+var gitlabTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$`)
 
 // checkTimes requires every *_at field that is a string to be formatted as
 // GitLab formats timestamps.
@@ -366,5 +368,219 @@ func TestShapesMatchGitLabDocs(t *testing.T) {
 		if has != (j["status"] == "failed") {
 			t.Errorf("job %v (%v): failure_reason present = %v", j["id"], j["status"], has)
 		}
+	}
+}
+
+// Field lists from GitLab's docs for the other kinds: docs.gitlab.com/api/
+// commits (list repository commits), /tags, /releases, /issues, /notes,
+// /events, /deployments, /environments and /container_registry.
+var (
+	commitDoc = shape{
+		"id": {"string"}, "short_id": {"string"}, "created_at": {"string"}, "parent_ids": {"array"},
+		"title": {"string"}, "message": {"string"}, "author_name": {"string"}, "author_email": {"string"},
+		"authored_date": {"string"}, "committer_name": {"string"}, "committer_email": {"string"},
+		"committed_date": {"string"}, "trailers": {"object"}, "extended_trailers": {"object"}, "web_url": {"string"},
+	}
+	commitStatsDoc = merge(commitDoc, shape{"stats": {"object"}})
+	statsDoc       = shape{"additions": {"number"}, "deletions": {"number"}, "total": {"number"}}
+	tagDoc         = shape{
+		"commit": {"object"}, "release": {"object", "null"}, "name": {"string"}, "target": {"string"},
+		"message": {"string", "null"}, "protected": {"boolean"}, "created_at": {"string", "null"},
+	}
+	releaseDoc = shape{
+		"name": {"string"}, "tag_name": {"string"}, "description": {"string"}, "created_at": {"string"},
+		"released_at": {"string"}, "upcoming_release": {"boolean"}, "author": {"object"}, "commit": {"object"},
+		"commit_path": {"string"}, "tag_path": {"string"}, "assets": {"object"}, "evidences": {"array"}, "_links": {"object"},
+	}
+	assetsDoc = shape{"count": {"number"}, "sources": {"array"}, "links": {"array"}}
+	issueDoc  = shape{
+		"id": {"number"}, "iid": {"number"}, "project_id": {"number"}, "title": {"string"}, "description": {"string", "null"},
+		"state": {"string"}, "created_at": {"string"}, "updated_at": {"string"}, "closed_at": {"string", "null"},
+		"closed_by": {"object", "null"}, "labels": {"array"}, "milestone": {"object", "null"}, "assignees": {"array"},
+		"author": {"object"}, "type": {"string"}, "assignee": {"object", "null"}, "user_notes_count": {"number"},
+		"merge_requests_count": {"number"}, "upvotes": {"number"}, "downvotes": {"number"}, "due_date": {"string", "null"},
+		"confidential": {"boolean"}, "discussion_locked": {"boolean", "null"}, "issue_type": {"string"},
+		"web_url": {"string"}, "time_stats": {"object"}, "task_completion_status": {"object"}, "_links": {"object"},
+		"references": {"object"}, "severity": {"string"}, "moved_to_id": {"number", "null"}, "imported": {"boolean"},
+		"imported_from": {"string"}, "service_desk_reply_to": {"string", "null"}, "has_tasks": {"boolean"},
+		"task_status": {"string"}, "blocking_issues_count": {"number"},
+	}
+	noteDoc = shape{
+		"id": {"number"}, "type": {"string", "null"}, "body": {"string"}, "attachment": {"string", "null"},
+		"author": {"object"}, "created_at": {"string"}, "updated_at": {"string"}, "system": {"boolean"},
+		"noteable_id": {"number", "null"}, "noteable_type": {"string"}, "project_id": {"number"},
+		"noteable_iid": {"number", "null"}, "resolvable": {"boolean"}, "confidential": {"boolean"},
+		"internal": {"boolean"}, "imported": {"boolean"}, "imported_from": {"string"},
+	}
+	eventDoc = shape{
+		"id": {"number"}, "title": {"string", "null"}, "project_id": {"number"}, "action_name": {"string"},
+		"target_id": {"number", "null"}, "target_iid": {"number", "null"}, "target_type": {"string", "null"},
+		"author_id": {"number"}, "target_title": {"string", "null"}, "created_at": {"string"}, "author": {"object"},
+		"author_username": {"string"}, "imported": {"boolean"}, "imported_from": {"string"},
+	}
+	noteEventDoc = merge(eventDoc, shape{"note": {"object"}})
+	pushEventDoc = merge(eventDoc, shape{"push_data": {"object"}})
+	pushDataDoc  = shape{
+		"commit_count": {"number"}, "action": {"string"}, "ref_type": {"string"}, "commit_from": {"string", "null"},
+		"commit_to": {"string"}, "ref": {"string"}, "commit_title": {"string"}, "ref_count": {"number", "null"},
+	}
+	deploymentDoc = shape{
+		"id": {"number"}, "iid": {"number"}, "ref": {"string"}, "sha": {"string"}, "created_at": {"string"},
+		"updated_at": {"string"}, "status": {"string"}, "user": {"object"}, "environment": {"object"}, "deployable": {"object"},
+	}
+	environmentBasicDoc = shape{
+		"id": {"number"}, "name": {"string"}, "slug": {"string"}, "external_url": {"string", "null"},
+		"created_at": {"string"}, "updated_at": {"string"},
+	}
+	environmentDoc = merge(environmentBasicDoc, shape{
+		"description": {"string", "null"}, "state": {"string"}, "tier": {"string"}, "auto_stop_at": {"string", "null"},
+		"auto_stop_setting": {"string"}, "kubernetes_namespace": {"string", "null"}, "flux_resource_path": {"string", "null"},
+	})
+	registryRepoDoc = shape{
+		"id": {"number"}, "name": {"string"}, "path": {"string"}, "project_id": {"number"}, "location": {"string"},
+		"created_at": {"string"}, "cleanup_policy_started_at": {"string", "null"}, "status": {"string", "null"},
+		"tags_count": {"number"}, "tags": {"array"},
+	}
+	registryTagDoc        = shape{"name": {"string"}, "path": {"string"}, "location": {"string"}}
+	registryTagDetailsDoc = merge(registryTagDoc, shape{
+		"revision": {"string"}, "short_revision": {"string"}, "digest": {"string"}, "created_at": {"string"}, "total_size": {"number"},
+	})
+)
+
+var gitDate = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$`)
+
+// checkGitDates requires commit dates in GitLab's offset form, anywhere
+// in v.
+func checkGitDates(t *testing.T, what string, v any) {
+	t.Helper()
+	switch x := v.(type) {
+	case map[string]any:
+		_, isCommit := x["committed_date"]
+		for k, sub := range x {
+			if s, ok := sub.(string); ok && (k == "authored_date" || k == "committed_date" || isCommit && k == "created_at") && !gitDate.MatchString(s) {
+				t.Errorf("%s.%s = %q, not a git date with offset", what, k, s)
+			}
+			checkGitDates(t, what+"."+k, sub)
+		}
+	case []any:
+		for _, sub := range x {
+			checkGitDates(t, what, sub)
+		}
+	}
+}
+
+func TestKindShapes(t *testing.T) {
+	sim, srv := newServer(t, gitlabsim.Options{Projects: 2, MRs: 30, Pipelines: 60, Issues: 15})
+	for range 6 {
+		sim.Advance()
+	}
+	pid := firstProjectID(t, srv)
+	base := fmt.Sprintf("/api/v4/projects/%d", pid)
+	items := func(path string) []map[string]any {
+		t.Helper()
+		resp, body := get(t, srv, base+path)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		return getItems(t, body)
+	}
+	pipes := items("/pipelines?per_page=100&ref=main")
+	commit := items("/repository/commits/" + pipes[0]["sha"].(string))
+	branches := items("/repository/branches?per_page=100")
+	branch := items("/repository/branches/main")
+	var mrApprovals, diffs, mrCommits, mrNotes []map[string]any
+	for _, m := range items("/merge_requests?state=all&per_page=20") {
+		iid := num(m["iid"])
+		mrApprovals = append(mrApprovals, items(fmt.Sprintf("/merge_requests/%d/approvals", iid))...)
+		diffs = append(diffs, items(fmt.Sprintf("/merge_requests/%d/diffs", iid))...)
+		mrCommits = append(mrCommits, items(fmt.Sprintf("/merge_requests/%d/commits", iid))...)
+		mrNotes = append(mrNotes, items(fmt.Sprintf("/merge_requests/%d/notes", iid))...)
+	}
+	var issueNotes []map[string]any
+	issues := items("/issues?per_page=100")
+	for _, is := range issues[:8] {
+		issueNotes = append(issueNotes, items(fmt.Sprintf("/issues/%d/notes", num(is["iid"])))...)
+	}
+	repos := items("/registry/repositories?tags=true&tags_count=true")
+	tagsPath := fmt.Sprintf("/registry/repositories/%d/tags", num(repos[0]["id"]))
+	regTags := items(tagsPath + "?per_page=100")
+	tagDetails := items(tagsPath + "/" + regTags[0]["name"].(string))
+
+	samples := []struct {
+		sample   string
+		got      []map[string]any
+		nullable map[string]bool
+	}{
+		{"get_commit.json", commit, map[string]bool{"last_pipeline": true, "status": true}},
+		{"list_branches.json", branches, nil},
+		{"get_branch.json", branch, nil},
+		{"get_merge_request_approvals.json", mrApprovals, nil},
+		{"list_merge_request_diff.json", diffs, nil},
+	}
+	for _, tc := range samples {
+		t.Run(tc.sample, func(t *testing.T) {
+			sample := readSample(t, tc.sample)
+			checkShape(t, tc.sample, shapeOf(sample), tc.got, tc.nullable, nestedShapes(sample))
+			for i, it := range tc.got {
+				checkTimes(t, fmt.Sprintf("%s[%d]", tc.sample, i), it)
+				checkGitDates(t, fmt.Sprintf("%s[%d]", tc.sample, i), it)
+			}
+		})
+	}
+	// approved_by's items, one level further down than checkShape goes.
+	want := shapeOf(func() []map[string]any {
+		var out []map[string]any
+		for _, a := range readSample(t, "get_merge_request_approvals.json")[0]["approved_by"].([]any) {
+			out = append(out, a.(map[string]any))
+		}
+		return out
+	}())
+	var approvedBy []map[string]any
+	for _, a := range mrApprovals {
+		for _, x := range a["approved_by"].([]any) {
+			approvedBy = append(approvedBy, x.(map[string]any))
+		}
+	}
+	checkShape(t, "approved_by", want, approvedBy, nil, map[string]shape{"user": {"id": {"number"}, "name": {"string"}, "username": {"string"}}})
+
+	var noteEvents, pushEvents []map[string]any
+	for _, e := range items("/events?per_page=100") {
+		switch {
+		case e["note"] != nil:
+			noteEvents = append(noteEvents, e)
+		case e["push_data"] != nil:
+			pushEvents = append(pushEvents, e)
+		}
+	}
+	docs := []struct {
+		what   string
+		want   shape
+		got    []map[string]any
+		nested map[string]shape
+	}{
+		{"commits", commitStatsDoc, items("/repository/commits?with_stats=true&per_page=50"), map[string]shape{"stats": statsDoc}},
+		{"merge request commits", commitDoc, mrCommits, nil},
+		{"tags", tagDoc, items("/repository/tags"), map[string]shape{"commit": commitDoc}},
+		{"releases", releaseDoc, items("/releases"), map[string]shape{"commit": commitDoc, "author": userBasicDoc, "assets": assetsDoc}},
+		{"issues", issueDoc, issues, map[string]shape{"author": userBasicDoc}},
+		{"merge request notes", noteDoc, mrNotes, map[string]shape{"author": userBasicDoc}},
+		{"issue notes", noteDoc, issueNotes, map[string]shape{"author": userBasicDoc}},
+		{"note events", noteEventDoc, noteEvents, map[string]shape{"note": noteDoc, "author": userBasicDoc}},
+		{"push events", pushEventDoc, pushEvents, map[string]shape{"push_data": pushDataDoc}},
+		{"deployments", deploymentDoc, items("/deployments?per_page=100"), map[string]shape{"environment": environmentBasicDoc, "deployable": jobDoc, "user": userBasicDoc}},
+		{"environments", environmentDoc, items("/environments"), nil},
+		{"registry repositories", registryRepoDoc, repos, nil},
+		{"registry tags", registryTagDoc, regTags, nil},
+		{"registry tag details", registryTagDetailsDoc, tagDetails, nil},
+		{"project jobs", jobDoc, items("/jobs?per_page=50"), map[string]shape{"commit": jobCommitDoc, "pipeline": jobPipelineDoc}},
+	}
+	for _, tc := range docs {
+		t.Run(tc.what, func(t *testing.T) {
+			checkShape(t, tc.what, tc.want, tc.got, nil, tc.nested)
+			for i, it := range tc.got {
+				checkTimes(t, fmt.Sprintf("%s[%d]", tc.what, i), it)
+				checkGitDates(t, fmt.Sprintf("%s[%d]", tc.what, i), it)
+			}
+		})
 	}
 }

@@ -40,8 +40,24 @@ type group struct {
 	id        int64
 	name      string
 	path      string
+	parent    *group
+	subgroups []*group
 	createdAt time.Time
 	projects  []*project
+}
+
+func (g *group) fullPath() string {
+	if g.parent != nil {
+		return g.parent.fullPath() + "/" + g.path
+	}
+	return g.path
+}
+
+func (g *group) fullName() string {
+	if g.parent != nil {
+		return g.parent.fullName() + " / " + g.name
+	}
+	return g.name
 }
 
 type project struct {
@@ -54,15 +70,52 @@ type project struct {
 	lastActive  time.Time
 	archived    bool
 	topics      []string
+	owner       *user
 
 	mrs            []*mergeRequest // index iid-1; created_at ascending
 	mrsByUpdated   []*mergeRequest // (updated_at, id) ascending
 	pipes          []*pipeline     // id ascending; created_at ascending
 	pipesByUpdated []*pipeline     // (updated_at, id) ascending
 	pipeByID       map[int64]*pipeline
+
+	seed  uint64
+	clock time.Time // the newest time anything in the project happened at
+
+	root        time.Time   // the initial commit's date
+	main        []mainEntry // commits on the default branch, (committed_date, merge) ascending
+	gitTags     []*gitTag   // by commit date ascending
+	releases    []*release  // by created_at ascending
+	mrByBranch  map[string]*mergeRequest
+	issues      []*issue // index iid-1
+	issuesByUpd []*issue // (updated_at, id) ascending
+	commitNotes []*note
+	events      []*event // created_at ascending
+	envs        []*environment
+	deploys     []*deployment // id ascending
+	deploysUpd  []*deployment // (updated_at, id) ascending
+	repos       []*registryRepo
 }
 
-func (p *project) fullPath() string { return p.group.path + "/" + p.path }
+func (p *project) fullPath() string { return p.group.fullPath() + "/" + p.path }
+
+// next is the time of the next thing to happen in p at wall time now: now,
+// or just after the newest thing so far when the clock has not moved past
+// it. Every change made by Advance takes its time from here, so within a
+// project each kind's updated_at moves strictly forward.
+func (p *project) next(now time.Time) time.Time {
+	t := now
+	if !t.After(p.clock) {
+		t = p.clock.Add(time.Millisecond)
+	}
+	p.clock = t
+	return t
+}
+
+func (p *project) seen(t time.Time) {
+	if t.After(p.clock) {
+		p.clock = t
+	}
+}
 
 type mergeRequest struct {
 	id, iid        int64
@@ -83,9 +136,21 @@ type mergeRequest struct {
 	mergedAt       time.Time
 	closedAt       time.Time
 	labels         []string
-	sha            string
+	sha            string // the source branch's head before the merge
 	mergeCommitSHA string
-	notes, upvotes int
+	upvotes        int
+
+	nCommits  int           // 1..5 commits on the source branch
+	headAt    time.Time     // committed_date of the last of them
+	commitGap time.Duration // between consecutive commits
+	mainIdx   int           // index in p.main of its first commit there; -1 when not merged
+	approvals []approval
+	notes     []*note // created_at ascending
+}
+
+type approval struct {
+	user *user
+	at   time.Time
 }
 
 type pipeline struct {
@@ -106,7 +171,8 @@ type pipeline struct {
 	jobBase    int64
 	failIdx    int
 	failReason string
-	cancelAt   int // stage a canceled pipeline stopped in
+	cancelAt   int       // stage a canceled pipeline stopped in
+	head       commitRef // the commit it runs on
 }
 
 type world struct {
@@ -120,10 +186,16 @@ type world struct {
 	byID     map[int64]*project
 	byPath   map[string]*project
 
-	nextMRID   int64
-	nextPipeID int64
-	nextJobID  int64
-	step       uint64
+	nextMRID     int64
+	nextPipeID   int64
+	nextJobID    int64
+	nextNoteID   int64
+	nextIssueID  int64
+	nextEventID  int64
+	nextDeployID int64
+	nextEnvID    int64
+	nextRepoID   int64
+	step         uint64
 }
 
 var (
@@ -196,22 +268,40 @@ func buildWorld(o Options, now time.Time) *world {
 			createdAt: ms(start.Add(-time.Duration(200+g) * 24 * time.Hour)),
 		})
 	}
+	// The first group has a subgroup holding the last project once there
+	// are three, so include_subgroups=true lists more than without.
+	var tools *group
+	if o.Projects >= 3 {
+		g0 := w.groups[0]
+		tools = &group{id: g0.id + 1, name: "Tools", path: "tools", parent: g0, createdAt: g0.createdAt.Add(24 * time.Hour)}
+		g0.subgroups = append(g0.subgroups, tools)
+	}
+	top := len(w.groups)
 	for i := 0; i < o.Projects; i++ {
-		g := w.groups[i%len(w.groups)]
-		name := projectNames[(i/len(w.groups))%len(projectNames)]
-		if n := (i / len(w.groups)) / len(projectNames); n > 0 {
+		g := w.groups[i%top]
+		name := projectNames[(i/top)%len(projectNames)]
+		if n := (i / top) / len(projectNames); n > 0 {
 			name = fmt.Sprintf("%s-%d", name, n+1)
+		}
+		if tools != nil && i == o.Projects-1 {
+			g = tools
 		}
 		p := &project{
 			id:          int64(firstProjectID + i*5 + r.IntN(4)),
 			name:        name,
 			path:        name,
-			description: fmt.Sprintf("The %s service of %s.", name, g.name),
+			description: fmt.Sprintf("The %s service of %s.", name, g.fullName()),
 			group:       g,
 			createdAt:   ms(start.Add(-time.Duration(30+r.IntN(300)) * 24 * time.Hour)),
 			pipeByID:    map[int64]*pipeline{},
 			topics:      []string{},
+			mrByBranch:  map[string]*mergeRequest{},
 		}
+		p.seed = mix(uint64(o.Seed), uint64(p.id), 0x5eed)
+		p.owner = w.users[r.IntN(len(w.users))]
+		// The repository's history starts with the simulated history,
+		// so every object of the world is from the last 180 days.
+		p.root = ms(start.Add(-time.Duration(r.IntN(3600)) * time.Second))
 		if r.IntN(4) == 0 {
 			p.topics = []string{"go", "service"}
 		}
@@ -221,10 +311,13 @@ func buildWorld(o Options, now time.Time) *world {
 		w.byID[p.id] = p
 		w.byPath[p.fullPath()] = p
 	}
-	// A project now and then is archived, but never the first, so a
-	// default world always has active projects to list.
+	if tools != nil {
+		w.groups = append(w.groups, tools)
+	}
+	// Options.Archived projects are archived, from the second on; never
+	// the first, so there are always active projects to list.
 	for i, p := range w.projects {
-		if i > 0 && i%7 == 6 {
+		if i > 0 && i <= o.Archived {
 			p.archived = true
 		}
 	}
@@ -236,7 +329,7 @@ func buildWorld(o Options, now time.Time) *world {
 		p   *project
 		idx int
 	}
-	var mrBirths, pipeBirths []birth
+	var mrBirths, pipeBirths, issueBirths []birth
 	for _, p := range w.projects {
 		for _, at := range spread(r, start, now, o.MRs) {
 			mrBirths = append(mrBirths, birth{at, p, 0})
@@ -244,51 +337,128 @@ func buildWorld(o Options, now time.Time) *world {
 		for _, at := range recent(r, spread(r, start, now, o.Pipelines), now) {
 			pipeBirths = append(pipeBirths, birth{at, p, 0})
 		}
+		for _, at := range spread(r, start, now, o.Issues) {
+			issueBirths = append(issueBirths, birth{at, p, 0})
+		}
 	}
 	byTime := func(a, b birth) int {
 		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
-		switch {
-		case a.p.id < b.p.id:
-			return -1
-		case a.p.id > b.p.id:
-			return 1
-		}
-		return 0
+		return cmpInt(a.p.id, b.p.id)
 	}
 	slices.SortStableFunc(mrBirths, byTime)
 	slices.SortStableFunc(pipeBirths, byTime)
+	slices.SortStableFunc(issueBirths, byTime)
 
+	var notes []*note
+	var events []*event
+	w.nextEnvID, w.nextRepoID = firstEnvID, firstRepoID
 	w.nextMRID = firstMRID
 	for _, b := range mrBirths {
 		m := w.newMR(r, b.p, b.at)
 		w.nextMRID++
-		w.historyMR(r, m, now)
+		notes = w.historyMR(r, m, now, notes)
 		b.p.mrs = append(b.p.mrs, m)
+		b.p.mrByBranch[m.sourceBranch] = m
+	}
+	w.nextIssueID = firstIssueID
+	for _, b := range issueBirths {
+		is := w.newIssue(r, b.p, b.at)
+		notes = w.historyIssue(r, is, now, notes)
+		b.p.issues = append(b.p.issues, is)
+	}
+	for _, p := range w.projects {
+		p.buildMain()
+		notes = w.historyCommitNotes(r, p, now, notes)
+		p.repos = []*registryRepo{w.newRegistryRepo(p)}
+		w.historyTags(r, p, now)
+		p.envs = w.historyEnvironments(p, now)
 	}
 	w.nextPipeID = firstPipelineID
 	w.nextJobID = firstJobID
+	w.nextDeployID = firstDeploymentID
 	for _, b := range pipeBirths {
 		pl := w.newPipeline(r, b.p, b.at)
 		w.historyPipeline(r, pl, now)
 		b.p.pipes = append(b.p.pipes, pl)
 		b.p.pipeByID[pl.id] = pl
+		w.historyDeployment(pl)
 	}
+
+	// Notes and events take ids in global time order, like the sequences
+	// of a real instance.
+	slices.SortStableFunc(notes, func(a, b *note) int { return a.createdAt.Compare(b.createdAt) })
+	w.nextNoteID = firstNoteID
+	for _, n := range notes {
+		n.id = w.nextNoteID
+		w.nextNoteID++
+	}
+	for _, p := range w.projects {
+		events = p.historyEvents(events)
+	}
+	slices.SortStableFunc(events, func(a, b *event) int { return a.at.Compare(b.at) })
+	w.nextEventID = firstEventID
+	for _, e := range events {
+		e.id = w.nextEventID
+		w.nextEventID++
+		e.p.events = append(e.p.events, e)
+	}
+
 	for _, p := range w.projects {
 		p.mrsByUpdated = slices.Clone(p.mrs)
 		slices.SortFunc(p.mrsByUpdated, cmpMR)
 		p.pipesByUpdated = slices.Clone(p.pipes)
 		slices.SortFunc(p.pipesByUpdated, cmpPipe)
+		p.issuesByUpd = slices.Clone(p.issues)
+		slices.SortFunc(p.issuesByUpd, cmpIssue)
+		p.deploysUpd = slices.Clone(p.deploys)
+		slices.SortFunc(p.deploysUpd, cmpDeploy)
 		if n := len(p.mrsByUpdated); n > 0 && p.mrsByUpdated[n-1].updatedAt.After(p.lastActive) {
 			p.lastActive = p.mrsByUpdated[n-1].updatedAt
 		}
 		if n := len(p.pipesByUpdated); n > 0 && p.pipesByUpdated[n-1].updatedAt.After(p.lastActive) {
 			p.lastActive = p.pipesByUpdated[n-1].updatedAt
 		}
+		p.seen(p.lastActive)
+		p.seen(p.root)
+		if n := len(p.issuesByUpd); n > 0 {
+			p.seen(p.issuesByUpd[n-1].updatedAt)
+		}
+		if n := len(p.deploysUpd); n > 0 {
+			p.seen(p.deploysUpd[n-1].updatedAt)
+		}
+		for _, e := range p.envs {
+			p.seen(e.updatedAt)
+		}
+		for _, t := range p.gitTags {
+			p.seen(t.createdAt)
+		}
+		for _, rl := range p.releases {
+			p.seen(rl.updatedAt())
+		}
+		for _, rp := range p.repos {
+			for _, t := range rp.tags {
+				p.seen(t.createdAt)
+			}
+		}
+		for _, n := range p.commitNotes {
+			p.seen(n.updatedAt)
+		}
+		p.seen(ms(now))
 	}
 	return w
 }
+
+// More first ids, again like a real instance's.
+const (
+	firstNoteID       = 1900000
+	firstIssueID      = 330000
+	firstEventID      = 41000000
+	firstDeploymentID = 93000
+	firstEnvID        = 12000
+	firstRepoID       = 5100
+)
 
 // spread returns n strictly increasing millisecond times in [from, to),
 // roughly evenly spaced with jitter.
@@ -350,6 +520,24 @@ func cmpInt(a, b int64) int {
 
 func (w *world) pickUser(r *rand.Rand) *user { return w.users[r.IntN(len(w.users))] }
 
+// pickOther picks a user other than the ones given.
+func (w *world) pickOther(r *rand.Rand, not ...*user) *user {
+	for {
+		u := w.pickUser(r)
+		if !slices.Contains(not, u) {
+			return u
+		}
+	}
+}
+
+// between is a millisecond time in [a, b]; a when b is not after a.
+func between(r *rand.Rand, a, b time.Time) time.Time {
+	if !b.After(a) {
+		return a
+	}
+	return ms(a.Add(time.Duration(r.Int64N(int64(b.Sub(a)) + 1))))
+}
+
 func (w *world) newMR(r *rand.Rand, p *project, at time.Time) *mergeRequest {
 	iid := int64(len(p.mrs) + 1)
 	title := verbs[r.IntN(len(verbs))] + " " + subjects[r.IntN(len(subjects))]
@@ -366,9 +554,13 @@ func (w *world) newMR(r *rand.Rand, p *project, at time.Time) *mergeRequest {
 		createdAt:    at,
 		updatedAt:    at,
 		sha:          hexSHA(r),
-		notes:        r.IntN(12),
 		upvotes:      r.IntN(3),
+		nCommits:     1 + r.IntN(5),
+		mainIdx:      -1,
 	}
+	// The branch was pushed shortly before the MR was opened.
+	m.headAt = ms(at.Add(-time.Duration(1+r.IntN(30)) * time.Minute))
+	m.commitGap = time.Duration(3+r.IntN(60)) * time.Minute
 	m.assignees = []*user{m.author}
 	if rv := w.pickUser(r); rv != m.author {
 		m.reviewers = []*user{rv}
@@ -387,10 +579,18 @@ func (w *world) newMR(r *rand.Rand, p *project, at time.Time) *mergeRequest {
 	return m
 }
 
+var comments = []string{
+	"Looks good to me.", "Could we add a test for this?", "Nice catch!",
+	"I think this needs a changelog entry.", "Can you rebase on main?", "Thanks, addressed.",
+	"What happens when the config is empty?", "LGTM :thumbsup:", "Let's discuss this in the next sync.",
+	"This fixes the flaky test for me.",
+}
+
 // historyMR gives a generated merge request its lifecycle: most merged, some
-// closed, the rest still open (a few of those drafts). Nothing happens after
-// now.
-func (w *world) historyMR(r *rand.Rand, m *mergeRequest, now time.Time) {
+// closed, the rest still open (a few of those drafts), with approvals and
+// notes that all fall on or before its updated_at. Nothing happens after
+// now. It returns notes with the MR's notes added.
+func (w *world) historyMR(r *rand.Rand, m *mergeRequest, now time.Time, notes []*note) []*note {
 	last := m.createdAt
 	roll := r.IntN(100)
 	wait := time.Duration(30+r.IntN(60*24*6)) * time.Minute // 30 min .. ~6 days
@@ -419,6 +619,39 @@ func (w *world) historyMR(r *rand.Rand, m *mergeRequest, now time.Time) {
 		upd = last
 	}
 	m.updatedAt = upd
+
+	approvers := 0
+	switch {
+	case m.state == "merged":
+		approvers = 1 + r.IntN(2)
+	case m.state == "opened" && r.IntN(3) == 0:
+		approvers = 1
+	}
+	approvedBy := []*user{m.author}
+	for range approvers {
+		u := w.pickOther(r, approvedBy...)
+		approvedBy = append(approvedBy, u)
+		to := m.updatedAt
+		if m.state == "merged" {
+			to = m.mergedAt
+		}
+		at := between(r, m.createdAt, to)
+		m.approvals = append(m.approvals, approval{u, at})
+		m.notes = append(m.notes, &note{p: m.p, mr: m, body: "approved this merge request", author: u, createdAt: at, updatedAt: at, system: true})
+	}
+	slices.SortStableFunc(m.approvals, func(a, b approval) int { return a.at.Compare(b.at) })
+	for range r.IntN(12) {
+		at := between(r, m.createdAt, m.updatedAt)
+		m.notes = append(m.notes, &note{p: m.p, mr: m, body: comments[r.IntN(len(comments))], author: w.pickUser(r), createdAt: at, updatedAt: at})
+	}
+	switch m.state {
+	case "merged":
+		m.notes = append(m.notes, &note{p: m.p, mr: m, body: "merged", author: m.mergedBy, createdAt: m.mergedAt, updatedAt: m.mergedAt, system: true})
+	case "closed":
+		m.notes = append(m.notes, &note{p: m.p, mr: m, body: "closed", author: m.closedBy, createdAt: m.closedAt, updatedAt: m.closedAt, system: true})
+	}
+	slices.SortStableFunc(m.notes, func(a, b *note) int { return a.createdAt.Compare(b.createdAt) })
+	return append(notes, m.notes...)
 }
 
 func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
@@ -442,7 +675,8 @@ func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
 	pl.failIdx = r.IntN(pl.nJobs - 1) // never the deploy job alone
 	pl.failReason = failures[r.IntN(len(failures))]
 	pl.cancelAt = r.IntN(3)
-	// Pipelines on an MR branch belong to an MR opened before them.
+	// Pipelines on an MR branch belong to an MR opened before them, and run
+	// on its head commit.
 	if n := sort.Search(len(p.mrs), func(i int) bool { return p.mrs[i].createdAt.After(at) }); n > 0 && r.IntN(5) < 2 {
 		m := p.mrs[r.IntN(n)]
 		if r.IntN(2) == 0 {
@@ -451,6 +685,11 @@ func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
 			pl.ref = m.sourceBranch
 		}
 		pl.sha = m.sha
+		pl.head = commitRef{m: m, k: m.nCommits - 1}
+		pl.beforeSHA = zeroSHA
+		if m.nCommits > 1 {
+			pl.beforeSHA = p.shaOf(commitRef{m: m, k: m.nCommits - 2})
+		}
 	} else {
 		switch r.IntN(10) {
 		case 0:
@@ -458,9 +697,17 @@ func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
 		case 1:
 			pl.source = "web"
 		}
+		// Pipelines on the default branch run on its head at the time.
+		i := p.headAt(at)
+		pl.head = p.mainRef(i)
+		pl.sha = p.shaOf(pl.head)
+		pl.beforeSHA = p.shaOf(p.mainRef(p.prevHead(i)))
 	}
 	return pl
 }
+
+// zeroSHA is what GitLab shows as before_sha for a branch's first push.
+const zeroSHA = "0000000000000000000000000000000000000000"
 
 // historyPipeline finishes a generated pipeline unless it would finish after
 // now, in which case it is still running (or pending).
@@ -494,47 +741,46 @@ func (w *world) historyPipeline(r *rand.Rand, pl *pipeline, now time.Time) {
 	}
 }
 
-// advance is one step of activity at time now.
+// advance is one step of activity at time now. Archived projects are read
+// only, as on GitLab, so nothing happens in them.
 func (w *world) advance(now time.Time) {
 	now = ms(now)
 	w.step++
 	r := rand.New(rand.NewPCG(uint64(w.seed), w.step))
-	n := 1 + r.IntN(3)
-	if n > len(w.projects) {
-		n = len(w.projects)
+	var active []*project
+	for _, p := range w.projects {
+		if !p.archived {
+			active = append(active, p)
+		}
 	}
-	perm := r.Perm(len(w.projects))[:n]
+	n := min(1+r.IntN(3), len(active))
+	perm := r.Perm(len(active))[:n]
 	slices.Sort(perm)
 	for _, i := range perm {
-		p := w.projects[i]
+		p := active[i]
 		w.advanceMRs(r, p, now)
+		w.advanceIssues(r, p, now)
+		w.advanceDeployments(r, p, now)
 		w.advancePipelines(r, p, now)
+		w.advanceRelease(r, p, now)
 	}
-}
-
-// nextMRTime is the next updated_at for p's merge requests: now, or just
-// after the newest one when the clock has not moved past it.
-func nextMRTime(p *project, now time.Time) time.Time {
-	if n := len(p.mrsByUpdated); n > 0 {
-		if last := p.mrsByUpdated[n-1].updatedAt; !now.After(last) {
-			return last.Add(time.Millisecond)
-		}
-	}
-	return now
-}
-
-func nextPipeTime(p *project, now time.Time) time.Time {
-	if n := len(p.pipesByUpdated); n > 0 {
-		if last := p.pipesByUpdated[n-1].updatedAt; !now.After(last) {
-			return last.Add(time.Millisecond)
-		}
-	}
-	return now
 }
 
 func (p *project) touch(t time.Time) {
 	if t.After(p.lastActive) {
 		p.lastActive = t
+	}
+}
+
+// addMRNote adds a note to m at t, which moves m's updated_at as on GitLab.
+func (w *world) addMRNote(m *mergeRequest, n *note) {
+	p := m.p
+	n.id = w.nextNoteID
+	w.nextNoteID++
+	n.p, n.mr = p, m
+	m.notes = append(m.notes, n)
+	if !n.system {
+		p.addEvent(w, &event{at: n.createdAt, action: "commented on", author: n.author, n: n})
 	}
 }
 
@@ -551,28 +797,69 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 		j := r.IntN(len(open))
 		m := open[j]
 		open = slices.Delete(open, j, j+1)
-		t := nextMRTime(p, now)
 		p.mrsByUpdated = removeMR(p.mrsByUpdated, m)
 		if r.IntN(4) == 0 {
+			t := p.next(now)
 			m.state, m.closedAt, m.closedBy = "closed", t, w.pickUser(r)
+			w.addMRNote(m, &note{body: "closed", author: m.closedBy, createdAt: t, updatedAt: t, system: true})
+			p.addEvent(w, &event{at: t, action: "closed", author: m.closedBy, mr: m})
+			m.updatedAt = t
+			w.stopReview(p, m, t)
 		} else {
+			if len(m.approvals) == 0 {
+				t := p.next(now)
+				u := w.pickOther(r, m.author)
+				m.approvals = append(m.approvals, approval{u, t})
+				w.addMRNote(m, &note{body: "approved this merge request", author: u, createdAt: t, updatedAt: t, system: true})
+			}
+			t := p.next(now)
 			m.state, m.mergedAt, m.mergedBy = "merged", t, w.pickUser(r)
 			m.mergeCommitSHA = hexSHA(r)
 			if m.draft {
 				m.draft = false
 				m.title = strings.TrimPrefix(m.title, "Draft: ")
 			}
+			w.addMRNote(m, &note{body: "merged", author: m.mergedBy, createdAt: t, updatedAt: t, system: true})
+			p.merge(m)
+			p.addEvent(w, &event{at: t, action: "accepted", author: m.mergedBy, mr: m})
+			p.addEvent(w, &event{at: t, action: "pushed to", author: m.mergedBy, mr: m})
+			m.updatedAt = t
+			w.stopReview(p, m, t)
 		}
+		p.mrsByUpdated = append(p.mrsByUpdated, m)
+		p.touch(m.updatedAt)
+	}
+	// A comment on an open MR or two.
+	for range r.IntN(3) {
+		if len(open) == 0 {
+			break
+		}
+		m := open[r.IntN(len(open))]
+		t := p.next(now)
+		p.mrsByUpdated = removeMR(p.mrsByUpdated, m)
+		w.addMRNote(m, &note{body: comments[r.IntN(len(comments))], author: w.pickUser(r), createdAt: t, updatedAt: t})
 		m.updatedAt = t
 		p.mrsByUpdated = append(p.mrsByUpdated, m)
 		p.touch(t)
 	}
 	for range 1 + r.IntN(3) {
-		t := nextMRTime(p, now)
-		m := w.newMR(r, p, t)
+		m := w.newMR(r, p, now)
 		w.nextMRID++
+		// Its commits are pushed first, each at its own instant, then the
+		// MR is opened.
+		m.commitGap = time.Millisecond
+		for range m.nCommits {
+			m.headAt = p.next(now)
+		}
+		t := p.next(now)
+		m.createdAt, m.updatedAt = t, t
 		p.mrs = append(p.mrs, m)
+		p.mrByBranch[m.sourceBranch] = m
 		p.mrsByUpdated = append(p.mrsByUpdated, m)
+		p.addEvent(w, &event{at: t, action: "opened", author: m.author, mr: m})
+		if r.IntN(3) == 0 {
+			w.newReview(p, m, t)
+		}
 		p.touch(t)
 	}
 }
@@ -589,7 +876,7 @@ func (w *world) advancePipelines(r *rand.Rand, p *project, now time.Time) {
 		j := r.IntN(len(running))
 		pl := running[j]
 		running = slices.Delete(running, j, j+1)
-		t := nextPipeTime(p, now)
+		t := p.next(now)
 		p.pipesByUpdated = removePipe(p.pipesByUpdated, pl)
 		if pl.startedAt.IsZero() {
 			pl.startedAt = pl.createdAt
@@ -605,18 +892,21 @@ func (w *world) advancePipelines(r *rand.Rand, p *project, now time.Time) {
 		pl.updatedAt = t
 		p.pipesByUpdated = append(p.pipesByUpdated, pl)
 		p.touch(t)
+		w.pipelineFinished(r, pl, now)
 	}
 	for range 1 + r.IntN(3) {
-		t := nextPipeTime(p, now)
+		t := p.next(now)
 		pl := w.newPipeline(r, p, t)
 		pl.status, pl.startedAt = "running", t
 		p.pipes = append(p.pipes, pl)
 		p.pipeByID[pl.id] = pl
 		p.pipesByUpdated = append(p.pipesByUpdated, pl)
 		p.touch(t)
+		if d := w.historyDeployment(pl); d != nil {
+			p.deploysUpd = append(p.deploysUpd, d)
+		}
 	}
 }
-
 func removeMR(s []*mergeRequest, m *mergeRequest) []*mergeRequest {
 	i, ok := slices.BinarySearchFunc(s, m, cmpMR)
 	if !ok {
@@ -639,23 +929,57 @@ func removePipe(s []*pipeline, pl *pipeline) []*pipeline {
 	return slices.Delete(s, i, i+1)
 }
 
-// truth lists every merge request, pipeline and job, sorted by id. A job's
-// updated_at is the latest of its created_at, started_at and finished_at,
-// as the jobs API has no updated_at of its own.
+// truth lists every object of every kind, sorted by id, with the
+// updated_at rules of docs/kinds.md.
 func (w *world) truth() []TruthEvent {
-	n := 0
-	for _, p := range w.projects {
-		n += len(p.mrs) + len(p.pipes)*4
+	var out []TruthEvent
+	add := func(id string, k change.Kind, t time.Time) {
+		out = append(out, TruthEvent{ID: id, Kind: k, UpdatedAt: t})
 	}
-	out := make([]TruthEvent, 0, n)
 	for _, p := range w.projects {
 		for _, m := range p.mrs {
-			out = append(out, TruthEvent{ID: change.MergeRequestID(p.id, m.iid), Kind: change.KindMergeRequest, UpdatedAt: m.updatedAt})
+			add(change.MergeRequestID(p.id, m.iid), change.KindMergeRequest, m.updatedAt)
+			for _, n := range m.notes {
+				add(change.NoteID(p.id, n.id), change.KindNote, n.updatedAt)
+			}
 		}
 		for _, pl := range p.pipes {
-			out = append(out, TruthEvent{ID: change.PipelineID(p.id, pl.id), Kind: change.KindPipeline, UpdatedAt: pl.updatedAt})
+			add(change.PipelineID(p.id, pl.id), change.KindPipeline, pl.updatedAt)
 			for _, j := range pl.jobs() {
-				out = append(out, TruthEvent{ID: change.JobID(p.id, j.id), Kind: change.KindJob, UpdatedAt: j.updatedAt()})
+				add(change.JobID(p.id, j.id), change.KindJob, j.updatedAt())
+			}
+		}
+		for i := -1; i < len(p.main); i++ {
+			c := p.mainRef(i)
+			add(change.CommitID(p.id, p.shaOf(c)), change.KindCommit, p.committedAt(c))
+		}
+		for _, is := range p.issues {
+			add(change.IssueID(p.id, is.iid), change.KindIssue, is.updatedAt)
+			for _, n := range is.notes {
+				add(change.NoteID(p.id, n.id), change.KindNote, n.updatedAt)
+			}
+		}
+		for _, n := range p.commitNotes {
+			add(change.NoteID(p.id, n.id), change.KindNote, n.updatedAt)
+		}
+		for _, b := range p.branches() {
+			add(change.BranchID(p.id, b.name), change.KindBranch, p.committedAt(b.head))
+		}
+		for _, t := range p.gitTags {
+			add(change.TagID(p.id, t.name), change.KindTag, p.committedAt(p.mainRef(t.idx)))
+		}
+		for _, rl := range p.releases {
+			add(change.ReleaseID(p.id, rl.tag.name), change.KindRelease, rl.updatedAt())
+		}
+		for _, d := range p.deploys {
+			add(change.DeploymentID(p.id, d.id), change.KindDeployment, d.updatedAt)
+		}
+		for _, e := range p.envs {
+			add(change.EnvironmentID(p.id, e.id), change.KindEnvironment, e.updatedAt)
+		}
+		for _, rp := range p.repos {
+			for _, t := range rp.tags {
+				add(change.ImageID(p.id, rp.id, t.name, t.digest()), change.KindImage, t.createdAt)
 			}
 		}
 	}
@@ -724,10 +1048,7 @@ func (pl *pipeline) jobs() []job {
 		case 1:
 			j.name = testJobs[(i-1)%len(testJobs)]
 		default:
-			j.name = "deploy-review"
-			if pl.ref == pl.p.defaultBranch() {
-				j.name = "deploy-production"
-			}
+			j.name = pl.deployJobName()
 		}
 		finishedRun := func() {
 			ws := pl.startedAt.Add(window * time.Duration(st))
@@ -786,3 +1107,32 @@ func (pl *pipeline) jobs() []job {
 }
 
 func (p *project) defaultBranch() string { return "main" }
+
+// deployJobName names the last job: scheduled and manual runs of the
+// default branch deploy to staging, pushes to it deploy to production.
+func (pl *pipeline) deployJobName() string {
+	switch {
+	case pl.ref != pl.p.defaultBranch():
+		return "deploy-review"
+	case pl.source == "schedule" || pl.source == "web":
+		return "deploy-staging"
+	}
+	return "deploy-production"
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
+}

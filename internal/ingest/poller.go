@@ -18,21 +18,32 @@ import (
 
 // GitLab is what the poller needs from the API client; *gitlab.Client has it.
 type GitLab interface {
-	Projects(ctx context.Context, selectors []string) ([]gitlab.Project, error)
-	MergeRequests(ctx context.Context, p gitlab.Project, since time.Time, fn func(gitlab.Page) error) error
-	Pipelines(ctx context.Context, p gitlab.Project, since time.Time, fn func(gitlab.Page) error) error
+	SelectProjects(ctx context.Context, s gitlab.Selection) (gitlab.ProjectList, error)
+	Fetch(ctx context.Context, kind change.Kind, p gitlab.Project, since time.Time, opts gitlab.FetchOptions, fn func(gitlab.Page) error) error
 }
 
 // Poller syncs GitLab projects into the store.
 type Poller struct {
 	GitLab GitLab
 	Store  store.Store
-	// Repos selects projects by id or path; empty means every project the
-	// token is a member of.
-	Repos []string
-	Log   *slog.Logger
+	// Selection says which projects to sync (REPOS, GROUPS, archived, cap).
+	Selection gitlab.Selection
+	// Branches are the branches whose commits are synced; empty means each
+	// project's default branch.
+	Branches []string
+	// Kinds to sync, in order; empty means gitlab.SyncKinds().
+	Kinds []change.Kind
+	// Recheck is how long a project found gone or forbidden is left alone
+	// before labtrail asks GitLab about it again; default 24 hours.
+	Recheck time.Duration
+	// ImageSweep is how often the details of every stored container image
+	// tag are read again; default 24 hours.
+	ImageSweep time.Duration
+	Log        *slog.Logger
 	// Progress, if set, is called after each stored page.
 	Progress func(Progress)
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Progress reports a sync in flight.
@@ -62,6 +73,8 @@ type ProjectResult struct {
 // Result is the outcome of syncing every selected project.
 type Result struct {
 	Projects []ProjectResult
+	Missing  []gitlab.MissingProject // selected but not found or not accessible
+	Capped   int                     // selected but left out by the project cap
 	Duration time.Duration
 }
 
@@ -83,6 +96,9 @@ func (r Result) Totals() map[change.Kind]Count {
 // Err joins the errors of every failed project, nil if none failed.
 func (r Result) Err() error {
 	var errs []error
+	for _, m := range r.Missing {
+		errs = append(errs, fmt.Errorf("%s: %w", m.Selector, m.Err))
+	}
 	for _, p := range r.Projects {
 		if p.Err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p.Project.Path, p.Err))
@@ -98,24 +114,147 @@ func (p *Poller) log() *slog.Logger {
 	return slog.Default()
 }
 
-// Discover resolves the selected projects on GitLab and records them.
-func (p *Poller) Discover(ctx context.Context) ([]store.Project, error) {
-	gps, err := p.GitLab.Projects(ctx, p.Repos)
+func (p *Poller) now() time.Time {
+	if p.Now != nil {
+		return p.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (p *Poller) recheck() time.Duration {
+	if p.Recheck > 0 {
+		return p.Recheck
+	}
+	return 24 * time.Hour
+}
+
+func (p *Poller) imageSweep() time.Duration {
+	if p.ImageSweep > 0 {
+		return p.ImageSweep
+	}
+	return 24 * time.Hour
+}
+
+func (p *Poller) kinds() []change.Kind {
+	if len(p.Kinds) > 0 {
+		return p.Kinds
+	}
+	return gitlab.SyncKinds()
+}
+
+// Discovery is what Discover found.
+type Discovery struct {
+	Projects []store.Project         // active projects to sync, by path
+	Missing  []gitlab.MissingProject // REPOS/GROUPS entries GitLab did not give us
+	Capped   int                     // matching projects left out by the cap
+}
+
+// Discover resolves the selected projects on GitLab, records them and
+// returns the ones to sync: active projects only. A project that has gone
+// or lost access is marked so and asked about again only after Recheck.
+func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
+	if gitlab.JobFrom(ctx) == "" {
+		ctx = gitlab.WithJob(ctx, "discover projects")
+	}
+	known, err := p.Store.Projects(ctx)
 	if err != nil {
-		return nil, err
+		return Discovery{}, fmt.Errorf("read projects: %w", err)
 	}
-	ps := make([]store.Project, 0, len(gps))
-	for _, g := range gps {
-		ps = append(ps, store.Project{
-			ID: g.ID, Path: g.Path, Name: g.Name, WebURL: g.WebURL,
-			DefaultBranch: g.DefaultBranch, Archived: g.Archived, LastActivityAt: g.LastActivityAt,
-		})
+	now := p.now()
+	byID := map[int64]store.Project{}
+	bySelector := map[string]store.Project{}
+	for _, k := range known {
+		byID[k.ID] = k
+		bySelector[k.Path] = k
+		bySelector[fmt.Sprint(k.ID)] = k
 	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
-	if err := p.Store.PutProjects(ctx, ps...); err != nil {
-		return nil, fmt.Errorf("record projects: %w", err)
+	sel := p.Selection
+	sel.Repos = nil
+	for _, r := range p.Selection.Repos {
+		if k, ok := bySelector[r]; ok && k.Status != "" && k.Status != store.ProjectActive && now.Sub(k.StatusAt) < p.recheck() {
+			p.log().Debug("skipping project marked "+k.Status, "project", k.Path, "since", k.StatusAt)
+			continue
+		}
+		sel.Repos = append(sel.Repos, r)
 	}
-	return ps, nil
+	if len(p.Selection.Repos) > 0 && len(sel.Repos) == 0 && len(sel.Groups) == 0 {
+		return Discovery{}, nil // every configured project is marked gone; nothing to ask GitLab
+	}
+	list, err := p.GitLab.SelectProjects(ctx, sel)
+	if err != nil {
+		return Discovery{}, err
+	}
+	if list.Capped > 0 {
+		p.log().Warn("project cap reached: some selected projects are not synced; raise LABTRAIL_MAX_PROJECTS or narrow REPOS/GROUPS",
+			"synced", len(list.Projects), "left_out", list.Capped)
+	}
+	var changed []store.Project
+	active := make([]store.Project, 0, len(list.Projects))
+	seen := map[int64]bool{}
+	for _, g := range list.Projects {
+		sp := fromGitLab(g)
+		sp.Status, sp.StatusAt = store.ProjectActive, now
+		if k, ok := byID[g.ID]; ok && (k.Status == store.ProjectActive || k.Status == "") {
+			sp.StatusAt = k.StatusAt
+		}
+		seen[g.ID] = true
+		changed = append(changed, sp)
+		active = append(active, sp)
+	}
+	for _, m := range list.Missing {
+		k, ok := bySelector[m.Selector]
+		if !ok {
+			// Never seen, so there is no project record to mark: say it loudly.
+			p.log().Error("selected project not found on GitLab or not accessible", "project", m.Selector, "err", m.Err)
+			continue
+		}
+		changed = append(changed, markGone(k, m.Err, now))
+		seen[k.ID] = true
+	}
+	// A project no longer listed by a membership or group selection has
+	// gone for this token (deleted, moved, access removed).
+	if len(p.Selection.Repos) == 0 {
+		for _, k := range known {
+			if !seen[k.ID] && (k.Status == store.ProjectActive || k.Status == "") {
+				changed = append(changed, markGone(k, fmt.Errorf("%w: no longer listed for this token", gitlab.ErrNotFound), now))
+			}
+		}
+	}
+	if err := p.Store.PutProjects(ctx, changed...); err != nil {
+		return Discovery{}, fmt.Errorf("record projects: %w", err)
+	}
+	sort.Slice(active, func(i, j int) bool { return active[i].Path < active[j].Path })
+	return Discovery{Projects: active, Missing: list.Missing, Capped: list.Capped}, nil
+}
+
+// markGone records why a project is no longer synced.
+func markGone(k store.Project, err error, now time.Time) store.Project {
+	status := store.ProjectNotFound
+	if errors.Is(err, gitlab.ErrForbidden) {
+		status = store.ProjectForbidden
+	}
+	if k.Status != status {
+		k.StatusAt = now
+	}
+	k.Status = status
+	if err != nil {
+		k.StatusDetail = err.Error()
+	}
+	return k
+}
+
+func fromGitLab(g gitlab.Project) store.Project {
+	return store.Project{
+		ID: g.ID, Path: g.Path, Name: g.Name, WebURL: g.WebURL,
+		DefaultBranch: g.DefaultBranch, Archived: g.Archived, LastActivityAt: g.LastActivityAt,
+	}
+}
+
+func toGitLab(p store.Project) gitlab.Project {
+	return gitlab.Project{
+		ID: p.ID, Path: p.Path, Name: p.Name, WebURL: p.WebURL,
+		DefaultBranch: p.DefaultBranch, Archived: p.Archived, LastActivityAt: p.LastActivityAt,
+	}
 }
 
 // SyncAll discovers the selected projects and syncs each in turn. A failing
@@ -123,12 +262,12 @@ func (p *Poller) Discover(ctx context.Context) ([]store.Project, error) {
 // (bad token, unreachable GitLab, cancelled context) stops the run.
 func (p *Poller) SyncAll(ctx context.Context) (Result, error) {
 	start := time.Now()
-	ps, err := p.Discover(ctx)
+	d, err := p.Discover(ctx)
 	if err != nil {
 		return Result{Duration: time.Since(start)}, err
 	}
-	var res Result
-	for _, proj := range ps {
+	res := Result{Missing: d.Missing, Capped: d.Capped}
+	for _, proj := range d.Projects {
 		counts, err := p.SyncProject(ctx, proj)
 		res.Projects = append(res.Projects, ProjectResult{Project: proj, Counts: counts, Err: err})
 		if err != nil && fatal(ctx, err) {
@@ -146,42 +285,46 @@ func fatal(ctx context.Context, err error) bool {
 		errors.Is(err, gitlab.ErrUnreachable) || errors.Is(err, gitlab.ErrRateLimited)
 }
 
-type fetchFunc func(ctx context.Context, p gitlab.Project, since time.Time, fn func(gitlab.Page) error) error
-
 // SyncProject syncs every kind of one project from its cursors. Each page is
 // stored before its cursor is saved, so a run killed at any point resumes
 // without gaps, and a page fetched twice changes nothing the second time.
 func (p *Poller) SyncProject(ctx context.Context, proj store.Project) ([]Count, error) {
-	gp := gitlab.Project{
-		ID: proj.ID, Path: proj.Path, Name: proj.Name, WebURL: proj.WebURL,
-		DefaultBranch: proj.DefaultBranch, Archived: proj.Archived, LastActivityAt: proj.LastActivityAt,
-	}
-	fetchers := []struct {
-		kind  change.Kind
-		fetch fetchFunc
-	}{
-		{change.KindMergeRequest, p.GitLab.MergeRequests},
-		{change.KindPipeline, p.GitLab.Pipelines},
+	gp := toGitLab(proj)
+	if gitlab.JobFrom(ctx) == "" {
+		ctx = gitlab.WithJob(ctx, "sync "+proj.Path)
 	}
 	var counts []Count
 	var errs []error
-	for _, f := range fetchers {
-		c, err := p.syncKind(ctx, gp, f.kind, f.fetch)
+	for _, kind := range p.kinds() {
+		c, err := p.syncKind(ctx, gp, kind)
 		counts = append(counts, c...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.kind, err))
+		switch {
+		case err == nil:
+		case errors.Is(err, gitlab.ErrFeatureDisabled):
+			p.log().Info("feature disabled on project; skipped", "project", proj.Path, "kind", kind, "detail", err)
+		case errors.Is(err, gitlab.ErrNotFound), errors.Is(err, gitlab.ErrForbidden):
+			// The project itself has gone or shut us out: mark it and stop.
+			if perr := p.Store.PutProjects(ctx, markGone(proj, err, p.now())); perr != nil {
+				errs = append(errs, perr)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", kind, err))
+			return counts, errors.Join(errs...)
+		default:
+			errs = append(errs, fmt.Errorf("%s: %w", kind, err))
 			if fatal(ctx, err) {
-				break
+				return counts, errors.Join(errs...)
 			}
 		}
 	}
 	for _, c := range counts {
-		p.log().Info("synced", "project", proj.Path, "kind", c.Kind, "fetched", c.Fetched, "stored", c.Stored)
+		if c.Fetched > 0 {
+			p.log().Info("synced", "project", proj.Path, "kind", c.Kind, "fetched", c.Fetched, "stored", c.Stored)
+		}
 	}
 	return counts, errors.Join(errs...)
 }
 
-func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Kind, fetch fetchFunc) ([]Count, error) {
+func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Kind) ([]Count, error) {
 	st, err := p.Store.SyncState(ctx, gp.ID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("read sync state: %w", err)
@@ -200,14 +343,20 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	}
 	count(kind) // report the kind even when nothing moved
 	var fetched, stored int
-	runErr := fetch(ctx, gp, st.Cursor, func(pg gitlab.Page) error {
+	opts := gitlab.FetchOptions{Branches: p.Branches, Known: p.Store.Versions, KnownPrefix: p.Store.VersionsByPrefix}
+	// Image tags are only listed by name; their digests cost a request
+	// each, so stored tags are re-read only on a periodic full sweep (to
+	// catch a tag pushed again). For images the cursor records that sweep.
+	sweep := kind == change.KindImage && p.now().Sub(st.Cursor) >= p.imageSweep()
+	opts.FullSweep = sweep
+	runErr := p.GitLab.Fetch(ctx, kind, gp, st.Cursor, opts, func(pg gitlab.Page) error {
 		res, err := p.upsertCounted(ctx, pg.Events, count)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		fetched += len(pg.Events)
 		stored += res.Stored()
-		if pg.Cursor.After(st.Cursor) {
+		if kind != change.KindImage && pg.Cursor.After(st.Cursor) {
 			st.Cursor = pg.Cursor
 			if err := p.Store.PutSyncState(ctx, st); err != nil {
 				return fmt.Errorf("save cursor: %w", err)
@@ -218,13 +367,16 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 		}
 		return nil
 	})
-	st.LastRunAt = time.Now().UTC()
+	st.LastRunAt = p.now()
 	st.Fetched, st.Stored = fetched, stored
 	st.LastError = ""
 	if runErr != nil {
 		st.LastError = runErr.Error()
 	} else {
 		st.LastSuccess = st.LastRunAt
+		if sweep {
+			st.Cursor = st.LastRunAt
+		}
 	}
 	// Record the outcome even when the run was cancelled: a fresh context
 	// keeps a killed sync's status honest without extending the run.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
+
+var quiet = slog.New(slog.DiscardHandler)
 
 type rig struct {
 	sim    *gitlabsim.Sim
@@ -41,7 +44,7 @@ func newRig(t testing.TB, o gitlabsim.Options) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &rig{sim: sim, client: cl, store: st, poller: &ingest.Poller{GitLab: cl, Store: st, Log: slog.New(slog.DiscardHandler)}}
+	return &rig{sim: sim, client: cl, store: st, poller: &ingest.Poller{GitLab: cl, Store: st, Log: quiet}}
 }
 
 // compare checks that the store holds exactly the simulator's objects of the
@@ -89,15 +92,16 @@ func TestSyncAllEqualsTruth(t *testing.T) {
 	if err != nil || res.Err() != nil {
 		t.Fatal(err, res.Err())
 	}
-	r.compare(t, change.KindMergeRequest, change.KindPipeline)
+	r.compare(t, change.Kinds...)
 	tot := res.Totals()
 	if tot[change.KindMergeRequest].Stored != 450 || tot[change.KindPipeline].Stored != 360 {
 		t.Errorf("totals %+v", tot)
 	}
-	// Jobs of failed pipelines come along, and only those.
-	jobs, _ := r.store.Count(context.Background(), change.KindJob)
-	if jobs == 0 || tot[change.KindJob].Stored != jobs {
-		t.Errorf("jobs stored %d, counted %+v", jobs, tot[change.KindJob])
+	for _, k := range change.Kinds {
+		n, _ := r.store.Count(context.Background(), k)
+		if n == 0 || tot[k].Stored != n {
+			t.Errorf("%s: %d stored, sync counted %+v", k, n, tot[k])
+		}
 	}
 	for _, s := range mustStates(t, r.store) {
 		if s.LastError != "" || s.LastSuccess.IsZero() || s.Cursor.IsZero() {
@@ -140,15 +144,77 @@ func TestInterruptedSyncResumesWithoutGaps(t *testing.T) {
 	if _, err := r.poller.SyncAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r.compare(t, change.KindMergeRequest, change.KindPipeline)
+	r.compare(t, change.Kinds...)
 }
 
 func TestMissingProjectIsReportedNotFatal(t *testing.T) {
 	r := newRig(t, gitlabsim.Options{Seed: 2, Projects: 2, MRs: 5, Pipelines: 5})
-	r.poller.Repos = []string{"no/such-project"}
-	_, err := r.poller.SyncAll(context.Background())
-	if !errors.Is(err, gitlab.ErrNotFound) {
-		t.Fatalf("want ErrNotFound, got %v", err)
+	ps, err := r.client.SelectProjects(context.Background(), gitlab.Selection{})
+	if err != nil || len(ps.Projects) < 2 {
+		t.Fatal(err, ps)
+	}
+	r.poller.Selection.Repos = []string{"no/such-project", ps.Projects[0].Path}
+	res, err := r.poller.SyncAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Projects) != 1 || res.Projects[0].Err != nil {
+		t.Fatalf("the existing project did not sync: %+v", res.Projects)
+	}
+	if !errors.Is(res.Err(), gitlab.ErrNotFound) || !strings.Contains(res.Err().Error(), "no/such-project") {
+		t.Fatalf("want the missing project reported, got %v", res.Err())
+	}
+}
+
+func TestProjectThatDisappearsIsMarkedAndLeftAlone(t *testing.T) {
+	r := newRig(t, gitlabsim.Options{Seed: 2, Projects: 3, MRs: 5, Pipelines: 5})
+	ctx := context.Background()
+	now := time.Now()
+	r.poller.Now = func() time.Time { return now }
+	if _, err := r.poller.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := r.store.Projects(ctx)
+	gone, locked := ps[0], ps[1]
+	r.poller.Selection.Repos = []string{gone.Path, locked.Path, ps[2].Path}
+	r.sim.SetProjectFault(gone.Path, 404)
+	r.sim.SetProjectFault(locked.Path, 403)
+	res, err := r.poller.SyncAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err() == nil {
+		t.Fatal("a vanished project is not reported")
+	}
+	status := map[string]string{}
+	ps, _ = r.store.Projects(ctx)
+	for _, p := range ps {
+		status[p.Path] = p.Status
+	}
+	if status[gone.Path] != store.ProjectNotFound || status[locked.Path] != store.ProjectForbidden || status[ps[2].Path] != store.ProjectActive {
+		t.Fatalf("statuses %v", status)
+	}
+	// Within the recheck window GitLab is not asked about them again.
+	r.sim.ResetStats()
+	if _, err := r.poller.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for path, n := range r.sim.Stats().ByPath {
+		if strings.Contains(path, "/projects/:id") && !strings.Contains(path, "/projects/:id/") && n > 1 {
+			t.Errorf("%s asked %d times", path, n)
+		}
+	}
+	// After the window, and with access back, the project returns.
+	r.sim.SetProjectFault(locked.Path, 0)
+	now = now.Add(25 * time.Hour)
+	if _, err := r.poller.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps, _ = r.store.Projects(ctx)
+	for _, p := range ps {
+		if p.Path == locked.Path && p.Status != store.ProjectActive {
+			t.Errorf("project with access back is %s", p.Status)
+		}
 	}
 }
 
@@ -174,7 +240,7 @@ func BenchmarkFullSync(b *testing.B) {
 		for _, c := range res.Totals() {
 			stored += c.Stored
 		}
-		r.compare(b, change.KindMergeRequest, change.KindPipeline)
+		r.compare(b, change.Kinds...)
 		b.ReportMetric(wall.Seconds(), "wall-s")
 		b.ReportMetric(float64(r.sim.Stats().Requests)/float64(stored), "requests/object")
 		b.ReportMetric(float64(stored), "objects")

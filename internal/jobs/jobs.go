@@ -190,17 +190,18 @@ type scheduleWorker struct {
 }
 
 func (w *scheduleWorker) Work(ctx context.Context, job *river.Job[ScheduleSyncArgs]) error {
-	ps, err := w.poller.Discover(ctx)
+	d, err := w.poller.Discover(ingest.WithJob(ctx, fmt.Sprintf("river job %d: schedule", job.ID)))
 	if err != nil {
 		w.log.Error("discover projects", "err", err)
 		return err
 	}
+	ps := d.Projects
 	params := make([]river.InsertManyParams, 0, len(ps))
 	for _, p := range ps {
 		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path}})
 	}
 	if len(params) == 0 {
-		w.log.Warn("no projects to sync: check REPOS and the token's memberships")
+		w.log.Warn("no projects to sync: check REPOS, GROUPS and the token's memberships")
 		return nil
 	}
 	if err := w.insertMany(ctx, params); err != nil {
@@ -222,6 +223,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncProjectArgs]) 
 	if err != nil {
 		return err
 	}
+	ctx = ingest.WithJob(ctx, fmt.Sprintf("river job %d: sync %s", job.ID, proj.Path))
 	counts, err := w.poller.SyncProject(ctx, proj)
 	if w.onSynced != nil {
 		w.onSynced(ingest.ProjectResult{Project: proj, Counts: counts, Err: err})

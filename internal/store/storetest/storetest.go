@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SyncState", testSyncState},
 		{"ConcurrentUpserts", testConcurrentUpserts},
 		{"Ping", testPing},
+		{"Versions", testVersions},
 		{"Audit", testAudit},
 		{"AuditFiltersAndPrune", testAuditFilters},
 	}
@@ -1234,5 +1235,46 @@ func testAuditFilters(t *testing.T, s store.Store) {
 	}
 	if got := count(store.AuditFilter{}); got != 15 {
 		t.Errorf("after prune %d entries, want 15", got)
+	}
+}
+
+func testVersions(t *testing.T, s store.Store) {
+	var evs []change.Event
+	for i := 1; i <= 700; i++ { // more than one query's worth of ids
+		evs = append(evs, change.Event{ID: fmt.Sprintf("image-7-%d-v%d-sha256:%04x", i%3, i, i), Kind: change.KindImage,
+			UpdatedAt: at(i), Source: change.SourcePoll})
+	}
+	evs = append(evs, change.Event{ID: "image-70-1-x-sha256:ff", Kind: change.KindImage, UpdatedAt: at(1), Source: change.SourcePoll})
+	if _, err := s.Upsert(ctx(t), evs...); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"nope"}
+	for _, e := range evs[:650] {
+		ids = append(ids, e.ID)
+	}
+	got, err := s.Versions(ctx(t), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 650 || !got[evs[600].ID].Equal(evs[600].UpdatedAt) {
+		t.Errorf("Versions: %d ids, %v for %s", len(got), got[evs[600].ID], evs[600].ID)
+	}
+	if _, ok := got["nope"]; ok {
+		t.Error("Versions returned an id never stored")
+	}
+	byPrefix, err := s.VersionsByPrefix(ctx(t), "image-7-1-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(byPrefix) != 234 { // i%3 == 1 for i in 1..700
+		t.Errorf("VersionsByPrefix: %d ids, want 234", len(byPrefix))
+	}
+	for id := range byPrefix {
+		if !strings.HasPrefix(id, "image-7-1-") {
+			t.Errorf("VersionsByPrefix returned %s", id)
+		}
+	}
+	if none, err := s.Versions(ctx(t), nil); err != nil || len(none) != 0 {
+		t.Errorf("Versions of nothing: %v %v", none, err)
 	}
 }
