@@ -110,10 +110,19 @@ type releaseJSON struct {
 	Assets          struct {
 		Count   int               `json:"count"`
 		Sources []assetSourceJSON `json:"sources"`
-		Links   []any             `json:"links"`
+		Links   []releaseLinkJSON `json:"links"`
 	} `json:"assets"`
 	Evidences []evidenceJSON    `json:"evidences"`
 	Links     map[string]string `json:"_links"`
+}
+
+// releaseLinkJSON is an asset link as the Releases API lists it.
+type releaseLinkJSON struct {
+	ID             int64  `json:"id"`
+	Name           string `json:"name"`
+	URL            string `json:"url"`
+	DirectAssetURL string `json:"direct_asset_url"`
+	LinkType       string `json:"link_type"`
 }
 
 type evidenceJSON struct {
@@ -149,8 +158,15 @@ func (p *project) releaseJSON(base string, rl *release) releaseJSON {
 	for _, f := range []string{"zip", "tar.gz", "tar.bz2", "tar"} {
 		out.Assets.Sources = append(out.Assets.Sources, assetSourceJSON{f, fmt.Sprintf("%s/-/archive/%s/%s-%s.%s", web, rl.tag.name, p.path, rl.tag.name, f)})
 	}
-	out.Assets.Count = len(out.Assets.Sources)
-	out.Assets.Links = []any{}
+	// One packaged binary per release, as a release pipeline would attach.
+	bin := fmt.Sprintf("%s-%s-linux-amd64.tar.gz", p.path, rl.tag.name)
+	out.Assets.Links = []releaseLinkJSON{{
+		ID: p.id*1000 + int64(rl.tag.idx) + 1, Name: bin,
+		URL:            fmt.Sprintf("%s/-/package_files/%d/download", web, p.id*1000+int64(rl.tag.idx)+1),
+		DirectAssetURL: fmt.Sprintf("%s/-/releases/%s/downloads/%s", web, rl.tag.name, bin),
+		LinkType:       "package",
+	}}
+	out.Assets.Count = len(out.Assets.Sources) + len(out.Assets.Links)
 	return out
 }
 

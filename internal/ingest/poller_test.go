@@ -271,3 +271,68 @@ func sampleHeap(peak *atomic.Uint64) (stop func()) {
 	}()
 	return func() { close(done); <-finished }
 }
+
+// TestEveryKindHasItsFields checks that, after a sync, every kind is stored
+// with the attributes README promises, filled on at least one object.
+func TestEveryKindHasItsFields(t *testing.T) {
+	r := newRig(t, gitlabsim.Options{Seed: 13, Projects: 3, MRs: 30, Pipelines: 30})
+	if _, err := r.poller.SyncAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[change.Kind][]string{
+		change.KindMergeRequest: {"description", "assignees", "reviewers", "labels", "source_branch", "target_branch", "merged_by",
+			"merged_at", "closed_at", "merge_commit_sha", "approvals", "changed_files", "additions", "deletions", "first_commit_at", "user_notes_count"},
+		change.KindPipeline:    {"status", "source", "duration", "queued_duration", "started_at", "finished_at", "failed_jobs"},
+		change.KindJob:         {"name", "stage", "status", "failure_reason", "duration", "web_url", "pipeline_id"},
+		change.KindCommit:      {"message", "author_name", "authored_date", "committed_date", "additions", "deletions"},
+		change.KindIssue:       {"issue_type", "labels", "assignees", "closed_at"},
+		change.KindNote:        {"body", "system", "noteable_type"},
+		change.KindBranch:      {"name", "commit_sha", "protected"},
+		change.KindTag:         {"name", "commit_sha", "release"},
+		change.KindRelease:     {"name", "tag_name", "description", "released_at", "links"},
+		change.KindDeployment:  {"environment", "status", "deployable"},
+		change.KindEnvironment: {"name", "tier", "state", "external_url"},
+		change.KindImage:       {"repository", "tag", "digest", "total_size", "created_at"},
+	}
+	for kind, keys := range want {
+		p, err := r.store.List(context.Background(), store.Filter{Kind: kind, Limit: store.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) == 0 {
+			t.Errorf("%s: nothing stored", kind)
+			continue
+		}
+		for _, e := range p.Events {
+			if e.Title == "" || e.State == "" || e.WebURL == "" && kind != change.KindNote && kind != change.KindImage && kind != change.KindEnvironment {
+				t.Errorf("%s %s: title %q, state %q, web_url %q", kind, e.ID, e.Title, e.State, e.WebURL)
+				break
+			}
+		}
+		for _, k := range keys {
+			filled := false
+			for _, e := range p.Events {
+				if v, ok := e.Attrs[k]; ok && v != nil && v != "" && v != false {
+					if l, isList := v.([]any); !isList || len(l) > 0 {
+						filled = true
+						break
+					}
+				}
+			}
+			if !filled {
+				t.Errorf("%s: attribute %q never filled", kind, k)
+			}
+		}
+	}
+	// Every incident-type issue keeps its type.
+	p, _ := r.store.List(context.Background(), store.Filter{Kind: change.KindIssue, Limit: store.MaxLimit})
+	incidents := 0
+	for _, e := range p.Events {
+		if e.Attrs["issue_type"] == "incident" {
+			incidents++
+		}
+	}
+	if incidents == 0 {
+		t.Error("no incident among the issues")
+	}
+}
