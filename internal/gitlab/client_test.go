@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,5 +228,36 @@ func TestLimiterIsPerToken(t *testing.T) {
 	cancel()
 	if _, err := twin.Projects(ctx, []string{"7"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// When GitLab says no requests remain in its window, the next request waits
+// for the window's reset instead of earning a 429.
+func TestWaitsForRateLimitResetWhenNoneRemain(t *testing.T) {
+	var mu sync.Mutex
+	var times []time.Time
+	reset := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times = append(times, time.Now())
+		first := len(times) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("RateLimit-Remaining", "0")
+			w.Header().Set("RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+		}
+		writeJSON(w, 200, map[string]any{"id": 7, "path_with_namespace": "a/b"})
+	})
+	token := "glpat-gate-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) { c.Token = token })
+	for i := 0; i < 2; i++ {
+		if _, err := c.Projects(context.Background(), []string{"7"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) != 2 || times[1].Before(reset) {
+		t.Errorf("second request at %v, before the reset at %v", times[len(times)-1], reset)
 	}
 }

@@ -69,6 +69,7 @@ type Client struct {
 	token    string
 	log      *slog.Logger
 	limiter  *rate.Limiter
+	gate     *gate
 	rpm      int
 	retries  int
 	requests atomic.Int64
@@ -114,6 +115,7 @@ func New(cfg Config) (*Client, error) {
 		c.retries = 0
 	}
 	c.limiter = sharedLimiter(base, cfg.Token, c.rpm)
+	c.gate = sharedGate(base, cfg.Token)
 
 	// The per-attempt timeout lives in the transport, after the waits for
 	// the rate limit and a free slot, so that waiting is not mistaken

@@ -75,6 +75,64 @@ func newLimiter(rpm int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(perMinute/60), burst)
 }
 
+var gates sync.Map // key -> *gate
+
+// gate holds every request for one token back until GitLab's rate-limit
+// window resets, once GitLab has said none remain (RateLimit-Remaining: 0):
+// waiting then costs nothing, while sending earns a 429 and a longer wait.
+type gate struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+func sharedGate(base, token string) *gate {
+	sum := sha256.Sum256([]byte(base + "\x00" + token))
+	g, _ := gates.LoadOrStore(hex.EncodeToString(sum[:]), &gate{})
+	return g.(*gate)
+}
+
+// maxGateWait bounds a pause read from headers, so a bad clock or header
+// cannot stall labtrail.
+const maxGateWait = 2 * time.Minute
+
+// observe reads an answer's rate-limit headers.
+func (g *gate) observe(h http.Header, now time.Time) {
+	if h.Get("RateLimit-Remaining") != "0" {
+		return
+	}
+	reset, err := strconv.ParseInt(h.Get("RateLimit-Reset"), 10, 64)
+	if err != nil {
+		return
+	}
+	until := time.Unix(reset, 0)
+	if until.After(now.Add(maxGateWait)) {
+		until = now.Add(maxGateWait)
+	}
+	g.mu.Lock()
+	if until.After(g.until) {
+		g.until = until
+	}
+	g.mu.Unlock()
+}
+
+// wait blocks until the gate opens or ctx ends.
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	d := time.Until(g.until)
+	g.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // transport, for every attempt (retries included): takes one of the
 // client's in-flight slots, waits for the limiter, bounds the attempt with
 // the client's timeout, counts it and reports it to the audit hook once
@@ -96,6 +154,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, ctx.Err()
 	}
 	release := func() { <-t.c.inFlight }
+	if err := t.c.gate.wait(ctx); err != nil {
+		release()
+		return nil, err
+	}
 	if err := t.c.limiter.Wait(ctx); err != nil {
 		release()
 		if ctx.Err() != nil {
@@ -121,6 +183,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.c.report(req, start, nil, err)
 		return nil, err
 	}
+	t.c.gate.observe(resp.Header, time.Now())
 	if resp.StatusCode == http.StatusNotFound && st != nil {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()

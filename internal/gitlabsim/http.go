@@ -160,7 +160,10 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 	}
 	if d := time.Duration(s.storm.Load()); d > 0 {
 		now := s.now()
+		// A storm is a throttle whose window ends d from now: the headers
+		// say so consistently, as GitLab's do.
 		w.Header().Set("RateLimit-Remaining", "0")
+		w.Header().Set("RateLimit-Reset", strconv.FormatInt(now.Add(d).Unix(), 10))
 		tooManyRequests(w, now.Add(d), now)
 		return
 	}
