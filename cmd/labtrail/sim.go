@@ -16,7 +16,7 @@ import (
 )
 
 // simFlags registers the simulator's world and behaviour flags.
-func simFlags(fs *flag.FlagSet, activity time.Duration) func() gitlabsim.Options {
+func simFlags(fs *flag.FlagSet, activity time.Duration, rateLimit int) func() gitlabsim.Options {
 	seed := fs.Int64("seed", 1, "random seed: the same seed builds the same world")
 	projects := fs.Int("projects", 5, "number of projects")
 	groups := fs.Int("groups", 2, "number of groups the projects are spread over")
@@ -27,7 +27,7 @@ func simFlags(fs *flag.FlagSet, activity time.Duration) func() gitlabsim.Options
 	failRate := fs.Float64("fail-rate", 0, "share of API requests answered with a 5xx, e.g. 0.05")
 	timeoutRate := fs.Float64("timeout-rate", 0, "share of API requests that hang for --hang")
 	hang := fs.Duration("hang", 30*time.Second, "how long a --timeout-rate request hangs")
-	rate := fs.Int("rate-limit", 0, "requests per minute before answering 429 (0: no limit)")
+	rate := fs.Int("rate-limit", rateLimit, "requests per minute before answering 429 (0: no limit; the headers then show GitLab.com's 2,000)")
 	latency := fs.Duration("latency", 0, "delay added to every API answer, e.g. 50ms")
 	act := fs.Duration("activity", activity, "advance the world (new and changed MRs and pipelines) this often; 0: never")
 	return func() gitlabsim.Options {
@@ -43,7 +43,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("sim", "sim [--addr HOST:PORT] [flags]", stderr)
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address")
 	token := fs.String("token", "sim-token", "the token the simulator accepts (PRIVATE-TOKEN or Authorization: Bearer)")
-	opts := simFlags(fs, 0)
+	opts := simFlags(fs, 0, 0)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -87,7 +87,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address for labtrail")
 	interval := fs.Duration("poll-interval", 30*time.Second, "time between polls of the simulator")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	opts := simFlags(fs, 20*time.Second)
+	// The demo's GitLab is not throttled like GitLab.com, so the first
+	// sync fills the page in seconds.
+	opts := simFlags(fs, 20*time.Second, 1_000_000)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -102,7 +104,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	c := config{
 		Token: "sim-token", PollInterval: *interval, DB: filepath.Join(*dir, "labtrail.db"),
-		Addr: *addr, RequestsPerMinute: 6000, MaxProjects: 100, AuditRetention: 7 * 24 * time.Hour,
+		Addr: *addr, RequestsPerMinute: 100_000, MaxProjects: 100, AuditRetention: 7 * 24 * time.Hour,
 		HTTPTimeout: 30 * time.Second, Concurrency: 4,
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
