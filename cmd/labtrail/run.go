@@ -85,11 +85,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
-	audit := ingest.NewAuditLog(st, c.AuditRetention, log)
-	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
-	auditDone := make(chan struct{})
-	go func() { audit.Run(auditCtx); close(auditDone) }()
-	defer func() { stopAudit(); <-auditDone }()
+	audit, stopAudit := startAudit(ctx, c, st, log)
+	defer stopAudit()
 	gl, err := newClient(c, log, audit.Record)
 	if err != nil {
 		return err
@@ -192,11 +189,8 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return err
 	}
 	defer st.Close()
-	audit := ingest.NewAuditLog(st, c.AuditRetention, log)
-	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
-	auditDone := make(chan struct{})
-	go func() { audit.Run(auditCtx); close(auditDone) }()
-	defer func() { stopAudit(); <-auditDone }()
+	audit, stopAudit := startAudit(ctx, c, st, log)
+	defer stopAudit()
 	gl, err := newClient(c, log, audit.Record)
 	if err != nil {
 		return err
@@ -261,4 +255,14 @@ func (c config) poller(gl *gitlab.Client, st store.Store, log *slog.Logger) *ing
 		GitLab: gl, Store: st, Log: log, Branches: c.Branches,
 		Selection: gitlab.Selection{Repos: c.Repos, Groups: c.Groups, IncludeArchived: c.IncludeArchived, Max: c.MaxProjects},
 	}
+}
+
+// startAudit runs the audit log of GitLab calls beside a command. Its stop
+// writes what is still buffered, even after ctx was cancelled by a signal.
+func startAudit(ctx context.Context, c config, st store.Store, log *slog.Logger) (*ingest.AuditLog, func()) {
+	audit := ingest.NewAuditLog(st, c.AuditRetention, log)
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { audit.Run(actx); close(done) }()
+	return audit, func() { cancel(); <-done }
 }
