@@ -127,6 +127,43 @@ type AuditPage struct {
 	NextCursor string
 }
 
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"    // stored, not yet converted
+	DeliveryProcessed = "processed"  // converted into events
+	DeliveryStoredRaw = "stored_raw" // a type labtrail keeps but does not convert
+	DeliveryFailed    = "failed"     // conversion failed after its retries
+)
+
+// Delivery is one webhook delivery as GitLab sent it.
+type Delivery struct {
+	ID             int64             `json:"id"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	EventType      string            `json:"event_type"`   // X-Gitlab-Event
+	EventUUID      string            `json:"event_uuid"`   // X-Gitlab-Event-UUID (shared by one user action's hooks)
+	WebhookUUID    string            `json:"webhook_uuid"` // X-Gitlab-Webhook-UUID of the stored attempt
+	Headers        map[string]string `json:"headers"`      // secrets removed
+	Body           []byte            `json:"-"`
+	ReceivedAt     time.Time         `json:"received_at"`
+	Status         string            `json:"status"`
+	Attempts       int               `json:"attempts"`
+	LastError      string            `json:"last_error,omitempty"`
+	ProcessedAt    time.Time         `json:"processed_at"`
+}
+
+// DeliveryFilter selects deliveries. Zero fields do not filter.
+type DeliveryFilter struct {
+	Status string
+	Limit  int // 1..1000; 0 means 100
+	Cursor string
+}
+
+// DeliveryPage is one page of ListDeliveries, newest first.
+type DeliveryPage struct {
+	Deliveries []Delivery
+	NextCursor string
+}
+
 // Store is labtrail's storage. Implementations are safe for concurrent use.
 type Store interface {
 	// Upsert stores events by id. It is idempotent and ordered: an event
@@ -166,6 +203,17 @@ type Store interface {
 	ListAudit(ctx context.Context, f AuditFilter) (AuditPage, error)
 	// PruneAudit deletes calls recorded before t and says how many.
 	PruneAudit(ctx context.Context, before time.Time) (int, error)
+
+	// PutDelivery stores a delivery unless one with its IdempotencyKey is
+	// stored already; it returns the stored one's id and whether it was a
+	// duplicate. It returns only once the delivery is durable.
+	PutDelivery(ctx context.Context, d Delivery) (id int64, duplicate bool, err error)
+	// Delivery returns one delivery with its body.
+	Delivery(ctx context.Context, id int64) (Delivery, error)
+	// ListDeliveries lists deliveries (without bodies), newest first.
+	ListDeliveries(ctx context.Context, f DeliveryFilter) (DeliveryPage, error)
+	// MarkDelivery records the outcome of one processing attempt.
+	MarkDelivery(ctx context.Context, id int64, status, lastError string) error
 
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

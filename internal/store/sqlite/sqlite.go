@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 
 	"github.com/pressly/goose/v3"
 	msqlite "modernc.org/sqlite"
@@ -86,7 +87,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, openError(path, existed, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateLocked(ctx, path); err != nil {
 		db.Close()
 		return nil, openError(path, existed, err)
 	}
@@ -95,6 +96,25 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, openError(path, existed, err)
 	}
 	return s, nil
+}
+
+// migrateLocked migrates while holding an exclusive lock on a file beside
+// the database: goose has no lock of its own for SQLite, and two processes
+// opening a new file at once (serve, and a sync or a reader) would both
+// create its tables and one would fail.
+func (s *Store) migrateLocked(ctx context.Context, path string) error {
+	f, err := os.OpenFile(path+"-migrate.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		// A directory we may not write: the write probe reports it, and no
+		// other process can be migrating a file it cannot write either.
+		return s.migrate(ctx)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock for migration: %w", err)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return s.migrate(ctx)
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -307,3 +307,24 @@ func TestRejectsUnstorableTimes(t *testing.T) {
 		t.Error("Upsert of a time past 2262 succeeded; it cannot round-trip")
 	}
 }
+
+// Several processes (serve, a sync, a reader) may open a new database at
+// the same moment; only one may create its tables.
+func TestConcurrentOpenOfNewFileMigratesOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			s, err := sqlite.Open(context.Background(), path)
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 6; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("open %d: %v", i, err)
+		}
+	}
+}

@@ -96,6 +96,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentUpserts", testConcurrentUpserts},
 		{"Ping", testPing},
 		{"Versions", testVersions},
+		{"Deliveries", testDeliveries},
 		{"Audit", testAudit},
 		{"AuditFiltersAndPrune", testAuditFilters},
 	}
@@ -1276,5 +1277,69 @@ func testVersions(t *testing.T, s store.Store) {
 	}
 	if none, err := s.Versions(ctx(t), nil); err != nil || len(none) != 0 {
 		t.Errorf("Versions of nothing: %v %v", none, err)
+	}
+}
+
+func testDeliveries(t *testing.T, s store.Store) {
+	d := store.Delivery{
+		IdempotencyKey: "key-1", EventType: "Merge Request Hook", EventUUID: "ev-1", WebhookUUID: "wh-1",
+		Headers: map[string]string{"X-Gitlab-Event": "Merge Request Hook"}, Body: []byte(`{"object_kind":"merge_request"}`),
+		ReceivedAt: at(1),
+	}
+	id, dup, err := s.PutDelivery(ctx(t), d)
+	if err != nil || dup || id == 0 {
+		t.Fatalf("first put: %d %v %v", id, dup, err)
+	}
+	// GitLab's retry: same Idempotency-Key, new webhook UUID.
+	retry := d
+	retry.WebhookUUID, retry.ReceivedAt = "wh-2", at(2)
+	id2, dup, err := s.PutDelivery(ctx(t), retry)
+	if err != nil || !dup || id2 != id {
+		t.Fatalf("retry: %d %v %v, want duplicate of %d", id2, dup, err, id)
+	}
+	other := d
+	other.IdempotencyKey, other.EventType = "key-2", "Push Hook"
+	id3, dup, err := s.PutDelivery(ctx(t), other)
+	if err != nil || dup || id3 == id {
+		t.Fatalf("second delivery: %d %v %v", id3, dup, err)
+	}
+	if _, _, err := s.PutDelivery(ctx(t), store.Delivery{EventType: "Push Hook", ReceivedAt: at(1)}); err == nil {
+		t.Error("a delivery without idempotency key was stored")
+	}
+	got, err := s.Delivery(ctx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.DeliveryPending || string(got.Body) != string(d.Body) || got.WebhookUUID != "wh-1" ||
+		got.Headers["X-Gitlab-Event"] != "Merge Request Hook" || !got.ReceivedAt.Equal(at(1)) {
+		t.Errorf("stored delivery %+v", got)
+	}
+	if err := s.MarkDelivery(ctx(t), id, store.DeliveryFailed, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDelivery(ctx(t), id, store.DeliveryProcessed, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Delivery(ctx(t), id)
+	if got.Status != store.DeliveryProcessed || got.Attempts != 2 || got.ProcessedAt.IsZero() || got.LastError != "" {
+		t.Errorf("after marks: %+v", got)
+	}
+	if err := s.MarkDelivery(ctx(t), 999999, store.DeliveryProcessed, ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("mark unknown: %v", err)
+	}
+	if _, err := s.Delivery(ctx(t), 999999); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("get unknown: %v", err)
+	}
+	page, err := s.ListDeliveries(ctx(t), store.DeliveryFilter{Limit: 1})
+	if err != nil || len(page.Deliveries) != 1 || page.Deliveries[0].ID != id3 || page.NextCursor == "" || page.Deliveries[0].Body != nil {
+		t.Fatalf("first page: %+v %v", page, err)
+	}
+	page, err = s.ListDeliveries(ctx(t), store.DeliveryFilter{Limit: 1, Cursor: page.NextCursor})
+	if err != nil || len(page.Deliveries) != 1 || page.Deliveries[0].ID != id || page.NextCursor != "" {
+		t.Fatalf("second page: %+v %v", page, err)
+	}
+	page, _ = s.ListDeliveries(ctx(t), store.DeliveryFilter{Status: store.DeliveryPending})
+	if len(page.Deliveries) != 1 || page.Deliveries[0].ID != id3 {
+		t.Errorf("pending: %+v", page)
 	}
 }
