@@ -176,10 +176,11 @@ type Store interface {
 	Get(ctx context.Context, id string) (change.Event, []change.TimelineEntry, error)
 	// List returns events matching f, newest occurred_at first.
 	List(ctx context.Context, f Filter) (Page, error)
-	// Versions returns the stored updated_at of each of ids that is stored.
+	// Versions returns the stored updated_at of each of ids last stored by
+	// a poll. The poller skips the details of objects it already holds;
+	// one a webhook stored still lacks them, so it is left out here.
 	Versions(ctx context.Context, ids []string) (map[string]time.Time, error)
-	// VersionsByPrefix returns the stored updated_at of every id starting
-	// with prefix.
+	// VersionsByPrefix is Versions for every id starting with prefix.
 	VersionsByPrefix(ctx context.Context, prefix string) (map[string]time.Time, error)
 	// Count returns how many events of a kind are stored ("" for all).
 	Count(ctx context.Context, kind change.Kind) (int, error)

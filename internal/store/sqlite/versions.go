@@ -19,7 +19,7 @@ func (s *Store) Versions(ctx context.Context, ids []string) (map[string]time.Tim
 		for i, id := range batch {
 			args[i] = id
 		}
-		q := `SELECT id, updated_at FROM events WHERE id IN (?` + strings.Repeat(",?", len(batch)-1) + `)`
+		q := `SELECT id, updated_at FROM events WHERE source = 'poll' AND id IN (?` + strings.Repeat(",?", len(batch)-1) + `)`
 		if err := s.scanVersions(ctx, out, q, args...); err != nil {
 			return nil, err
 		}
@@ -31,7 +31,7 @@ func (s *Store) Versions(ctx context.Context, ids []string) (map[string]time.Tim
 func (s *Store) VersionsByPrefix(ctx context.Context, prefix string) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	// A range on the primary key instead of LIKE: ids hold % and _.
-	q := `SELECT id, updated_at FROM events WHERE id >= ? AND id < ?`
+	q := `SELECT id, updated_at FROM events WHERE id >= ? AND id < ? AND source = 'poll'`
 	if err := s.scanVersions(ctx, out, q, prefix, prefix+"\U0010FFFF"); err != nil {
 		return nil, err
 	}

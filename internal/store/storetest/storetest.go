@@ -1246,10 +1246,12 @@ func testVersions(t *testing.T, s store.Store) {
 			UpdatedAt: at(i), Source: change.SourcePoll})
 	}
 	evs = append(evs, change.Event{ID: "image-70-1-x-sha256:ff", Kind: change.KindImage, UpdatedAt: at(1), Source: change.SourcePoll})
+	// Stored by a webhook only: not yet complete, so not reported.
+	evs = append(evs, change.Event{ID: "image-7-1-hook-sha256:ee", Kind: change.KindImage, UpdatedAt: at(1), Source: change.SourceWebhook})
 	if _, err := s.Upsert(ctx(t), evs...); err != nil {
 		t.Fatal(err)
 	}
-	ids := []string{"nope"}
+	ids := []string{"nope", "image-7-1-hook-sha256:ee"}
 	for _, e := range evs[:650] {
 		ids = append(ids, e.ID)
 	}
