@@ -36,6 +36,7 @@ package gitlabsim
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,22 @@ type Options struct {
 	TimeoutRate float64
 	// Hang is how long a timed-out request hangs; default 30s.
 	Hang time.Duration
+
+	// WebhookURL, if set, receives every change Advance makes as GitLab's
+	// project webhooks (see webhook.go), from a background worker.
+	WebhookURL    string
+	WebhookSecret string // sent as X-Gitlab-Token
+	// SigningSecret ("whsec_<base64 key>"), if set, adds Standard Webhooks
+	// signature headers: webhook-id, webhook-timestamp, webhook-signature.
+	SigningSecret string
+	// DropRate, DuplicateRate and ReorderRate are the shares of deliveries
+	// never sent, sent twice (same Idempotency-Key) and sent after the next
+	// one; which ones follows from the seed.
+	DropRate, DuplicateRate, ReorderRate float64
+	// BaseURL is the instance's URL in webhook payloads and
+	// X-Gitlab-Instance; default http://gitlab.sim. (REST answers use the
+	// request's Host instead.)
+	BaseURL string
 }
 
 // TruthEvent is one object the simulator holds, as labtrail should end up
@@ -115,6 +132,8 @@ type Sim struct {
 	recent  ring // request times within the last minute, for PeakPerMinute
 
 	limiter limiter
+
+	hooks *webhooks // nil unless Options.WebhookURL is set
 }
 
 const defaultVersion = "17.11.0-ee"
@@ -169,7 +188,13 @@ func New(o Options) *Sim {
 	s.latency.Store(int64(o.Latency))
 	s.stats.ByPath = map[string]int64{}
 	s.limiter.windows = map[string]*window{}
+	if o.BaseURL == "" {
+		o.BaseURL = "http://gitlab.sim"
+	}
+	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
+	s.opts.BaseURL = o.BaseURL
 	s.w = buildWorld(o, o.Now())
+	s.hooks = newWebhooks(o, o.Now)
 	return s
 }
 
@@ -181,7 +206,13 @@ func (s *Sim) Advance() {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.hooks == nil {
+		s.w.advance(now)
+		return
+	}
+	before := s.w.snapshot()
 	s.w.advance(now)
+	s.hooks.enqueue(s.w.hooksSince(before, s.hooks, s.opts.BaseURL))
 }
 
 // Run calls Advance every Options.Activity until ctx is done. It returns at
