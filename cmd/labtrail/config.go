@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +28,9 @@ type config struct {
 	AuditRetention    time.Duration
 	HTTPTimeout       time.Duration
 	Concurrency       int
+	WebhookSecrets    []string
+	SigningSecrets    []string
+	WebhookAllow      []netip.Prefix
 	DB                string
 	Addr              string
 	RequestsPerMinute int
@@ -101,6 +105,7 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 	auditDays := fs.String("audit-days", envOr("LABTRAIL_AUDIT_DAYS", "30"), "days the audit log of GitLab API calls is kept; 0 keeps it forever (env LABTRAIL_AUDIT_DAYS)")
 	timeout := fs.String("http-timeout", envOr("LABTRAIL_HTTP_TIMEOUT", "30"), "seconds before one GitLab request is abandoned and retried (env LABTRAIL_HTTP_TIMEOUT)")
 	concurrency := fs.String("concurrency", envOr("LABTRAIL_CONCURRENCY", "4"), "most GitLab requests in flight at once (env LABTRAIL_CONCURRENCY)")
+	allow := fs.String("webhook-allow", envOr("LABTRAIL_WEBHOOK_ALLOW", ""), "comma-separated CIDRs webhooks may come from; empty: any (env LABTRAIL_WEBHOOK_ALLOW)")
 	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "SQLite database file (env LABTRAIL_DB)")
 	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LABTRAIL_ADDR)")
 	rpm := fs.String("requests-per-minute", envOr("LABTRAIL_REQUESTS_PER_MINUTE", "600"), "GitLab API requests per minute, per token (env LABTRAIL_REQUESTS_PER_MINUTE)")
@@ -127,6 +132,20 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 		c.HTTPTimeout = time.Duration(to * float64(time.Second))
 		if c.Concurrency, err = strconv.Atoi(*concurrency); err != nil || c.Concurrency <= 0 {
 			return c, fmt.Errorf("LABTRAIL_CONCURRENCY must be a positive whole number, got %q", *concurrency)
+		}
+		// Secrets only from the environment, like the token: never in ps.
+		c.WebhookSecrets = splitList(os.Getenv("LABTRAIL_WEBHOOK_SECRET"))
+		c.SigningSecrets = splitList(os.Getenv("LABTRAIL_WEBHOOK_SIGNING_SECRET"))
+		for _, a := range splitList(*allow) {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				ip, ierr := netip.ParseAddr(a)
+				if ierr != nil {
+					return c, fmt.Errorf("LABTRAIL_WEBHOOK_ALLOW: %q is not a CIDR such as 10.0.0.0/8 or an address", a)
+				}
+				p = netip.PrefixFrom(ip, ip.BitLen())
+			}
+			c.WebhookAllow = append(c.WebhookAllow, p.Masked())
 		}
 		secs, err := strconv.ParseFloat(*interval, 64)
 		if err != nil || secs <= 0 {

@@ -208,7 +208,19 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	if err := q.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
-	srv := &http.Server{Handler: server.New(st, log), ReadHeaderTimeout: 10 * time.Second}
+	api := server.New(st, log)
+	if len(c.WebhookSecrets) > 0 {
+		wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{
+			Secrets: c.WebhookSecrets, SigningSecrets: c.SigningSecrets, Allow: c.WebhookAllow,
+		}, st, q, log)
+		if err != nil {
+			return err
+		}
+		api.EnableWebhooks(wh, q.EnqueueDelivery)
+	} else {
+		log.Info("webhooks off: set LABTRAIL_WEBHOOK_SECRET to receive GitLab webhooks; polling alone keeps the history")
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("labtrail started", "addr", ln.Addr().String(), "gitlab", c.GitLabURL, "db", c.DB, "poll_interval", c.PollInterval)

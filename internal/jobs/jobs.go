@@ -54,6 +54,36 @@ func (SyncProjectArgs) InsertOpts() river.InsertOpts {
 	}
 }
 
+// ProcessDeliveryArgs converts one stored webhook delivery into events.
+type ProcessDeliveryArgs struct {
+	DeliveryID int64 `json:"delivery_id" river:"unique"`
+}
+
+// Kind names the job in River's table.
+func (ProcessDeliveryArgs) Kind() string { return "labtrail_process_delivery" }
+
+// InsertOpts retries a failing conversion with River's backoff; it is
+// unique per delivery while unfinished, so a replay never runs it twice.
+func (ProcessDeliveryArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		MaxAttempts: 5,
+		UniqueOpts: river.UniqueOpts{
+			ByArgs: true,
+			ByState: []rivertype.JobState{
+				rivertype.JobStateAvailable, rivertype.JobStatePending,
+				rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+			},
+		},
+	}
+}
+
+// SweepDeliveriesArgs is the periodic job that queues deliveries left
+// pending (stored, but their job could not be queued, or lost).
+type SweepDeliveriesArgs struct{}
+
+// Kind names the job in River's table.
+func (SweepDeliveriesArgs) Kind() string { return "labtrail_sweep_deliveries" }
+
 // Config sets up the queue.
 type Config struct {
 	Poller *ingest.Poller
@@ -64,6 +94,11 @@ type Config struct {
 	Log     *slog.Logger
 	// OnSynced, if set, is called after each project sync (tests use it).
 	OnSynced func(ingest.ProjectResult)
+	// OnDelivery, if set, is called after each delivery is processed.
+	OnDelivery func(ingest.WebhookResult, error)
+	// HealDelay is how long after a webhook that lacks details the
+	// project's sync runs, so a burst of hooks costs one sync; default 30s.
+	HealDelay time.Duration
 }
 
 // Queue is a running River client with labtrail's workers.
@@ -78,6 +113,12 @@ func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 
 // Stop waits for running jobs to finish (or ctx to end).
 func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
+
+// EnqueueDelivery queues the conversion of a stored webhook delivery.
+func (q *Queue) EnqueueDelivery(ctx context.Context, id int64) error {
+	_, err := q.insert(ctx, ProcessDeliveryArgs{DeliveryID: id})
+	return err
+}
 
 // SyncNow enqueues a schedule job at once, outside the periodic interval.
 func (q *Queue) SyncNow(ctx context.Context) error {
@@ -156,6 +197,20 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		return err
 	}})
 	river.AddWorker(workers, &syncWorker{poller: cfg.Poller, log: log, onSynced: cfg.OnSynced})
+	if cfg.HealDelay <= 0 {
+		cfg.HealDelay = 30 * time.Second
+	}
+	river.AddWorker(workers, &deliveryWorker{store: cfg.Poller.Store, branches: cfg.Poller.Branches, log: log, onDone: cfg.OnDelivery, heal: func(ctx context.Context, id int64, path string) error {
+		_, err := client.Insert(ctx, SyncProjectArgs{ProjectID: id, Path: path}, &river.InsertOpts{
+			ScheduledAt: time.Now().Add(cfg.HealDelay), MaxAttempts: 3,
+			UniqueOpts: SyncProjectArgs{}.InsertOpts().UniqueOpts,
+		})
+		return err
+	}})
+	river.AddWorker(workers, &sweepWorker{store: cfg.Poller.Store, log: log, enqueue: func(ctx context.Context, id int64) error {
+		_, err := client.Insert(ctx, ProcessDeliveryArgs{DeliveryID: id}, nil)
+		return err
+	}})
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  log.With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -163,11 +218,18 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		// A backfill of a large project may run for a long time; the
 		// sync job stops itself when its context is cancelled on shutdown.
 		JobTimeout: -1,
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(
-			river.PeriodicInterval(cfg.Interval),
-			func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "schedule_sync", RunOnStart: true},
-		)},
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(
+				river.PeriodicInterval(cfg.Interval),
+				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "schedule_sync", RunOnStart: true},
+			),
+			river.NewPeriodicJob(
+				river.PeriodicInterval(time.Minute),
+				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true},
+			),
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
@@ -247,4 +309,79 @@ func (w *syncWorker) project(ctx context.Context, a SyncProjectArgs) (store.Proj
 		}
 	}
 	return store.Project{}, river.JobCancel(fmt.Errorf("project %d (%s) is no longer selected", a.ProjectID, a.Path))
+}
+
+type deliveryWorker struct {
+	river.WorkerDefaults[ProcessDeliveryArgs]
+	store    store.Store
+	branches []string
+	log      *slog.Logger
+	onDone   func(ingest.WebhookResult, error)
+	heal     func(ctx context.Context, projectID int64, path string) error
+}
+
+func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliveryArgs]) error {
+	res, err := ingest.ProcessDelivery(ctx, w.store, job.Args.DeliveryID, w.branches)
+	if w.onDone != nil {
+		w.onDone(res, err)
+	}
+	switch {
+	case ingest.Unprocessable(err):
+		w.log.Warn("webhook delivery cannot be converted; kept as failed", "delivery", job.Args.DeliveryID, "err", err)
+		return river.JobCancel(err)
+	case err != nil:
+		if job.Attempt >= job.MaxAttempts {
+			if merr := w.store.MarkDelivery(context.WithoutCancel(ctx), job.Args.DeliveryID, store.DeliveryFailed, err.Error()); merr != nil {
+				w.log.Error("mark delivery failed", "delivery", job.Args.DeliveryID, "err", merr)
+			}
+		}
+		return err
+	}
+	// A payload without what the poller fetches (approvals, diffs, jobs)
+	// schedules that project's sync a little later; the sync job being
+	// unique per project makes a burst of hooks cost one sync.
+	if len(res.Webhook.NeedsDetails) > 0 && res.Webhook.ProjectID != 0 && w.heal != nil {
+		if err := w.heal(ctx, res.Webhook.ProjectID, res.Webhook.ProjectPath); err != nil {
+			w.log.Warn("schedule healing sync", "project", res.Webhook.ProjectPath, "err", err)
+		}
+	}
+	return nil
+}
+
+type sweepWorker struct {
+	river.WorkerDefaults[SweepDeliveriesArgs]
+	store   store.Store
+	log     *slog.Logger
+	enqueue func(ctx context.Context, id int64) error
+}
+
+// Work queues every delivery still pending a minute after it arrived; the
+// delivery job's uniqueness keeps one already queued from running twice.
+func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepDeliveriesArgs]) error {
+	f := store.DeliveryFilter{Status: store.DeliveryPending, Limit: store.MaxLimit}
+	cutoff := time.Now().Add(-time.Minute)
+	queued := 0
+	for {
+		page, err := w.store.ListDeliveries(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, d := range page.Deliveries {
+			if d.ReceivedAt.After(cutoff) {
+				continue
+			}
+			if err := w.enqueue(ctx, d.ID); err != nil {
+				return err
+			}
+			queued++
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		f.Cursor = page.NextCursor
+	}
+	if queued > 0 {
+		w.log.Info("queued pending webhook deliveries", "deliveries", queued)
+	}
+	return nil
 }

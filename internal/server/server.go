@@ -22,6 +22,9 @@ type Server struct {
 	store store.Store
 	log   *slog.Logger
 	mux   *http.ServeMux
+
+	webhook http.Handler
+	replay  func(ctx context.Context, id int64) error
 }
 
 // New returns a server reading from st.
@@ -37,6 +40,9 @@ func New(st store.Store, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /api/v1/projects", s.projects)
 	s.mux.HandleFunc("GET /api/v1/sync/status", s.syncStatus)
 	s.mux.HandleFunc("GET /api/v1/audit", s.audit)
+	s.mux.HandleFunc("POST /api/v1/webhooks/gitlab", s.receiveWebhook)
+	s.mux.HandleFunc("GET /api/v1/webhooks/deliveries", s.deliveries)
+	s.mux.HandleFunc("POST /api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery)
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -290,4 +296,76 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		Entries    []store.AuditEntry `json:"entries"`
 		NextCursor string             `json:"next_cursor,omitempty"`
 	}{page.Entries, page.NextCursor})
+}
+
+// EnableWebhooks serves GitLab webhooks with h (ingest.WebhookHandler) and
+// lets a stored delivery be processed again with replay.
+func (s *Server) EnableWebhooks(h http.Handler, replay func(ctx context.Context, id int64) error) {
+	s.webhook, s.replay = h, replay
+}
+
+func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) {
+	if s.webhook == nil {
+		writeError(w, http.StatusServiceUnavailable, "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token")
+		return
+	}
+	s.webhook.ServeHTTP(w, r)
+}
+
+func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.DeliveryFilter{Status: q.Get("status"), Cursor: q.Get("cursor")}
+	switch f.Status {
+	case "", store.DeliveryPending, store.DeliveryProcessed, store.DeliveryStoredRaw, store.DeliveryFailed:
+	default:
+		s.fail(w, r, badRequest("status must be pending, processed, stored_raw or failed, got %q", f.Status))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxLimit {
+			s.fail(w, r, badRequest("limit must be a number from 1 to %d, got %q", store.MaxLimit, v))
+			return
+		}
+		f.Limit = n
+	}
+	page, err := s.store.ListDeliveries(r.Context(), f)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalidCursor) {
+			err = badRequest("invalid cursor: pass next_cursor from a previous answer unchanged")
+		}
+		s.fail(w, r, err)
+		return
+	}
+	if page.Deliveries == nil {
+		page.Deliveries = []store.Delivery{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Deliveries []store.Delivery `json:"deliveries"`
+		NextCursor string           `json:"next_cursor,omitempty"`
+	}{page.Deliveries, page.NextCursor})
+}
+
+func (s *Server) replayDelivery(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.fail(w, r, badRequest("delivery id must be a positive number"))
+		return
+	}
+	if _, err := s.store.Delivery(r.Context(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = &apiError{http.StatusNotFound, fmt.Sprintf("no delivery %d", id)}
+		}
+		s.fail(w, r, err)
+		return
+	}
+	if s.replay == nil {
+		writeError(w, http.StatusServiceUnavailable, "webhooks are not set up: nothing processes deliveries")
+		return
+	}
+	if err := s.replay(r.Context(), id); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": "queued", "delivery_id": id})
 }

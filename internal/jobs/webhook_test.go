@@ -1,0 +1,184 @@
+package jobs_test
+
+import (
+	"context"
+	"database/sql"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/gitlab"
+	"github.com/labtrail/labtrail/internal/gitlabsim"
+	"github.com/labtrail/labtrail/internal/ingest"
+	"github.com/labtrail/labtrail/internal/jobs"
+	"github.com/labtrail/labtrail/internal/server"
+	"github.com/labtrail/labtrail/internal/store"
+	"github.com/labtrail/labtrail/internal/store/sqlite"
+)
+
+// TestWebhooksThenOnePollEqualTruth: the simulator's activity reaches
+// labtrail by webhook, with 10% of deliveries lost, 5% sent twice and 5%
+// out of order; one poll afterwards makes the store equal GitLab exactly.
+func TestWebhooksThenOnePollEqualTruth(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "wh.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	qdb, err := sql.Open("sqlite", sqlite.DSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qdb.Close()
+
+	// labtrail's HTTP side first: the simulator needs its URL.
+	api := server.New(st, quiet)
+	front := httptest.NewServer(api)
+	defer front.Close()
+
+	sim := gitlabsim.New(gitlabsim.Options{
+		Seed: 17, Projects: 3, MRs: 30, Pipelines: 30, Token: "tok",
+		WebhookURL: front.URL + "/api/v1/webhooks/gitlab", WebhookSecret: "hook-secret",
+		DropRate: 0.10, DuplicateRate: 0.05, ReorderRate: 0.05,
+	})
+	gl := httptest.NewServer(sim)
+	defer gl.Close()
+	cl, err := gitlab.New(gitlab.Config{URL: gl.URL, Token: "tok", RequestsPerMinute: 1 << 20, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poller := &ingest.Poller{GitLab: cl, Store: st, Log: quiet}
+	var processed, failed atomic.Int64
+	q, err := jobs.NewSQLite(ctx, qdb, jobs.Config{Poller: poller, Interval: time.Hour, Log: quiet, HealDelay: time.Hour,
+		OnDelivery: func(_ ingest.WebhookResult, err error) {
+			if err != nil {
+				failed.Add(1)
+			} else {
+				processed.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{Secrets: []string{"hook-secret"}}, st, q, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.EnableWebhooks(wh, q.EnqueueDelivery)
+
+	// Backfill by poll, then activity by webhook only.
+	if res, err := poller.SyncAll(ctx); err != nil || res.Err() != nil {
+		t.Fatal(err, res.Err())
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop(context.Background())
+	for i := 0; i < 8; i++ {
+		sim.Advance()
+	}
+	if err := sim.FlushWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stats := sim.Deliveries()
+	if stats.Dropped == 0 || stats.Duplicated == 0 || stats.Reordered == 0 {
+		t.Fatalf("faults not exercised: %+v", stats)
+	}
+	// Wait until every stored delivery is converted.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		p, err := st.ListDeliveries(ctx, store.DeliveryFilter{Status: store.DeliveryPending, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Deliveries) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries still pending; %d processed, %d failed", processed.Load(), failed.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	all, _ := st.ListDeliveries(ctx, store.DeliveryFilter{Limit: store.MaxLimit})
+	kept := int64(0)
+	for _, d := range all.Deliveries {
+		if d.Status == store.DeliveryFailed {
+			t.Errorf("delivery %d (%s) failed: %s", d.ID, d.EventType, d.LastError)
+		}
+		kept++
+	}
+	if want := stats.Hooks - stats.Dropped; kept != want {
+		t.Errorf("%d deliveries stored, want %d (every hook sent once, duplicates folded)", kept, want)
+	}
+	fromHooks := 0
+	for _, k := range []change.Kind{change.KindMergeRequest, change.KindPipeline} {
+		p, _ := st.List(ctx, store.Filter{Kind: k, Limit: store.MaxLimit})
+		for _, e := range p.Events {
+			if e.Source == change.SourceWebhook {
+				fromHooks++
+			}
+		}
+	}
+	if fromHooks == 0 {
+		t.Error("no merge request or pipeline came in by webhook")
+	}
+
+	// One poll heals what the lost deliveries missed.
+	if res, err := poller.SyncAll(ctx); err != nil || res.Err() != nil {
+		t.Fatal(err, res.Err())
+	}
+	want := map[string]time.Time{}
+	for _, e := range sim.Truth() {
+		want[e.ID] = e.UpdatedAt
+	}
+	got := map[string]time.Time{}
+	for _, k := range change.Kinds {
+		f := store.Filter{Kind: k, Limit: store.MaxLimit}
+		for {
+			p, err := st.List(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range p.Events {
+				got[e.ID] = e.UpdatedAt
+			}
+			if p.NextCursor == "" {
+				break
+			}
+			f.Cursor = p.NextCursor
+		}
+	}
+	missing, extra, stale := 0, 0, 0
+	for id, u := range want {
+		g, ok := got[id]
+		switch {
+		case !ok:
+			missing++
+			if missing < 5 {
+				t.Errorf("missing %s", id)
+			}
+		case !g.Equal(u):
+			stale++
+			if stale < 5 {
+				t.Errorf("stale %s: have %s, GitLab %s", id, g, u)
+			}
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			extra++
+			if extra < 5 {
+				t.Errorf("extra %s", id)
+			}
+		}
+	}
+	if missing+extra+stale > 0 {
+		t.Errorf("after one poll: %d missing, %d extra, %d stale of %d", missing, extra, stale, len(want))
+	}
+}
