@@ -27,6 +27,12 @@ func simFlags(fs *flag.FlagSet, activity time.Duration, rateLimit int) func() gi
 	failRate := fs.Float64("fail-rate", 0, "share of API requests answered with a 5xx, e.g. 0.05")
 	timeoutRate := fs.Float64("timeout-rate", 0, "share of API requests that hang for --hang")
 	hang := fs.Duration("hang", 30*time.Second, "how long a --timeout-rate request hangs")
+	hookURL := fs.String("webhook-url", "", "send GitLab webhooks for the simulated activity to this URL (e.g. http://127.0.0.1:8080/api/v1/webhooks/gitlab)")
+	hookSecret := fs.String("webhook-secret", "", "X-Gitlab-Token sent with each webhook")
+	signing := fs.String("webhook-signing-secret", "", "whsec_<base64> key: also sign webhooks (webhook-id, webhook-timestamp, webhook-signature)")
+	drop := fs.Float64("webhook-drop", 0, "share of webhooks never sent, e.g. 0.1")
+	dup := fs.Float64("webhook-duplicate", 0, "share of webhooks sent twice (same Idempotency-Key)")
+	reorder := fs.Float64("webhook-reorder", 0, "share of webhooks sent after the next one")
 	rate := fs.Int("rate-limit", rateLimit, "requests per minute before answering 429 (0: no limit; the headers then show GitLab.com's 2,000)")
 	latency := fs.Duration("latency", 0, "delay added to every API answer, e.g. 50ms")
 	act := fs.Duration("activity", activity, "advance the world (new and changed MRs and pipelines) this often; 0: never")
@@ -35,6 +41,8 @@ func simFlags(fs *flag.FlagSet, activity time.Duration, rateLimit int) func() gi
 			Seed: *seed, Projects: *projects, Groups: *groups, MRs: *mrs, Pipelines: *pipelines,
 			Issues: *issues, Archived: *archived, FailRate: *failRate, TimeoutRate: *timeoutRate, Hang: *hang,
 			RateLimit: *rate, Latency: *latency, Activity: *act,
+			WebhookURL: *hookURL, WebhookSecret: *hookSecret, SigningSecret: *signing,
+			DropRate: *drop, DuplicateRate: *dup, ReorderRate: *reorder,
 		}
 	}
 }
@@ -49,6 +57,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	o := opts()
 	o.Token = *token
+	o.BaseURL = "http://" + *addr
 	sim := gitlabsim.New(o)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -112,12 +121,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	o := opts()
 	o.Token = c.Token
-	sim := gitlabsim.New(o)
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("start simulator: %w", err)
 	}
 	c.GitLabURL = "http://" + simLn.Addr().String()
+	o.BaseURL = c.GitLabURL
+	// Both ways in: the simulated GitLab also sends its activity as
+	// webhooks, which the poller then checks.
+	if o.WebhookURL == "" {
+		c.WebhookSecrets = []string{"demo-webhook-secret"}
+		o.WebhookURL, o.WebhookSecret = "http://"+c.Addr+"/api/v1/webhooks/gitlab", c.WebhookSecrets[0]
+	}
+	sim := gitlabsim.New(o)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	simDone := make(chan error, 1)
