@@ -15,6 +15,7 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench FullSync -benchtime 3x ./internal/ingest/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/sqlite/
+	$(GO) test -run '^$$' -bench Webhook -benchtime 3s ./internal/ingest/
 
 build:
 	CGO_ENABLED=0 $(GO) build -o labtrail ./cmd/labtrail
