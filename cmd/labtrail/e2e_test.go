@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/server"
+	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
 
@@ -499,4 +502,111 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestKilledUnderWebhookLoadKeepsEveryAcknowledgedDelivery sends webhooks
+// to `labtrail serve` from several senders, kills it with SIGKILL in the
+// middle, and checks that every delivery that got a 2xx is in the store.
+func TestKilledUnderWebhookLoadKeepsEveryAcknowledgedDelivery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a labtrail process")
+	}
+	_, simURL := startSim(t, gitlabsim.Options{Seed: 5, Projects: 1, MRs: 5, Pipelines: 5})
+	db := filepath.Join(t.TempDir(), "labtrail.db")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(os.Args[0], "serve", "--addr", addr, "--poll-interval", "3600")
+	cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
+		"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=warn", "LABTRAIL_WEBHOOK_SECRET=load-secret", "LABTRAIL_REQUESTS_PER_MINUTE=100000")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "labtrail serving on") {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	body, err := os.ReadFile(filepath.Join("..", "..", "internal", "gitlab", "testdata", "webhooks", "pipeline.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		acked []string
+		stop  atomic.Bool
+		wg    sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				key := fmt.Sprintf("load-%d-%d", w, i)
+				req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/webhooks/gitlab", bytes.NewReader(body))
+				req.Header.Set("X-Gitlab-Event", "Pipeline Hook")
+				req.Header.Set("X-Gitlab-Token", "load-secret")
+				req.Header.Set("Idempotency-Key", key)
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				resp.Body.Close()
+				if resp.StatusCode/100 == 2 {
+					mu.Lock()
+					acked = append(acked, key)
+					mu.Unlock()
+				}
+			}
+		}(w)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	stop.Store(true)
+	wg.Wait()
+	if len(acked) < 100 {
+		t.Fatalf("only %d deliveries acknowledged before the kill", len(acked))
+	}
+	st, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stored := map[string]bool{}
+	f := store.DeliveryFilter{Limit: store.MaxLimit}
+	for {
+		p, err := st.ListDeliveries(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range p.Deliveries {
+			stored[d.IdempotencyKey] = true
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		f.Cursor = p.NextCursor
+	}
+	lost := 0
+	for _, k := range acked {
+		if !stored[k] {
+			lost++
+		}
+	}
+	t.Logf("%d deliveries acknowledged before SIGKILL, %d stored", len(acked), len(stored))
+	if lost > 0 {
+		t.Errorf("%d acknowledged deliveries lost", lost)
+	}
 }
