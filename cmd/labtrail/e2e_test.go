@@ -569,7 +569,16 @@ func TestKilledUnderWebhookLoadKeepsEveryAcknowledgedDelivery(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill it once a few hundred deliveries are through (sooner on a fast
+	// machine, later under -race).
+	for loadDeadline := time.Now().Add(30 * time.Second); time.Now().Before(loadDeadline); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 300 {
+			break
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
