@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,7 +205,10 @@ func TestOpenErrors(t *testing.T) {
 // the first Upsert hours later.
 func TestOpenReadOnlyFile(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("permissions do not stop root")
+		// Permissions do not stop root (as CI runs): run this test again
+		// in a copy of the test binary as the unprivileged user nobody.
+		runAsNobody(t, "TestOpenReadOnlyFile")
+		return
 	}
 	for _, dirToo := range []bool{false, true} {
 		t.Run(fmt.Sprintf("directory read-only %v", dirToo), func(t *testing.T) {
@@ -326,5 +331,35 @@ func TestConcurrentOpenOfNewFileMigratesOnce(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Errorf("open %d: %v", i, err)
 		}
+	}
+}
+
+// runAsNobody runs one test of this binary as user nobody and fails if it
+// fails (or is skipped there: it must run somewhere).
+func runAsNobody(t *testing.T, name string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "labtrail-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "sqlite.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir, "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s as nobody: %v\n%s", name, err, out)
 	}
 }
