@@ -107,6 +107,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// limitParam reads a listing's limit: absent is 0 (the store's default).
+func limitParam(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > store.MaxLimit {
+		return 0, badRequest("limit must be a number from 1 to %d, got %q", store.MaxLimit, v)
+	}
+	return n, nil
+}
+
 // parseFilter reads the events listing's query parameters.
 func parseFilter(q map[string][]string) (store.Filter, error) {
 	get := func(k string) string {
@@ -147,12 +159,9 @@ func parseFilter(q map[string][]string) (store.Filter, error) {
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
 		return f, badRequest("until must be after since")
 	}
-	if v := get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxLimit {
-			return f, badRequest("limit must be a number from 1 to %d, got %q", store.MaxLimit, v)
-		}
-		f.Limit = n
+	var err error
+	if f.Limit, err = limitParam(get("limit")); err != nil {
+		return f, err
 	}
 	f.Cursor = get("cursor")
 	return f, nil
@@ -273,13 +282,10 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 			f.Status = -1
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxLimit {
-			s.fail(w, r, badRequest("limit must be a number from 1 to %d, got %q", store.MaxLimit, v))
-			return
-		}
-		f.Limit = n
+	var err error
+	if f.Limit, err = limitParam(q.Get("limit")); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	page, err := s.store.ListAudit(r.Context(), f)
 	if err != nil {
@@ -321,13 +327,10 @@ func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("status must be pending, processed, stored_raw or failed, got %q", f.Status))
 		return
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxLimit {
-			s.fail(w, r, badRequest("limit must be a number from 1 to %d, got %q", store.MaxLimit, v))
-			return
-		}
-		f.Limit = n
+	var err error
+	if f.Limit, err = limitParam(q.Get("limit")); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	page, err := s.store.ListDeliveries(r.Context(), f)
 	if err != nil {
