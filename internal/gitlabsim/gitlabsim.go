@@ -134,6 +134,8 @@ type Sim struct {
 	limiter limiter
 
 	hooks *webhooks // nil unless Options.WebhookURL is set
+
+	projHooks projectHooks // project webhooks added through the API (hooks.go)
 }
 
 const defaultVersion = "17.11.0-ee"

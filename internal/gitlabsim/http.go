@@ -66,6 +66,9 @@ type call struct {
 }
 
 func matchRoute(method string, segs []string) (route, []string) {
+	if rt, params := matchHookRoute(method, segs); rt.handle != nil {
+		return rt, params
+	}
 	if method != http.MethodGet && method != http.MethodHead {
 		return route{}, nil
 	}
