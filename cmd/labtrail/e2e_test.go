@@ -619,3 +619,69 @@ func TestKilledUnderWebhookLoadKeepsEveryAcknowledgedDelivery(t *testing.T) {
 		t.Errorf("%d acknowledged deliveries lost", lost)
 	}
 }
+
+// TestWebhookPathEndToEnd: `labtrail hooks install` registers labtrail's
+// webhook on GitLab, then POST /api/v1/webhooks/test on a running `labtrail
+// serve` has GitLab send a test push through it, which is stored.
+func TestWebhookPathEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a labtrail process")
+	}
+	_, simURL := startSim(t, gitlabsim.Options{Seed: 6, Projects: 2, MRs: 3, Pipelines: 3})
+	db := filepath.Join(t.TempDir(), "labtrail.db")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	hookURL := "http://" + addr + "/api/v1/webhooks/gitlab"
+
+	env := syncEnv(simURL, filepath.Join(t.TempDir(), "other.db"))
+	env["LABTRAIL_WEBHOOK_SECRET"] = "e2e-hook-secret"
+	if out, errOut, code := labtrail(t, env, "hooks", "install", "--url", hookURL); code != 0 {
+		t.Fatalf("hooks install: %d\n%s%s", code, out, errOut)
+	}
+
+	cmd := exec.Command(os.Args[0], "serve", "--addr", addr, "--poll-interval", "3600")
+	cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
+		"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=warn", "LABTRAIL_WEBHOOK_SECRET=e2e-hook-secret",
+		"LABTRAIL_WEBHOOK_URL="+hookURL, "LABTRAIL_REQUESTS_PER_MINUTE=100000")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "labtrail serving on"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", logs)
+		}
+	}
+	resp, err := http.Post("http://"+addr+"/api/v1/webhooks/test", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		OK      bool `json:"ok"`
+		Results []struct {
+			Project string `json:"project"`
+			OK      bool   `json:"ok"`
+			Error   string `json:"error"`
+		} `json:"results"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !res.OK || len(res.Results) != 2 {
+		t.Fatalf("webhook test: %d %+v %v\n%s", resp.StatusCode, res, err, logs)
+	}
+	var deliveries struct {
+		Deliveries []struct {
+			EventType string `json:"event_type"`
+		} `json:"deliveries"`
+	}
+	getJSON(t, "http://"+addr+"/api/v1/webhooks/deliveries", &deliveries)
+	if len(deliveries.Deliveries) != 2 || deliveries.Deliveries[0].EventType != "Push Hook" {
+		t.Errorf("deliveries after the test: %+v", deliveries)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/labtrail/labtrail/internal/gitlab"
+	"github.com/labtrail/labtrail/internal/ingest"
 )
 
 const hooksSynopsis = "hooks install|status|test [flags]"
@@ -175,30 +176,17 @@ func runHooksTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	var ok, failed int
-	for _, p := range s.projects.Projects {
-		hooks, err := s.gl.ProjectHooks(ctx, p)
-		if err != nil {
-			failed++
-			fmt.Fprintf(stdout, "%s: failed: %v\n", p.Path, err)
-			continue
-		}
-		tested := false
-		for _, h := range hooks {
-			if h.URL != s.url {
-				continue
-			}
-			tested = true
-			if err := s.gl.TestProjectHook(ctx, p, h.ID, "push_events"); err != nil {
-				failed++
-				fmt.Fprintf(stdout, "%s: hook %d failed: %v\n", p.Path, h.ID, err)
-				continue
-			}
+	for _, r := range ingest.TestHooks(ctx, s.gl, s.projects.Projects, s.url) {
+		switch {
+		case r.OK:
 			ok++
-			fmt.Fprintf(stdout, "%s: hook %d OK\n", p.Path, h.ID)
-		}
-		if !tested {
+			fmt.Fprintf(stdout, "%s: hook %d OK\n", r.Project, r.HookID)
+		case r.HookID != 0:
 			failed++
-			fmt.Fprintf(stdout, "%s: failed: no webhook to %s (run labtrail hooks install)\n", p.Path, s.url)
+			fmt.Fprintf(stdout, "%s: hook %d failed: %s\n", r.Project, r.HookID, r.Error)
+		default:
+			failed++
+			fmt.Fprintf(stdout, "%s: failed: %s\n", r.Project, r.Error)
 		}
 	}
 	fmt.Fprintf(stdout, "%d OK, %d failed\n", ok, failed)

@@ -217,6 +217,16 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 			return err
 		}
 		api.EnableWebhooks(wh, q.EnqueueDelivery)
+		if url := envOr("LABTRAIL_WEBHOOK_URL", ""); url != "" {
+			sel := poller.Selection
+			api.EnableWebhookTest(func(ctx context.Context) ([]ingest.HookTestResult, error) {
+				list, err := gl.SelectProjects(ctx, sel)
+				if err != nil {
+					return nil, err
+				}
+				return ingest.TestHooks(ctx, gl, list.Projects, url), nil
+			})
+		}
 	} else {
 		log.Info("webhooks off: set LABTRAIL_WEBHOOK_SECRET to receive GitLab webhooks; polling alone keeps the history")
 	}

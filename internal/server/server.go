@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/store"
 )
 
@@ -23,8 +24,9 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 
-	webhook http.Handler
-	replay  func(ctx context.Context, id int64) error
+	webhook   http.Handler
+	replay    func(ctx context.Context, id int64) error
+	testHooks func(ctx context.Context) ([]ingest.HookTestResult, error)
 }
 
 // New returns a server reading from st.
@@ -43,6 +45,7 @@ func New(st store.Store, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST /api/v1/webhooks/gitlab", s.receiveWebhook)
 	s.mux.HandleFunc("GET /api/v1/webhooks/deliveries", s.deliveries)
 	s.mux.HandleFunc("POST /api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery)
+	s.mux.HandleFunc("POST /api/v1/webhooks/test", s.testWebhooks)
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -371,4 +374,30 @@ func (s *Server) replayDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "queued", "delivery_id": id})
+}
+
+// EnableWebhookTest lets POST /api/v1/webhooks/test ask GitLab to send a
+// test event through labtrail's webhooks (ingest.TestHooks).
+func (s *Server) EnableWebhookTest(test func(ctx context.Context) ([]ingest.HookTestResult, error)) {
+	s.testHooks = test
+}
+
+func (s *Server) testWebhooks(w http.ResponseWriter, r *http.Request) {
+	if s.webhook == nil || s.testHooks == nil {
+		writeError(w, http.StatusServiceUnavailable, "webhook test needs LABTRAIL_WEBHOOK_SECRET and LABTRAIL_WEBHOOK_URL (labtrail's webhook address as GitLab reaches it)")
+		return
+	}
+	results, err := s.testHooks(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok := len(results) > 0
+	for _, res := range results {
+		ok = ok && res.OK
+	}
+	if results == nil {
+		results = []ingest.HookTestResult{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "results": results})
 }
