@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
@@ -47,6 +48,23 @@ type Filter struct {
 
 // MaxLimit is the largest page List returns.
 const MaxLimit = 1000
+
+// DefaultLimit is the page size when a listing asks for none.
+const DefaultLimit = 100
+
+// PageLimit applies the rule every backend's listings share: 0 means
+// DefaultLimit, above MaxLimit is clamped to it, negative is an error.
+func PageLimit(n int) (int, error) {
+	switch {
+	case n < 0:
+		return 0, fmt.Errorf("negative limit %d", n)
+	case n == 0:
+		return DefaultLimit, nil
+	case n > MaxLimit:
+		return MaxLimit, nil
+	}
+	return n, nil
+}
 
 // Page is one page of List, newest occurred_at first. NextCursor is empty on
 // the last page.

@@ -161,16 +161,11 @@ func fromTS(t pgtype.Timestamptz) time.Time {
 
 type scanner interface{ Scan(dest ...any) error }
 
-// limit applies the shared rules: 0 means 100, above store.MaxLimit is
-// clamped, negative is an error.
+// limit is store.PageLimit with the listing named in its error.
 func limit(what string, n int) (int, error) {
-	switch {
-	case n < 0:
-		return 0, fmt.Errorf("postgres: %s: negative limit %d", what, n)
-	case n == 0:
-		return 100, nil
-	case n > store.MaxLimit:
-		return store.MaxLimit, nil
+	l, err := store.PageLimit(n)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: %s: %w", what, err)
 	}
-	return n, nil
+	return l, nil
 }

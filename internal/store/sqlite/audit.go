@@ -44,9 +44,9 @@ func (s *Store) AppendAudit(ctx context.Context, entries ...store.AuditEntry) er
 
 // ListAudit implements store.Store.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error) {
-	limit, err := auditLimit(f.Limit)
+	limit, err := store.PageLimit(f.Limit)
 	if err != nil {
-		return store.AuditPage{}, err
+		return store.AuditPage{}, fmt.Errorf("sqlite: list audit: %w", err)
 	}
 	var (
 		where []string
@@ -110,18 +110,6 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) (store.Audit
 		page.NextCursor = strconv.FormatInt(page.Entries[limit-1].ID, 10)
 	}
 	return page, nil
-}
-
-func auditLimit(n int) (int, error) {
-	switch {
-	case n < 0:
-		return 0, fmt.Errorf("sqlite: list audit: negative limit %d", n)
-	case n == 0:
-		return 100, nil
-	case n > store.MaxLimit:
-		return store.MaxLimit, nil
-	}
-	return n, nil
 }
 
 // PruneAudit implements store.Store.

@@ -91,9 +91,9 @@ func (s *Store) Delivery(ctx context.Context, id int64) (store.Delivery, error) 
 
 // ListDeliveries implements store.Store.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) (store.DeliveryPage, error) {
-	limit, err := auditLimit(f.Limit)
+	limit, err := store.PageLimit(f.Limit)
 	if err != nil {
-		return store.DeliveryPage{}, err
+		return store.DeliveryPage{}, fmt.Errorf("sqlite: list deliveries: %w", err)
 	}
 	var (
 		where []string

@@ -361,14 +361,9 @@ func (s *Store) Get(ctx context.Context, id string) (change.Event, []change.Time
 // List implements store.Store. A Limit above store.MaxLimit is clamped to it;
 // a negative one is an error.
 func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return store.Page{}, fmt.Errorf("sqlite: list: negative limit %d", limit)
-	case limit == 0:
-		limit = 100
-	case limit > store.MaxLimit:
-		limit = store.MaxLimit
+	limit, err := store.PageLimit(f.Limit)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("sqlite: list: %w", err)
 	}
 	for _, c := range []struct {
 		name string
