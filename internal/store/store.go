@@ -234,7 +234,48 @@ type Store interface {
 	// MarkDelivery records the outcome of one processing attempt.
 	MarkDelivery(ctx context.Context, id int64, status, lastError string) error
 
+	// ExportEvents returns up to limit events (1..MaxLimit; 0 means
+	// DefaultLimit) whose ids sort after `after` in byte order, in that
+	// order, each with its whole timeline: a whole store is read by
+	// passing the last id back. Attribute numbers come back as
+	// json.Number, exactly as stored, so a copy loses no precision.
+	ExportEvents(ctx context.Context, after string, limit int) ([]History, error)
+	// ImportEvents stores histories as given, for copying a store: no
+	// timeline entry is derived. An id not stored is inserted; a stored
+	// one is replaced only by a newer UpdatedAt (the Upsert rule), and
+	// timeline entries are added, in order, unless the same (state, at)
+	// is stored for the event. Importing the same histories again
+	// changes nothing and says so.
+	ImportEvents(ctx context.Context, hs ...History) (ImportResult, error)
+	// ExportAudit returns up to limit audit entries with ids above after,
+	// lowest id first.
+	ExportAudit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	// ImportAudit stores entries with their ids, skipping ids already
+	// stored; entries appended later get higher ids. It returns how many
+	// it stored.
+	ImportAudit(ctx context.Context, entries ...AuditEntry) (int, error)
+	// ExportDeliveries returns up to limit deliveries with ids above
+	// after, bodies included, lowest id first.
+	ExportDeliveries(ctx context.Context, after int64, limit int) ([]Delivery, error)
+	// ImportDeliveries stores deliveries as given (id, status, attempts
+	// and all), skipping any whose id or IdempotencyKey is stored; later
+	// deliveries get higher ids. It returns how many it stored.
+	ImportDeliveries(ctx context.Context, ds ...Delivery) (int, error)
+
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// History is one event and its whole timeline (oldest first, as Get
+// returns it): the unit ExportEvents hands out and ImportEvents takes.
+type History struct {
+	Event    change.Event
+	Timeline []change.TimelineEntry
+}
+
+// ImportResult counts what ImportEvents changed.
+type ImportResult struct {
+	Events   int // inserted or replaced
+	Timeline int // entries added
 }

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,39 +43,117 @@ var _ store.Store = (*Store)(nil)
 // Open connects to the database at url (a postgres:// URL or key=value
 // DSN; a search_path given there selects the schema) and migrates it to the
 // current schema. Several processes may open the same database at once: the
-// migration runs under an advisory lock.
+// migration runs under an advisory lock. A schema migrated by a newer
+// labtrail is refused (a *store.SchemaError) before anything is written.
 func Open(ctx context.Context, url string) (*Store, error) {
+	s, _, err := open(ctx, url, true)
+	return s, err
+}
+
+// Connect connects to the database at url without migrating it: its store
+// schema must be exactly the one this build knows, or Connect fails with a
+// *store.SchemaError telling to run `labtrail migrate` (older) or a newer
+// labtrail (newer). Replicas use it, so that a schema change happens once,
+// explicitly, rather than in whichever replica starts first.
+func Connect(ctx context.Context, url string) (*Store, error) {
+	s, _, err := open(ctx, url, false)
+	return s, err
+}
+
+// Migrate migrates the database at url and says which migrations it
+// applied (none when it was up to date).
+func Migrate(ctx context.Context, url string) ([]store.Migration, error) {
+	s, applied, err := open(ctx, url, true)
+	if err != nil {
+		return nil, err
+	}
+	return applied, s.Close()
+}
+
+// defaultMaxConns is the pool size when the URL sets none (pgx would take
+// the number of CPUs, at least 4): the job queue holds a connection for
+// LISTEN and fetches, completes and elects on others, beside the API's
+// and the workers' queries.
+const defaultMaxConns = 10
+
+func open(ctx context.Context, url string, migrate bool) (*Store, []store.Migration, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: parse url: %w", err)
+		return nil, nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: open: %w", err)
+		return nil, nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect: %w", err)
+		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool}
-	if err := s.migrate(ctx); err != nil {
+	known, err := latest()
+	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, nil, err
 	}
-	return s, nil
+	have, err := s.SchemaVersion(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("postgres: %w", err)
+	}
+	if have > known || (!migrate && have != known) {
+		pool.Close()
+		return nil, nil, fmt.Errorf("postgres: %w", &store.SchemaError{Part: "store", Have: have, Known: known})
+	}
+	var applied []store.Migration
+	if migrate {
+		if applied, err = s.migrate(ctx); err != nil {
+			pool.Close()
+			return nil, nil, fmt.Errorf("postgres: %w", err)
+		}
+	}
+	return s, applied, nil
+}
+
+func latest() (int64, error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return 0, err
+	}
+	return store.LatestMigration(fsys)
+}
+
+// SchemaVersion is the store schema's goose version in the current schema,
+// 0 when it has none. It only reads.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_name = 'goose_db_version')`).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version_id), 0) FROM goose_db_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
 }
 
 // migrate runs the embedded migrations with goose, holding a session-level
 // advisory lock keyed by the schema so that replicas starting together
 // migrate one after the other, while stores in other schemas of the same
 // database do not wait for each other.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	var schema *string
 	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return fmt.Errorf("current schema: %w", err)
+		return nil, fmt.Errorf("current schema: %w", err)
 	}
 	if schema == nil {
-		return errors.New("no schema to migrate: the search_path names no existing schema")
+		return nil, errors.New("no schema to migrate: the search_path names no existing schema")
 	}
 	h := fnv.New64a()
 	h.Write([]byte("labtrail-migrate:" + *schema))
@@ -82,22 +162,29 @@ func (s *Store) migrate(ctx context.Context) error {
 		lock.WithLockTimeout(1, 600), // retry every second for 10 minutes
 	)
 	if err != nil {
-		return fmt.Errorf("migration lock: %w", err)
+		return nil, fmt.Errorf("migration lock: %w", err)
 	}
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	db := stdlib.OpenDBFromPool(s.pool)
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return nil
+	var applied []store.Migration
+	for _, r := range res {
+		if r.Source != nil {
+			applied = append(applied, store.Migration{Part: "store", Version: r.Source.Version, Name: path.Base(r.Source.Path)})
+		}
+	}
+	return applied, nil
 }
 
 // Pool is the underlying connection pool, for parts that keep their own

@@ -65,18 +65,35 @@ func DSN(path string) string {
 }
 
 // Open opens the database at path, creating the file if needed but not its
-// directory, and migrates it to the current schema.
+// directory, and migrates it to the current schema. A database migrated by
+// a newer labtrail is refused (a *store.SchemaError) before anything is
+// written to it.
 func Open(ctx context.Context, path string) (*Store, error) {
+	s, _, err := open(ctx, path)
+	return s, err
+}
+
+// Migrate migrates the database at path, creating it if needed, and says
+// which migrations it applied (none when it was up to date).
+func Migrate(ctx context.Context, path string) ([]store.Migration, error) {
+	s, applied, err := open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return applied, s.Close()
+}
+
+func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 	if path == "" {
-		return nil, errors.New("sqlite: no database path given")
+		return nil, nil, errors.New("sqlite: no database path given")
 	}
 	if err := checkDir(path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	existed := fileExists(path)
 	db, err := sql.Open("sqlite", DSN(path))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// Connections are cheap to keep and each new one re-runs the pragmas.
 	n := max(4, runtime.GOMAXPROCS(0))
@@ -85,24 +102,29 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{db: db, write: make(chan struct{}, 1)}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, openError(path, existed, err)
+		return nil, nil, openError(path, existed, err)
 	}
-	if err := s.migrateLocked(ctx, path); err != nil {
+	applied, err := s.migrateLocked(ctx, path)
+	if err != nil {
 		db.Close()
-		return nil, openError(path, existed, err)
+		var se *store.SchemaError
+		if errors.As(err, &se) {
+			return nil, nil, fmt.Errorf("sqlite: %s: %w", path, err)
+		}
+		return nil, nil, openError(path, existed, err)
 	}
 	if err := s.probeWrite(ctx); err != nil {
 		db.Close()
-		return nil, openError(path, existed, err)
+		return nil, nil, openError(path, existed, err)
 	}
-	return s, nil
+	return s, applied, nil
 }
 
 // migrateLocked migrates while holding an exclusive lock on a file beside
 // the database: goose has no lock of its own for SQLite, and two processes
 // opening a new file at once (serve, and a sync or a reader) would both
 // create its tables and one would fail.
-func (s *Store) migrateLocked(ctx context.Context, path string) error {
+func (s *Store) migrateLocked(ctx context.Context, path string) ([]store.Migration, error) {
 	f, err := os.OpenFile(path+"-migrate.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		// A directory we may not write: the write probe reports it, and no
@@ -111,25 +133,69 @@ func (s *Store) migrateLocked(ctx context.Context, path string) error {
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lock for migration: %w", err)
+		return nil, fmt.Errorf("lock for migration: %w", err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return s.migrate(ctx)
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+// migrate refuses a schema newer than the embedded migrations before it
+// writes anything (goose itself would ignore versions it does not know),
+// then applies what is missing.
+func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
+	}
+	known, err := store.LatestMigration(fsys)
+	if err != nil {
+		return nil, err
+	}
+	have, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if have > known {
+		return nil, &store.SchemaError{Part: "store", Have: have, Known: known}
 	}
 	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, fsys)
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return nil
+	return applied(res), nil
+}
+
+// applied lists what goose ran.
+func applied(res []*goose.MigrationResult) []store.Migration {
+	var out []store.Migration
+	for _, r := range res {
+		if r.Source != nil {
+			out = append(out, store.Migration{Part: "store", Version: r.Source.Version, Name: filepath.Base(r.Source.Path)})
+		}
+	}
+	return out
+}
+
+// SchemaVersion is the store schema's goose version, 0 for a database
+// without one. It only reads.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version_id), 0) FROM goose_db_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
 }
 
 // probeWrite fails if the file cannot be written. SQLite opens a file it may

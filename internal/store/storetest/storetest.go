@@ -99,12 +99,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Deliveries", testDeliveries},
 		{"Audit", testAudit},
 		{"AuditFiltersAndPrune", testAuditFilters},
+		{"Export", testExport},
+		{"ImportRules", testImportRules},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
 		})
 	}
+	t.Run("CopyBetweenStores", func(t *testing.T) { testCopy(t, open) })
 }
 
 // base is a microsecond-aligned instant: PostgreSQL keeps microseconds, so

@@ -1,0 +1,389 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"math/big"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+)
+
+// Tables are what Copy moves and Checksums covers, in the order Copy moves
+// them: sync states last, so that a copy cut short never leaves a cursor
+// ahead of the events it covers in the destination.
+var Tables = []string{"projects", "events", "timeline", "deliveries", "audit", "sync_state"}
+
+// TableSum is one table's row count and checksum.
+type TableSum struct {
+	Table string
+	Count int64
+	// Sum is the hex SHA-256 of the table's rows in a canonical order and
+	// encoding, the same for every backend: times to the microsecond (the
+	// coarsest backend's precision) in UTC, attribute numbers as exact
+	// rationals, delivery bodies by their SHA-256.
+	Sum string
+}
+
+// CopyProgress reports a copy or checksum as it goes.
+type CopyProgress struct {
+	Table   string
+	Read    int64 // rows read from the source so far
+	Written int64 // rows the destination did not already hold
+	Total   int64 // rows to read, -1 when not known in advance
+}
+
+// Page sizes of the walk: deliveries carry their bodies.
+const (
+	eventsPage     = 500
+	deliveriesPage = 100
+	auditPage      = MaxLimit
+)
+
+// Checksums reads the whole of s and returns each table's count and
+// checksum, in the order of Tables.
+func Checksums(ctx context.Context, s Store, progress func(CopyProgress)) ([]TableSum, error) {
+	return walk(ctx, s, nil, progress)
+}
+
+// Copy copies everything src holds into dst, table by table, and returns
+// the source's counts and checksums (computed while reading) and the rows
+// written per table. It is safe to run again: rows dst already holds are
+// left alone (events by the Upsert rule, deliveries and audit entries by
+// id), so a second run writes nothing. Compare the result with
+// Checksums(dst) to know the copy is complete.
+func Copy(ctx context.Context, dst, src Store, progress func(CopyProgress)) (sums []TableSum, written map[string]int64, err error) {
+	written = map[string]int64{}
+	sums, err = walk(ctx, src, &copier{dst: dst, written: written}, progress)
+	return sums, written, err
+}
+
+// copier writes what walk reads into dst.
+type copier struct {
+	dst     Store
+	written map[string]int64
+}
+
+// walk reads every table of s, page by page, hashing it; with c, each page
+// is also written to c.dst before the next is read.
+func walk(ctx context.Context, s Store, c *copier, progress func(CopyProgress)) ([]TableSum, error) {
+	if progress == nil {
+		progress = func(CopyProgress) {}
+	}
+	sums := map[string]*summer{}
+	for _, t := range Tables {
+		sums[t] = newSummer()
+	}
+	report := func(table string, read, total int64) {
+		var w int64
+		if c != nil {
+			w = c.written[table]
+		}
+		progress(CopyProgress{Table: table, Read: read, Written: w, Total: total})
+	}
+
+	// Projects.
+	ps, err := s.Projects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ps, func(a, b Project) int { return cmp.Compare(a.ID, b.ID) })
+	for _, p := range ps {
+		sums["projects"].add(projectRecord(p))
+	}
+	if c != nil {
+		have, err := c.dst.Projects(ctx)
+		if err != nil {
+			return nil, err
+		}
+		same := map[string]bool{}
+		for _, p := range have {
+			same[string(projectRecord(p))] = true
+		}
+		var put []Project
+		for _, p := range ps {
+			if !same[string(projectRecord(p))] {
+				put = append(put, p)
+			}
+		}
+		if err := c.dst.PutProjects(ctx, put...); err != nil {
+			return nil, fmt.Errorf("copy projects: %w", err)
+		}
+		c.written["projects"] += int64(len(put))
+	}
+	report("projects", int64(len(ps)), int64(len(ps)))
+
+	// Events and their timelines.
+	total, err := s.Count(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var read int64
+	for after := ""; ; {
+		hs, err := s.ExportEvents(ctx, after, eventsPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(hs) == 0 {
+			break
+		}
+		for _, h := range hs {
+			sums["events"].add(eventRecord(h.Event))
+			for _, t := range h.Timeline {
+				sums["timeline"].add(timelineRecord(h.Event.ID, t))
+			}
+		}
+		if c != nil {
+			r, err := c.dst.ImportEvents(ctx, hs...)
+			if err != nil {
+				return nil, fmt.Errorf("copy events after %q: %w", after, err)
+			}
+			c.written["events"] += int64(r.Events)
+			c.written["timeline"] += int64(r.Timeline)
+		}
+		read += int64(len(hs))
+		after = hs[len(hs)-1].Event.ID
+		report("events", read, int64(max(total, int(read))))
+	}
+	report("events", read, read)
+
+	// Webhook deliveries.
+	read = 0
+	for after := int64(0); ; {
+		ds, err := s.ExportDeliveries(ctx, after, deliveriesPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(ds) == 0 {
+			break
+		}
+		for _, d := range ds {
+			sums["deliveries"].add(deliveryRecord(d))
+		}
+		if c != nil {
+			n, err := c.dst.ImportDeliveries(ctx, ds...)
+			if err != nil {
+				return nil, fmt.Errorf("copy deliveries after id %d: %w", after, err)
+			}
+			c.written["deliveries"] += int64(n)
+		}
+		read += int64(len(ds))
+		after = ds[len(ds)-1].ID
+		report("deliveries", read, -1)
+	}
+	report("deliveries", read, read)
+
+	// Audit log.
+	read = 0
+	for after := int64(0); ; {
+		es, err := s.ExportAudit(ctx, after, auditPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			sums["audit"].add(auditRecord(e))
+		}
+		if c != nil {
+			n, err := c.dst.ImportAudit(ctx, es...)
+			if err != nil {
+				return nil, fmt.Errorf("copy audit after id %d: %w", after, err)
+			}
+			c.written["audit"] += int64(n)
+		}
+		read += int64(len(es))
+		after = es[len(es)-1].ID
+		report("audit", read, -1)
+	}
+	report("audit", read, read)
+
+	// Sync states (cursors) last.
+	states, err := s.SyncStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(states, func(a, b SyncState) int {
+		if a.ProjectID != b.ProjectID {
+			return cmp.Compare(a.ProjectID, b.ProjectID)
+		}
+		return cmp.Compare(string(a.Kind), string(b.Kind))
+	})
+	for _, st := range states {
+		sums["sync_state"].add(syncRecord(st))
+	}
+	if c != nil {
+		have, err := c.dst.SyncStates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		same := map[string]bool{}
+		for _, st := range have {
+			same[string(syncRecord(st))] = true
+		}
+		for _, st := range states {
+			if same[string(syncRecord(st))] {
+				continue
+			}
+			if err := c.dst.PutSyncState(ctx, st); err != nil {
+				return nil, fmt.Errorf("copy sync state: %w", err)
+			}
+			c.written["sync_state"]++
+		}
+	}
+	report("sync_state", int64(len(states)), int64(len(states)))
+
+	out := make([]TableSum, 0, len(Tables))
+	for _, t := range Tables {
+		out = append(out, TableSum{Table: t, Count: sums[t].n, Sum: hex.EncodeToString(sums[t].h.Sum(nil))})
+	}
+	return out, nil
+}
+
+// summer hashes a table's canonical records, each length-prefixed so that
+// no two sequences of records hash alike by running into each other.
+type summer struct {
+	h hash.Hash
+	n int64
+}
+
+func newSummer() *summer { return &summer{h: sha256.New()} }
+
+func (s *summer) add(rec []byte) {
+	s.h.Write([]byte(strconv.Itoa(len(rec))))
+	s.h.Write([]byte{':'})
+	s.h.Write(rec)
+	s.n++
+}
+
+// canonTime is t as every backend can hold it: UTC, microseconds, "" for
+// the zero time.
+func canonTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("2006-01-02T15:04:05.000000Z")
+}
+
+// record is the canonical encoding of a row: a JSON array of its fields.
+func record(fields ...any) []byte {
+	b, err := json.Marshal(fields)
+	if err != nil {
+		// Strings, numbers and bools only: cannot fail.
+		panic(err)
+	}
+	return b
+}
+
+func projectRecord(p Project) []byte {
+	return record(p.ID, p.Path, p.Name, p.WebURL, p.DefaultBranch, p.Archived, canonTime(p.LastActivityAt),
+		p.Status, p.StatusDetail, canonTime(p.StatusAt))
+}
+
+func syncRecord(s SyncState) []byte {
+	return record(s.ProjectID, string(s.Kind), s.ProjectPath, canonTime(s.Cursor), canonTime(s.LastRunAt),
+		canonTime(s.LastSuccess), s.Fetched, s.Stored, s.LastError)
+}
+
+func eventRecord(e change.Event) []byte {
+	var attrs bytes.Buffer
+	if len(e.Attrs) > 0 {
+		canonValue(&attrs, e.Attrs)
+	}
+	return record(e.ID, string(e.Kind), e.ProjectID, e.ProjectPath, e.Title, e.State, e.Author, e.WebURL,
+		e.Ref, e.SHA, canonTime(e.CreatedAt), canonTime(e.UpdatedAt), canonTime(e.OccurredAt), string(e.Source),
+		attrs.String())
+}
+
+func timelineRecord(id string, t change.TimelineEntry) []byte {
+	return record(id, t.State, canonTime(t.At), string(t.Source))
+}
+
+func deliveryRecord(d Delivery) []byte {
+	headers, _ := json.Marshal(d.Headers) // sorted keys
+	if len(d.Headers) == 0 {
+		headers = []byte("{}")
+	}
+	body := sha256.Sum256(d.Body)
+	return record(d.ID, d.IdempotencyKey, d.EventType, d.EventUUID, d.WebhookUUID, string(headers),
+		hex.EncodeToString(body[:]), canonTime(d.ReceivedAt), d.Status, d.Attempts, d.LastError, canonTime(d.ProcessedAt))
+}
+
+func auditRecord(e AuditEntry) []byte {
+	return record(e.ID, canonTime(e.Time), e.Method, e.Path, e.Status, int64(e.Duration), e.RateLimitRemaining, e.Job, e.Error)
+}
+
+// canonValue writes decoded JSON canonically: object keys sorted, numbers
+// as exact rationals (so 1e+21 from Go and 1000000000000000000000 from
+// PostgreSQL's jsonb, or 1.50 and 1.5, are the same number).
+func canonValue(w *bytes.Buffer, v any) {
+	switch x := v.(type) {
+	case nil:
+		w.WriteString("null")
+	case bool:
+		w.WriteString(strconv.FormatBool(x))
+	case string:
+		b, _ := json.Marshal(x)
+		w.Write(b)
+	case json.Number:
+		canonNumber(w, string(x))
+	case float64:
+		canonNumber(w, strconv.FormatFloat(x, 'g', -1, 64))
+	case int:
+		canonNumber(w, strconv.Itoa(x))
+	case int64:
+		canonNumber(w, strconv.FormatInt(x, 10))
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		w.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			b, _ := json.Marshal(k)
+			w.Write(b)
+			w.WriteByte(':')
+			canonValue(w, x[k])
+		}
+		w.WriteByte('}')
+	case []any:
+		w.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			canonValue(w, e)
+		}
+		w.WriteByte(']')
+	default:
+		// Not from decoded JSON; Go's encoding is canonical enough.
+		b, _ := json.Marshal(x)
+		w.Write(b)
+	}
+}
+
+func canonNumber(w *bytes.Buffer, s string) {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		w.WriteString("n?" + s)
+		return
+	}
+	w.WriteString("n" + r.RatString())
+}
