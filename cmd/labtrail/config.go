@@ -35,6 +35,9 @@ type config struct {
 	Addr              string
 	RequestsPerMinute int
 	LogLevel          slog.Level
+	// FullSweep is how often every project is synced whatever its
+	// activity; negative: every poll (no activity gating).
+	FullSweep time.Duration
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -110,6 +113,7 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LABTRAIL_ADDR)")
 	rpm := fs.String("requests-per-minute", envOr("LABTRAIL_REQUESTS_PER_MINUTE", "600"), "GitLab API requests per minute, per token (env LABTRAIL_REQUESTS_PER_MINUTE)")
 	level := fs.String("log-level", envOr("LABTRAIL_LOG_LEVEL", "info"), "debug, info, warn or error (env LABTRAIL_LOG_LEVEL)")
+	sweep := fs.String("full-sweep", envOr("LABTRAIL_FULL_SWEEP", "6h"), "how often every project is synced even without activity, e.g. 6h or 30m; 0: every poll (env LABTRAIL_FULL_SWEEP)")
 	return func() (config, error) {
 		c := config{GitLabURL: *url, Token: strings.TrimSpace(os.Getenv("GITLAB_TOKEN")), Repos: splitList(*repos),
 			Groups: splitList(*groups), Branches: splitList(*branches), DB: *db, Addr: *addr}
@@ -158,11 +162,31 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 		if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 			return c, fmt.Errorf("LABTRAIL_LOG_LEVEL: %w", err)
 		}
+		if c.FullSweep, err = parseSweep(*sweep); err != nil {
+			return c, err
+		}
 		if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
 			return c, errors.New("LABTRAIL_DB: PostgreSQL is not supported by this build yet; give a SQLite file path")
 		}
 		return c, nil
 	}
+}
+
+// parseSweep reads LABTRAIL_FULL_SWEEP: a duration such as 6h, or 0 for
+// "sync every project on every poll".
+func parseSweep(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "0" {
+		return -1, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("LABTRAIL_FULL_SWEEP must be a duration such as 6h or 30m, or 0 for every poll; got %q", v)
+	}
+	if d == 0 {
+		return -1, nil
+	}
+	return d, nil
 }
 
 // requireToken is the check serve, sync and check make before anything else.

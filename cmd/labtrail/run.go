@@ -68,6 +68,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sync", "sync [--once] [flags]", stderr)
 	once := fs.Bool("once", false, "sync once and exit (exit code 0 only if every project synced)")
+	full := fs.Bool("full", false, "sync every project, also those with no activity since their last sync")
 	build := configFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -92,12 +93,18 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	p := c.poller(gl, st, log)
-	p.Progress = progressPrinter(stderr)
+	p.Progress = progressPrinter(stderr, gl.Requests)
+	if *full {
+		p.FullSweep = -1
+	}
 	for {
 		res, err := p.SyncAll(ctx)
 		printCounts(stdout, res)
 		if err == nil {
 			err = res.Err()
+		}
+		if res.Quiet > 0 {
+			fmt.Fprintf(stdout, "%d projects without activity since their last sync skipped (--full syncs them too)\n", res.Quiet)
 		}
 		fmt.Fprintf(stdout, "%d API requests in %s\n", gl.Requests(), res.Duration.Round(time.Millisecond))
 		if *once {
@@ -115,16 +122,38 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // progressPrinter reports pages as they are stored, at most a few times a
-// second, so a long backfill shows it is moving.
-func progressPrinter(w io.Writer) func(ingest.Progress) {
+// second, so a long backfill shows it is moving: which project of how many,
+// objects done of the estimated total, API requests used and an ETA for
+// the kind in flight. requests counts the requests made so far.
+func progressPrinter(w io.Writer, requests func() int64) func(ingest.Progress) {
 	var last time.Time
 	return func(p ingest.Progress) {
 		if time.Since(last) < 500*time.Millisecond {
 			return
 		}
 		last = time.Now()
-		fmt.Fprintf(w, "  %s %s: %d fetched, %d stored\n", p.Project, p.Kind, p.Fetched, p.Stored)
+		fmt.Fprintln(w, progressLine(p, requests(), last))
 	}
+}
+
+// progressLine is one line of progressPrinter at time now.
+func progressLine(p ingest.Progress, requests int64, now time.Time) string {
+	var b strings.Builder
+	b.WriteString("  ")
+	if p.Due > 0 {
+		fmt.Fprintf(&b, "[%d/%d] ", p.Done+1, p.Due)
+	}
+	fmt.Fprintf(&b, "%s %s: %d", p.Project, p.Kind, p.Fetched)
+	if p.Fraction > 0.01 && p.Fraction < 1 {
+		fmt.Fprintf(&b, " of ~%d", int(float64(p.Fetched)/p.Fraction))
+	}
+	fmt.Fprintf(&b, " fetched, %d stored, %d requests", p.Stored, requests)
+	if p.Fraction > 0.01 && p.Fraction < 1 && !p.Started.IsZero() {
+		elapsed := now.Sub(p.Started)
+		eta := time.Duration(float64(elapsed) * (1 - p.Fraction) / p.Fraction)
+		fmt.Fprintf(&b, ", ETA %s", eta.Round(time.Second))
+	}
+	return b.String()
 }
 
 func printCounts(w io.Writer, res ingest.Result) {
@@ -276,6 +305,7 @@ func (c config) poller(gl *gitlab.Client, st store.Store, log *slog.Logger) *ing
 	return &ingest.Poller{
 		GitLab: gl, Store: st, Log: log, Branches: c.Branches,
 		Selection: gitlab.Selection{Repos: c.Repos, Groups: c.Groups, IncludeArchived: c.IncludeArchived, Max: c.MaxProjects},
+		FullSweep: c.FullSweep,
 	}
 }
 

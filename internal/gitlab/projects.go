@@ -1,9 +1,11 @@
 package gitlab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,8 +80,10 @@ type Selection struct {
 // ProjectList is the outcome of a selection.
 type ProjectList struct {
 	Projects []Project
-	// Capped is how many more projects matched beyond Max.
-	Capped int
+	// Capped is how many more projects matched beyond Max; CappedIDs are
+	// their ids.
+	Capped    int
+	CappedIDs []int64
 	// Missing are the Repos and Groups entries GitLab answered 404 or 403
 	// for; the rest of the selection is still returned.
 	Missing []MissingProject
@@ -93,7 +97,9 @@ type MissingProject struct {
 }
 
 // SelectProjects resolves s: Repos in their given order, then the projects
-// of each group (subgroups included) by id, each project once. Archived
+// of each group (subgroups included) or of the token's memberships by id,
+// each project once; GitLab lists them by last_activity_at, one request
+// per 100 projects. Archived
 // projects are left out unless s.IncludeArchived, also when named in Repos.
 func (c *Client) SelectProjects(ctx context.Context, s Selection) (ProjectList, error) {
 	var out ProjectList
@@ -109,6 +115,7 @@ func (c *Client) SelectProjects(ctx context.Context, s Selection) (ProjectList, 
 		seen[p.ID] = true
 		if limit >= 0 && len(out.Projects) >= limit {
 			out.Capped++
+			out.CappedIDs = append(out.CappedIDs, p.ID)
 			return
 		}
 		out.Projects = append(out.Projects, p)
@@ -136,8 +143,12 @@ func (c *Client) SelectProjects(ctx context.Context, s Selection) (ProjectList, 
 		}
 		add(p)
 	}
+	// Listings come most recently active first; the cap takes them in id
+	// order, so which projects it keeps does not change with activity.
+	var listed []Project
+	collect := func(p Project) { listed = append(listed, p) }
 	for _, g := range groups {
-		err := c.groupProjects(ctx, g, s.IncludeArchived, add)
+		err := c.groupProjects(ctx, g, s.IncludeArchived, collect)
 		if err != nil {
 			if missing(g, err) {
 				continue
@@ -146,9 +157,13 @@ func (c *Client) SelectProjects(ctx context.Context, s Selection) (ProjectList, 
 		}
 	}
 	if len(repos) == 0 && len(groups) == 0 {
-		if err := c.memberProjects(ctx, s.IncludeArchived, add); err != nil {
+		if err := c.memberProjects(ctx, s.IncludeArchived, collect); err != nil {
 			return out, err
 		}
+	}
+	slices.SortStableFunc(listed, func(a, b Project) int { return cmp.Compare(a.ID, b.ID) })
+	for _, p := range listed {
+		add(p)
 	}
 	return out, nil
 }
@@ -197,17 +212,20 @@ func (c *Client) project(ctx context.Context, sel string) (Project, error) {
 	return projectFrom(p), nil
 }
 
-// keysetList pages a listing that GitLab can page by keyset (ordered by
-// id): it follows the Link rel="next" header, and X-Next-Page for GitLab
-// versions or proxies that answer with offset pages instead. A page that
-// adds nothing new ends the walk, so a server repeating itself cannot hold
-// it forever.
-func keysetList(ctx context.Context, list func(ctx context.Context, extra []gl.RequestOptionFunc, page int64) ([]*gl.Project, *gl.Response, error), add func(Project)) error {
+// activityList walks a project listing (membership or group projects)
+// ordered by last_activity_at, most recent first, in offset pages of 100:
+// the order that lets one listing tell which projects moved since the last
+// poll (GitLab pages projects by keyset only in id order). A project whose
+// activity moves while the walk is under way can jump to a page already
+// read and be missed, or be read twice; each project is added once, and
+// the poller asks GitLab directly about a known project the walk missed
+// before it believes the project gone. A page that adds nothing new ends
+// the walk, so a server repeating itself cannot hold it forever.
+func activityList(ctx context.Context, list func(ctx context.Context, page int64) ([]*gl.Project, *gl.Response, error), add func(Project)) error {
 	seen := map[int64]bool{}
-	var extra []gl.RequestOptionFunc
-	page := int64(0)
+	page := int64(1)
 	for {
-		ps, resp, err := list(ctx, extra, page)
+		ps, resp, err := list(ctx, page)
 		if err != nil {
 			return err
 		}
@@ -219,25 +237,21 @@ func keysetList(ctx context.Context, list func(ctx context.Context, extra []gl.R
 				add(projectFrom(p))
 			}
 		}
-		switch {
-		case fresh == 0:
-			return nil
-		case resp.NextLink != "":
-			extra = []gl.RequestOptionFunc{gl.WithKeysetPaginationParameters(resp.NextLink)}
-		case resp.NextPage > page:
-			page = resp.NextPage
-		default:
+		if fresh == 0 || resp.NextPage <= page {
 			return nil
 		}
+		page = resp.NextPage
 	}
 }
 
+// byActivity is the listing order activityList expects.
+func byActivity(page int64) gl.ListOptions {
+	return gl.ListOptions{PerPage: perPage, Page: page, OrderBy: "last_activity_at", Sort: "desc"}
+}
+
 func (c *Client) memberProjects(ctx context.Context, archived bool, add func(Project)) error {
-	return keysetList(ctx, func(ctx context.Context, extra []gl.RequestOptionFunc, page int64) ([]*gl.Project, *gl.Response, error) {
-		opt := &gl.ListProjectsOptions{
-			ListOptions: gl.ListOptions{PerPage: perPage, Page: page, Pagination: "keyset", OrderBy: "id", Sort: "asc"},
-			Membership:  gl.Ptr(true),
-		}
+	return activityList(ctx, func(ctx context.Context, page int64) ([]*gl.Project, *gl.Response, error) {
+		opt := &gl.ListProjectsOptions{ListOptions: byActivity(page), Membership: gl.Ptr(true)}
 		if !archived {
 			opt.Archived = gl.Ptr(false)
 		}
@@ -245,7 +259,7 @@ func (c *Client) memberProjects(ctx context.Context, archived bool, add func(Pro
 		resp, err := c.call(ctx, "the projects the token's user is a member of", "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
 			var resp *gl.Response
 			var err error
-			ps, resp, err = c.gl.Projects.ListProjects(opt, append(o, extra...)...)
+			ps, resp, err = c.gl.Projects.ListProjects(opt, o...)
 			return resp, err
 		})
 		return ps, resp, err
@@ -259,9 +273,9 @@ func (c *Client) groupProjects(ctx context.Context, g string, archived bool, add
 	if n, err := strconv.ParseInt(g, 10, 64); err == nil {
 		gid = n
 	}
-	return keysetList(ctx, func(ctx context.Context, extra []gl.RequestOptionFunc, page int64) ([]*gl.Project, *gl.Response, error) {
+	return activityList(ctx, func(ctx context.Context, page int64) ([]*gl.Project, *gl.Response, error) {
 		opt := &gl.ListGroupProjectsOptions{
-			ListOptions:      gl.ListOptions{PerPage: perPage, Page: page, Pagination: "keyset", OrderBy: "id", Sort: "asc"},
+			ListOptions:      byActivity(page),
 			IncludeSubGroups: gl.Ptr(true),
 			WithShared:       gl.Ptr(false),
 		}
@@ -272,7 +286,7 @@ func (c *Client) groupProjects(ctx context.Context, g string, archived bool, add
 		resp, err := c.call(ctx, fmt.Sprintf("the projects of group %q", g), "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
 			var resp *gl.Response
 			var err error
-			ps, resp, err = c.gl.Groups.ListGroupProjects(gid, opt, append(o, extra...)...)
+			ps, resp, err = c.gl.Groups.ListGroupProjects(gid, opt, o...)
 			return resp, err
 		})
 		if err != nil {

@@ -12,7 +12,7 @@ func projectJSON(id int, path string, archived bool) map[string]any {
 }
 
 func TestSelectProjects(t *testing.T) {
-	keysetGroup := map[string]string{"include_subgroups": "true", "with_shared": "false", "pagination": "keyset", "order_by": "id", "sort": "asc", "per_page": "100"}
+	byActivity := map[string]string{"include_subgroups": "true", "with_shared": "false", "order_by": "last_activity_at", "sort": "desc", "per_page": "100"}
 	setup := func(t *testing.T, archivedParam string) *routeFake {
 		f := newRouteFake(t)
 		f.add("/projects/7", &route{one: projectJSON(7, "team/app", false)})
@@ -20,7 +20,7 @@ func TestSelectProjects(t *testing.T) {
 		f.add("/projects/group%2Fmissing", &route{status: 404, body: map[string]string{"message": "404 Project Not Found"}})
 		f.add("/projects/secret", &route{status: 403, body: map[string]string{"message": "403 Forbidden"}})
 		want := map[string]string{}
-		for k, v := range keysetGroup {
+		for k, v := range byActivity {
 			want[k] = v
 		}
 		var allowed []string
@@ -29,12 +29,13 @@ func TestSelectProjects(t *testing.T) {
 		} else {
 			allowed = []string{"archived"}
 		}
-		// The group's listing (subgroups included) repeats project 7.
-		f.add("/groups/team/projects", &route{keyset: true, want: want, allowed: allowed, items: []any{
-			projectJSON(7, "team/app", false), projectJSON(20, "team/sub/a", false), projectJSON(21, "team/sub/b", false),
-			projectJSON(22, "team/c", false), projectJSON(23, "team/d", false),
+		// The group's listing (subgroups included, most recently active
+		// first) repeats project 7.
+		f.add("/groups/team/projects", &route{want: want, allowed: allowed, items: []any{
+			projectJSON(21, "team/sub/b", false), projectJSON(7, "team/app", false), projectJSON(23, "team/d", false),
+			projectJSON(20, "team/sub/a", false), projectJSON(22, "team/c", false),
 		}})
-		f.add("/groups/nogroup/projects", &route{status: 404, body: map[string]string{"message": "404 Group Not Found"}, keyset: true, allowed: []string{"include_subgroups", "with_shared", "archived"}})
+		f.add("/groups/nogroup/projects", &route{status: 404, body: map[string]string{"message": "404 Group Not Found"}, allowed: []string{"include_subgroups", "with_shared", "archived", "order_by", "sort"}})
 		return f
 	}
 	pids := func(ps []Project) []int64 {
@@ -52,8 +53,8 @@ func TestSelectProjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := pids(list.Projects); !reflect.DeepEqual(got, []int64{7, 20, 21}) || list.Capped != 2 {
-		t.Errorf("projects %v capped %d", got, list.Capped)
+	if got := pids(list.Projects); !reflect.DeepEqual(got, []int64{7, 20, 21}) || list.Capped != 2 || !reflect.DeepEqual(list.CappedIDs, []int64{22, 23}) {
+		t.Errorf("projects %v capped %d %v", got, list.Capped, list.CappedIDs)
 	}
 	var missing []string
 	for _, m := range list.Missing {
@@ -80,9 +81,9 @@ func TestSelectProjects(t *testing.T) {
 
 func TestSelectProjectsOfMember(t *testing.T) {
 	f := newRouteFake(t)
-	f.add("/projects", &route{keyset: true,
-		want:  map[string]string{"membership": "true", "archived": "false", "pagination": "keyset", "order_by": "id", "sort": "asc"},
-		items: []any{projectJSON(1, "a/one", false), projectJSON(2, "a/two", false), projectJSON(3, "a/three", false)}})
+	f.add("/projects", &route{
+		want:  map[string]string{"membership": "true", "archived": "false", "order_by": "last_activity_at", "sort": "desc"},
+		items: []any{projectJSON(3, "a/three", false), projectJSON(1, "a/one", false), projectJSON(2, "a/two", false)}})
 	list, err := f.client(t).SelectProjects(context.Background(), Selection{Max: 2})
 	if err != nil {
 		t.Fatal(err)

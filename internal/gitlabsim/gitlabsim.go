@@ -93,6 +93,14 @@ type Options struct {
 	// X-Gitlab-Instance; default http://gitlab.sim. (REST answers use the
 	// request's Host instead.)
 	BaseURL string
+
+	// NoGraphQL makes /api/graphql answer as a GitLab whose GraphQL API is
+	// turned off (404), so that clients fall back to REST; SetGraphQL
+	// changes it at run time.
+	NoGraphQL bool
+	// GraphQLMaxComplexity is the highest complexity a GraphQL query may
+	// score (graphql.go); default GitLab's 250 for a signed-in user.
+	GraphQLMaxComplexity int
 }
 
 // TruthEvent is one object the simulator holds, as labtrail should end up
@@ -136,6 +144,9 @@ type Sim struct {
 	hooks *webhooks // nil unless Options.WebhookURL is set
 
 	projHooks projectHooks // project webhooks added through the API (hooks.go)
+
+	graphqlOff           atomic.Bool  // Options.NoGraphQL, SetGraphQL
+	graphqlMaxComplexity atomic.Int64 // Options.GraphQLMaxComplexity; 0: GitLab's
 }
 
 const defaultVersion = "17.11.0-ee"
@@ -188,6 +199,8 @@ func New(o Options) *Sim {
 	s.faults.init(o)
 	s.rateLimit.Store(int64(o.RateLimit))
 	s.latency.Store(int64(o.Latency))
+	s.graphqlOff.Store(o.NoGraphQL)
+	s.graphqlMaxComplexity.Store(int64(o.GraphQLMaxComplexity))
 	s.stats.ByPath = map[string]int64{}
 	s.limiter.windows = map[string]*window{}
 	if o.BaseURL == "" {
@@ -204,16 +217,40 @@ func New(o Options) *Sim {
 // for a few projects it opens, merges and closes merge requests and creates
 // and finishes pipelines. Given the seed and the step number, the choices
 // are always the same.
-func (s *Sim) Advance() {
+func (s *Sim) Advance() { s.AdvanceOnly() }
+
+// Activity is one sort of change Advance makes.
+type Activity string
+
+// The activities of Advance. Only merge requests and issues create the
+// GitLab events that move a project's last_activity_at.
+const (
+	ActivityMergeRequests Activity = "merge_requests" // open, comment, approve, merge (pushes to main), close
+	ActivityIssues        Activity = "issues"         // open, comment, close
+	ActivityPipelines     Activity = "pipelines"      // start and finish pipelines and their jobs, start deployments
+	ActivityDeployments   Activity = "deployments"    // finish running deployments, push registry images
+	ActivityReleases      Activity = "releases"       // tag main's head and release it
+)
+
+// AdvanceOnly is Advance limited to the given activities: it lets a test
+// make a change of one sort and see what notices it.
+func (s *Sim) AdvanceOnly(acts ...Activity) {
+	var only map[Activity]bool // nil: everything
+	if len(acts) > 0 {
+		only = map[Activity]bool{}
+		for _, a := range acts {
+			only[a] = true
+		}
+	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hooks == nil {
-		s.w.advance(now)
+		s.w.advanceOnly(now, only)
 		return
 	}
 	before := s.w.snapshot()
-	s.w.advance(now)
+	s.w.advanceOnly(now, only)
 	s.hooks.enqueue(s.w.hooksSince(before, s.hooks, s.opts.BaseURL))
 }
 
@@ -235,11 +272,19 @@ func (s *Sim) Run(ctx context.Context) {
 	}
 }
 
-// Truth returns every object the simulator holds, sorted by id.
+// Truth returns every object the simulator holds, sorted by id. Notes and
+// jobs carry their updated_at to the whole second: labtrail keeps them so
+// (docs/kinds.md), as GitLab's GraphQL API gives no finer time.
 func (s *Sim) Truth() []TruthEvent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.w.truth()
+	out := s.w.truth()
+	for i, e := range out {
+		if e.Kind == change.KindNote || e.Kind == change.KindJob {
+			out[i].UpdatedAt = e.UpdatedAt.Truncate(time.Second)
+		}
+	}
+	return out
 }
 
 // Stats returns a copy of the request counts.

@@ -146,6 +146,7 @@ func (p *project) addEvent(w *world, e *event) {
 	e.id = w.nextEventID
 	w.nextEventID++
 	p.events = append(p.events, e)
+	p.touch(e.at)
 }
 
 func (w *world) addIssueNote(is *issue, n *note) {

@@ -403,6 +403,7 @@ func buildWorld(o Options, now time.Time) *world {
 		e.id = w.nextEventID
 		w.nextEventID++
 		e.p.events = append(e.p.events, e)
+		e.p.touch(e.at)
 	}
 
 	for _, p := range w.projects {
@@ -414,13 +415,13 @@ func buildWorld(o Options, now time.Time) *world {
 		slices.SortFunc(p.issuesByUpd, cmpIssue)
 		p.deploysUpd = slices.Clone(p.deploys)
 		slices.SortFunc(p.deploysUpd, cmpDeploy)
-		if n := len(p.mrsByUpdated); n > 0 && p.mrsByUpdated[n-1].updatedAt.After(p.lastActive) {
-			p.lastActive = p.mrsByUpdated[n-1].updatedAt
-		}
-		if n := len(p.pipesByUpdated); n > 0 && p.pipesByUpdated[n-1].updatedAt.After(p.lastActive) {
-			p.lastActive = p.pipesByUpdated[n-1].updatedAt
-		}
 		p.seen(p.lastActive)
+		if n := len(p.mrsByUpdated); n > 0 {
+			p.seen(p.mrsByUpdated[n-1].updatedAt)
+		}
+		if n := len(p.pipesByUpdated); n > 0 {
+			p.seen(p.pipesByUpdated[n-1].updatedAt)
+		}
 		p.seen(p.root)
 		if n := len(p.issuesByUpd); n > 0 {
 			p.seen(p.issuesByUpd[n-1].updatedAt)
@@ -743,7 +744,11 @@ func (w *world) historyPipeline(r *rand.Rand, pl *pipeline, now time.Time) {
 
 // advance is one step of activity at time now. Archived projects are read
 // only, as on GitLab, so nothing happens in them.
-func (w *world) advance(now time.Time) {
+func (w *world) advance(now time.Time) { w.advanceOnly(now, nil) }
+
+// advanceOnly is advance limited to the activities in only (all if nil).
+func (w *world) advanceOnly(now time.Time, only map[Activity]bool) {
+	do := func(a Activity) bool { return only == nil || only[a] }
 	now = ms(now)
 	w.step++
 	r := rand.New(rand.NewPCG(uint64(w.seed), w.step))
@@ -758,16 +763,36 @@ func (w *world) advance(now time.Time) {
 	slices.Sort(perm)
 	for _, i := range perm {
 		p := active[i]
-		w.advanceMRs(r, p, now)
-		w.advanceIssues(r, p, now)
-		w.advanceDeployments(r, p, now)
-		w.advancePipelines(r, p, now)
-		w.advanceRelease(r, p, now)
+		if do(ActivityMergeRequests) {
+			w.advanceMRs(r, p, now)
+		}
+		if do(ActivityIssues) {
+			w.advanceIssues(r, p, now)
+		}
+		if do(ActivityDeployments) {
+			w.advanceDeployments(r, p, now)
+		}
+		if do(ActivityPipelines) {
+			w.advancePipelines(r, p, now)
+		}
+		if do(ActivityReleases) {
+			w.advanceRelease(r, p, now)
+		}
 	}
 }
 
+// activityInterval is GitLab's Event::RESET_PROJECT_ACTIVITY_INTERVAL: an
+// event moves its project's last_activity_at only when that is at least
+// this old.
+const activityInterval = time.Hour
+
+// touch is what an event does to last_activity_at on GitLab: only events
+// (pushes, MRs and issues opened, closed, merged or approved, comments)
+// move it, and at most once per activityInterval. Pipelines, jobs,
+// deployments, releases, registry pushes and MR edits (labels, title,
+// reviewers) create no event and leave it alone.
 func (p *project) touch(t time.Time) {
-	if t.After(p.lastActive) {
+	if !p.lastActive.After(t.Add(-activityInterval)) {
 		p.lastActive = t
 	}
 }
@@ -811,6 +836,7 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 				u := w.pickOther(r, m.author)
 				m.approvals = append(m.approvals, approval{u, t})
 				w.addMRNote(m, &note{body: "approved this merge request", author: u, createdAt: t, updatedAt: t, system: true})
+				p.touch(t) // GitLab records an "approved" event
 			}
 			t := p.next(now)
 			m.state, m.mergedAt, m.mergedBy = "merged", t, w.pickUser(r)
@@ -827,7 +853,6 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 			w.stopReview(p, m, t)
 		}
 		p.mrsByUpdated = append(p.mrsByUpdated, m)
-		p.touch(m.updatedAt)
 	}
 	// A comment on an open MR or two.
 	for range r.IntN(3) {
@@ -840,7 +865,6 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 		w.addMRNote(m, &note{body: comments[r.IntN(len(comments))], author: w.pickUser(r), createdAt: t, updatedAt: t})
 		m.updatedAt = t
 		p.mrsByUpdated = append(p.mrsByUpdated, m)
-		p.touch(t)
 	}
 	for range 1 + r.IntN(3) {
 		m := w.newMR(r, p, now)
@@ -860,7 +884,6 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 		if r.IntN(3) == 0 {
 			w.newReview(p, m, t)
 		}
-		p.touch(t)
 	}
 }
 
@@ -891,7 +914,6 @@ func (w *world) advancePipelines(r *rand.Rand, p *project, now time.Time) {
 		}
 		pl.updatedAt = t
 		p.pipesByUpdated = append(p.pipesByUpdated, pl)
-		p.touch(t)
 		w.pipelineFinished(r, pl, now)
 	}
 	for range 1 + r.IntN(3) {
@@ -901,7 +923,6 @@ func (w *world) advancePipelines(r *rand.Rand, p *project, now time.Time) {
 		p.pipes = append(p.pipes, pl)
 		p.pipeByID[pl.id] = pl
 		p.pipesByUpdated = append(p.pipesByUpdated, pl)
-		p.touch(t)
 		if d := w.historyDeployment(pl); d != nil {
 			p.deploysUpd = append(p.deploysUpd, d)
 		}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
@@ -39,7 +41,19 @@ type Poller struct {
 	// ImageSweep is how often the details of every stored container image
 	// tag are read again; default 24 hours.
 	ImageSweep time.Duration
-	Log        *slog.Logger
+	// FullSweep is how often every project is synced whatever its
+	// last_activity_at says: pipelines, deployments, registry pushes and
+	// edits that create no GitLab event do not move it. Between sweeps a
+	// project is synced only when it shows activity. Zero means
+	// DefaultFullSweep; negative means every poll syncs every project.
+	FullSweep time.Duration
+	// ActivityGrace widens "moved since the last sync": a project is synced
+	// when its last_activity_at is within ActivityGrace before its last
+	// sync, or later. GitLab moves last_activity_at at most once an hour
+	// (Event::RESET_PROJECT_ACTIVITY_INTERVAL), so activity within the hour
+	// after the last move does not show; default one hour.
+	ActivityGrace time.Duration
+	Log           *slog.Logger
 	// Progress, if set, is called after each stored page.
 	Progress func(Progress)
 	// Now is the clock; default time.Now.
@@ -52,6 +66,15 @@ type Progress struct {
 	Kind    change.Kind
 	Fetched int
 	Stored  int
+	// Done and Due count the projects of a SyncAll: finished, and to sync
+	// in this run (zero outside SyncAll).
+	Done, Due int
+	// Started is when this project's sync of Kind began. Fraction is how
+	// much of Kind's time range it has walked: listings run from the
+	// oldest updated_at to now, so Fetched/Fraction estimates the total
+	// and the elapsed time the rest (0 while unknown).
+	Started  time.Time
+	Fraction float64
 }
 
 // Count is what one sync did for one project and kind.
@@ -75,6 +98,7 @@ type Result struct {
 	Projects []ProjectResult
 	Missing  []gitlab.MissingProject // selected but not found or not accessible
 	Capped   int                     // selected but left out by the project cap
+	Quiet    int                     // selected, no activity since their last sync: skipped
 	Duration time.Duration
 }
 
@@ -135,6 +159,24 @@ func (p *Poller) imageSweep() time.Duration {
 	return 24 * time.Hour
 }
 
+// DefaultFullSweep is how often every project is synced when
+// Poller.FullSweep is zero.
+const DefaultFullSweep = 6 * time.Hour
+
+func (p *Poller) fullSweep() time.Duration {
+	if p.FullSweep == 0 {
+		return DefaultFullSweep
+	}
+	return p.FullSweep
+}
+
+func (p *Poller) activityGrace() time.Duration {
+	if p.ActivityGrace > 0 {
+		return p.ActivityGrace
+	}
+	return time.Hour
+}
+
 func (p *Poller) kinds() []change.Kind {
 	if len(p.Kinds) > 0 {
 		return p.Kinds
@@ -144,9 +186,14 @@ func (p *Poller) kinds() []change.Kind {
 
 // Discovery is what Discover found.
 type Discovery struct {
-	Projects []store.Project         // active projects to sync, by path
+	Projects []store.Project         // active projects, by path
 	Missing  []gitlab.MissingProject // REPOS/GROUPS entries GitLab did not give us
 	Capped   int                     // matching projects left out by the cap
+	// Due are the Projects to sync now: those that show activity since
+	// their last sync, have never been synced completely, or are due for
+	// a full sweep. Quiet counts the others.
+	Due   []store.Project
+	Quiet int
 }
 
 // Discover resolves the selected projects on GitLab, records them and
@@ -211,11 +258,33 @@ func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
 		changed = append(changed, markGone(k, m.Err, now))
 		seen[k.ID] = true
 	}
+	for _, id := range list.CappedIDs {
+		seen[id] = true // left out by the cap, not gone
+	}
 	// A project no longer listed by a membership or group selection has
-	// gone for this token (deleted, moved, access removed).
+	// gone for this token (deleted, moved, access removed) — or its
+	// activity moved it across a page of the listing while it was read:
+	// GitLab is asked about it directly before it is marked.
 	if len(p.Selection.Repos) == 0 {
+		var unseen []store.Project
 		for _, k := range known {
 			if !seen[k.ID] && (k.Status == store.ProjectActive || k.Status == "") {
+				unseen = append(unseen, k)
+			}
+		}
+		if len(unseen) > 0 {
+			found, err := p.recheckUnlisted(ctx, unseen)
+			if err != nil {
+				return Discovery{}, err
+			}
+			for _, k := range unseen {
+				if g, ok := found[k.ID]; ok {
+					sp := fromGitLab(g)
+					sp.Status, sp.StatusAt = store.ProjectActive, k.StatusAt
+					changed = append(changed, sp)
+					active = append(active, sp)
+					continue
+				}
 				changed = append(changed, markGone(k, fmt.Errorf("%w: no longer listed for this token", gitlab.ErrNotFound), now))
 			}
 		}
@@ -224,7 +293,116 @@ func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
 		return Discovery{}, fmt.Errorf("record projects: %w", err)
 	}
 	sort.Slice(active, func(i, j int) bool { return active[i].Path < active[j].Path })
-	return Discovery{Projects: active, Missing: list.Missing, Capped: list.Capped}, nil
+	d := Discovery{Projects: active, Missing: list.Missing, Capped: list.Capped}
+	if d.Due, err = p.due(ctx, active); err != nil {
+		return Discovery{}, err
+	}
+	d.Quiet = len(active) - len(d.Due)
+	return d, nil
+}
+
+// recheckUnlisted asks GitLab for known projects a listing left out and
+// returns those it still gives, unarchived (or archived ones if selected)
+// and, for a GROUPS selection named by path, still in one of the groups.
+func (p *Poller) recheckUnlisted(ctx context.Context, ps []store.Project) (map[int64]gitlab.Project, error) {
+	sel := gitlab.Selection{IncludeArchived: p.Selection.IncludeArchived, Max: -1}
+	for _, k := range ps {
+		sel.Repos = append(sel.Repos, strconv.FormatInt(k.ID, 10))
+	}
+	list, err := p.GitLab.SelectProjects(ctx, sel)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]gitlab.Project{}
+	for _, g := range list.Projects {
+		if inGroups(g.Path, p.Selection.Groups) {
+			out[g.ID] = g
+		}
+	}
+	return out, nil
+}
+
+// inGroups reports whether path is in one of groups (or a subgroup); a
+// group named by numeric id cannot be told from the path and counts.
+func inGroups(path string, groups []string) bool {
+	if len(groups) == 0 {
+		return true
+	}
+	for _, g := range groups {
+		g = strings.Trim(strings.TrimSpace(g), "/")
+		if _, err := strconv.ParseInt(g, 10, 64); err == nil || strings.HasPrefix(path, g+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// due picks the projects to sync now. A project is quiet — skipped — when
+// every kind has synced successfully, the oldest of those syncs is newer
+// than the full sweep interval, and last_activity_at is older than that
+// sync by more than the activity grace: nothing GitLab counts as activity
+// can have happened since. With a negative FullSweep every project is due.
+func (p *Poller) due(ctx context.Context, ps []store.Project) ([]store.Project, error) {
+	sweep := p.fullSweep()
+	if sweep < 0 {
+		return ps, nil
+	}
+	states, err := p.Store.SyncStates(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read sync state: %w", err)
+	}
+	type synced struct {
+		kinds  int
+		never  bool      // some kind has never synced successfully
+		oldest time.Time // the oldest last success of the others
+	}
+	last := map[int64]*synced{}
+	want := map[change.Kind]bool{}
+	for _, k := range p.kinds() {
+		want[k] = true
+	}
+	for _, st := range states {
+		if !want[st.Kind] {
+			continue
+		}
+		s := last[st.ProjectID]
+		if s == nil {
+			s = &synced{}
+			last[st.ProjectID] = s
+		}
+		s.kinds++
+		switch {
+		case st.LastSuccess.IsZero():
+			s.never = true
+		case s.oldest.IsZero() || st.LastSuccess.Before(s.oldest):
+			s.oldest = st.LastSuccess
+		}
+	}
+	now := p.now()
+	var out []store.Project
+	for _, proj := range ps {
+		s := last[proj.ID]
+		switch {
+		case s == nil || s.kinds < len(want) || s.never:
+			out = append(out, proj) // never synced completely
+		case now.Sub(s.oldest) >= sweep-sweepJitter(proj.ID, sweep):
+			out = append(out, proj) // full sweep
+		case !proj.LastActivityAt.Before(s.oldest.Add(-p.activityGrace())):
+			out = append(out, proj) // activity since (or just before) the last sync
+		}
+	}
+	return out, nil
+}
+
+// sweepJitter spreads full sweeps of many projects over the first eighth of
+// the interval, so they do not all fall due in the same poll for ever.
+func sweepJitter(id int64, sweep time.Duration) time.Duration {
+	span := int64(sweep / 8)
+	if span <= 0 {
+		return 0
+	}
+	h := uint64(id) * 0x9E3779B97F4A7C15
+	return time.Duration(h % uint64(span))
 }
 
 // markGone records why a project is no longer synced.
@@ -266,9 +444,16 @@ func (p *Poller) SyncAll(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{Duration: time.Since(start)}, err
 	}
-	res := Result{Missing: d.Missing, Capped: d.Capped}
-	for _, proj := range d.Projects {
-		counts, err := p.SyncProject(ctx, proj)
+	res := Result{Missing: d.Missing, Capped: d.Capped, Quiet: d.Quiet}
+	for i, proj := range d.Due {
+		var prog func(Progress)
+		if p.Progress != nil {
+			prog = func(pr Progress) {
+				pr.Done, pr.Due = i, len(d.Due)
+				p.Progress(pr)
+			}
+		}
+		counts, err := p.syncProject(ctx, proj, prog)
 		res.Projects = append(res.Projects, ProjectResult{Project: proj, Counts: counts, Err: err})
 		if err != nil && fatal(ctx, err) {
 			res.Duration = time.Since(start)
@@ -289,6 +474,10 @@ func fatal(ctx context.Context, err error) bool {
 // stored before its cursor is saved, so a run killed at any point resumes
 // without gaps, and a page fetched twice changes nothing the second time.
 func (p *Poller) SyncProject(ctx context.Context, proj store.Project) ([]Count, error) {
+	return p.syncProject(ctx, proj, p.Progress)
+}
+
+func (p *Poller) syncProject(ctx context.Context, proj store.Project, prog func(Progress)) ([]Count, error) {
 	gp := toGitLab(proj)
 	if gitlab.JobFrom(ctx) == "" {
 		ctx = gitlab.WithJob(ctx, "sync "+proj.Path)
@@ -296,7 +485,7 @@ func (p *Poller) SyncProject(ctx context.Context, proj store.Project) ([]Count, 
 	var counts []Count
 	var errs []error
 	for _, kind := range p.kinds() {
-		c, err := p.syncKind(ctx, gp, kind)
+		c, err := p.syncKind(ctx, gp, kind, prog)
 		counts = append(counts, c...)
 		switch {
 		case err == nil:
@@ -324,7 +513,7 @@ func (p *Poller) SyncProject(ctx context.Context, proj store.Project) ([]Count, 
 	return counts, errors.Join(errs...)
 }
 
-func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Kind) ([]Count, error) {
+func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Kind, prog func(Progress)) ([]Count, error) {
 	st, err := p.Store.SyncState(ctx, gp.ID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("read sync state: %w", err)
@@ -347,7 +536,11 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	// Image tags are only listed by name; their digests cost a request
 	// each, so stored tags are re-read only on a periodic full sweep (to
 	// catch a tag pushed again). For images the cursor records that sweep.
-	sweep := kind == change.KindImage && p.now().Sub(st.Cursor) >= p.imageSweep()
+	// A successful run is dated by its start: everything GitLab had then is
+	// stored, and activity during the run is after it.
+	started := p.now()
+	sweep := kind == change.KindImage && started.Sub(st.Cursor) >= p.imageSweep()
+	from := st.Cursor // where the walk starts, for Progress.Fraction
 	opts.FullSweep = sweep
 	runErr := p.GitLab.Fetch(ctx, kind, gp, st.Cursor, opts, func(pg gitlab.Page) error {
 		res, err := p.upsertCounted(ctx, pg.Events, count)
@@ -362,18 +555,31 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 				return fmt.Errorf("save cursor: %w", err)
 			}
 		}
-		if p.Progress != nil {
-			p.Progress(Progress{Project: gp.Path, Kind: kind, Fetched: fetched, Stored: stored})
+		if prog != nil {
+			if from.IsZero() {
+				from = oldest(pg.Events)
+			}
+			pr := Progress{Project: gp.Path, Kind: kind, Fetched: fetched, Stored: stored, Started: started}
+			if span := started.Sub(from); span > 0 && !pg.Cursor.IsZero() {
+				pr.Fraction = min(1, max(0, float64(pg.Cursor.Sub(from))/float64(span)))
+			}
+			prog(pr)
 		}
 		return nil
 	})
 	st.LastRunAt = p.now()
 	st.Fetched, st.Stored = fetched, stored
 	st.LastError = ""
-	if runErr != nil {
+	switch {
+	case errors.Is(runErr, gitlab.ErrFeatureDisabled):
+		// Nothing to fetch is a complete sync: without this a project with
+		// a disabled feature would never count as synced and never go quiet.
 		st.LastError = runErr.Error()
-	} else {
-		st.LastSuccess = st.LastRunAt
+		st.LastSuccess = started
+	case runErr != nil:
+		st.LastError = runErr.Error()
+	default:
+		st.LastSuccess = started
 		if sweep {
 			st.Cursor = st.LastRunAt
 		}
@@ -390,6 +596,17 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 		out = append(out, *byKind[k])
 	}
 	return out, runErr
+}
+
+// oldest is the earliest updated_at among events (zero if none).
+func oldest(events []change.Event) time.Time {
+	var t time.Time
+	for _, e := range events {
+		if t.IsZero() || e.UpdatedAt.Before(t) {
+			t = e.UpdatedAt
+		}
+	}
+	return t
 }
 
 // upsertCounted stores events and attributes the fetched/stored counts to

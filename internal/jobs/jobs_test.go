@@ -53,7 +53,10 @@ func newRig(t *testing.T, o gitlabsim.Options, interval time.Duration) *rig {
 	t.Cleanup(func() { qdb.Close() })
 	r.qdb = qdb
 	r.queue, err = jobs.NewSQLite(ctx, qdb, jobs.Config{
-		Poller:   &ingest.Poller{GitLab: cl, Store: r.store, Log: quiet},
+		// Every project every round: these tests count project syncs;
+		// which projects a round skips is the poller's business, tested
+		// in internal/ingest.
+		Poller:   &ingest.Poller{GitLab: cl, Store: r.store, Log: quiet, FullSweep: -1},
 		Interval: interval,
 		Log:      quiet,
 		OnSynced: func(pr ingest.ProjectResult) {
