@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -27,7 +30,7 @@ import (
 type ScheduleSyncArgs struct{}
 
 // Kind names the job in River's table.
-func (ScheduleSyncArgs) Kind() string { return "labtrail_schedule_sync" }
+func (ScheduleSyncArgs) Kind() string { return ScheduleKind }
 
 // SyncProjectArgs syncs one project. It is unique per project while pending
 // or running, so a slow sync is never run twice at once: the next periodic
@@ -60,7 +63,7 @@ type ProcessDeliveryArgs struct {
 }
 
 // Kind names the job in River's table.
-func (ProcessDeliveryArgs) Kind() string { return "labtrail_process_delivery" }
+func (ProcessDeliveryArgs) Kind() string { return DeliveryKind }
 
 // InsertOpts retries a failing conversion with River's backoff; it is
 // unique per delivery while unfinished, so a replay never runs it twice.
@@ -99,7 +102,27 @@ type Config struct {
 	// HealDelay is how long after a webhook that lacks details the
 	// project's sync runs, so a burst of hooks costs one sync; default 30s.
 	HealDelay time.Duration
+	// JobTimeout is the longest one job runs before it is cancelled;
+	// default DefaultJobTimeout. A sync cut off resumes from its cursors
+	// on its retry or the next poll, losing nothing.
+	JobTimeout time.Duration
+	// RescueAfter is how long a job may stay running before River's
+	// rescuer (on the elected leader) takes it for a crashed process's and
+	// hands it to another replica; default JobTimeout + 5 minutes. It must
+	// be longer than JobTimeout, or a live replica's job could be run
+	// twice at once.
+	RescueAfter time.Duration
+	// ID names this process among the replicas (River's client id, seen
+	// in river_leader and each job's attempted_by); default River's own.
+	ID string
 }
+
+// DefaultJobTimeout bounds a job when Config.JobTimeout is zero.
+const DefaultJobTimeout = 10 * time.Minute
+
+// defaultRescueMargin is how much longer than the job timeout a job must
+// have been running before it is taken for a dead replica's.
+const defaultRescueMargin = 5 * time.Minute
 
 // Queue is a running River client with labtrail's workers.
 type Queue struct {
@@ -120,11 +143,19 @@ func (q *Queue) EnqueueDelivery(ctx context.Context, id int64) error {
 	return err
 }
 
-// SyncNow enqueues a schedule job at once, outside the periodic interval.
+// SyncNow enqueues a schedule job at once, outside the periodic interval
+// (and outside its one-per-interval uniqueness).
 func (q *Queue) SyncNow(ctx context.Context) error {
 	_, err := q.insert(ctx, ScheduleSyncArgs{})
 	return err
 }
+
+// ScheduleKind and DeliveryKind are the River job kinds of the periodic
+// sync and of webhook conversion, for looking them up in river_job.
+const (
+	ScheduleKind = "labtrail_schedule_sync"
+	DeliveryKind = "labtrail_process_delivery"
+)
 
 // SyncProject enqueues a sync of one project. It reports false when a sync of
 // that project is already queued or running, which then covers the request.
@@ -136,18 +167,68 @@ func (q *Queue) SyncProject(ctx context.Context, id int64, path string) (bool, e
 	return !res.UniqueSkippedAsDuplicate, nil
 }
 
-// MigrateSQLite creates or upgrades River's tables in a SQLite database.
-func MigrateSQLite(ctx context.Context, db *sql.DB) error {
+// MigrateSQLite creates or upgrades River's tables in a SQLite database
+// and says which migrations it applied.
+func MigrateSQLite(ctx context.Context, db *sql.DB) ([]store.Migration, error) {
 	return migrate(ctx, riversqlite.New(db))
 }
 
-func migrate[TTx any](ctx context.Context, d riverdriver.Driver[TTx]) error {
+// MigratePostgres creates or upgrades River's tables in the pool's
+// database, in the schema its search_path selects (where the store's
+// tables are), and says which migrations it applied. An advisory lock per
+// schema makes concurrent runs wait for each other.
+func MigratePostgres(ctx context.Context, pool *pgxpool.Pool) ([]store.Migration, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("job queue migrations: %w", err)
+	}
+	defer conn.Release()
+	key := `hashtext('labtrail-river-migrate:' || coalesce(current_schema(), ''))`
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+key+`)`); err != nil {
+		return nil, fmt.Errorf("job queue migrations: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+key+`)`)
+	return migrate(ctx, riverpgxv5.New(pool))
+}
+
+func migrate[TTx any](ctx context.Context, d riverdriver.Driver[TTx]) ([]store.Migration, error) {
 	m, err := rivermigrate.New(d, nil)
 	if err != nil {
+		return nil, fmt.Errorf("job queue migrations: %w", err)
+	}
+	if err := checkSchema(ctx, m, false); err != nil {
+		return nil, err
+	}
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("job queue migrations: %w", err)
+	}
+	var out []store.Migration
+	for _, v := range res.Versions {
+		out = append(out, store.Migration{Part: "job queue", Version: int64(v.Version), Name: "river " + v.Name})
+	}
+	return out, nil
+}
+
+// checkSchema refuses River tables migrated by a newer River than this
+// build's, and with exact, also ones lacking a migration.
+func checkSchema[TTx any](ctx context.Context, m *rivermigrate.Migrator[TTx], exact bool) error {
+	all := m.AllVersions()
+	known := int64(all[len(all)-1].Version)
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil {
+		// ExistingVersions fails on a version it has no migration for.
+		if strings.Contains(err.Error(), "not found in migrator bundle") {
+			return &store.SchemaError{Part: "job queue", Have: known + 1, Known: known}
+		}
 		return fmt.Errorf("job queue migrations: %w", err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("job queue migrations: %w", err)
+	have := int64(0)
+	if len(existing) > 0 {
+		have = int64(existing[len(existing)-1].Version)
+	}
+	if have > known || (exact && len(existing) != len(all)) {
+		return &store.SchemaError{Part: "job queue", Have: have, Known: known}
 	}
 	return nil
 }
@@ -158,7 +239,7 @@ func migrate[TTx any](ctx context.Context, d riverdriver.Driver[TTx]) error {
 func NewSQLite(ctx context.Context, db *sql.DB, cfg Config) (*Queue, error) {
 	db.SetMaxOpenConns(1)
 	d := riversqlite.New(db)
-	if err := migrate(ctx, d); err != nil {
+	if _, err := migrate(ctx, d); err != nil {
 		return nil, err
 	}
 	// A SQLite database has one labtrail serve at a time (the caller holds
@@ -172,6 +253,25 @@ func NewSQLite(ctx context.Context, db *sql.DB, cfg Config) (*Queue, error) {
 	}
 	if n, _ := res.RowsAffected(); n > 0 && cfg.Log != nil {
 		cfg.Log.Info("requeued jobs interrupted by the last shutdown", "jobs", n)
+	}
+	return newQueue(d, cfg)
+}
+
+// NewPostgres builds a queue on the pool's database, with River's tables
+// in the schema its search_path selects. It does not migrate: River's
+// tables must be exactly this build's (`labtrail migrate` makes them so),
+// or it fails with a *store.SchemaError. Unlike NewSQLite it leaves
+// running jobs alone: other replicas may be working them; those of a dead
+// replica are handed to the living ones by River's rescuer after
+// Config.RescueAfter.
+func NewPostgres(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Queue, error) {
+	d := riverpgxv5.New(pool)
+	m, err := rivermigrate.New(d, nil)
+	if err != nil {
+		return nil, fmt.Errorf("job queue migrations: %w", err)
+	}
+	if err := checkSchema(ctx, m, true); err != nil {
+		return nil, err
 	}
 	return newQueue(d, cfg)
 }
@@ -200,6 +300,26 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	if cfg.HealDelay <= 0 {
 		cfg.HealDelay = 30 * time.Second
 	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = DefaultJobTimeout
+	}
+	if cfg.RescueAfter <= 0 {
+		cfg.RescueAfter = cfg.JobTimeout + defaultRescueMargin
+	}
+	if cfg.RescueAfter <= cfg.JobTimeout {
+		return nil, fmt.Errorf("jobs: the rescue delay (%s) must be longer than the job timeout (%s), "+
+			"or a job still running on a live replica could be started again elsewhere", cfg.RescueAfter, cfg.JobTimeout)
+	}
+	// One periodic job per interval in the whole database: River runs
+	// periodic jobs on the elected leader only, and a new leader (after a
+	// replica died or a restart) runs them at once; uniqueness by period
+	// makes that first run a no-op when the interval's run already happened.
+	once := func(period time.Duration) *river.InsertOpts {
+		if period < time.Second { // River's smallest unique period
+			return nil
+		}
+		return &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: period}}
+	}
 	river.AddWorker(workers, &deliveryWorker{store: cfg.Poller.Store, branches: cfg.Poller.Branches, log: log, onDone: cfg.OnDelivery, heal: func(ctx context.Context, id int64, path string) error {
 		_, err := client.Insert(ctx, SyncProjectArgs{ProjectID: id, Path: path}, &river.InsertOpts{
 			ScheduledAt: time.Now().Add(cfg.HealDelay), MaxAttempts: 3,
@@ -215,18 +335,20 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		Logger:  log.With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		Workers: workers,
-		// A backfill of a large project may run for a long time; the
-		// sync job stops itself when its context is cancelled on shutdown.
-		JobTimeout: -1,
+		ID:      cfg.ID,
+		// A backfill of a large project takes longer than one job: it is
+		// cut off after JobTimeout and resumes from its cursors.
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(
 				river.PeriodicInterval(cfg.Interval),
-				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, nil },
+				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, once(cfg.Interval) },
 				&river.PeriodicJobOpts{ID: "schedule_sync", RunOnStart: true},
 			),
 			river.NewPeriodicJob(
 				river.PeriodicInterval(time.Minute),
-				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, nil },
+				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, once(time.Minute) },
 				&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true},
 			),
 		},
@@ -257,19 +379,25 @@ func (w *scheduleWorker) Work(ctx context.Context, job *river.Job[ScheduleSyncAr
 		w.log.Error("discover projects", "err", err)
 		return err
 	}
-	ps := d.Projects
+	// Only projects with activity since their last sync, or due for the
+	// full sweep; the others cost nothing this round.
+	ps := d.Due
 	params := make([]river.InsertManyParams, 0, len(ps))
 	for _, p := range ps {
 		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path}})
 	}
-	if len(params) == 0 {
+	if len(d.Projects) == 0 {
 		w.log.Warn("no projects to sync: check REPOS, GROUPS and the token's memberships")
+		return nil
+	}
+	if len(params) == 0 {
+		w.log.Info("no project shows activity since its last sync", "quiet", d.Quiet)
 		return nil
 	}
 	if err := w.insertMany(ctx, params); err != nil {
 		return fmt.Errorf("enqueue project syncs: %w", err)
 	}
-	w.log.Info("scheduled sync", "projects", len(params))
+	w.log.Info("scheduled sync", "projects", len(params), "quiet", d.Quiet)
 	return nil
 }
 

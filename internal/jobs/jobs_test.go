@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,44 +14,37 @@ import (
 	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/jobs"
-	"github.com/labtrail/labtrail/internal/store/sqlite"
+	"github.com/labtrail/labtrail/internal/store"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
 type rig struct {
 	sim    *gitlabsim.Sim
-	store  *sqlite.Store
+	store  store.Store
 	queue  *jobs.Queue
 	qdb    *sql.DB
+	newQ   newQueueFunc
+	simURL string
 	mu     sync.Mutex
 	synced map[string]int
 	done   chan string
 }
 
-func newRig(t *testing.T, o gitlabsim.Options, interval time.Duration) *rig {
+func newRig(t *testing.T, b backend, o gitlabsim.Options, interval time.Duration) *rig {
 	t.Helper()
 	o.Token = "tok"
 	r := &rig{sim: gitlabsim.New(o), synced: map[string]int{}, done: make(chan string, 100)}
 	ts := httptest.NewServer(r.sim)
 	t.Cleanup(ts.Close)
+	r.simURL = ts.URL
 	cl, err := gitlab.New(gitlab.Config{URL: ts.URL, Token: "tok", RequestsPerMinute: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "q.db")
 	ctx := context.Background()
-	if r.store, err = sqlite.Open(ctx, path); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.store.Close() })
-	qdb, err := sql.Open("sqlite", sqlite.DSN(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { qdb.Close() })
-	r.qdb = qdb
-	r.queue, err = jobs.NewSQLite(ctx, qdb, jobs.Config{
+	r.store, r.qdb, r.newQ = b.open(t)
+	r.queue, err = r.newQ(ctx, jobs.Config{
 		// Every project every round: these tests count project syncs;
 		// which projects a round skips is the poller's business, tested
 		// in internal/ingest.
@@ -107,8 +99,10 @@ func (r *rig) waitSyncs(t *testing.T, n int) {
 	}
 }
 
-func TestPeriodicSyncEnqueuesOneJobPerProject(t *testing.T) {
-	r := newRig(t, gitlabsim.Options{Seed: 4, Projects: 4, MRs: 30, Pipelines: 30}, time.Hour)
+func TestPeriodicSyncEnqueuesOneJobPerProject(t *testing.T) { forEachBackend(t, testPeriodicSync) }
+
+func testPeriodicSync(t *testing.T, b backend) {
+	r := newRig(t, b, gitlabsim.Options{Seed: 4, Projects: 4, MRs: 30, Pipelines: 30}, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := r.queue.Start(ctx); err != nil {
@@ -155,8 +149,10 @@ func TestPeriodicSyncEnqueuesOneJobPerProject(t *testing.T) {
 	}
 }
 
-func TestSyncJobIsUniquePerProject(t *testing.T) {
-	r := newRig(t, gitlabsim.Options{Seed: 4, Projects: 1, MRs: 5, Pipelines: 5}, time.Hour)
+func TestSyncJobIsUniquePerProject(t *testing.T) { forEachBackend(t, testSyncJobUnique) }
+
+func testSyncJobUnique(t *testing.T, b backend) {
+	r := newRig(t, b, gitlabsim.Options{Seed: 4, Projects: 1, MRs: 5, Pipelines: 5}, time.Hour)
 	ctx := context.Background()
 	// Not started: the first job stays queued, so a second for the same
 	// project is a duplicate while one for another project is not.
@@ -174,8 +170,11 @@ func TestSyncJobIsUniquePerProject(t *testing.T) {
 	}
 }
 
+// On SQLite one serve owns the file (it holds a lock), so what is running
+// when it starts was cut off by a killed process. PostgreSQL replicas leave
+// that to River's rescuer: TestRunningJobsOfADeadReplicaAreRescued.
 func TestRunningJobsOfAKilledProcessAreRequeued(t *testing.T) {
-	r := newRig(t, gitlabsim.Options{Seed: 4, Projects: 1, MRs: 5, Pipelines: 5}, time.Hour)
+	r := newRig(t, backends[0], gitlabsim.Options{Seed: 4, Projects: 1, MRs: 5, Pipelines: 5}, time.Hour)
 	ctx := context.Background()
 	if _, err := r.queue.SyncProject(ctx, 1, "a/b"); err != nil {
 		t.Fatal(err)

@@ -2,9 +2,7 @@ package jobs_test
 
 import (
 	"context"
-	"database/sql"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,26 +14,17 @@ import (
 	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
-	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
 
 // TestWebhooksThenOnePollEqualTruth: the simulator's activity reaches
 // labtrail by webhook, with 10% of deliveries lost, 5% sent twice and 5%
 // out of order; one poll afterwards makes the store equal GitLab exactly.
-func TestWebhooksThenOnePollEqualTruth(t *testing.T) {
+func TestWebhooksThenOnePollEqualTruth(t *testing.T) { forEachBackend(t, testWebhooksThenOnePoll) }
+
+func testWebhooksThenOnePoll(t *testing.T, b backend) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	path := filepath.Join(t.TempDir(), "wh.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	qdb, err := sql.Open("sqlite", sqlite.DSN(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qdb.Close()
+	st, _, newQueue := b.open(t)
 
 	// labtrail's HTTP side first: the simulator needs its URL.
 	api := server.New(st, quiet)
@@ -55,7 +44,7 @@ func TestWebhooksThenOnePollEqualTruth(t *testing.T) {
 	}
 	poller := &ingest.Poller{GitLab: cl, Store: st, Log: quiet}
 	var processed, failed atomic.Int64
-	q, err := jobs.NewSQLite(ctx, qdb, jobs.Config{Poller: poller, Interval: time.Hour, Log: quiet, HealDelay: time.Hour,
+	q, err := newQueue(ctx, jobs.Config{Poller: poller, Interval: time.Hour, Log: quiet, HealDelay: time.Hour,
 		OnDelivery: func(_ ingest.WebhookResult, err error) {
 			if err != nil {
 				failed.Add(1)
