@@ -35,6 +35,11 @@ type config struct {
 	Addr              string
 	RequestsPerMinute int
 	LogLevel          slog.Level
+	// JobTimeout bounds one background job; RescueAfter is how long a
+	// job may stay running before it counts as a dead replica's and is
+	// handed to another (zero: the job queue's defaults).
+	JobTimeout  time.Duration
+	RescueAfter time.Duration
 	// FullSweep is how often every project is synced whatever its
 	// activity; negative: every poll (no activity gating).
 	FullSweep time.Duration
@@ -109,7 +114,9 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 	timeout := fs.String("http-timeout", envOr("LABTRAIL_HTTP_TIMEOUT", "30"), "seconds before one GitLab request is abandoned and retried (env LABTRAIL_HTTP_TIMEOUT)")
 	concurrency := fs.String("concurrency", envOr("LABTRAIL_CONCURRENCY", "4"), "most GitLab requests in flight at once (env LABTRAIL_CONCURRENCY)")
 	allow := fs.String("webhook-allow", envOr("LABTRAIL_WEBHOOK_ALLOW", ""), "comma-separated CIDRs webhooks may come from; empty: any (env LABTRAIL_WEBHOOK_ALLOW)")
-	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "SQLite database file (env LABTRAIL_DB)")
+	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "SQLite database file, or a postgres:// URL (env LABTRAIL_DB)")
+	jobTimeout := fs.String("job-timeout", envOr("LABTRAIL_JOB_TIMEOUT", "600"), "seconds one background job (a project's sync) may run before it is cut off, to resume on its retry (env LABTRAIL_JOB_TIMEOUT)")
+	rescueAfter := fs.String("rescue-after", envOr("LABTRAIL_RESCUE_AFTER", ""), "seconds a job may stay running before it counts as a dead replica's and another takes it; default job timeout + 300 (env LABTRAIL_RESCUE_AFTER)")
 	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LABTRAIL_ADDR)")
 	rpm := fs.String("requests-per-minute", envOr("LABTRAIL_REQUESTS_PER_MINUTE", "600"), "GitLab API requests per minute, per token (env LABTRAIL_REQUESTS_PER_MINUTE)")
 	level := fs.String("log-level", envOr("LABTRAIL_LOG_LEVEL", "info"), "debug, info, warn or error (env LABTRAIL_LOG_LEVEL)")
@@ -165,8 +172,21 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 		if c.FullSweep, err = parseSweep(*sweep); err != nil {
 			return c, err
 		}
-		if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
-			return c, errors.New("LABTRAIL_DB: PostgreSQL is not supported by this build yet; give a SQLite file path")
+		jt, err := strconv.ParseFloat(*jobTimeout, 64)
+		if err != nil || jt <= 0 {
+			return c, fmt.Errorf("LABTRAIL_JOB_TIMEOUT must be a positive number of seconds, got %q", *jobTimeout)
+		}
+		c.JobTimeout = time.Duration(jt * float64(time.Second))
+		if *rescueAfter != "" {
+			ra, err := strconv.ParseFloat(*rescueAfter, 64)
+			if err != nil || ra <= 0 {
+				return c, fmt.Errorf("LABTRAIL_RESCUE_AFTER must be a positive number of seconds, got %q", *rescueAfter)
+			}
+			c.RescueAfter = time.Duration(ra * float64(time.Second))
+			if c.RescueAfter <= c.JobTimeout {
+				return c, fmt.Errorf("LABTRAIL_RESCUE_AFTER (%s) must be longer than LABTRAIL_JOB_TIMEOUT (%s): "+
+					"a job still running on a live replica would be started again elsewhere", c.RescueAfter, c.JobTimeout)
+			}
 		}
 		return c, nil
 	}

@@ -29,6 +29,7 @@ func commands() []command {
 		{"sync", "sync GitLab into the database (--once: one pass, then exit)", runSync},
 		{"check", "check the GitLab URL and token", runCheck},
 		{"hooks", "install, list and test the GitLab webhooks that feed labtrail", runHooks},
+		{"migrate", "apply database migrations (--from/--to: copy a history into another database)", runMigrate},
 		{"sim", "run the GitLab simulator", runSim},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {

@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -22,7 +19,6 @@ import (
 	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
-	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
 
 func newClient(c config, log *slog.Logger, audit func(gitlab.AuditRecord)) (*gitlab.Client, error) {
@@ -81,7 +77,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := newLogger(stderr, c.LogLevel)
-	st, err := sqlite.Open(ctx, c.DB)
+	st, err := openStore(ctx, c.DB)
 	if err != nil {
 		return err
 	}
@@ -208,29 +204,21 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return fmt.Errorf("listen on %s: %w (set LABTRAIL_ADDR or --addr to another address)", c.Addr, err)
 	}
 	defer ln.Close()
-	unlock, err := lockDB(c.DB)
+	db, err := openForServe(ctx, c.DB)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	st, err := sqlite.Open(ctx, c.DB)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer db.Close()
+	st := db.Store
 	audit, stopAudit := startAudit(ctx, c, st, log)
 	defer stopAudit()
 	gl, err := newClient(c, log, audit.Record)
 	if err != nil {
 		return err
 	}
-	qdb, err := sql.Open("sqlite", sqlite.DSN(c.DB))
-	if err != nil {
-		return fmt.Errorf("open job queue in %s: %w", c.DB, err)
-	}
-	defer qdb.Close()
 	poller := c.poller(gl, st, log)
-	q, err := jobs.NewSQLite(ctx, qdb, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log})
+	q, err := db.newQueue(ctx, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
+		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID()})
 	if err != nil {
 		return err
 	}
@@ -262,7 +250,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("labtrail started", "addr", ln.Addr().String(), "gitlab", c.GitLabURL, "db", c.DB, "poll_interval", c.PollInterval)
+	log.Info("labtrail started", "addr", ln.Addr().String(), "gitlab", c.GitLabURL, "db", displayDB(c.DB), "poll_interval", c.PollInterval)
 	if ready != nil {
 		ready("http://" + ln.Addr().String() + "/")
 	}
@@ -280,24 +268,6 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		err = nil
 	}
 	return err
-}
-
-// lockDB takes an exclusive lock beside a SQLite database for the life of a
-// serve process. One serve per file is what lets the job queue requeue jobs
-// a killed process left running at once, instead of an hour later.
-func lockDB(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another labtrail serve is using %s; stop it or set LABTRAIL_DB to another file", path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }
 
 // poller builds the poller the config describes.

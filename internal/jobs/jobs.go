@@ -205,7 +205,7 @@ func migrate[TTx any](ctx context.Context, d riverdriver.Driver[TTx]) ([]store.M
 	}
 	var out []store.Migration
 	for _, v := range res.Versions {
-		out = append(out, store.Migration{Part: "job queue", Version: int64(v.Version), Name: "river " + v.Name})
+		out = append(out, store.Migration{Part: "job queue", Version: int64(v.Version), Name: v.Name})
 	}
 	return out, nil
 }
