@@ -28,6 +28,7 @@ type config struct {
 	AuditRetention    time.Duration
 	HTTPTimeout       time.Duration
 	Concurrency       int
+	GraphQL           string // LABTRAIL_GRAPHQL: gitlab.GraphQLAuto or gitlab.GraphQLOff
 	WebhookSecrets    []string
 	SigningSecrets    []string
 	WebhookAllow      []netip.Prefix
@@ -113,6 +114,7 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 	auditDays := fs.String("audit-days", envOr("LABTRAIL_AUDIT_DAYS", "30"), "days the audit log of GitLab API calls is kept; 0 keeps it forever (env LABTRAIL_AUDIT_DAYS)")
 	timeout := fs.String("http-timeout", envOr("LABTRAIL_HTTP_TIMEOUT", "30"), "seconds before one GitLab request is abandoned and retried (env LABTRAIL_HTTP_TIMEOUT)")
 	concurrency := fs.String("concurrency", envOr("LABTRAIL_CONCURRENCY", "4"), "most GitLab requests in flight at once (env LABTRAIL_CONCURRENCY)")
+	graphQL := fs.String("graphql", envOr("LABTRAIL_GRAPHQL", "auto"), "auto: merge request and pipeline details in batches from GitLab's GraphQL API, REST where it is not available; off: REST only (env LABTRAIL_GRAPHQL)")
 	allow := fs.String("webhook-allow", envOr("LABTRAIL_WEBHOOK_ALLOW", ""), "comma-separated CIDRs webhooks may come from; empty: any (env LABTRAIL_WEBHOOK_ALLOW)")
 	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "SQLite database file, or a postgres:// URL (env LABTRAIL_DB)")
 	jobTimeout := fs.String("job-timeout", envOr("LABTRAIL_JOB_TIMEOUT", "600"), "seconds one background job (a project's sync) may run before it is cut off, to resume on its retry (env LABTRAIL_JOB_TIMEOUT)")
@@ -143,6 +145,11 @@ func configFlags(fs *flag.FlagSet) func() (config, error) {
 		c.HTTPTimeout = time.Duration(to * float64(time.Second))
 		if c.Concurrency, err = strconv.Atoi(*concurrency); err != nil || c.Concurrency <= 0 {
 			return c, fmt.Errorf("LABTRAIL_CONCURRENCY must be a positive whole number, got %q", *concurrency)
+		}
+		switch c.GraphQL = strings.ToLower(strings.TrimSpace(*graphQL)); c.GraphQL {
+		case "auto", "off":
+		default:
+			return c, fmt.Errorf("LABTRAIL_GRAPHQL must be auto or off, got %q", *graphQL)
 		}
 		// Secrets only from the environment, like the token: never in ps.
 		c.WebhookSecrets = splitList(os.Getenv("LABTRAIL_WEBHOOK_SECRET"))

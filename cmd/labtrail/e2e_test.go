@@ -478,7 +478,14 @@ func eventCountIfExists(db string) int {
 }
 
 func apiOnce(t *testing.T, db string) (*httptest.Server, func()) {
+	// Opening probes for write access, which waits for a labtrail serve
+	// storing pages back to back; under -race a busy timeout can pass
+	// before its turn comes.
 	st, err := sqlite.Open(context.Background(), db)
+	for deadline := time.Now().Add(time.Minute); err != nil && strings.Contains(err.Error(), "SQLITE_BUSY") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		st, err = sqlite.Open(context.Background(), db)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

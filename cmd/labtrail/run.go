@@ -24,7 +24,7 @@ import (
 func newClient(c config, log *slog.Logger, audit func(gitlab.AuditRecord)) (*gitlab.Client, error) {
 	cl, err := gitlab.New(gitlab.Config{
 		URL: c.GitLabURL, Token: c.Token, RequestsPerMinute: c.RequestsPerMinute, Logger: log,
-		Timeout: c.HTTPTimeout, Concurrency: c.Concurrency, Audit: audit,
+		Timeout: c.HTTPTimeout, Concurrency: c.Concurrency, Audit: audit, GraphQL: c.GraphQL,
 	})
 	if errors.Is(err, gitlab.ErrBadURL) {
 		return nil, fmt.Errorf("GITLAB_URL: %w", err)

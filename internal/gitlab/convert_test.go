@@ -162,9 +162,10 @@ func TestPipelineEventFromDocsListing(t *testing.T) {
 		ID: "pipeline-1-47", Kind: change.KindPipeline, ProjectID: 1, ProjectPath: "foo/bar",
 		Title: "Build pipeline", State: "pending", WebURL: "https://example.com/foo/bar/pipelines/47",
 		Ref: "new-pipeline", SHA: "a91957a858320c0e17f3a0eca7cfacbff50ea29a",
-		CreatedAt: ts("2016-08-11T11:28:34.085Z"), UpdatedAt: ts("2016-08-11T11:32:35.169Z"), OccurredAt: ts("2016-08-11T11:28:34.085Z"),
+		// Pipeline times are kept to the second (docs/kinds.md).
+		CreatedAt: ts("2016-08-11T11:28:34Z"), UpdatedAt: ts("2016-08-11T11:32:35Z"), OccurredAt: ts("2016-08-11T11:28:34Z"),
 		Source:      change.SourcePoll,
-		Transitions: transitions("created", "2016-08-11T11:28:34.085Z", "pending", "2016-08-11T11:32:35.169Z"),
+		Transitions: transitions("created", "2016-08-11T11:28:34Z", "pending", "2016-08-11T11:32:35Z"),
 		Attrs:       map[string]any{"iid": int64(12), "source": "push", "status": "pending"},
 	})
 
@@ -176,7 +177,7 @@ func TestPipelineEventFromDocsListing(t *testing.T) {
 	}
 	// The listing has no finished_at: the final status dates from
 	// updated_at.
-	if want := transitions("created", "2016-08-12T10:06:04.561Z", "failed", "2016-08-12T10:09:56.223Z"); !reflect.DeepEqual(e.Transitions, want) || e.OccurredAt != ts("2016-08-12T10:09:56.223Z") {
+	if want := transitions("created", "2016-08-12T10:06:04Z", "failed", "2016-08-12T10:09:56Z"); !reflect.DeepEqual(e.Transitions, want) || e.OccurredAt != ts("2016-08-12T10:09:56Z") {
 		t.Errorf("transitions %v occurred %s", e.Transitions, e.OccurredAt)
 	}
 }
@@ -189,10 +190,11 @@ func TestPipelineDetailEventFromDocs(t *testing.T) {
 		Title: "Build pipeline", State: "success", Author: "root",
 		WebURL: "http://127.0.0.1:3000/test-group/test-project/-/pipelines/287",
 		Ref:    "main", SHA: "50f0acb76a40e34a4ff304f7347dcc6587da8a14",
-		CreatedAt: ts("2022-09-21T01:05:07.200Z"), UpdatedAt: ts("2022-09-21T01:05:50.185Z"), OccurredAt: ts("2022-09-21T01:05:50.175Z"),
+		// Pipeline times are kept to the second (docs/kinds.md).
+		CreatedAt: ts("2022-09-21T01:05:07Z"), UpdatedAt: ts("2022-09-21T01:05:50Z"), OccurredAt: ts("2022-09-21T01:05:50Z"),
 		Source: change.SourcePoll,
-		Transitions: transitions("created", "2022-09-21T01:05:07.200Z", "running", "2022-09-21T01:05:14.197Z",
-			"success", "2022-09-21T01:05:50.175Z"),
+		Transitions: transitions("created", "2022-09-21T01:05:07Z", "running", "2022-09-21T01:05:14Z",
+			"success", "2022-09-21T01:05:50Z"),
 		Attrs: map[string]any{"iid": int64(144), "source": "push", "status": "success", "duration": int64(34), "queued_duration": int64(6)},
 	})
 }
@@ -204,18 +206,20 @@ func TestJobEventFromDocs(t *testing.T) {
 		ID: "job-1-6", Kind: change.KindJob, ProjectID: 1, ProjectPath: "foo/bar",
 		Title: "rspec:other", State: "failed", Author: "root", WebURL: "https://example.com/foo/bar/-/jobs/6",
 		Ref: "main", SHA: "0ff3ae198f8601a285adcf5c0fff204ee6fba5fd",
-		CreatedAt: ts("2015-12-24T15:51:21.727Z"), UpdatedAt: ts("2015-12-24T17:54:24.921Z"), OccurredAt: ts("2015-12-24T17:54:24.921Z"),
+		// Job times are kept to the second, durations in whole seconds
+		// (docs/kinds.md).
+		CreatedAt: ts("2015-12-24T15:51:21Z"), UpdatedAt: ts("2015-12-24T17:54:24Z"), OccurredAt: ts("2015-12-24T17:54:24Z"),
 		Source: change.SourcePoll,
-		Transitions: transitions("created", "2015-12-24T15:51:21.727Z", "running", "2015-12-24T17:54:24.729Z",
-			"failed", "2015-12-24T17:54:24.921Z"),
+		Transitions: transitions("created", "2015-12-24T15:51:21Z", "running", "2015-12-24T17:54:24Z",
+			"failed", "2015-12-24T17:54:24Z"),
 		Attrs: map[string]any{
-			"stage": "test", "status": "failed", "failure_reason": "stuck_or_timeout_failure", "duration": 0.192,
-			"queued_duration": 0.023, "pipeline_id": int64(6), "started_at": "2015-12-24T17:54:24.729Z",
-			"finished_at": "2015-12-24T17:54:24.921Z",
+			"stage": "test", "status": "failed", "failure_reason": "stuck_or_timeout_failure", "duration": int64(0),
+			"queued_duration": 0.023, "pipeline_id": int64(6), "started_at": "2015-12-24T17:54:24Z",
+			"finished_at": "2015-12-24T17:54:24Z",
 		},
 	})
 	fj := FailedJobs(jobs)
-	if len(fj) != 2 || fj[1]["name"] != "teaspoon" || fj[1]["failure_reason"] != "script_failure" || fj[1]["duration"] != 0.173 {
+	if len(fj) != 2 || fj[1]["name"] != "teaspoon" || fj[1]["failure_reason"] != "script_failure" || fj[1]["duration"] != int64(0) {
 		t.Errorf("failed jobs %v", fj)
 	}
 }

@@ -72,18 +72,23 @@ func changedOnly[T any](ctx context.Context, opts FetchOptions, items []T, id fu
 // Fetch calls fn once per page with the events of kind in p changed on or
 // after since (zero: all of them).
 //
-// Listings GitLab can order by update (merge requests, pipelines, issues,
-// deployments) come oldest first and each Page.Cursor is the newest
-// updated_at among the page's objects: storing the page, then saving its
-// cursor, lets a later Fetch resume without gaps. Commits and commit notes
-// come newest first from GitLab, so their pages keep Cursor at since until
-// the last one, which carries the newest updated_at of the whole walk.
+// Listings GitLab can order by update (merge requests, issues,
+// deployments, and pipelines by REST) come oldest first and each
+// Page.Cursor is the newest updated_at among the page's objects: storing
+// the page, then saving its cursor, lets a later Fetch resume without
+// gaps. Commits and commit notes come newest first from GitLab, and so do
+// pipelines by GraphQL, so their pages keep Cursor at since until the last
+// one, which carries the newest updated_at of the whole walk (for
+// pipelines, the newest GitLab had when the walk began).
 // Full listings (branch, tag, release, environment, image) ignore since
 // and list everything; their cursor is the newest updated_at seen so far.
 //
 // Merge request pages also carry the MRs' notes (KindNote) and are enriched
-// from the detail endpoints (approvals, diffs, commits); pipeline pages
-// carry the pipelines' jobs (KindJob); issue pages carry the issues' notes.
+// with their details (approvals, diff stats, commits); pipeline pages carry
+// the pipelines' jobs (KindJob); issue pages carry the issues' notes. The
+// details of merge requests and pipelines come in batches by GraphQL
+// unless Config.GraphQL is off or GitLab does not allow it, by REST
+// otherwise, with the same events either way (docs/kinds.md).
 // KindNote itself fetches commit notes from the project's events.
 //
 // A feature turned off for p (issues, registry, repository, CI/CD) gives an

@@ -51,8 +51,11 @@ func newRouteFake(t *testing.T) *routeFake {
 
 func (f *routeFake) add(path string, r *route) { f.routes[path] = r }
 
+// client talks REST only: these tests are about the REST endpoints; the
+// GraphQL path has its own (graphql_test.go).
 func (f *routeFake) client(t *testing.T, mod ...func(*Config)) *Client {
-	return newClient(t, f.srv.URL, new(syncBuffer), mod...)
+	rest := func(c *Config) { c.GraphQL = GraphQLOff }
+	return newClient(t, f.srv.URL, new(syncBuffer), append([]func(*Config){rest}, mod...)...)
 }
 
 func (f *routeFake) requests() []string {

@@ -1,8 +1,10 @@
-// Package gitlab is everything in labtrail that speaks GitLab's REST API: a
-// client built on the official client-go with a per-token rate limit,
-// retries, per-attempt timeouts, a bound on requests in flight and an audit
-// hook; project selection; fetchers for every kind in docs/kinds.md; and
-// the converters that turn GitLab's JSON into change.Event values.
+// Package gitlab is everything in labtrail that speaks GitLab's REST and
+// GraphQL APIs: a client built on the official client-go with a per-token
+// rate limit, retries, per-attempt timeouts, a bound on requests in flight
+// and an audit hook; project selection; fetchers for every kind in
+// docs/kinds.md, batching the details of merge requests and pipelines by
+// GraphQL with REST as the fallback; and the converters that turn GitLab's
+// JSON into change.Event values.
 package gitlab
 
 import (
@@ -59,6 +61,11 @@ type Config struct {
 	// (default 4); fetches that need details per object use as many
 	// workers.
 	Concurrency int
+	// GraphQL is GraphQLAuto (the default, also for "") or GraphQLOff:
+	// whether the details of merge requests and pipelines come in batches
+	// from GitLab's GraphQL API, with REST as the fallback, or from the
+	// REST API alone.
+	GraphQL string
 }
 
 // Client talks to one GitLab instance with one token. It is safe for
@@ -77,6 +84,11 @@ type Client struct {
 	timeout  time.Duration
 	workers  int
 	inFlight chan struct{} // a slot per request allowed in flight
+
+	graphql    bool        // Config.GraphQL is auto
+	graphqlOff atomic.Bool // GitLab turned out to have no GraphQL API
+	mrPlan     graphQLPlan // merge request details by GraphQL
+	plPlan     graphQLPlan // pipeline details and jobs by GraphQL
 }
 
 // New checks cfg and builds a client; it makes no request.
@@ -95,6 +107,14 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{base: base, token: cfg.Token, log: cfg.Logger, rpm: cfg.RequestsPerMinute, retries: cfg.MaxRetries,
 		audit: cfg.Audit, timeout: cfg.Timeout, workers: cfg.Concurrency}
+	switch strings.ToLower(strings.TrimSpace(cfg.GraphQL)) {
+	case "", GraphQLAuto:
+		c.graphql = true
+	case GraphQLOff:
+	default:
+		return nil, fmt.Errorf("gitlab: GraphQL mode %q: want %q or %q", cfg.GraphQL, GraphQLAuto, GraphQLOff)
+	}
+	c.mrPlan.name, c.plPlan.name = "merge request", "pipeline"
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}

@@ -13,35 +13,41 @@ func TestMergeRequestEventsWithDetails(t *testing.T) {
 	load(t, "get_merge_requests.json", &mrs)
 	var d MergeRequestDetails
 	load(t, "get_merge_request_approvals.json", &d.Approvals)
-	load(t, "list_merge_request_diff.json", &d.Diffs)
+	var diffs []*gl.MergeRequestDiff
+	load(t, "list_merge_request_diff.json", &diffs)
 	var commit gl.Commit
 	load(t, "get_commit.json", &commit)
-	early := ts("2019-08-01T10:00:00Z")
+	early := ts("2019-08-01T10:00:00.750Z")
 	d.Commits = []*gl.Commit{&commit, {ID: "b", AuthoredDate: &early}}
 	// The diffs from client-go are one-liners; a real one has headers
 	// and a removed line that itself starts with "--".
-	d.Diffs = append(d.Diffs, &gl.MergeRequestDiff{OldPath: "a.sql", NewPath: "b.sql", RenamedFile: true,
+	diffs = append(diffs, &gl.MergeRequestDiff{OldPath: "a.sql", NewPath: "b.sql", RenamedFile: true,
 		Diff: "--- a/a.sql\n+++ b/b.sql\n@@ -1,3 +1,3 @@\n context\n--- comment removed\n+-- comment added\n+new line\n"})
+	d.Files = changedFiles(diffs)
 	var notes []*gl.Note
 	load(t, "docs_list_notes.json", &notes)
-	approvedAt := ts("2019-08-21T10:00:00Z")
+	// The approvals endpoint says root approves; the system notes say
+	// when (to the second), for root as for tkuah.
+	rootAt, approvedAt := ts("2016-06-09T01:45:21.72Z"), ts("2019-08-21T10:00:00Z")
+	notes = append(notes, &gl.Note{ID: 399, Body: "approved this merge request", System: true,
+		Author: gl.NoteAuthor{Username: "root"}, CreatedAt: &rootAt, NoteableType: "MergeRequest"})
 	notes = append(notes, &gl.Note{ID: 400, Body: "approved this merge request", System: true,
 		Author: gl.NoteAuthor{Username: "tkuah"}, CreatedAt: &approvedAt, NoteableType: "MergeRequest"})
 	d.Notes = notes
 
 	p := Project{ID: 278964, Path: "gitlab-org/gitlab-ee"}
 	evs := MergeRequestEvents(p, mrs[0], d)
-	if len(evs) != 4 {
+	if len(evs) != 5 {
 		t.Fatalf("%d events", len(evs))
 	}
 	mr := evs[0]
 	want := map[string]any{
-		"approvals": []map[string]any{{"user": "root", "approved_at": "2016-06-09T01:45:21.72Z"}},
+		"approvals": []map[string]any{{"user": "root", "approved_at": "2016-06-09T01:45:21Z"}},
 		"approved":  true,
 		"changed_files": []map[string]any{
-			{"path": "README", "old_path": "README", "new_file": false, "deleted_file": false, "renamed_file": false, "additions": 0, "deletions": 0},
-			{"path": "VERSION", "old_path": "VERSION", "new_file": false, "deleted_file": false, "renamed_file": false, "additions": 0, "deletions": 0},
-			{"path": "b.sql", "old_path": "a.sql", "new_file": false, "deleted_file": false, "renamed_file": true, "additions": 2, "deletions": 1},
+			{"path": "README", "additions": 0, "deletions": 0},
+			{"path": "VERSION", "additions": 0, "deletions": 0},
+			{"path": "b.sql", "additions": 2, "deletions": 1},
 		},
 		"additions": 2, "deletions": 1, "commit_count": 2, "first_commit_at": "2019-08-01T10:00:00Z",
 		"user_notes_count": int64(1), "source_branch": "use-structured-logging-for-db-load-balancer",
@@ -51,7 +57,7 @@ func TestMergeRequestEventsWithDetails(t *testing.T) {
 			t.Errorf("attribute %s = %#v, want %#v", k, mr.Attrs[k], v)
 		}
 	}
-	wantTs := transitions("approved", "2016-06-09T01:45:21.720Z", "opened", "2019-08-20T10:58:54.413Z")
+	wantTs := transitions("approved", "2016-06-09T01:45:21Z", "opened", "2019-08-20T10:58:54.413Z")
 	if !reflect.DeepEqual(mr.Transitions, wantTs) {
 		t.Errorf("transitions %v, want %v", mr.Transitions, wantTs)
 	}
@@ -70,17 +76,21 @@ func TestMergeRequestEventsWithDetails(t *testing.T) {
 		t.Errorf("internal note %+v", evs[2])
 	}
 
-	// Without the approvals endpoint, the system notes say who and when.
+	// Without the approvals, the system notes say who and when.
 	d.Approvals = nil
 	mr = MergeRequestEvents(p, mrs[0], d)[0]
-	if got := mr.Attrs["approvals"]; !reflect.DeepEqual(got, []map[string]any{{"user": "tkuah", "approved_at": "2019-08-21T10:00:00Z"}}) || mr.Attrs["approved"] != true {
+	if got := mr.Attrs["approvals"]; !reflect.DeepEqual(got, []map[string]any{
+		{"user": "root", "approved_at": "2016-06-09T01:45:21Z"}, {"user": "tkuah", "approved_at": "2019-08-21T10:00:00Z"},
+	}) || mr.Attrs["approved"] != true {
 		t.Errorf("approvals from notes: %#v approved %v", got, mr.Attrs["approved"])
 	}
 	unapprovedAt := ts("2019-08-22T10:00:00Z")
-	d.Notes = append(d.Notes, &gl.Note{ID: 401, Body: "unapproved this merge request", System: true,
-		Author: gl.NoteAuthor{Username: "tkuah"}, CreatedAt: &unapprovedAt})
+	for _, u := range []string{"root", "tkuah"} {
+		d.Notes = append(d.Notes, &gl.Note{ID: 401, Body: "unapproved this merge request", System: true,
+			Author: gl.NoteAuthor{Username: u}, CreatedAt: &unapprovedAt})
+	}
 	if mr = MergeRequestEvents(p, mrs[0], d)[0]; mr.Attrs["approved"] != false {
-		t.Errorf("withdrawn approval still counted: %#v", mr.Attrs["approvals"])
+		t.Errorf("withdrawn approvals still counted: %#v", mr.Attrs["approvals"])
 	}
 }
 
@@ -282,7 +292,7 @@ func TestJobEventUpdatedAtIgnoresErasure(t *testing.T) {
 	load(t, "docs_list_pipeline_jobs.json", &jobs)
 	erased := ts("2020-01-01T00:00:00Z")
 	jobs[0].ErasedAt = &erased
-	if e := JobEvent(Project{ID: 1}, jobs[0]); e.UpdatedAt != ts("2015-12-24T17:54:24.921Z") || e.Attrs["name"] != "rspec:other" ||
+	if e := JobEvent(Project{ID: 1}, jobs[0]); e.UpdatedAt != ts("2015-12-24T17:54:24Z") || e.Attrs["name"] != "rspec:other" ||
 		e.Attrs["web_url"] != "https://example.com/foo/bar/-/jobs/6" {
 		t.Errorf("job %+v", e)
 	}

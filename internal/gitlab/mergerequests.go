@@ -18,7 +18,8 @@ func (c *Client) MergeRequests(ctx context.Context, p Project, since time.Time, 
 }
 
 // mergeRequests walks p's merge requests; with opts (Fetch), each changed
-// one is enriched from the detail endpoints.
+// one is enriched with its details: for the whole page in one GraphQL
+// query where GitLab allows, else from the REST detail endpoints.
 func (c *Client) mergeRequests(ctx context.Context, p Project, since time.Time, opts *FetchOptions, fn func(Page) error) error {
 	list := func(ctx context.Context, after time.Time, page int64) ([]*gl.BasicMergeRequest, *gl.Response, error) {
 		opt := &gl.ListProjectMergeRequestsOptions{
@@ -52,11 +53,20 @@ func (c *Client) mergeRequests(ctx context.Context, p Project, since time.Time, 
 		if err != nil {
 			return err
 		}
+		var viaGraphQL map[int64]MergeRequestDetails
+		if len(mrs) > 0 && c.graphQLFor(&c.mrPlan) {
+			if viaGraphQL, err = c.mergeRequestDetailsGraphQL(ctx, p, mrs); err != nil {
+				return err
+			}
+		}
 		per := make([][]change.Event, len(mrs))
 		err = c.forEach(ctx, len(mrs), func(ctx context.Context, i int) error {
-			d, err := c.mergeRequestDetails(ctx, p, mrs[i])
-			if err != nil {
-				return err
+			d, ok := viaGraphQL[mrs[i].IID]
+			if !ok {
+				var err error
+				if d, err = c.mergeRequestDetails(ctx, p, mrs[i]); err != nil {
+					return err
+				}
 			}
 			per[i] = MergeRequestEvents(p, mrs[i], d)
 			return nil

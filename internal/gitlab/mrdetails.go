@@ -11,14 +11,35 @@ import (
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
 )
 
-// MergeRequestDetails is what the per-MR endpoints add to the listing. A
-// nil slice or Approvals means GitLab would not give that part (the MR went
-// away meanwhile, or the token's user may not see it).
+// MergeRequestDetails is what labtrail adds to a listed merge request,
+// from the REST detail endpoints or from one GraphQL query for a whole
+// page. A nil slice or Approvals means GitLab would not give that part
+// (the MR went away meanwhile, or the token's user may not see it).
 type MergeRequestDetails struct {
+	// Approvals says who approves the MR and whether that is enough; the
+	// approval times come from the notes.
 	Approvals *gl.MergeRequestApprovals
-	Diffs     []*gl.MergeRequestDiff
-	Commits   []*gl.Commit
-	Notes     []*gl.Note
+	Files     []ChangedFile
+	// Commits need only their authored dates.
+	Commits []*gl.Commit
+	Notes   []*gl.Note
+}
+
+// ChangedFile is one file of a merge request's diff, as GitLab's GraphQL
+// diffStats gives it and as counted from the REST diff.
+type ChangedFile struct {
+	Path                 string
+	Additions, Deletions int
+}
+
+// changedFiles counts the lines of REST diffs.
+func changedFiles(diffs []*gl.MergeRequestDiff) []ChangedFile {
+	out := make([]ChangedFile, 0, len(diffs))
+	for _, f := range diffs {
+		a, r := diffStats(f.Diff)
+		out = append(out, ChangedFile{Path: f.NewPath, Additions: a, Deletions: r})
+	}
+	return out
 }
 
 func (c *Client) mergeRequestDetails(ctx context.Context, p Project, mr *gl.BasicMergeRequest) (MergeRequestDetails, error) {
@@ -61,8 +82,8 @@ func (c *Client) mergeRequestDetails(ctx context.Context, p Project, mr *gl.Basi
 	case err != nil:
 		return d, err
 	default:
-		// Known and empty is not the same as unknown.
-		d.Diffs = append([]*gl.MergeRequestDiff{}, diffs...)
+		// Known and empty (not nil) is not the same as unknown.
+		d.Files = changedFiles(diffs)
 	}
 
 	d.Commits, err = all(ctx, func(ctx context.Context, page int64, extra []gl.RequestOptionFunc) ([]*gl.Commit, *gl.Response, error) {
@@ -106,7 +127,10 @@ func (c *Client) notesOf(ctx context.Context, desc string, list func(gl.ListOpti
 }
 
 // MergeRequestEvents converts a merge request with its details: the MR's
-// event first, then one KindNote event per note.
+// event first, then one KindNote event per note. Times that come from the
+// details (approvals, first commit, notes) are kept to the whole second,
+// which is all GitLab's GraphQL API gives, so that the events do not
+// depend on which API the details came from.
 func MergeRequestEvents(p Project, mr *gl.BasicMergeRequest, d MergeRequestDetails) []change.Event {
 	ev := MergeRequestEvent(p, mr)
 
@@ -126,16 +150,12 @@ func MergeRequestEvents(p Project, mr *gl.BasicMergeRequest, d MergeRequestDetai
 	}
 	slices.SortStableFunc(ev.Transitions, func(a, b change.Transition) int { return a.At.Compare(b.At) })
 
-	if d.Diffs != nil {
-		files := make([]map[string]any, 0, len(d.Diffs))
+	if d.Files != nil {
+		files := make([]map[string]any, 0, len(d.Files))
 		var adds, dels int
-		for _, f := range d.Diffs {
-			a, r := diffStats(f.Diff)
-			adds, dels = adds+a, dels+r
-			files = append(files, map[string]any{
-				"path": f.NewPath, "old_path": f.OldPath, "new_file": f.NewFile, "deleted_file": f.DeletedFile,
-				"renamed_file": f.RenamedFile, "additions": a, "deletions": r,
-			})
+		for _, f := range d.Files {
+			adds, dels = adds+f.Additions, dels+f.Deletions
+			files = append(files, map[string]any{"path": f.Path, "additions": f.Additions, "deletions": f.Deletions})
 		}
 		ev.Attrs["changed_files"] = files
 		ev.Attrs["additions"] = adds
@@ -144,7 +164,7 @@ func MergeRequestEvents(p Project, mr *gl.BasicMergeRequest, d MergeRequestDetai
 	if d.Commits != nil {
 		var first time.Time
 		for _, c := range d.Commits {
-			if t := utc(c.AuthoredDate); !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			if t := seconds(utc(c.AuthoredDate)); !t.IsZero() && (first.IsZero() || t.Before(first)) {
 				first = t
 			}
 		}
@@ -154,7 +174,14 @@ func MergeRequestEvents(p Project, mr *gl.BasicMergeRequest, d MergeRequestDetai
 
 	out := []change.Event{ev}
 	for _, n := range d.Notes {
-		ne := NoteEvent(p, n, mr.WebURL)
+		if n == nil {
+			continue
+		}
+		// commit_id is kept for notes on commits only: GitLab's GraphQL
+		// API has no such field for notes on merge requests.
+		mn := *n
+		mn.CommitID = ""
+		ne := NoteEvent(p, &mn, mr.WebURL)
 		if ne.Attrs["noteable_iid"] == nil || ne.Attrs["noteable_iid"] == int64(0) {
 			ne.Attrs["noteable_iid"] = mr.IID
 		}
@@ -171,18 +198,19 @@ type approval struct {
 	at   time.Time
 }
 
-// approvedNote is how GitLab's system note for an approval begins; it is
-// the only record of when an approval happened on GitLab versions whose
-// approvals endpoint leaves out approved_at.
+// approvedNote is how GitLab's system note for an approval begins; it
+// dates each approval (GraphQL's approvedBy has no time; REST's approved_at
+// is left aside so that both APIs give the same).
 const (
 	approvedNote   = "approved this merge request"
 	unapprovedNote = "unapproved this merge request"
 )
 
-// mergeRequestApprovals says who approves the MR now and since when: the
-// approvals endpoint says who (and, on recent GitLab, when); the latest
-// "approved this merge request" system note of each user fills in the
-// time, and stands in for the endpoint when it is not available.
+// mergeRequestApprovals says who approves the MR now and since when, in
+// order of approval: the approvals (REST endpoint or GraphQL approvedBy)
+// say who, the latest "approved this merge request" system note of each
+// user says when, to the second, and stands in for the approvals when
+// they are not available.
 func mergeRequestApprovals(d MergeRequestDetails) []approval {
 	noted := map[string]time.Time{}
 	var order []string
@@ -198,7 +226,7 @@ func mergeRequestApprovals(d MergeRequestDetails) []approval {
 			if _, ok := noted[u]; !ok {
 				order = append(order, u)
 			}
-			noted[u] = utc(n.CreatedAt)
+			noted[u] = seconds(utc(n.CreatedAt))
 			current[u] = true
 		case strings.HasPrefix(body, unapprovedNote):
 			current[n.Author.Username] = false
@@ -210,19 +238,21 @@ func mergeRequestApprovals(d MergeRequestDetails) []approval {
 			if a == nil || a.User == nil {
 				continue
 			}
-			at := utc(a.ApprovedAt)
-			if at.IsZero() {
-				at = noted[a.User.Username]
+			out = append(out, approval{user: a.User.Username, at: noted[a.User.Username]})
+		}
+	} else {
+		for _, u := range order {
+			if current[u] {
+				out = append(out, approval{user: u, at: noted[u]})
 			}
-			out = append(out, approval{user: a.User.Username, at: at})
-		}
-		return out
-	}
-	for _, u := range order {
-		if current[u] {
-			out = append(out, approval{user: u, at: noted[u]})
 		}
 	}
+	slices.SortStableFunc(out, func(a, b approval) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.user, b.user)
+	})
 	return out
 }
 
@@ -254,8 +284,10 @@ func NoteEvent(p Project, n *gl.Note, parentURL string) change.Event {
 	if pid == 0 {
 		pid = n.ProjectID
 	}
-	created := utc(n.CreatedAt)
-	updated := firstSet(utc(n.UpdatedAt), created)
+	// Notes are kept to the whole second, as GitLab's GraphQL API gives
+	// them.
+	created := seconds(utc(n.CreatedAt))
+	updated := firstSet(seconds(utc(n.UpdatedAt)), created)
 	state := "comment"
 	if n.System {
 		state = "system"
@@ -266,7 +298,6 @@ func NoteEvent(p Project, n *gl.Note, parentURL string) change.Event {
 		"noteable_type": n.NoteableType,
 		"resolvable":    n.Resolvable,
 		"internal":      n.Internal || n.Confidential,
-		"confidential":  n.Confidential,
 	}
 	if n.NoteableIID != 0 {
 		attrs["noteable_iid"] = n.NoteableIID

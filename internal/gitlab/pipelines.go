@@ -2,6 +2,7 @@ package gitlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -31,9 +32,17 @@ func (c *Client) Pipelines(ctx context.Context, p Project, since time.Time, fn f
 }
 
 // pipelines walks p's pipelines; with opts (Fetch), each changed one gets
-// its detail and all its jobs, else only failed ones get their jobs.
+// its detail and all its jobs (by GraphQL, a page of pipelines a query,
+// where GitLab allows; else by REST), else only failed ones get their
+// jobs.
 func (c *Client) pipelines(ctx context.Context, p Project, since time.Time, opts *FetchOptions, fn func(Page) error) error {
 	details := opts != nil
+	if details && c.graphQLFor(&c.plPlan) {
+		err := c.pipelinesGraphQL(ctx, p, since, *opts, fn)
+		if !errors.Is(err, errUseREST) {
+			return err
+		}
+	}
 	list := func(ctx context.Context, after time.Time, page int64) ([]*gl.PipelineInfo, *gl.Response, error) {
 		opt := &gl.ListProjectPipelinesOptions{
 			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
@@ -56,7 +65,7 @@ func (c *Client) pipelines(ctx context.Context, p Project, since time.Time, opts
 			var err error
 			pls, err = changedOnly(ctx, *opts, pls,
 				func(pl *gl.PipelineInfo) string { return change.PipelineID(p.ID, pl.ID) },
-				func(pl *gl.PipelineInfo) time.Time { return utc(pl.UpdatedAt) })
+				func(pl *gl.PipelineInfo) time.Time { return seconds(utc(pl.UpdatedAt)) })
 			if err != nil {
 				return err
 			}
@@ -87,49 +96,120 @@ type pipelineDetail struct {
 	QueuedDuration float64 `json:"queued_duration"`
 }
 
+// pipelineExtra is what a pipeline's detail adds to its listing, from
+// GET /pipelines/:id or from GraphQL.
+type pipelineExtra struct {
+	started, finished time.Time
+	duration, queued  int64 // whole seconds
+	user              string
+}
+
+// jobData is one job as labtrail keeps it, from REST or GraphQL.
+type jobData struct {
+	id, pipelineID                     int64
+	name, stage, status, failureReason string
+	ref, sha, webURL                   string
+	allowFailure                       bool
+	created, started, finished         time.Time
+	duration, queued                   float64 // seconds
+}
+
+func jobFromREST(j *gl.Job) jobData {
+	sha := j.Pipeline.Sha
+	if sha == "" && j.Commit != nil {
+		sha = j.Commit.ID
+	}
+	return jobData{
+		id: j.ID, pipelineID: j.Pipeline.ID, name: j.Name, stage: j.Stage, status: j.Status,
+		failureReason: j.FailureReason, ref: j.Ref, sha: sha, webURL: j.WebURL, allowFailure: j.AllowFailure,
+		created: utc(j.CreatedAt), started: utc(j.StartedAt), finished: utc(j.FinishedAt),
+		duration: j.Duration, queued: j.QueuedDuration,
+	}
+}
+
 // pipelineWithJobs converts one listed pipeline; with details, from GET
 // /pipelines/:id and with all its jobs, else with jobs only if it failed.
 func (c *Client) pipelineWithJobs(ctx context.Context, p Project, pl *gl.PipelineInfo, details bool) ([]change.Event, error) {
-	ev := PipelineEvent(p, pl)
-	if details {
-		var full pipelineDetail
-		_, err := c.call(ctx, fmt.Sprintf("pipeline %d of %s", pl.ID, p.selector()), "",
-			c.getJSON(fmt.Sprintf("%s/pipelines/%d", p.api(), pl.ID), nil, &full))
-		switch {
-		case optional(err):
-			c.log.Info("GitLab pipeline detail not available", "project", p.selector(), "pipeline", pl.ID, "reason", err.Error())
-		case err != nil:
-			return nil, err
-		default:
-			full.Pipeline.Duration = int64(math.Round(full.Duration))
-			full.Pipeline.QueuedDuration = int64(math.Round(full.QueuedDuration))
-			ev = PipelineDetailEvent(p, &full.Pipeline)
+	if !details {
+		ev := PipelineEvent(p, pl)
+		if pl.Status != "failed" {
+			return []change.Event{ev}, nil
 		}
-	} else if pl.Status != "failed" {
-		return []change.Event{ev}, nil
+		jobs, err := c.pipelineJobs(ctx, p, pl.ID, nil)
+		if err != nil {
+			return nil, err
+		}
+		ev.Attrs["failed_jobs"] = FailedJobs(jobs)
+		events := []change.Event{ev}
+		for _, j := range jobs {
+			events = append(events, withPipelineTime(JobEvent(p, j), ev))
+		}
+		return events, nil
 	}
-	jobs, err := c.pipelineJobs(ctx, p, pl.ID)
+
+	var extra *pipelineExtra
+	var full pipelineDetail
+	_, err := c.call(ctx, fmt.Sprintf("pipeline %d of %s", pl.ID, p.selector()), "",
+		c.getJSON(fmt.Sprintf("%s/pipelines/%d", p.api(), pl.ID), nil, &full))
+	switch {
+	case optional(err):
+		c.log.Info("GitLab pipeline detail not available", "project", p.selector(), "pipeline", pl.ID, "reason", err.Error())
+	case err != nil:
+		return nil, err
+	default:
+		extra = &pipelineExtra{
+			started: utc(full.StartedAt), finished: utc(full.FinishedAt),
+			duration: int64(math.Round(full.Duration)), queued: int64(math.Round(full.QueuedDuration)),
+		}
+		if full.User != nil {
+			extra.user = full.User.Username
+		}
+	}
+	jobs, err := c.pipelineJobs(ctx, p, pl.ID, nil)
 	if err != nil {
 		return nil, err
 	}
-	ev.Attrs["failed_jobs"] = FailedJobs(jobs)
-	events := []change.Event{ev}
-	for _, j := range jobs {
-		je := JobEvent(p, j)
-		if je.UpdatedAt.IsZero() {
-			// A job that never got a timestamp changed last when its
-			// pipeline did.
-			je.UpdatedAt, je.OccurredAt = ev.UpdatedAt, ev.UpdatedAt
-		}
-		events = append(events, je)
+	data := make([]jobData, len(jobs))
+	for i, j := range jobs {
+		data[i] = jobFromREST(j)
 	}
-	return events, nil
+	return pipelineEvents(p, pl, extra, data), nil
 }
 
-// pipelineJobs lists all (latest, not retried) jobs of one pipeline. A
-// pipeline deleted since it was listed has none.
-func (c *Client) pipelineJobs(ctx context.Context, p Project, pipelineID int64) ([]*gl.Job, error) {
+// pipelineEvents makes the events of a pipeline fetched with its detail
+// and jobs, the same whichever API they came from: the listing's fields,
+// the detail's times, durations and user, and every job (whose author is
+// the pipeline's user: GitLab's GraphQL API has no user on jobs).
+func pipelineEvents(p Project, pl *gl.PipelineInfo, extra *pipelineExtra, jobs []jobData) []change.Event {
+	ev := pipelineWithExtra(p, pl, extra)
+	ev.Attrs["failed_jobs"] = failedJobs(jobs)
+	author := ""
+	if extra != nil {
+		author = extra.user
+	}
+	events := []change.Event{ev}
+	for _, j := range jobs {
+		events = append(events, withPipelineTime(jobEvent(p, j, author), ev))
+	}
+	return events
+}
+
+// withPipelineTime dates a job that never got a timestamp: it changed last
+// when its pipeline did.
+func withPipelineTime(je, pipeline change.Event) change.Event {
+	if je.UpdatedAt.IsZero() {
+		je.UpdatedAt, je.OccurredAt = pipeline.UpdatedAt, pipeline.UpdatedAt
+	}
+	return je
+}
+
+// pipelineJobs lists all (latest, not retried) jobs of one pipeline, or
+// those in scope. A pipeline deleted since it was listed has none.
+func (c *Client) pipelineJobs(ctx context.Context, p Project, pipelineID int64, scope []gl.BuildStateValue) ([]*gl.Job, error) {
 	opt := &gl.ListJobsOptions{ListOptions: gl.ListOptions{PerPage: perPage, Page: 1}}
+	if len(scope) > 0 {
+		opt.Scope = &scope
+	}
 	var all []*gl.Job
 	for {
 		var jobs []*gl.Job
@@ -164,6 +244,28 @@ func PipelineEvent(p Project, pl *gl.PipelineInfo) change.Event {
 		ref: pl.Ref, sha: pl.SHA, name: pl.Name, webURL: pl.WebURL,
 		created: utc(pl.CreatedAt), updated: utc(pl.UpdatedAt),
 	})
+}
+
+// pipelineWithExtra converts a listed pipeline with what its detail adds
+// (nil: nothing known).
+func pipelineWithExtra(p Project, pl *gl.PipelineInfo, x *pipelineExtra) change.Event {
+	f := pipelineFields{
+		id: pl.ID, iid: pl.IID, projectID: pl.ProjectID, status: pl.Status, source: pl.Source,
+		ref: pl.Ref, sha: pl.SHA, name: pl.Name, webURL: pl.WebURL,
+		created: utc(pl.CreatedAt), updated: utc(pl.UpdatedAt),
+	}
+	if x == nil {
+		return pipelineEvent(p, f)
+	}
+	f.started, f.finished = x.started, x.finished
+	ev := pipelineEvent(p, f)
+	if x.user != "" {
+		ev.Author = x.user
+		ev.Attrs["user"] = x.user
+	}
+	ev.Attrs["duration"] = x.duration
+	ev.Attrs["queued_duration"] = x.queued
+	return ev
 }
 
 // PipelineDetailEvent converts a pipeline as GET
@@ -202,6 +304,10 @@ func pipelineEvent(p Project, f pipelineFields) change.Event {
 		title = fmt.Sprintf("Pipeline #%d on %s", f.iid, f.ref)
 	}
 	final := finalStatus(f.status)
+	// Pipeline times are kept to the whole second, which is all GitLab's
+	// GraphQL API gives.
+	f.created, f.updated = seconds(f.created), seconds(f.updated)
+	f.started, f.finished = seconds(f.started), seconds(f.finished)
 
 	occurred := firstSet(f.started, f.created)
 	if final {
@@ -252,35 +358,57 @@ func pipelineEvent(p Project, f pipelineFields) change.Event {
 // "failed_jobs" attribute: what a reader needs to see why it failed
 // without opening GitLab. allow_failure tells which ones did not fail it.
 func FailedJobs(jobs []*gl.Job) []map[string]any {
+	data := make([]jobData, len(jobs))
+	for i, j := range jobs {
+		data[i] = jobFromREST(j)
+	}
+	return failedJobs(data)
+}
+
+func failedJobs(jobs []jobData) []map[string]any {
 	out := []map[string]any{}
 	for _, j := range jobs {
-		if j.Status != "failed" {
+		if j.status != "failed" {
 			continue
 		}
 		out = append(out, map[string]any{
-			"name":           j.Name,
-			"stage":          j.Stage,
-			"status":         j.Status,
-			"failure_reason": j.FailureReason,
-			"duration":       j.Duration,
-			"web_url":        j.WebURL,
-			"allow_failure":  j.AllowFailure,
+			"name":           j.name,
+			"stage":          j.stage,
+			"status":         j.status,
+			"failure_reason": j.failureReason,
+			"duration":       wholeSeconds(j.duration),
+			"web_url":        j.webURL,
+			"allow_failure":  j.allowFailure,
 		})
 	}
 	return out
 }
 
+// wholeSeconds is a job's duration as GitLab's GraphQL API gives it: an
+// Int, the fractional seconds truncated.
+func wholeSeconds(d float64) int64 { return int64(d) }
+
 // JobEvent converts a job as GitLab's job listings return it. Jobs have no
 // updated_at; the latest of their own timestamps stands in for it (zero if
 // they have none, which Pipelines fills from the pipeline).
 func JobEvent(p Project, j *gl.Job) change.Event {
-	pid := p.ID
-	if pid == 0 {
-		pid = j.Pipeline.ProjectID
+	author := ""
+	if j.User != nil {
+		author = j.User.Username
 	}
-	created, started, finished := utc(j.CreatedAt), utc(j.StartedAt), utc(j.FinishedAt)
+	if p.ID == 0 {
+		p.ID = j.Pipeline.ProjectID
+	}
+	return jobEvent(p, jobFromREST(j), author)
+}
+
+// jobEvent converts a job. Its times are kept to the whole second and its
+// duration in whole seconds, as GitLab's GraphQL API gives them.
+func jobEvent(p Project, j jobData, author string) change.Event {
+	pid := p.ID
+	created, started, finished := seconds(j.created), seconds(j.started), seconds(j.finished)
 	updated := latest(created, started, finished)
-	final := finalStatus(j.Status)
+	final := finalStatus(j.status)
 
 	occurred := firstSet(started, created)
 	if final {
@@ -291,21 +419,21 @@ func JobEvent(p Project, j *gl.Job) change.Event {
 		ts = append(ts, change.Transition{State: "running", At: started})
 	}
 	if final {
-		ts = append(ts, change.Transition{State: j.Status, At: firstSet(finished, updated)})
+		ts = append(ts, change.Transition{State: j.status, At: firstSet(finished, updated)})
 	} else {
-		ts = withCurrent(ts, j.Status, updated)
+		ts = withCurrent(ts, j.status, updated)
 	}
 
 	attrs := map[string]any{
-		"name":            j.Name,
-		"web_url":         j.WebURL,
-		"stage":           j.Stage,
-		"status":          j.Status,
-		"failure_reason":  j.FailureReason,
-		"duration":        j.Duration,
-		"queued_duration": j.QueuedDuration,
-		"pipeline_id":     j.Pipeline.ID,
-		"allow_failure":   j.AllowFailure,
+		"name":            j.name,
+		"web_url":         j.webURL,
+		"stage":           j.stage,
+		"status":          j.status,
+		"failure_reason":  j.failureReason,
+		"duration":        wholeSeconds(j.duration),
+		"queued_duration": j.queued,
+		"pipeline_id":     j.pipelineID,
+		"allow_failure":   j.allowFailure,
 	}
 	if !started.IsZero() {
 		attrs["started_at"] = stamp(started)
@@ -313,25 +441,17 @@ func JobEvent(p Project, j *gl.Job) change.Event {
 	if !finished.IsZero() {
 		attrs["finished_at"] = stamp(finished)
 	}
-	sha := j.Pipeline.Sha
-	if sha == "" && j.Commit != nil {
-		sha = j.Commit.ID
-	}
-	author := ""
-	if j.User != nil {
-		author = j.User.Username
-	}
 	return change.Event{
-		ID:          change.JobID(pid, j.ID),
+		ID:          change.JobID(pid, j.id),
 		Kind:        change.KindJob,
 		ProjectID:   pid,
 		ProjectPath: p.Path,
-		Title:       j.Name,
-		State:       j.Status,
+		Title:       j.name,
+		State:       j.status,
 		Author:      author,
-		WebURL:      j.WebURL,
-		Ref:         j.Ref,
-		SHA:         sha,
+		WebURL:      j.webURL,
+		Ref:         j.ref,
+		SHA:         j.sha,
 		CreatedAt:   created,
 		UpdatedAt:   updated,
 		OccurredAt:  occurred,

@@ -224,9 +224,9 @@ func (b *finishBody) Close() error {
 }
 
 // checkRetry decides whether retryablehttp tries again. Every request we
-// make is a GET, so any network failure may be repeated; what cannot get
-// better by waiting (unknown host, bad certificate, our own deadline) is
-// not.
+// make reads (GETs, and GraphQL queries, which are POSTs), so any network
+// failure may be repeated; what cannot get better by waiting (unknown
+// host, bad certificate, our own deadline) is not.
 func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()

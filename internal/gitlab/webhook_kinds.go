@@ -447,7 +447,7 @@ func parsePipeline(h *hookCtx) error {
 		if b.Status == "failed" {
 			failed = append(failed, map[string]any{
 				"name": b.Name, "stage": b.Stage, "status": b.Status,
-				"failure_reason": strOr0(b.FailureReason), "duration": floatOr0(b.Duration),
+				"failure_reason": strOr0(b.FailureReason), "duration": wholeSeconds(floatOr0(b.Duration)),
 				"web_url": je.WebURL, "allow_failure": b.AllowFailure,
 			})
 		}
@@ -477,6 +477,9 @@ type jobFields struct {
 
 // jobEvent builds a job's event as JobEvent does from the REST listing.
 func (h *hookCtx) jobEvent(f jobFields) change.Event {
+	// Kept to the second, with whole-second durations, like the poller's
+	// jobs (docs/kinds.md).
+	f.created, f.started, f.finished = seconds(f.created), seconds(f.started), seconds(f.finished)
 	updated := latest(f.created, f.started, f.finished)
 	final := finalStatus(f.status)
 	occurred := firstSet(f.started, f.created)
@@ -502,7 +505,7 @@ func (h *hookCtx) jobEvent(f jobFields) change.Event {
 		"stage":           f.stage,
 		"status":          f.status,
 		"failure_reason":  f.failureReason,
-		"duration":        f.duration,
+		"duration":        wholeSeconds(f.duration),
 		"queued_duration": f.queued,
 		"pipeline_id":     f.pipelineID,
 		"allow_failure":   f.allowFailure,
@@ -732,8 +735,9 @@ func parseNote(h *hookCtx) error {
 	if err := h.requireProject(); err != nil {
 		return err
 	}
-	created := oa.CreatedAt.Time
-	updated := firstSet(oa.UpdatedAt.Time, created)
+	// Kept to the second, like the poller's notes (docs/kinds.md).
+	created := seconds(oa.CreatedAt.Time)
+	updated := firstSet(seconds(oa.UpdatedAt.Time), created)
 	if updated.IsZero() {
 		return malformed("note %d without created_at", oa.ID)
 	}
@@ -752,7 +756,6 @@ func parseNote(h *hookCtx) error {
 		"system":        oa.System,
 		"noteable_type": oa.NoteableType,
 		"internal":      oa.Internal || confidential,
-		"confidential":  confidential,
 	}
 	switch {
 	case oa.NoteableType == "Issue" && nh.Issue != nil && nh.Issue.IID != 0:

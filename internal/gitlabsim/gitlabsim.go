@@ -10,7 +10,10 @@
 // with scheme http, so they point back at the simulator that answered; with
 // no Host they use http://gitlab.sim.
 //
-// Besides /api/v4 it serves, uncounted in Stats:
+// It also serves GitLab's GraphQL API at /api/graphql for the queries
+// labtrail sends (graphql.go), counted in Stats as "POST /api/graphql".
+//
+// Besides the APIs it serves, uncounted in Stats:
 //
 //	GET  /-/sim/stats    Stats as JSON
 //	GET  /-/sim/truth    {"events": [TruthEvent...]}
@@ -272,15 +275,17 @@ func (s *Sim) Run(ctx context.Context) {
 	}
 }
 
-// Truth returns every object the simulator holds, sorted by id. Notes and
-// jobs carry their updated_at to the whole second: labtrail keeps them so
-// (docs/kinds.md), as GitLab's GraphQL API gives no finer time.
+// Truth returns every object the simulator holds, sorted by id. Notes,
+// pipelines and jobs carry their updated_at to the whole second: labtrail
+// keeps them so (docs/kinds.md), as GitLab's GraphQL API gives no finer
+// time.
 func (s *Sim) Truth() []TruthEvent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := s.w.truth()
 	for i, e := range out {
-		if e.Kind == change.KindNote || e.Kind == change.KindJob {
+		switch e.Kind {
+		case change.KindNote, change.KindPipeline, change.KindJob:
 			out[i].UpdatedAt = e.UpdatedAt.Truncate(time.Second)
 		}
 	}

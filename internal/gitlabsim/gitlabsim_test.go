@@ -686,6 +686,9 @@ func TestBuildAndServeFast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
+	if raceEnabled {
+		t.Skip("timings mean nothing under the race detector")
+	}
 	tests := []struct {
 		name string
 		o    gitlabsim.Options

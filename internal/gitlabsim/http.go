@@ -21,9 +21,8 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(path, "/-/sim/"):
 		s.serveSim(w, r, strings.TrimPrefix(path, "/-/sim/"))
-	case path == "/api/graphql":
-		s.count(r.Method + " /api/graphql")
-		writeJSON(w, http.StatusNotFound, map[string]any{"errors": []map[string]string{{"message": "GraphQL is not simulated"}}})
+	case path == "/api/graphql" || path == "/api/graphql/":
+		s.serveGraphQL(w, r)
 	case path == "/api/v4" || strings.HasPrefix(path, "/api/v4/"):
 		s.serveAPI(w, r, strings.TrimPrefix(path, "/api/v4"))
 	default:
@@ -120,54 +119,8 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 	} else {
 		s.count(r.Method + " /api/v4" + rt.template)
 	}
-	if s.inject(w, r) {
-		return
-	}
-
-	if d := time.Duration(s.latency.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-
-	token := r.Header.Get("PRIVATE-TOKEN")
-	if token == "" {
-		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			token = strings.TrimSpace(a[7:])
-		}
-	}
-	if token == "" {
-		token = r.URL.Query().Get("private_token")
-	}
-	authed := token != "" && token == s.opts.Token
-
-	// The headers go on every answer, as on GitLab.com; without a
-	// configured limit they show GitLab.com's authenticated API figure and
-	// nothing is refused.
-	{
-		limit, enforce := int(s.rateLimit.Load()), true
-		if limit <= 0 {
-			limit, enforce = defaultHeaderLimit, false
-		}
-		key, name := "token:"+token, "throttle_authenticated_api"
-		if !authed {
-			key, name = "ip:"+remoteIP(r), "throttle_unauthenticated_api"
-		}
-		if !s.limiter.allow(w, key, name, limit, enforce, s.now()) {
-			return
-		}
-	}
-	if d := time.Duration(s.storm.Load()); d > 0 {
-		now := s.now()
-		// A storm is a throttle whose window ends d from now: the headers
-		// say so consistently, as GitLab's do.
-		w.Header().Set("RateLimit-Remaining", "0")
-		w.Header().Set("RateLimit-Reset", strconv.FormatInt(now.Add(d).Unix(), 10))
-		tooManyRequests(w, now.Add(d), now)
+	_, authed, ok := s.admit(w, r)
+	if !ok {
 		return
 	}
 
@@ -203,6 +156,65 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 		base = "http://" + r.Host
 	}
 	rt.handle(s, &call{w: w, r: r, q: r.URL.Query(), params: params, base: base})
+}
+
+// admit does for every API request, REST or GraphQL, what GitLab does
+// before the request reaches its handler: injected faults, latency, the
+// token, Rack::Attack's throttle and a throttle storm. ok is false when
+// it has answered the request itself.
+func (s *Sim) admit(w http.ResponseWriter, r *http.Request) (token string, authed, ok bool) {
+	if s.inject(w, r) {
+		return "", false, false
+	}
+
+	if d := time.Duration(s.latency.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return "", false, false
+		case <-t.C:
+		}
+	}
+
+	token = r.Header.Get("PRIVATE-TOKEN")
+	if token == "" {
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			token = strings.TrimSpace(a[7:])
+		}
+	}
+	if token == "" {
+		token = r.URL.Query().Get("private_token")
+	}
+	authed = token != "" && token == s.opts.Token
+
+	// The headers go on every answer, as on GitLab.com; without a
+	// configured limit they show GitLab.com's authenticated API figure and
+	// nothing is refused.
+	{
+		limit, enforce := int(s.rateLimit.Load()), true
+		if limit <= 0 {
+			limit, enforce = defaultHeaderLimit, false
+		}
+		key, name := "token:"+token, "throttle_authenticated_api"
+		if !authed {
+			key, name = "ip:"+remoteIP(r), "throttle_unauthenticated_api"
+		}
+		if !s.limiter.allow(w, key, name, limit, enforce, s.now()) {
+			return "", false, false
+		}
+	}
+	if d := time.Duration(s.storm.Load()); d > 0 {
+		now := s.now()
+		// A storm is a throttle whose window ends d from now: the headers
+		// say so consistently, as GitLab's do.
+		w.Header().Set("RateLimit-Remaining", "0")
+		w.Header().Set("RateLimit-Reset", strconv.FormatInt(now.Add(d).Unix(), 10))
+		tooManyRequests(w, now.Add(d), now)
+		return "", false, false
+	}
+
+	return token, authed, true
 }
 
 func (s *Sim) canReadAPI() bool {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package gitlabsim_test
+
+const raceEnabled = false
