@@ -12,10 +12,13 @@ vet:
 fmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# PostgreSQL runs beside SQLite when LABTRAIL_TEST_POSTGRES_URL is set
+# (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable); else it skips.
 bench:
 	$(GO) test -run '^$$' -bench FullSync -benchtime 3x ./internal/ingest/
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/sqlite/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/sqlite/ ./internal/store/postgres/
 	$(GO) test -run '^$$' -bench Webhook -benchtime 3s ./internal/ingest/
+	$(GO) test -run '^$$' -bench EventsAPI -benchtime 2s ./internal/server/
 
 build:
 	CGO_ENABLED=0 $(GO) build -o labtrail ./cmd/labtrail

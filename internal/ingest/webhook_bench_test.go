@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/labtrail/labtrail/internal/ingest"
+	"github.com/labtrail/labtrail/internal/store"
+	"github.com/labtrail/labtrail/internal/store/storetest"
 )
 
 // webhookMix is a realistic mix of GitLab's own payloads, weighted roughly
@@ -41,10 +46,16 @@ func webhookMix(b *testing.B) (bodies [][]byte, events []string) {
 }
 
 // BenchmarkWebhookIngest measures deliveries acknowledged per second over
-// real HTTP on loopback, each stored durably in SQLite before its 200.
+// real HTTP on loopback, each stored durably (SQLite in WAL mode, or
+// PostgreSQL) before its 200.
 func BenchmarkWebhookIngest(b *testing.B) {
-	h, _, _ := newHook(b, nil)
-	srv := httptest.NewServer(h)
+	for _, be := range storetest.Backends() {
+		b.Run(be.Name, func(b *testing.B) { benchIngest(b, be.Open(b)) })
+	}
+}
+
+func benchIngest(b *testing.B, st store.Store) {
+	srv := httptest.NewServer(benchHandler(b, st))
 	defer srv.Close()
 	bodies, events := webhookMix(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -65,6 +76,16 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")
 }
 
+// benchHandler is the webhook endpoint on st, queueing nowhere: the
+// benchmarks measure storing, not River.
+func benchHandler(b *testing.B, st store.Store) *ingest.WebhookHandler {
+	h, err := ingest.NewWebhookHandler(ingest.WebhookConfig{Secrets: []string{"other-group-secret", hookSecret}}, st, &recorder{}, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
 func deliver(c *http.Client, url string, body []byte, event, key string) int {
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -83,8 +104,13 @@ func deliver(c *http.Client, url string, body []byte, event, key string) int {
 // loop: each is sent on schedule whether or not earlier ones have been
 // answered) and reports the acknowledgement latency percentiles.
 func BenchmarkWebhookLatencyAt1000(b *testing.B) {
-	h, _, _ := newHook(b, nil)
-	srv := httptest.NewServer(h)
+	for _, be := range storetest.Backends() {
+		b.Run(be.Name, func(b *testing.B) { benchLatency(b, be.Open(b)) })
+	}
+}
+
+func benchLatency(b *testing.B, st store.Store) {
+	srv := httptest.NewServer(benchHandler(b, st))
 	defer srv.Close()
 	bodies, events := webhookMix(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
@@ -118,4 +144,78 @@ func BenchmarkWebhookLatencyAt1000(b *testing.B) {
 	b.ReportMetric(float64(lat[n/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[n*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(runtime.NumCPU()), "cpus")
+}
+
+// BenchmarkWebhookProcess measures the worker's side: stored deliveries of
+// the same mix converted into events and stored, by two goroutines as
+// River's two default workers would. Each delivery names a project of its
+// own, so its events are new ones rather than unchanged re-deliveries.
+func BenchmarkWebhookProcess(b *testing.B) {
+	for _, be := range storetest.Backends() {
+		b.Run(be.Name, func(b *testing.B) { benchProcess(b, be.Open(b)) })
+	}
+}
+
+func benchProcess(b *testing.B, st store.Store) {
+	const workers = 2
+	bodies, events := webhookMix(b)
+	ids := make([]int64, b.N)
+	for i := range ids {
+		k := i % len(bodies)
+		body := ownProject(b, bodies[k], int64(1_000_000+i))
+		id, _, err := st.PutDelivery(b.Context(), store.Delivery{
+			IdempotencyKey: fmt.Sprintf("process-%d", i), EventType: events[k], Body: body,
+			ReceivedAt: time.Now().UTC(), Status: store.DeliveryPending,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = id
+	}
+	var next, stored atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(ids)); i = next.Add(1) - 1 {
+				res, err := ingest.ProcessDelivery(b.Context(), st, ids[i], []string{"master", "main"})
+				if err != nil {
+					b.Errorf("delivery %d: %v", ids[i], err)
+					return
+				}
+				stored.Add(int64(res.Upsert.Stored()))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if stored.Load() == 0 {
+		b.Fatal("processing stored no event")
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(stored.Load())/elapsed.Seconds(), "events/s")
+}
+
+// ownProject rewrites a payload's project id (top-level project_id and
+// project.id, whichever it has) to pid: every stable id includes it.
+func ownProject(b *testing.B, body []byte, pid int64) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // leave every other number exactly as GitLab wrote it
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		b.Fatal(err)
+	}
+	if _, ok := m["project_id"]; ok {
+		m["project_id"] = pid
+	}
+	if p, ok := m["project"].(map[string]any); ok {
+		p["id"] = pid
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
