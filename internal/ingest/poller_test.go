@@ -231,26 +231,14 @@ func BenchmarkFullSync(b *testing.B) {
 		b.StopTimer()
 		// newRig lifts the simulator's throttle: this measures labtrail.
 		r := newRig(b, gitlabsim.Options{Seed: 1})
-		var peak atomic.Uint64
-		stop := sampleHeap(&peak)
-		b.StartTimer()
-		start := time.Now()
-		res, err := r.poller.SyncAll(context.Background())
-		wall := time.Since(start)
-		b.StopTimer()
-		stop()
-		if err != nil || res.Err() != nil {
-			b.Fatal(err, res.Err())
-		}
+		res := measuredSync(b, r)
 		stored := 0
 		for _, c := range res.Totals() {
 			stored += c.Stored
 		}
 		r.compare(b, change.Kinds...)
-		b.ReportMetric(wall.Seconds(), "wall-s")
 		b.ReportMetric(float64(r.sim.Stats().Requests)/float64(stored), "requests/object")
 		b.ReportMetric(float64(stored), "objects")
-		b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 	}
 }
 
