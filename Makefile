@@ -16,6 +16,7 @@ fmt:
 # (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable); else it skips.
 bench:
 	$(GO) test -run '^$$' -bench FullSync -benchtime 3x ./internal/ingest/
+	$(GO) test -run '^$$' -bench 'NoChangePoll|Backfill' -benchtime 1x -timeout 30m ./internal/ingest/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/store/sqlite/ ./internal/store/postgres/
 	$(GO) test -run '^$$' -bench Webhook -benchtime 3s ./internal/ingest/
 	$(GO) test -run '^$$' -bench EventsAPI -benchtime 2s ./internal/server/
