@@ -48,20 +48,7 @@ func (r *rig) missing(t testing.TB) map[change.Kind]int {
 	t.Helper()
 	stored := map[string]time.Time{}
 	for _, k := range change.Kinds {
-		f := store.Filter{Kind: k, Limit: store.MaxLimit}
-		for {
-			p, err := r.store.List(context.Background(), f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range p.Events {
-				stored[e.ID] = e.UpdatedAt
-			}
-			if p.NextCursor == "" {
-				break
-			}
-			f.Cursor = p.NextCursor
-		}
+		eachStored(t, r.store, k, func(e change.Event) { stored[e.ID] = e.UpdatedAt })
 	}
 	out := map[change.Kind]int{}
 	for _, e := range r.sim.Truth() {

@@ -64,20 +64,7 @@ func (r *rig) compare(t testing.TB, kinds ...change.Kind) {
 			}
 		}
 		got := map[string]time.Time{}
-		f := store.Filter{Kind: k, Limit: store.MaxLimit}
-		for {
-			p, err := r.store.List(context.Background(), f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range p.Events {
-				got[e.ID] = e.UpdatedAt
-			}
-			if p.NextCursor == "" {
-				break
-			}
-			f.Cursor = p.NextCursor
-		}
+		eachStored(t, r.store, k, func(e change.Event) { got[e.ID] = e.UpdatedAt })
 		for id, u := range want {
 			if g, ok := got[id]; !ok || !g.Equal(u) {
 				t.Errorf("%s %s: stored %v (present %v), GitLab has %v", k, id, g, ok, u)
@@ -88,6 +75,25 @@ func (r *rig) compare(t testing.TB, kinds ...change.Kind) {
 				t.Errorf("%s %s stored but not in GitLab", k, id)
 			}
 		}
+	}
+}
+
+// eachStored calls fn for every stored event of kind.
+func eachStored(t testing.TB, st store.Store, kind change.Kind, fn func(change.Event)) {
+	t.Helper()
+	f := store.Filter{Kind: kind, Limit: store.MaxLimit}
+	for {
+		p, err := st.List(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Events {
+			fn(e)
+		}
+		if p.NextCursor == "" {
+			return
+		}
+		f.Cursor = p.NextCursor
 	}
 }
 

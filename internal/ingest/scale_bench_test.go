@@ -13,7 +13,6 @@ import (
 	"github.com/labtrail/labtrail/internal/gitlab"
 	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/ingest"
-	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
 
@@ -122,7 +121,7 @@ func BenchmarkBackfillPipelines(b *testing.B) {
 				r.poller.Kinds = []change.Kind{change.KindPipeline}
 				n := backfill(b, r, change.KindPipeline, change.KindJob)
 				failed := 0
-				eachStored(b, r, change.KindPipeline, func(e change.Event) {
+				eachStored(b, r.store, change.KindPipeline, func(e change.Event) {
 					if e.State == "failed" {
 						failed++
 					}
@@ -151,7 +150,7 @@ func backfill(b *testing.B, r *rig, kinds ...change.Kind) int {
 	}
 	for _, k := range kinds[1:] {
 		n := 0
-		eachStored(b, r, k, func(e change.Event) {
+		eachStored(b, r.store, k, func(e change.Event) {
 			n++
 			if u, ok := truth[e.ID]; !ok || !u.Equal(e.UpdatedAt) {
 				b.Errorf("%s %s stored at %v, GitLab has %v (present %v)", k, e.ID, e.UpdatedAt, u, ok)
@@ -192,23 +191,4 @@ func measuredSync(b *testing.B, r *rig) ingest.Result {
 	b.ReportMetric(wall.Seconds(), "wall-s")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 	return res
-}
-
-// eachStored calls fn for every stored event of kind.
-func eachStored(b *testing.B, r *rig, kind change.Kind, fn func(change.Event)) {
-	b.Helper()
-	f := store.Filter{Kind: kind, Limit: store.MaxLimit}
-	for {
-		p, err := r.store.List(context.Background(), f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, e := range p.Events {
-			fn(e)
-		}
-		if p.NextCursor == "" {
-			return
-		}
-		f.Cursor = p.NextCursor
-	}
 }
