@@ -682,13 +682,9 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
-func TestBuildAndServeFast(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
-	if raceEnabled {
-		t.Skip("timings mean nothing under the race detector")
-	}
+// BenchmarkScaleListings times one listing page of each polled kind on the
+// worlds the scale benchmarks use (BenchmarkNew times building them).
+func BenchmarkScaleListings(b *testing.B) {
 	tests := []struct {
 		name string
 		o    gitlabsim.Options
@@ -697,16 +693,10 @@ func TestBuildAndServeFast(t *testing.T) {
 		{"1 project x 10k MRs x 50k pipelines", gitlabsim.Options{Projects: 1, MRs: 10000, Pipelines: 50000}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
-			_, srv := newServer(t, tc.o)
-			if d := time.Since(start); d > 3*time.Second {
-				t.Errorf("built in %v", d)
-			}
-			pid := firstProjectID(t, srv)
+		b.Run(tc.name, func(b *testing.B) {
+			_, srv := newServer(b, tc.o)
+			pid := firstProjectID(b, srv)
 			after := epoch.Add(-24 * time.Hour).Format(time.RFC3339)
-			start = time.Now()
-			const n = 20
 			paths := []string{
 				"/merge_requests?updated_after=%[2]s&per_page=100",
 				"/pipelines?updated_after=%[2]s&order_by=updated_at&per_page=100",
@@ -715,14 +705,12 @@ func TestBuildAndServeFast(t *testing.T) {
 				"/deployments?order_by=updated_at&sort=asc&updated_after=%[2]s&per_page=100",
 				"/events?target_type=note&after=%[3]s&per_page=100",
 			}
-			for range n {
+			for b.Loop() {
 				for _, p := range paths {
-					get(t, srv, fmt.Sprintf("/api/v4/projects/%[1]d"+p, pid, after, epoch.AddDate(0, 0, -2).Format(time.DateOnly)))
+					get(b, srv, fmt.Sprintf("/api/v4/projects/%[1]d"+p, pid, after, epoch.AddDate(0, 0, -2).Format(time.DateOnly)))
 				}
 			}
-			if d := time.Since(start) / time.Duration(len(paths)*n); d > 20*time.Millisecond {
-				t.Errorf("a page took %v", d)
-			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(paths))/1000, "ms/page")
 		})
 	}
 }

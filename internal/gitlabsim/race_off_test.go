@@ -1,5 +1,0 @@
-//go:build !race
-
-package gitlabsim_test
-
-const raceEnabled = false
