@@ -119,12 +119,7 @@ func parsePush(h *hookCtx) error {
 	if deletedRef(ph.After) {
 		now := webhookNow().UTC()
 		attrs["commit_sha"] = ph.Before
-		h.emit(change.Event{
-			ID: id, Kind: change.KindBranch, ProjectID: pid, Title: branch, State: "deleted",
-			Author: ph.UserUsername, WebURL: webURL, Ref: branch, SHA: ph.Before,
-			UpdatedAt: now, OccurredAt: now, Attrs: attrs,
-			Transitions: []change.Transition{{State: "deleted", At: now}},
-		})
+		h.emit(refEvent(change.KindBranch, id, pid, branch, "deleted", ph.UserUsername, webURL, ph.Before, now, attrs))
 		return nil
 	}
 	if ph.TotalCommitsCount > len(ph.Commits) {
@@ -141,12 +136,7 @@ func parsePush(h *hookCtx) error {
 	committed := head.Timestamp.Time
 	attrs["commit_sha"] = head.ID
 	attrs["committed_date"] = stamp(committed)
-	h.emit(change.Event{
-		ID: id, Kind: change.KindBranch, ProjectID: pid, Title: branch, State: "active",
-		Author: head.Author.Name, WebURL: webURL, Ref: branch, SHA: head.ID,
-		CreatedAt: committed, UpdatedAt: committed, OccurredAt: committed, Attrs: attrs,
-		Transitions: []change.Transition{{State: "active", At: committed}},
-	})
+	h.emit(refEvent(change.KindBranch, id, pid, branch, "active", head.Author.Name, webURL, head.ID, committed, attrs))
 	return nil
 }
 
@@ -178,12 +168,7 @@ func parseTagPush(h *hookCtx) error {
 	if deletedRef(ph.After) {
 		now := webhookNow().UTC()
 		attrs["target"] = ph.Before
-		h.emit(change.Event{
-			ID: id, Kind: change.KindTag, ProjectID: pid, Title: name, State: "deleted",
-			Author: ph.UserUsername, WebURL: webURL, Ref: name,
-			UpdatedAt: now, OccurredAt: now, Attrs: attrs,
-			Transitions: []change.Transition{{State: "deleted", At: now}},
-		})
+		h.emit(refEvent(change.KindTag, id, pid, name, "deleted", ph.UserUsername, webURL, "", now, attrs))
 		return nil
 	}
 	c := ph.commit(ph.CheckoutSHA, ph.After)
@@ -194,13 +179,23 @@ func parseTagPush(h *hookCtx) error {
 	committed := c.Timestamp.Time
 	attrs["commit_sha"] = c.ID
 	attrs["committed_date"] = stamp(committed)
-	h.emit(change.Event{
-		ID: id, Kind: change.KindTag, ProjectID: pid, Title: name, State: "tagged",
-		Author: c.Author.Name, WebURL: webURL, Ref: name, SHA: c.ID,
-		CreatedAt: committed, UpdatedAt: committed, OccurredAt: committed, Attrs: attrs,
-		Transitions: []change.Transition{{State: "tagged", At: committed}},
-	})
+	h.emit(refEvent(change.KindTag, id, pid, name, "tagged", c.Author.Name, webURL, c.ID, committed, attrs))
 	return nil
+}
+
+// refEvent is a branch or tag as a push hook leaves it: in state since t.
+// A deleted ref keeps no creation time.
+func refEvent(kind change.Kind, id string, pid int64, name, state, author, webURL, sha string, t time.Time, attrs map[string]any) change.Event {
+	ev := change.Event{
+		ID: id, Kind: kind, ProjectID: pid, Title: name, State: state,
+		Author: author, WebURL: webURL, Ref: name, SHA: sha,
+		UpdatedAt: t, OccurredAt: t, Attrs: attrs,
+		Transitions: []change.Transition{{State: state, At: t}},
+	}
+	if state != "deleted" {
+		ev.CreatedAt = t
+	}
+	return ev
 }
 
 type mrHook struct {
