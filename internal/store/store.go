@@ -182,8 +182,24 @@ type DeliveryPage struct {
 	NextCursor string
 }
 
-// Store is labtrail's storage. Implementations are safe for concurrent use.
+// Store is labtrail's storage: every role below, as one backend provides
+// them. Implementations are safe for concurrent use. A consumer names the
+// narrowest role it needs (the server reads events, the webhook handler
+// stores deliveries), so a new backend or a test double implements only what
+// that consumer calls.
 type Store interface {
+	EventStore
+	ProjectStore
+	DeliveryStore
+	AuditStore
+	PortStore
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// EventStore keeps change events and their timelines.
+type EventStore interface {
 	// Upsert stores events by id. It is idempotent and ordered: an event
 	// whose UpdatedAt is older than the stored one changes nothing, and
 	// storing the same event twice changes nothing the second time. New
@@ -202,7 +218,11 @@ type Store interface {
 	VersionsByPrefix(ctx context.Context, prefix string) (map[string]time.Time, error)
 	// Count returns how many events of a kind are stored ("" for all).
 	Count(ctx context.Context, kind change.Kind) (int, error)
+}
 
+// ProjectStore keeps the synced projects and the poller's state per
+// project and kind.
+type ProjectStore interface {
 	// PutProjects inserts or replaces projects by id.
 	PutProjects(ctx context.Context, ps ...Project) error
 	// Projects lists stored projects ordered by path.
@@ -215,14 +235,20 @@ type Store interface {
 	PutSyncState(ctx context.Context, s SyncState) error
 	// SyncStates lists all states ordered by project path and kind.
 	SyncStates(ctx context.Context) ([]SyncState, error)
+}
 
+// AuditStore keeps the log of GitLab API calls.
+type AuditStore interface {
 	// AppendAudit records GitLab API calls.
 	AppendAudit(ctx context.Context, entries ...AuditEntry) error
 	// ListAudit lists recorded calls, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) (AuditPage, error)
 	// PruneAudit deletes calls recorded before t and says how many.
 	PruneAudit(ctx context.Context, before time.Time) (int, error)
+}
 
+// DeliveryStore keeps webhook deliveries as GitLab sent them.
+type DeliveryStore interface {
 	// PutDelivery stores a delivery unless one with its IdempotencyKey is
 	// stored already; it returns the stored one's id and whether it was a
 	// duplicate. It returns only once the delivery is durable.
@@ -233,7 +259,11 @@ type Store interface {
 	ListDeliveries(ctx context.Context, f DeliveryFilter) (DeliveryPage, error)
 	// MarkDelivery records the outcome of one processing attempt.
 	MarkDelivery(ctx context.Context, id int64, status, lastError string) error
+}
 
+// PortStore reads a whole store out and writes it into another, for
+// migrations between backends and backups.
+type PortStore interface {
 	// ExportEvents returns up to limit events (1..MaxLimit; 0 means
 	// DefaultLimit) whose ids sort after `after` in byte order, in that
 	// order, each with its whole timeline: a whole store is read by
@@ -261,10 +291,6 @@ type Store interface {
 	// and all), skipping any whose id or IdempotencyKey is stored; later
 	// deliveries get higher ids. It returns how many it stored.
 	ImportDeliveries(ctx context.Context, ds ...Delivery) (int, error)
-
-	// Ping reports whether the store can serve requests.
-	Ping(ctx context.Context) error
-	Close() error
 }
 
 // History is one event and its whole timeline (oldest first, as Get
