@@ -14,7 +14,7 @@ import (
 // calls synchronously on its request path, so Record only buffers; Run
 // writes the buffer in batches and prunes entries past the retention.
 type AuditLog struct {
-	store     store.Store
+	store     store.AuditStore
 	retention time.Duration
 	log       *slog.Logger
 
@@ -24,7 +24,7 @@ type AuditLog struct {
 }
 
 // NewAuditLog keeps entries for retention (0: forever).
-func NewAuditLog(st store.Store, retention time.Duration, log *slog.Logger) *AuditLog {
+func NewAuditLog(st store.AuditStore, retention time.Duration, log *slog.Logger) *AuditLog {
 	if log == nil {
 		log = slog.Default()
 	}

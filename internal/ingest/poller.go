@@ -27,7 +27,7 @@ type GitLab interface {
 // Poller syncs GitLab projects into the store.
 type Poller struct {
 	GitLab GitLab
-	Store  store.Store
+	Store  ProcessStore
 	// Selection says which projects to sync (REPOS, GROUPS, archived, cap).
 	Selection gitlab.Selection
 	// Branches are the branches whose commits are synced; empty means each

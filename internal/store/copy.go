@@ -41,6 +41,15 @@ type CopyProgress struct {
 	Total   int64 // rows to read, -1 when not known in advance
 }
 
+// CopyStore is what Copy and Checksums read and write: every table through
+// the export and import of PortStore, projects and sync states through
+// ProjectStore, and the event count for progress.
+type CopyStore interface {
+	PortStore
+	ProjectStore
+	Count(ctx context.Context, kind change.Kind) (int, error)
+}
+
 // Page sizes of the walk: deliveries carry their bodies.
 const (
 	eventsPage     = 500
@@ -50,7 +59,7 @@ const (
 
 // Checksums reads the whole of s and returns each table's count and
 // checksum, in the order of Tables.
-func Checksums(ctx context.Context, s Store, progress func(CopyProgress)) ([]TableSum, error) {
+func Checksums(ctx context.Context, s CopyStore, progress func(CopyProgress)) ([]TableSum, error) {
 	return walk(ctx, s, nil, progress)
 }
 
@@ -60,7 +69,7 @@ func Checksums(ctx context.Context, s Store, progress func(CopyProgress)) ([]Tab
 // left alone (events by the Upsert rule, deliveries and audit entries by
 // id), so a second run writes nothing. Compare the result with
 // Checksums(dst) to know the copy is complete.
-func Copy(ctx context.Context, dst, src Store, progress func(CopyProgress)) (sums []TableSum, written map[string]int64, err error) {
+func Copy(ctx context.Context, dst, src CopyStore, progress func(CopyProgress)) (sums []TableSum, written map[string]int64, err error) {
 	written = map[string]int64{}
 	sums, err = walk(ctx, src, &copier{dst: dst, written: written}, progress)
 	return sums, written, err
@@ -68,13 +77,13 @@ func Copy(ctx context.Context, dst, src Store, progress func(CopyProgress)) (sum
 
 // copier writes what walk reads into dst.
 type copier struct {
-	dst     Store
+	dst     CopyStore
 	written map[string]int64
 }
 
 // walk reads every table of s, page by page, hashing it; with c, each page
 // is also written to c.dst before the next is read.
-func walk(ctx context.Context, s Store, c *copier, progress func(CopyProgress)) ([]TableSum, error) {
+func walk(ctx context.Context, s CopyStore, c *copier, progress func(CopyProgress)) ([]TableSum, error) {
 	if progress == nil {
 		progress = func(CopyProgress) {}
 	}
