@@ -133,8 +133,9 @@ func TestTimeoutIsRetriedThenFails(t *testing.T) {
 	})
 	defer close(release)
 	log := new(auditLog)
+	clock := new(skipClock)
 	c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) {
-		c.Audit, c.Timeout, c.MaxRetries = log.add, 100*time.Millisecond, 2
+		c.Audit, c.Timeout, c.MaxRetries, c.Clock = log.add, 100*time.Millisecond, 2, clock
 	})
 	start := time.Now()
 	_, err := c.Projects(context.Background(), []string{"7"})
@@ -153,6 +154,8 @@ func TestTimeoutIsRetriedThenFails(t *testing.T) {
 			t.Errorf("record %+v", r)
 		}
 	}
+	// A timeout is backed off from like a 5xx.
+	checkWaits(t, clock.waits(), [][2]time.Duration{{100 * time.Millisecond, 200*time.Millisecond + 1}, {200 * time.Millisecond, 400*time.Millisecond + 1}})
 	// The server may still be seeing the last attempt arrive.
 	if n := served.Load(); n < 2 || n > 3 {
 		t.Errorf("%d requests served", n)

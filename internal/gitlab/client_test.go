@@ -168,9 +168,10 @@ func TestLimiterSpreadsRequests(t *testing.T) {
 		for i, at := range allowed {
 			inWindow := 0
 			for _, b := range allowed[i:] {
-				if b.Sub(at) < time.Minute {
-					inWindow++
+				if b.Sub(at) >= time.Minute {
+					break // allowed is in time order
 				}
+				inWindow++
 			}
 			if inWindow > rpm {
 				t.Fatalf("rpm %d: %d requests in the minute from %s", rpm, inWindow, at.Sub(start))
@@ -234,12 +235,13 @@ func TestLimiterIsPerToken(t *testing.T) {
 // When GitLab says no requests remain in its window, the next request waits
 // for the window's reset instead of earning a 429.
 func TestWaitsForRateLimitResetWhenNoneRemain(t *testing.T) {
+	clock := new(skipClock)
 	var mu sync.Mutex
 	var times []time.Time
-	reset := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	reset := clock.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
 	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		times = append(times, time.Now())
+		times = append(times, clock.Now())
 		first := len(times) == 1
 		mu.Unlock()
 		if first {
@@ -249,7 +251,7 @@ func TestWaitsForRateLimitResetWhenNoneRemain(t *testing.T) {
 		writeJSON(w, 200, map[string]any{"id": 7, "path_with_namespace": "a/b"})
 	})
 	token := "glpat-gate-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) { c.Token = token })
+	c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) { c.Token, c.Clock = token, clock })
 	for i := 0; i < 2; i++ {
 		if _, err := c.Projects(context.Background(), []string{"7"}); err != nil {
 			t.Fatal(err)
@@ -259,5 +261,9 @@ func TestWaitsForRateLimitResetWhenNoneRemain(t *testing.T) {
 	defer mu.Unlock()
 	if len(times) != 2 || times[1].Before(reset) {
 		t.Errorf("second request at %v, before the reset at %v", times[len(times)-1], reset)
+	}
+	// One pause, of at most the 2.5s to the reset.
+	if w := clock.waits(); len(w) != 1 || w[0] <= 0 || w[0] > 2500*time.Millisecond {
+		t.Errorf("waits %v, want one until the reset", w)
 	}
 }

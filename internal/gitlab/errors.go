@@ -136,7 +136,7 @@ func (c *Client) statusError(desc, project string, status int, h http.Header, bo
 		}
 		return c.fail(ErrNotFound, "GitLab at %s answered 404 Not Found to the request for %s: is that the GitLab URL?", c.base, desc)
 	case status == http.StatusTooManyRequests:
-		wait, ok := retryAfter(h, time.Now())
+		wait, ok := retryAfter(h, c.clock.Now())
 		if !ok {
 			// GitLab's limits are per minute; without a hint a minute
 			// is the safe wait.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,9 +46,43 @@ func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) 
 	return srv, n
 }
 
+// skipClock is a Clock whose sleeps return at once and move its time on by
+// what was asked: tests assert the waits the client asked for, and spend
+// none of them.
+type skipClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+	slept  []time.Duration
+}
+
+func (c *skipClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *skipClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slept = append(c.slept, d)
+	c.offset += max(d, 0)
+	return nil
+}
+
+func (c *skipClock) waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.slept)
+}
+
+// newClient builds a client of url that skips its waits; mod may set a
+// clock of the test's own.
 func newClient(t *testing.T, url string, logs *syncBuffer, mod ...func(*Config)) *Client {
 	t.Helper()
-	cfg := Config{URL: url, Token: testToken, MaxRetries: 2, RequestsPerMinute: 600000,
+	cfg := Config{URL: url, Token: testToken, MaxRetries: 2, RequestsPerMinute: 600000, Clock: new(skipClock),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	for _, m := range mod {
 		m(&cfg)
@@ -78,6 +114,9 @@ func TestErrors(t *testing.T) {
 		sentinel error
 		message  string // exact, or prefix when it ends in "..."
 		requests int64
+		// waits, when set, are the bounds [lo, hi) of each wait before a
+		// retry.
+		waits [][2]time.Duration
 	}{
 		{
 			name: "401",
@@ -137,6 +176,8 @@ func TestErrors(t *testing.T) {
 			sentinel: ErrRateLimited,
 			message:  "GitLab rate limit exceeded (429) after 2 retries; retry after 1s",
 			requests: 3,
+			// Retry-After and up to a tenth more and 50ms of jitter.
+			waits: [][2]time.Duration{{time.Second, 1150 * time.Millisecond}, {time.Second, 1150 * time.Millisecond}},
 		},
 		{
 			name: "429 with a long Retry-After is not slept through",
@@ -156,6 +197,8 @@ func TestErrors(t *testing.T) {
 			sentinel: ErrUnreachable,
 			message:  "GitLab at ... answered 502 Bad Gateway to the request for the current user after 2 retries",
 			requests: 3,
+			// Exponential from 200ms, each between half and all of it.
+			waits: [][2]time.Duration{{100 * time.Millisecond, 200*time.Millisecond + 1}, {200 * time.Millisecond, 400*time.Millisecond + 1}},
 		},
 		{
 			name: "timeout",
@@ -200,7 +243,8 @@ func TestErrors(t *testing.T) {
 				srv, n = server(t, tc.handler)
 				url = srv.URL
 			}
-			var mods []func(*Config)
+			clock := new(skipClock)
+			mods := []func(*Config){func(c *Config) { c.Clock = clock }}
 			if tc.mod != nil {
 				mods = append(mods, tc.mod)
 			}
@@ -230,7 +274,24 @@ func TestErrors(t *testing.T) {
 			if strings.Contains(err.Error(), testToken) || strings.Contains(logs.String(), testToken) {
 				t.Errorf("token leaked: %q / %q", err, logs)
 			}
+			if tc.waits != nil {
+				checkWaits(t, clock.waits(), tc.waits)
+			}
 		})
+	}
+}
+
+// checkWaits compares the waits a client asked for with bounds [lo, hi).
+func checkWaits(t *testing.T, got []time.Duration, want [][2]time.Duration) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("waited %v, want %d waits within %v", got, len(want), want)
+		return
+	}
+	for i, w := range want {
+		if got[i] < w[0] || got[i] >= w[1] {
+			t.Errorf("wait %d is %s, want [%s, %s)", i, got[i], w[0], w[1])
+		}
 	}
 }
 
@@ -259,7 +320,8 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 			}
 			writeJSON(w, 200, map[string]any{"id": 7, "path_with_namespace": "group/app"})
 		})
-		c := newClient(t, srv.URL, new(syncBuffer))
+		clock := new(skipClock)
+		c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) { c.Clock = clock })
 		ps, err := c.Projects(context.Background(), []string{"7"})
 		if err != nil || len(ps) != 1 || ps[0].Path != "group/app" {
 			t.Errorf("%d: %v %v", status, ps, err)
@@ -267,6 +329,50 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		if c.Requests() != 3 {
 			t.Errorf("%d: Requests() = %d, want 3", status, c.Requests())
 		}
+		// A 429's Retry-After: 0 is honoured with jitter only; a 5xx's
+		// is not GitLab's to set.
+		want := [][2]time.Duration{{0, 50 * time.Millisecond}, {0, 50 * time.Millisecond}}
+		if status != 429 {
+			want = [][2]time.Duration{{100 * time.Millisecond, 200*time.Millisecond + 1}, {200 * time.Millisecond, 400*time.Millisecond + 1}}
+		}
+		checkWaits(t, clock.waits(), want)
+	}
+}
+
+// The wait before a retry after a 429 is what GitLab asked for, in any of
+// the forms it asks in, or exponential from near a second without a hint.
+func TestRetryWaitFollowsGitLab(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		hint  func(h http.Header, now time.Time)
+		waits [][2]time.Duration
+	}{
+		{"Retry-After seconds", func(h http.Header, _ time.Time) { h.Set("Retry-After", "3") },
+			[][2]time.Duration{{3 * time.Second, 3350 * time.Millisecond}, {3 * time.Second, 3350 * time.Millisecond}}},
+		// Dates have whole seconds, so up to one is lost.
+		{"Retry-After date", func(h http.Header, now time.Time) {
+			h.Set("Retry-After", now.Add(3*time.Second).UTC().Format(http.TimeFormat))
+		},
+			[][2]time.Duration{{2 * time.Second, 3350 * time.Millisecond}, {2 * time.Second, 3350 * time.Millisecond}}},
+		{"RateLimit-Reset", func(h http.Header, now time.Time) {
+			h.Set("RateLimit-Reset", strconv.FormatInt(now.Add(3*time.Second).Unix(), 10))
+		},
+			[][2]time.Duration{{2 * time.Second, 3350 * time.Millisecond}, {2 * time.Second, 3350 * time.Millisecond}}},
+		{"no hint", func(http.Header, time.Time) {},
+			[][2]time.Duration{{800 * time.Millisecond, 930 * time.Millisecond}, {1600 * time.Millisecond, 1810 * time.Millisecond}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := new(skipClock)
+			srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+				tc.hint(w.Header(), clock.Now())
+				w.WriteHeader(429)
+			})
+			c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) { c.Clock = clock })
+			if _, err := c.Check(context.Background()); !errors.Is(err, ErrRateLimited) {
+				t.Fatalf("got %v, want ErrRateLimited", err)
+			}
+			checkWaits(t, clock.waits(), tc.waits)
+		})
 	}
 }
 
@@ -278,7 +384,9 @@ func TestCancellationStopsWaiting(t *testing.T) {
 		w.Header().Set("Retry-After", "240")
 		w.WriteHeader(429)
 	})
-	c := newClient(t, srv.URL, new(syncBuffer))
+	// The system clock: only a wait that really blocks shows that
+	// cancellation ends it.
+	c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) { c.Clock = nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := c.Check(ctx); done <- err }()

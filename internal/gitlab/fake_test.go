@@ -53,7 +53,7 @@ func newFakeGitLab(t *testing.T) *fakeGitLab {
 
 func (f *fakeGitLab) client(t *testing.T, mod ...func(*Config)) *Client {
 	t.Helper()
-	cfg := Config{URL: f.srv.URL, Token: testToken, RequestsPerMinute: 600000, MaxRetries: 2}
+	cfg := Config{URL: f.srv.URL, Token: testToken, RequestsPerMinute: 600000, MaxRetries: 2, Clock: new(skipClock)}
 	for _, m := range mod {
 		m(&cfg)
 	}

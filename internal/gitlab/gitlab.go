@@ -40,7 +40,8 @@ type Config struct {
 	// a trailing /api/v4. It must be http(s) with a host.
 	URL   string
 	Token string
-	// HTTPClient is optional; it is copied, never modified.
+	// HTTPClient is optional; it is copied, never modified. Its Timeout,
+	// if set, bounds each attempt as Timeout does (the shorter wins).
 	HTTPClient *http.Client
 	// RequestsPerMinute limits requests per token (default 600); clients
 	// built with the same URL, token and limit share one budget.
@@ -66,6 +67,10 @@ type Config struct {
 	// from GitLab's GraphQL API, with REST as the fallback, or from the
 	// REST API alone.
 	GraphQL string
+	// Clock is what the client reads the time from and waits on before
+	// retries and for GitLab's rate-limit window; nil is the system
+	// clock. Tests pass one that records each wait and returns at once.
+	Clock Clock
 }
 
 // Client talks to one GitLab instance with one token. It is safe for
@@ -82,6 +87,7 @@ type Client struct {
 	requests atomic.Int64
 	audit    func(AuditRecord)
 	timeout  time.Duration
+	clock    Clock
 	workers  int
 	inFlight chan struct{} // a slot per request allowed in flight
 
@@ -106,7 +112,10 @@ func New(cfg Config) (*Client, error) {
 		return nil, &apiError{kind: ErrUnauthorized, msg: "no GitLab token given: set GITLAB_TOKEN"}
 	}
 	c := &Client{base: base, token: cfg.Token, log: cfg.Logger, rpm: cfg.RequestsPerMinute, retries: cfg.MaxRetries,
-		audit: cfg.Audit, timeout: cfg.Timeout, workers: cfg.Concurrency}
+		audit: cfg.Audit, timeout: cfg.Timeout, workers: cfg.Concurrency, clock: cfg.Clock}
+	if c.clock == nil {
+		c.clock = systemClock{}
+	}
 	switch strings.ToLower(strings.TrimSpace(cfg.GraphQL)) {
 	case "", GraphQLAuto:
 		c.graphql = true
@@ -145,6 +154,12 @@ func New(cfg Config) (*Client, error) {
 		copied := *cfg.HTTPClient
 		hc = &copied
 	}
+	if hc.Timeout > 0 {
+		// Left on the client it would also run through the waits before
+		// each attempt, retries' included.
+		c.timeout = min(c.timeout, hc.Timeout)
+		hc.Timeout = 0
+	}
 	next := hc.Transport
 	if next == nil {
 		next = http.DefaultTransport
@@ -162,7 +177,8 @@ func New(cfg Config) (*Client, error) {
 		gl.WithCustomLimiter(rate.NewLimiter(rate.Inf, 0)),
 		gl.WithCustomRetryMax(c.retries),
 		gl.WithCustomRetry(c.checkRetry),
-		gl.WithCustomBackoff(c.backoff),
+		// The wait before a retry is taken in the transport, on c.clock.
+		gl.WithCustomBackoff(func(time.Duration, time.Duration, int, *http.Response) time.Duration { return 0 }),
 	)
 	if err != nil {
 		return nil, &apiError{kind: ErrBadURL, msg: c.redact(fmt.Sprintf("GitLab URL %q: %v", base, err))}

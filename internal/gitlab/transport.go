@@ -30,6 +30,35 @@ const (
 	maxRetryAfterWait = 5 * time.Minute
 )
 
+// Clock is the time the client reads and waits by: the pause before a
+// retry (Retry-After on 429, exponential backoff otherwise) and the pause
+// until GitLab's rate-limit window resets. The client-side token bucket
+// runs on the system clock, whatever the Clock.
+type Clock interface {
+	Now() time.Time
+	// Sleep returns after d, or with ctx's error as soon as ctx ends.
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+// systemClock is the Clock of production: real time, real waits.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // callState is what the transport learns about the attempts of one call
 // (one client-go request and its retries).
 type callState struct {
@@ -38,6 +67,26 @@ type callState struct {
 	// notFoundBody is the body of the last 404: client-go drops it, and
 	// only it tells a deleted project from a feature turned off.
 	notFoundBody []byte
+	// last is how the latest attempt ended, which sets the wait before
+	// the next.
+	last attemptEnd
+}
+
+// attemptEnd is the part of an attempt's outcome the retry wait depends on.
+type attemptEnd struct {
+	answered bool // false: refused, reset, timed out
+	status   int
+	header   http.Header
+}
+
+func (st *callState) ended(resp *http.Response) {
+	end := attemptEnd{}
+	if resp != nil {
+		end = attemptEnd{answered: true, status: resp.StatusCode, header: resp.Header}
+	}
+	st.mu.Lock()
+	st.last = end
+	st.mu.Unlock()
 }
 
 type callStateKey struct{}
@@ -116,25 +165,18 @@ func (g *gate) observe(h http.Header, now time.Time) {
 }
 
 // wait blocks until the gate opens or ctx ends.
-func (g *gate) wait(ctx context.Context) error {
+func (g *gate) wait(ctx context.Context, clock Clock) error {
 	g.mu.Lock()
-	d := time.Until(g.until)
+	d := g.until.Sub(clock.Now())
 	g.mu.Unlock()
 	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.Sleep(ctx, d)
 }
 
-// transport, for every attempt (retries included): takes one of the
-// client's in-flight slots, waits for the limiter, bounds the attempt with
+// transport, for every attempt (retries included): waits before a retry,
+// takes one of the client's in-flight slots, waits for the limiter, bounds the attempt with
 // the client's timeout, counts it and reports it to the audit hook once
 // its answer has been read.
 type transport struct {
@@ -148,13 +190,17 @@ var errAttemptTimeout = errors.New("attempt timed out")
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	st, _ := ctx.Value(callStateKey{}).(*callState)
+	if err := t.c.pauseBeforeRetry(ctx, st, req); err != nil {
+		return nil, err
+	}
 	select {
 	case t.c.inFlight <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	release := func() { <-t.c.inFlight }
-	if err := t.c.gate.wait(ctx); err != nil {
+	if err := t.c.gate.wait(ctx, t.c.clock); err != nil {
 		release()
 		return nil, err
 	}
@@ -166,7 +212,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errLimiterDeadline
 	}
 	t.c.requests.Add(1)
-	st, _ := ctx.Value(callStateKey{}).(*callState)
 	if st != nil {
 		st.attempts.Add(1)
 	}
@@ -174,6 +219,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	actx, cancel := context.WithTimeoutCause(ctx, t.c.timeout, errAttemptTimeout)
 	resp, err := t.next.RoundTrip(req.WithContext(actx))
+	if st != nil {
+		st.ended(resp)
+	}
 	if err != nil {
 		if context.Cause(actx) == errAttemptTimeout && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s: %w", t.c.timeout, err)
@@ -183,7 +231,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.c.report(req, start, nil, err)
 		return nil, err
 	}
-	t.c.gate.observe(resp.Header, time.Now())
+	t.c.gate.observe(resp.Header, t.c.clock.Now())
 	if resp.StatusCode == http.StatusNotFound && st != nil {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
@@ -248,7 +296,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
-		wait, _ := retryAfter(resp.Header, time.Now())
+		wait, _ := retryAfter(resp.Header, c.clock.Now())
 		return wait <= maxRetryAfterWait, nil
 	case resp.StatusCode == 0 || (resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented):
 		return true, nil
@@ -256,33 +304,46 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	return false, nil
 }
 
-// backoff is how long to wait before retry attempt+1: what GitLab asked
+// pauseBeforeRetry waits before a retry of the call st: what GitLab asked
 // for on 429, exponential otherwise, both with jitter so that clients
-// turned away together do not come back together.
-func (c *Client) backoff(_, _ time.Duration, attempt int, resp *http.Response) time.Duration {
-	var wait time.Duration
-	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
-		var hinted bool
-		if wait, hinted = retryAfter(resp.Header, time.Now()); !hinted {
-			wait = exponential(attempt + 2) // start near a second
-		}
-		wait += rand.N(wait/10 + 50*time.Millisecond)
-	} else {
-		d := exponential(attempt)
-		wait = d/2 + rand.N(d/2+1)
+// turned away together do not come back together. The wait is taken here,
+// on the client's Clock, rather than in client-go's retry loop, which
+// sleeps on the system clock; it comes before the in-flight slot is taken,
+// so waiting holds no slot, and before the attempt's timeout starts.
+func (c *Client) pauseBeforeRetry(ctx context.Context, st *callState, req *http.Request) error {
+	if st == nil {
+		return nil
 	}
-	if resp == nil {
+	retry := int(st.attempts.Load())
+	if retry == 0 {
+		return nil
+	}
+	st.mu.Lock()
+	last := st.last
+	st.mu.Unlock()
+	wait := retryWait(retry-1, last, c.clock.Now())
+	if !last.answered {
 		// No answer at all (refused, reset, timed out): the error itself
 		// is reported if the last retry fails too.
-		c.log.Warn("GitLab did not answer; retrying", "retry", attempt+1, "of", c.retries, "wait", wait.Round(time.Millisecond))
-		return wait
+		c.log.Warn("GitLab did not answer; retrying", "retry", retry, "of", c.retries, "wait", wait.Round(time.Millisecond))
+	} else {
+		c.log.Warn("GitLab request failed; retrying", "status", last.status, "path", req.URL.Path, "retry", retry, "of", c.retries, "wait", wait.Round(time.Millisecond))
 	}
-	path := ""
-	if resp.Request != nil {
-		path = resp.Request.URL.Path
+	return c.clock.Sleep(ctx, wait)
+}
+
+// retryWait is how long to wait after attempt (0 for the first) ended as
+// last.
+func retryWait(attempt int, last attemptEnd, now time.Time) time.Duration {
+	if last.answered && last.status == http.StatusTooManyRequests {
+		wait, hinted := retryAfter(last.header, now)
+		if !hinted {
+			wait = exponential(attempt + 2) // start near a second
+		}
+		return wait + rand.N(wait/10+50*time.Millisecond)
 	}
-	c.log.Warn("GitLab request failed; retrying", "status", resp.StatusCode, "path", path, "retry", attempt+1, "of", c.retries, "wait", wait.Round(time.Millisecond))
-	return wait
+	d := exponential(attempt)
+	return d/2 + rand.N(d/2+1)
 }
 
 func exponential(attempt int) time.Duration {
