@@ -303,26 +303,11 @@ func pipelineEvent(p Project, f pipelineFields) change.Event {
 	if title == "" {
 		title = fmt.Sprintf("Pipeline #%d on %s", f.iid, f.ref)
 	}
-	final := finalStatus(f.status)
 	// Pipeline times are kept to the whole second, which is all GitLab's
 	// GraphQL API gives.
 	f.created, f.updated = seconds(f.created), seconds(f.updated)
 	f.started, f.finished = seconds(f.started), seconds(f.finished)
-
-	occurred := firstSet(f.started, f.created)
-	if final {
-		occurred = firstSet(f.finished, f.updated)
-	}
-
-	ts := []change.Transition{{State: "created", At: f.created}}
-	if !f.started.IsZero() {
-		ts = append(ts, change.Transition{State: "running", At: f.started})
-	}
-	if final {
-		ts = append(ts, change.Transition{State: f.status, At: firstSet(f.finished, f.updated)})
-	} else {
-		ts = withCurrent(ts, f.status, f.updated)
-	}
+	occurred, ts := runTimeline(f.status, f.created, f.started, f.finished, f.updated)
 
 	attrs := map[string]any{
 		"iid":    f.iid,
@@ -408,21 +393,7 @@ func jobEvent(p Project, j jobData, author string) change.Event {
 	pid := p.ID
 	created, started, finished := seconds(j.created), seconds(j.started), seconds(j.finished)
 	updated := latest(created, started, finished)
-	final := finalStatus(j.status)
-
-	occurred := firstSet(started, created)
-	if final {
-		occurred = firstSet(finished, updated)
-	}
-	ts := []change.Transition{{State: "created", At: created}}
-	if !started.IsZero() {
-		ts = append(ts, change.Transition{State: "running", At: started})
-	}
-	if final {
-		ts = append(ts, change.Transition{State: j.status, At: firstSet(finished, updated)})
-	} else {
-		ts = withCurrent(ts, j.status, updated)
-	}
+	occurred, ts := runTimeline(j.status, created, started, finished, updated)
 
 	attrs := map[string]any{
 		"name":            j.name,
@@ -459,6 +430,26 @@ func jobEvent(p Project, j jobData, author string) change.Event {
 		Attrs:       attrs,
 		Transitions: ts,
 	}
+}
+
+// runTimeline is the history of something that runs (a pipeline, a job):
+// created, running once started, then its final status, or while it runs
+// its current one; with when it happened: its start, or its end once it
+// is final.
+func runTimeline(status string, created, started, finished, updated time.Time) (occurred time.Time, ts []change.Transition) {
+	final := finalStatus(status)
+	occurred = firstSet(started, created)
+	if final {
+		occurred = firstSet(finished, updated)
+	}
+	ts = []change.Transition{{State: "created", At: created}}
+	if !started.IsZero() {
+		ts = append(ts, change.Transition{State: "running", At: started})
+	}
+	if final {
+		return occurred, append(ts, change.Transition{State: status, At: firstSet(finished, updated)})
+	}
+	return occurred, withCurrent(ts, status, updated)
 }
 
 func latest(ts ...time.Time) time.Time {

@@ -47,6 +47,61 @@ var webhookNow = time.Now
 // hookParser turns one decoded delivery into events.
 type hookParser func(h *hookCtx) error
 
+// payload is a delivery's body decoded for its event type.
+type payload interface {
+	// check fails when the payload lacks what its event cannot do
+	// without (an id, a ref, a time); it runs once the project is known.
+	check() error
+}
+
+// objectPayload is a payload whose object names its own project (merge
+// requests, issues, notes): GitLab sends some of them without a project
+// object.
+type objectPayload interface {
+	payload
+	// object fails when the payload has no object, else returns the
+	// object's project id.
+	object() (int64, error)
+}
+
+// parser makes the parser of one event type from build, which turns its
+// payload into events, and the opening every type shares: decode the
+// body, settle the project (the payload's, else its object's) and check
+// what the event cannot do without.
+func parser[T any, P interface {
+	*T
+	payload
+}](build func(h *hookCtx, v P) error) hookParser {
+	return func(h *hookCtx) error {
+		v := P(new(T))
+		obj, named := any(v).(objectPayload)
+		if !named {
+			if err := h.requireProject(); err != nil {
+				return err
+			}
+		}
+		if err := h.decode(v); err != nil {
+			return err
+		}
+		if named {
+			pid, err := obj.object()
+			if err != nil {
+				return err
+			}
+			if h.p.ID == 0 {
+				h.p.ID = pid
+			}
+			if err := h.requireProject(); err != nil {
+				return err
+			}
+		}
+		if err := v.check(); err != nil {
+			return err
+		}
+		return build(h, v)
+	}
+}
+
 // webhookTypes maps each X-Gitlab-Event value to the object_kind values
 // GitLab sends with it and its parser; a nil parser means "store raw
 // only".
@@ -54,17 +109,17 @@ var webhookTypes = map[string]struct {
 	kinds []string
 	parse hookParser
 }{
-	"Push Hook":                  {[]string{"push"}, parsePush},
-	"Tag Push Hook":              {[]string{"tag_push"}, parseTagPush},
-	"Merge Request Hook":         {[]string{"merge_request"}, parseMergeRequest},
-	"Pipeline Hook":              {[]string{"pipeline"}, parsePipeline},
-	"Job Hook":                   {[]string{"build"}, parseJob},
-	"Issue Hook":                 {[]string{"issue", "work_item"}, parseIssue},
-	"Confidential Issue Hook":    {[]string{"issue", "work_item"}, parseIssue},
-	"Note Hook":                  {[]string{"note"}, parseNote},
-	"Confidential Note Hook":     {[]string{"note"}, parseNote},
-	"Release Hook":               {[]string{"release"}, parseRelease},
-	"Deployment Hook":            {[]string{"deployment"}, parseDeployment},
+	"Push Hook":                  {[]string{"push"}, parser(parsePush)},
+	"Tag Push Hook":              {[]string{"tag_push"}, parser(parseTagPush)},
+	"Merge Request Hook":         {[]string{"merge_request"}, parser(parseMergeRequest)},
+	"Pipeline Hook":              {[]string{"pipeline"}, parser(parsePipeline)},
+	"Job Hook":                   {[]string{"build"}, parser(parseJob)},
+	"Issue Hook":                 {[]string{"issue", "work_item"}, parser(parseIssue)},
+	"Confidential Issue Hook":    {[]string{"issue", "work_item"}, parser(parseIssue)},
+	"Note Hook":                  {[]string{"note"}, parser(parseNote)},
+	"Confidential Note Hook":     {[]string{"note"}, parser(parseNote)},
+	"Release Hook":               {[]string{"release"}, parser(parseRelease)},
+	"Deployment Hook":            {[]string{"deployment"}, parser(parseDeployment)},
 	"Wiki Page Hook":             {nil, nil},
 	"Milestone Hook":             {nil, nil},
 	"Emoji Hook":                 {nil, nil},
@@ -117,6 +172,37 @@ func labelTitles(ls []hookLabel) []string {
 		out = append(out, l.Title)
 	}
 	return out
+}
+
+// checkItem fails for a merge request or issue that lacks what its event
+// needs.
+func checkItem(what string, iid int64, updated time.Time) error {
+	if iid == 0 {
+		return malformed("%s without iid", what)
+	}
+	if updated.IsZero() {
+		return malformed("%s without updated_at", what)
+	}
+	return nil
+}
+
+// itemLabels are a merge request's or issue's labels: its own, else those
+// of the payload (older GitLab sends them beside the object).
+func itemLabels(own, payload []hookLabel) []string {
+	if own == nil {
+		own = payload
+	}
+	return labelTitles(own)
+}
+
+// actingAuthor is a merge request's or issue's author as its payload
+// names it: `user` is whoever acted, so only when that is the author
+// (object_attributes.author_id == user.id).
+func actingAuthor(user *hookUser, authorID int64) string {
+	if user != nil && user.ID != 0 && user.ID == authorID {
+		return user.Username
+	}
+	return ""
 }
 
 // envelope holds the fields that say what a payload is about.
