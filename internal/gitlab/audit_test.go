@@ -218,3 +218,31 @@ func TestConcurrencyBound(t *testing.T) {
 		t.Errorf("order %v", got)
 	}
 }
+
+// forEach returns the first error and starts no item after it; a cancelled
+// caller gets an error, never a silent nil.
+func TestForEachStopsAtFirstError(t *testing.T) {
+	boom := errors.New("boom")
+	c := newClient(t, "http://127.0.0.1:1", new(syncBuffer), func(c *Config) { c.Concurrency = 1 })
+	var called []int
+	err := c.forEach(context.Background(), 5, func(ctx context.Context, i int) error {
+		called = append(called, i) // one worker: no race
+		if i == 1 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || !reflect.DeepEqual(called, []int{0, 1}) {
+		t.Errorf("error %v after items %v, want boom after [0 1]", err, called)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = c.forEach(ctx, 3, func(ctx context.Context, i int) error { return ctx.Err() })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled caller: %v", err)
+	}
+	if err := c.forEach(context.Background(), 0, nil); err != nil {
+		t.Errorf("no items: %v", err)
+	}
+}

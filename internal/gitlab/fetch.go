@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/labtrail/labtrail/internal/change"
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
+	"golang.org/x/sync/errgroup"
 )
 
 // SyncKinds lists the kinds Fetch serves, in the order a sync should run
@@ -194,44 +194,23 @@ func all[T any](ctx context.Context, list func(ctx context.Context, page int64, 
 // error cancels the rest and is returned. Callers write results by index,
 // so the output order does not depend on timing.
 func (c *Client) forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	if n == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		next     int
-	)
-	for range min(c.workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				stop := firstErr != nil
-				mu.Unlock()
-				if stop || i >= n {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-						cancel()
-					}
-					mu.Unlock()
-					return
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.workers)
+	// gctx ends before ctx only when an item failed; then the rest are
+	// not started (the group already holds the error to return).
+	failed := func() bool { return gctx.Err() != nil && ctx.Err() == nil }
+	for i := range n {
+		if failed() {
+			break
+		}
+		g.Go(func() error {
+			if failed() {
+				return nil
 			}
-		}()
+			return fn(gctx, i)
+		})
 	}
-	wg.Wait()
-	return firstErr
+	return g.Wait()
 }
 
 // optional tells whether a detail request's failure only means the detail
