@@ -144,6 +144,18 @@ func (w *world) historyDeployment(pl *pipeline) *deployment {
 	return d
 }
 
+// lastDeployment is GitLab's Environment#last_deployment: of the
+// successful deployments to e, the one that finished last.
+func (p *project) lastDeployment(e *environment) *deployment {
+	var last *deployment
+	for _, d := range p.deploys {
+		if d.env == e && d.status == "success" && (last == nil || !d.finishedAt.Before(last.finishedAt)) {
+			last = d
+		}
+	}
+	return last
+}
+
 func (p *project) deploymentOf(pl *pipeline) *deployment {
 	for i := len(p.deploys) - 1; i >= 0; i-- {
 		if p.deploys[i].pl == pl {

@@ -82,7 +82,9 @@ func (d *gqlDuration) UnmarshalGraphQL(input any) error {
 	return nil
 }
 
-func (d gqlDuration) MarshalJSON() ([]byte, error) { return json.Marshal(float64(d)) }
+// MarshalJSON writes a Float as graphql-ruby does (17.0, not 17): GitLab's
+// Duration coerces every result to a Float.
+func (d gqlDuration) MarshalJSON() ([]byte, error) { return fraction(d).MarshalJSON() }
 
 // gid is a global id scalar; the type name says which one.
 type gid struct {
@@ -753,7 +755,7 @@ func (r *pipelineR) Sha(args struct{ Format *string }) *string {
 }
 
 // Duration and QueuedDuration are the REST detail's duration and
-// queued_duration.
+// queued_duration: whole seconds, the latter as a Duration Float.
 func (r *pipelineR) Duration() *int32 {
 	if r.pl.finishedAt.IsZero() {
 		return nil
@@ -762,10 +764,11 @@ func (r *pipelineR) Duration() *int32 {
 }
 
 func (r *pipelineR) QueuedDuration() *gqlDuration {
-	if r.pl.startedAt.IsZero() {
+	q := r.pl.queuedSeconds()
+	if q == nil {
 		return nil
 	}
-	d := gqlDuration(math.Round(r.pl.queued*1000) / 1000)
+	d := gqlDuration(*q)
 	return &d
 }
 

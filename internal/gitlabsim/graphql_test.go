@@ -19,6 +19,17 @@ import (
 // and the decoded answer.
 func gqlWith(t testing.TB, srv *httptest.Server, hdr map[string]string, query string, vars map[string]any) (int, map[string]any) {
 	t.Helper()
+	status, b := gqlPost(t, srv, hdr, query, vars)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil && status != http.StatusTooManyRequests {
+		t.Fatalf("status %d, body %s: %v", status, b, err)
+	}
+	return status, out
+}
+
+// gqlPost posts a GraphQL query and returns the status and the raw answer.
+func gqlPost(t testing.TB, srv *httptest.Server, hdr map[string]string, query string, vars map[string]any) (int, []byte) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/graphql", bytes.NewReader(body))
 	if err != nil {
@@ -34,11 +45,7 @@ func gqlWith(t testing.TB, srv *httptest.Server, hdr map[string]string, query st
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil && resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("status %d, body %s: %v", resp.StatusCode, b, err)
-	}
-	return resp.StatusCode, out
+	return resp.StatusCode, b
 }
 
 func gql(t testing.TB, srv *httptest.Server, query string, vars map[string]any) map[string]any {
@@ -457,5 +464,34 @@ func TestGraphQLPagesAndTimes(t *testing.T) {
 	}
 	if len(seen) != 45 {
 		t.Errorf("walked %d pipelines, want 45", len(seen))
+	}
+}
+
+// TestGraphQLNumberKinds holds the numbers of pipelines and jobs to the
+// types of GitLab's schema: duration is an Int, queuedDuration a Duration,
+// which graphql-ruby writes as a Float (5.0 for a pipeline's whole
+// seconds).
+func TestGraphQLNumberKinds(t *testing.T) {
+	_, srv := newServer(t, gitlabsim.Options{Projects: 1, MRs: 10, Pipelines: 60})
+	status, body := gqlPost(t, srv, map[string]string{"PRIVATE-TOKEN": "sim-token"}, `query($p: ID!) { project(fullPath: $p) {
+		pipelines(first: 100) { nodes { duration queuedDuration jobs { nodes { duration queuedDuration } } } } } }`,
+		map[string]any{"p": firstProjectPath(t, srv)})
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	nodes, _ := dig(decodeJSON(t, body), "data", "project", "pipelines", "nodes").([]any)
+	schema := objects(t, []byte(`{"duration": 34, "queuedDuration": 6.0, "jobs": {"nodes": [{"duration": 1, "queuedDuration": 0.123}]}}`))
+	checkKinds(t, "pipelines", kindsOf(schema), nodes)
+	queued := 0
+	for _, n := range nodes {
+		if q, ok := dig(n, "queuedDuration").(json.Number); ok {
+			queued++
+			if f, _ := q.Float64(); f != float64(int64(f)) {
+				t.Errorf("pipeline queuedDuration %s is not whole seconds", q)
+			}
+		}
+	}
+	if queued == 0 {
+		t.Error("no pipeline with a queuedDuration to compare")
 	}
 }

@@ -96,6 +96,8 @@ func matchRoute(method string, segs []string) (route, []string) {
 		return route{"/projects/:id/pipelines/:pipeline_id", (*Sim).getPipeline, false}, []string{segs[1], segs[3]}
 	case n == 5 && at(0, "projects") && at(2, "pipelines") && at(4, "jobs"):
 		return route{"/projects/:id/pipelines/:pipeline_id/jobs", (*Sim).listJobs, false}, []string{segs[1], segs[3]}
+	case n == 5 && at(0, "projects") && at(2, "pipelines") && at(4, "bridges"):
+		return route{"/projects/:id/pipelines/:pipeline_id/bridges", (*Sim).listBridges, false}, []string{segs[1], segs[3]}
 	case n == 3 && at(0, "groups") && at(2, "projects"):
 		return route{"/groups/:id/projects", (*Sim).listGroupProjects, false}, segs[1:2]
 	}
@@ -891,33 +893,35 @@ func (s *Sim) listMRs(c *call) {
 }
 
 func (s *Sim) getMR(c *call) {
-	iid, err := strconv.ParseInt(c.params[1], 10, 64)
-	s.mu.RLock()
-	p := s.findProject(c.params[0])
-	if p == nil {
-		s.mu.RUnlock()
-		c.notFound("Project Not Found")
-		return
-	}
-	if err != nil || iid < 1 || iid > int64(len(p.mrs)) {
-		s.mu.RUnlock()
-		c.notFound("Not found")
-		return
-	}
-	m := p.mrs[iid-1]
-	out := m.singleJSON(c.base)
-	// The newest pipeline of the MR's branch is its head pipeline.
+	s.inMR(c, func(m *mergeRequest) any { return m.detailJSON(c.base) })
+}
+
+// getMRChanges answers GET /projects/:id/merge_requests/:iid/changes,
+// deprecated since GitLab 15.7 and still served: the merge request with
+// every file of its diff. The simulator's diffs are small, so none is cut
+// and overflow is false, access_raw_diffs or not.
+func (s *Sim) getMRChanges(c *call) {
+	s.inMR(c, func(m *mergeRequest) any {
+		return mrChangesJSON{mrSingleJSON: m.detailJSON(c.base), Changes: mapJSON(m.diffFiles(), diffFile.json)}
+	})
+}
+
+// detailJSON is the merge request as GET .../merge_requests/:iid shows it,
+// with its head pipeline: the newest pipeline of its branch. Call with
+// s.mu held.
+func (m *mergeRequest) detailJSON(base string) mrSingleJSON {
+	p := m.p
+	out := m.singleJSON(base)
 	for i := len(p.pipes) - 1; i >= 0; i-- {
 		pl := p.pipes[i]
 		if pl.head.m == m && pl.ref != p.defaultBranch() {
-			b, sj := pl.basicJSON(c.base), pl.singleJSON(c.base)
+			b, sj := pl.basicJSON(base), pl.singleJSON(base)
 			out.Pipeline, out.HeadPipeline = &b, &sj
 			out.LatestBuildStartedAt, out.LatestBuildFinishedAt = ts(pl.startedAt), ts(pl.finishedAt)
 			break
 		}
 	}
-	s.mu.RUnlock()
-	c.ok(out)
+	return out
 }
 
 // ---- pipelines and jobs ----
@@ -1034,15 +1038,20 @@ func (s *Sim) listPipelines(c *call) {
 	c.ok(out)
 }
 
-// findPipeline looks up params [project, pipeline]; it answers 404 itself.
-// Call with s.mu held.
+// findPipeline looks up params [project, pipeline]; it answers 400 (an id
+// that is not a number, which Grape refuses before the project is looked
+// up) or 404 itself. Call with s.mu held.
 func (s *Sim) findPipeline(c *call) *pipeline {
+	id, err := strconv.ParseInt(c.params[1], 10, 64)
+	if err != nil {
+		c.badRequest("pipeline_id is invalid")
+		return nil
+	}
 	p := s.findProject(c.params[0])
 	if p == nil {
 		c.notFound("Project Not Found")
 		return nil
 	}
-	id, _ := strconv.ParseInt(c.params[1], 10, 64)
 	pl := p.pipeByID[id]
 	if pl == nil {
 		c.notFound("Not found")
@@ -1064,13 +1073,23 @@ func (s *Sim) getPipeline(c *call) {
 
 var jobStatuses = []string{"created", "pending", "running", "failed", "success", "canceled", "skipped", "waiting_for_resource", "manual"}
 
-func (s *Sim) listJobs(c *call) {
+// jobScopes reads the scope[] filter of job listings; it answers 400
+// itself.
+func jobScopes(c *call) ([]string, bool) {
 	scopes := multi(c.q, "scope")
 	for _, sc := range scopes {
 		if !slices.Contains(jobStatuses, sc) {
 			c.badRequest("scope does not have a valid value")
-			return
+			return nil, false
 		}
+	}
+	return scopes, true
+}
+
+func (s *Sim) listJobs(c *call) {
+	scopes, ok := jobScopes(c)
+	if !ok {
+		return
 	}
 	s.mu.RLock()
 	pl := s.findPipeline(c)
@@ -1091,4 +1110,23 @@ func (s *Sim) listJobs(c *call) {
 	s.mu.RUnlock()
 	pg.headers(c, total)
 	c.ok(out)
+}
+
+// listBridges answers GET /projects/:id/pipelines/:pipeline_id/bridges, a
+// pipeline's trigger jobs (Entities::Ci::Bridge). The simulated projects
+// trigger no multi-project or child pipelines, so no pipeline has one: a
+// pipeline that exists answers an empty page with GitLab's headers, one
+// that does not answers 404, as GitLab does.
+func (s *Sim) listBridges(c *call) {
+	if _, ok := jobScopes(c); !ok {
+		return
+	}
+	s.mu.RLock()
+	pl := s.findPipeline(c)
+	s.mu.RUnlock()
+	if pl == nil {
+		return
+	}
+	c.paging().headers(c, 0)
+	c.ok([]any{})
 }

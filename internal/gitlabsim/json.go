@@ -1,6 +1,7 @@
 package gitlabsim
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net/url"
@@ -34,6 +35,25 @@ func (t gitTS) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return []byte(`"` + tt.UTC().Format("2006-01-02T15:04:05.000-07:00") + `"`), nil
+}
+
+// fraction is a number GitLab computes as a Ruby Float (a job's duration,
+// queued_duration and coverage): Ruby writes one with a decimal point even
+// when it is whole (17.0), where Go would write 17, and clients tell
+// integer fields from fractional ones by it.
+type fraction float64
+
+func (f fraction) MarshalJSON() ([]byte, error) {
+	b := strconv.AppendFloat(nil, float64(f), 'f', -1, 64)
+	if !bytes.ContainsAny(b, ".") {
+		b = append(b, ".0"...)
+	}
+	return b, nil
+}
+
+func fractionPtr(f float64) *fraction {
+	v := fraction(f)
+	return &v
 }
 
 func userNotes(ns []*note) int {
@@ -244,6 +264,15 @@ type mrSingleJSON struct {
 	} `json:"user"`
 }
 
+// mrChangesJSON is GET /projects/:id/merge_requests/:iid/changes
+// (Entities::MergeRequestChanges): the single merge request, its diff's
+// files as the diffs listing shows them, and whether any was left out.
+type mrChangesJSON struct {
+	mrSingleJSON
+	Changes  []diffJSON `json:"changes"`
+	Overflow bool       `json:"overflow"`
+}
+
 func (m *mergeRequest) webURL(base string) string {
 	return fmt.Sprintf("%s/%s/-/merge_requests/%d", base, m.p.fullPath(), m.iid)
 }
@@ -346,9 +375,23 @@ type pipelineSingleJSON struct {
 	FinishedAt     ts                 `json:"finished_at"`
 	CommittedAt    ts                 `json:"committed_at"`
 	Duration       *int64             `json:"duration"`
-	QueuedDuration *float64           `json:"queued_duration"`
+	QueuedDuration *int64             `json:"queued_duration"`
 	Coverage       *string            `json:"coverage"`
 	DetailedStatus detailedStatusJSON `json:"detailed_status"`
+}
+
+// queuedSeconds is GitLab's Ci::Pipeline#queued_duration: whole seconds
+// from creation to start, truncated, and nil before the start or when
+// they round down to zero.
+func (pl *pipeline) queuedSeconds() *int64 {
+	if pl.startedAt.IsZero() {
+		return nil
+	}
+	s := int64(pl.startedAt.Sub(pl.createdAt) / time.Second)
+	if s == 0 {
+		return nil
+	}
+	return &s
 }
 
 func (pl *pipeline) webURL(base string) string {
@@ -387,10 +430,7 @@ func (pl *pipeline) singleJSON(base string) pipelineSingleJSON {
 			Favicon: "/assets/ci_favicons/favicon_" + st[2] + ".png",
 		},
 	}
-	if !pl.startedAt.IsZero() {
-		q := math.Round(pl.queued*1000) / 1000
-		j.QueuedDuration = &q
-	}
+	j.QueuedDuration = pl.queuedSeconds()
 	if !pl.finishedAt.IsZero() {
 		d := int64(pl.finishedAt.Sub(pl.startedAt) / time.Second)
 		j.Duration = &d
@@ -439,14 +479,14 @@ type jobJSON struct {
 	Name              string            `json:"name"`
 	Ref               string            `json:"ref"`
 	Tag               bool              `json:"tag"`
-	Coverage          *float64          `json:"coverage"`
+	Coverage          *fraction         `json:"coverage"`
 	AllowFailure      bool              `json:"allow_failure"`
 	CreatedAt         ts                `json:"created_at"`
 	StartedAt         ts                `json:"started_at"`
 	FinishedAt        ts                `json:"finished_at"`
 	ErasedAt          ts                `json:"erased_at"`
-	Duration          *float64          `json:"duration"`
-	QueuedDuration    *float64          `json:"queued_duration"`
+	Duration          *fraction         `json:"duration"`
+	QueuedDuration    *fraction         `json:"queued_duration"`
 	User              userJSON          `json:"user"`
 	Commit            jobCommitJSON     `json:"commit"`
 	Pipeline          pipelineBasicJSON `json:"pipeline"`
@@ -475,8 +515,7 @@ func (pl *pipeline) jobJSON(base string, j job, commit jobCommitJSON) jobJSON {
 		TagList:       []string{"docker"},
 	}
 	if j.queued >= 0 {
-		q := math.Round(j.queued*1000) / 1000
-		out.QueuedDuration = &q
+		out.QueuedDuration = fractionPtr(math.Round(j.queued*1000) / 1000)
 	}
 	if !j.startedAt.IsZero() {
 		out.Runner = &runnerJSON{
@@ -485,8 +524,7 @@ func (pl *pipeline) jobJSON(base string, j job, commit jobCommitJSON) jobJSON {
 		}
 	}
 	if !j.finishedAt.IsZero() {
-		d := j.finishedAt.Sub(j.startedAt).Seconds()
-		out.Duration = &d
+		out.Duration = fractionPtr(j.finishedAt.Sub(j.startedAt).Seconds())
 	}
 	return out
 }

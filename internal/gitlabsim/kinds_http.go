@@ -42,6 +42,8 @@ func matchKindRoute(segs []string) (route, []string) {
 		return r("/projects/:id/merge_requests/:merge_request_iid/approvals", (*Sim).getApprovals), []string{pid, segs[3]}
 	case n == 5 && at(2, "merge_requests") && at(4, "diffs"):
 		return r("/projects/:id/merge_requests/:merge_request_iid/diffs", (*Sim).listDiffs), []string{pid, segs[3]}
+	case n == 5 && at(2, "merge_requests") && at(4, "changes"):
+		return r("/projects/:id/merge_requests/:merge_request_iid/changes", (*Sim).getMRChanges), []string{pid, segs[3]}
 	case n == 5 && at(2, "merge_requests") && at(4, "commits"):
 		return r("/projects/:id/merge_requests/:merge_request_iid/commits", (*Sim).listMRCommits), []string{pid, segs[3]}
 	case n == 3 && at(2, "events"):
@@ -50,6 +52,8 @@ func matchKindRoute(segs []string) (route, []string) {
 		return r("/projects/:id/deployments", (*Sim).listDeployments), []string{pid}
 	case n == 3 && at(2, "environments"):
 		return r("/projects/:id/environments", (*Sim).listEnvironments), []string{pid}
+	case n == 4 && at(2, "environments"):
+		return r("/projects/:id/environments/:environment_id", (*Sim).getEnvironment), []string{pid, segs[3]}
 	case n == 3 && at(2, "jobs"):
 		return r("/projects/:id/jobs", (*Sim).listProjectJobs), []string{pid}
 	case n == 4 && at(2, "registry") && at(3, "repositories"):
@@ -82,11 +86,17 @@ func (s *Sim) inProject(c *call, f func(p *project) any) {
 	}
 }
 
-// inMR is inProject for routes under a merge request.
+// inMR is inProject for routes under a merge request. An iid that is not
+// a number is refused with 400 before the project is looked up, as Grape
+// validates GitLab's parameters first.
 func (s *Sim) inMR(c *call, f func(m *mergeRequest) any) {
+	iid, err := strconv.ParseInt(c.params[1], 10, 64)
+	if err != nil {
+		c.badRequest("merge_request_iid is invalid")
+		return
+	}
 	s.inProject(c, func(p *project) any {
-		iid, err := strconv.ParseInt(c.params[1], 10, 64)
-		if err != nil || iid < 1 || iid > int64(len(p.mrs)) {
+		if iid < 1 || iid > int64(len(p.mrs)) {
 			c.notFound("Not found")
 			return nil
 		}
@@ -720,15 +730,31 @@ func (s *Sim) listEnvironments(c *call) {
 	})
 }
 
+// getEnvironment answers GET /projects/:id/environments/:environment_id:
+// the environment with its last deployment, as the listing shows it.
+func (s *Sim) getEnvironment(c *call) {
+	id, err := strconv.ParseInt(c.params[1], 10, 64)
+	if err != nil {
+		c.badRequest("environment_id is invalid")
+		return
+	}
+	s.inProject(c, func(p *project) any {
+		for _, e := range p.envs {
+			if e.id == id {
+				return e.singleJSON(c.base, p)
+			}
+		}
+		c.notFound("Not found")
+		return nil
+	})
+}
+
 // listProjectJobs answers GET /projects/:id/jobs: every pipeline's jobs,
 // newest first.
 func (s *Sim) listProjectJobs(c *call) {
-	scopes := multi(c.q, "scope")
-	for _, sc := range scopes {
-		if !slices.Contains(jobStatuses, sc) {
-			c.badRequest("scope does not have a valid value")
-			return
-		}
+	scopes, ok := jobScopes(c)
+	if !ok {
+		return
 	}
 	s.inProject(c, func(p *project) any {
 		pg := c.paging()

@@ -495,25 +495,46 @@ func (e *environment) json(base string, p *project) environmentJSON {
 	return environmentJSON{environmentBasicJSON: e.basicJSON(base, p), State: e.state, Tier: e.tier, AutoStopAt: ts(e.autoStopAt), AutoStopSetting: "always"}
 }
 
+// environmentSingleJSON is GET /projects/:id/environments/:environment_id:
+// the listing's entity with its last deployment, which leaves out the
+// environment it belongs to, and the docs' cluster_agent (no environment
+// here has an agent).
+type environmentSingleJSON struct {
+	environmentJSON
+	LastDeployment *deploymentJSON `json:"last_deployment"`
+	ClusterAgent   any             `json:"cluster_agent"`
+}
+
+func (e *environment) singleJSON(base string, p *project) environmentSingleJSON {
+	j := environmentSingleJSON{environmentJSON: e.json(base, p)}
+	if d := p.lastDeployment(e); d != nil {
+		dj := d.json(base)
+		dj.Environment = nil
+		j.LastDeployment = &dj
+	}
+	return j
+}
+
 type deploymentJSON struct {
-	ID          int64                `json:"id"`
-	IID         int64                `json:"iid"`
-	Ref         string               `json:"ref"`
-	SHA         string               `json:"sha"`
-	CreatedAt   ts                   `json:"created_at"`
-	UpdatedAt   ts                   `json:"updated_at"`
-	Status      string               `json:"status"`
-	User        userBasicJSON        `json:"user"`
-	Environment environmentBasicJSON `json:"environment"`
-	Deployable  jobJSON              `json:"deployable"`
+	ID          int64                 `json:"id"`
+	IID         int64                 `json:"iid"`
+	Ref         string                `json:"ref"`
+	SHA         string                `json:"sha"`
+	CreatedAt   ts                    `json:"created_at"`
+	UpdatedAt   ts                    `json:"updated_at"`
+	Status      string                `json:"status"`
+	User        userBasicJSON         `json:"user"`
+	Environment *environmentBasicJSON `json:"environment,omitempty"` // left out under an environment
+	Deployable  jobJSON               `json:"deployable"`
 }
 
 func (d *deployment) json(base string) deploymentJSON {
 	pl := d.pl
 	jobs := pl.jobs()
+	env := d.env.basicJSON(base, pl.p)
 	return deploymentJSON{
 		ID: d.id, IID: d.iid, Ref: pl.ref, SHA: pl.sha, CreatedAt: ts(d.createdAt), UpdatedAt: ts(d.updatedAt),
-		Status: d.status, User: pl.user.basic(base), Environment: d.env.basicJSON(base, pl.p),
+		Status: d.status, User: pl.user.basic(base), Environment: &env,
 		Deployable: pl.jobJSON(base, jobs[len(jobs)-1], pl.commitJSON(base)),
 	}
 }

@@ -1,6 +1,7 @@
 package gitlabsim_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -52,7 +53,13 @@ func walkAll(t testing.TB, srv *httptest.Server, first string) []map[string]any 
 	return out
 }
 
-func num(v any) int64 { return int64(v.(float64)) }
+func num(v any) int64 {
+	if n, ok := v.(json.Number); ok {
+		i, _ := n.Int64()
+		return i
+	}
+	return int64(v.(float64))
+}
 
 func parseTime(t testing.TB, v any) time.Time {
 	t.Helper()

@@ -1,6 +1,7 @@
 package gitlabsim_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,15 +21,24 @@ import (
 // against it; for the rest it compares against the field lists of GitLab's
 // API docs, written out below.
 
-// jsonType names a decoded JSON value's type.
+// jsonType names a decoded JSON value's kind. Numbers decoded with
+// UseNumber (decodeJSON) are "integer" or "fraction" as written: GitLab
+// writes Ruby Integers without and Floats with a decimal point (6 and
+// 17.0), and a client that decodes an integer field into an int fails on
+// a fraction.
 func jsonType(v any) string {
-	switch v.(type) {
+	switch x := v.(type) {
 	case nil:
 		return "null"
 	case string:
 		return "string"
+	case json.Number:
+		if strings.ContainsAny(string(x), ".eE") {
+			return "fraction"
+		}
+		return "integer"
 	case float64:
-		return "number"
+		return "integer"
 	case bool:
 		return "boolean"
 	case map[string]any:
@@ -99,21 +109,137 @@ func checkShape(t *testing.T, what string, want shape, got []map[string]any, nul
 	}
 }
 
-func readSample(t *testing.T, name string) []map[string]any {
+// decodeJSON decodes body keeping each number's kind (json.Number).
+func decodeJSON(t testing.TB, body []byte) any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("decode %.200s: %v", body, err)
+	}
+	return v
+}
+
+// objects are body's objects: the list's items, or the one object.
+func objects(t testing.TB, body []byte) []map[string]any {
+	t.Helper()
+	switch v := decodeJSON(t, body).(type) {
+	case map[string]any:
+		return []map[string]any{v}
+	case []any:
+		out := make([]map[string]any, 0, len(v))
+		for _, it := range v {
+			o, ok := it.(map[string]any)
+			if !ok {
+				t.Fatalf("list item %v is not an object", it)
+			}
+			out = append(out, o)
+		}
+		return out
+	}
+	t.Fatalf("%.200s is neither an object nor a list", body)
+	return nil
+}
+
+func readSample(t testing.TB, name string) []map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []map[string]any
-	if err := json.Unmarshal(b, &list); err == nil {
-		return list
+	return objects(t, b)
+}
+
+// kinds is what a JSON value may be, at every depth, as GitLab's samples
+// show it: the kinds of its non-null values and, for objects and lists,
+// what their fields and items may be.
+type kinds struct {
+	seen   []string
+	fields map[string]*kinds
+	items  *kinds
+}
+
+// kindsOf gathers the kinds of every sample.
+func kindsOf[T any](samples []T) *kinds {
+	k := &kinds{}
+	for _, v := range samples {
+		k.add(v)
 	}
-	var one map[string]any
-	if err := json.Unmarshal(b, &one); err != nil {
-		t.Fatal(err)
+	return k
+}
+
+func (k *kinds) add(v any) {
+	kind := jsonType(v)
+	if kind == "null" {
+		return
 	}
-	return []map[string]any{one}
+	if !slices.Contains(k.seen, kind) {
+		k.seen = append(k.seen, kind)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if k.fields == nil {
+			k.fields = map[string]*kinds{}
+		}
+		for f, fv := range x {
+			if k.fields[f] == nil {
+				k.fields[f] = &kinds{}
+			}
+			k.fields[f].add(fv)
+		}
+	case []any:
+		if k.items == nil {
+			k.items = &kinds{}
+		}
+		for _, it := range x {
+			k.items.add(it)
+		}
+	}
+}
+
+// checkKinds reports every value in got, at any depth, whose kind is not
+// one the samples show in the same place: an integer where GitLab writes a
+// fraction or the other way round, a string for a number, an object for a
+// list. Null on either side says nothing (checkShape holds which fields may
+// be null), nor do fields the samples lack. Each place is reported once.
+func checkKinds[T any](t *testing.T, what string, want *kinds, got []T) {
+	t.Helper()
+	if len(got) == 0 {
+		t.Fatalf("%s: nothing to compare", what)
+	}
+	reported := map[string]bool{}
+	var walk func(k *kinds, path string, v any)
+	walk = func(k *kinds, path string, v any) {
+		kind := jsonType(v)
+		if kind == "null" || len(k.seen) == 0 {
+			return
+		}
+		if !slices.Contains(k.seen, kind) {
+			if !reported[path] {
+				reported[path] = true
+				t.Errorf("%s: %s is %s (%v), GitLab sends %v", what, path, kind, v, k.seen)
+			}
+			return
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			for f, fv := range x {
+				if sub := k.fields[f]; sub != nil {
+					walk(sub, path+"."+f, fv)
+				}
+			}
+		case []any:
+			for _, it := range x {
+				if k.items != nil {
+					walk(k.items, path+"[]", it)
+				}
+			}
+		}
+	}
+	for _, v := range got {
+		walk(want, "", v)
+	}
 }
 
 // nestedShapes gives the one-level-down shapes of object fields in samples.
@@ -135,11 +261,7 @@ func nestedShapes(items []map[string]any) map[string]shape {
 
 func getItems(t *testing.T, body []byte) []map[string]any {
 	t.Helper()
-	var list []map[string]any
-	if err := json.Unmarshal(body, &list); err == nil {
-		return list
-	}
-	return []map[string]any{decode[map[string]any](t, body)}
+	return objects(t, body)
 }
 
 // GitLab writes record times in UTC with Z, and dates of git objects
@@ -181,7 +303,7 @@ func TestShapesMatchGitLabSamples(t *testing.T) {
 
 	var singles []map[string]any
 	for _, m := range mrs[:20] {
-		_, body := get(t, srv, fmt.Sprintf("/api/v4/projects/%d/merge_requests/%.0f", pid, m["iid"]))
+		_, body := get(t, srv, fmt.Sprintf("/api/v4/projects/%d/merge_requests/%d", pid, num(m["iid"])))
 		singles = append(singles, getItems(t, body)...)
 	}
 	_, userBody := get(t, srv, "/api/v4/user")
@@ -217,6 +339,7 @@ func TestShapesMatchGitLabSamples(t *testing.T) {
 		t.Run(tc.sample, func(t *testing.T) {
 			sample := readSample(t, tc.sample)
 			checkShape(t, tc.sample, shapeOf(sample), tc.got, tc.nullable, nestedShapes(sample))
+			checkKinds(t, tc.sample, kindsOf(sample), tc.got)
 			for i, it := range tc.got {
 				checkTimes(t, fmt.Sprintf("%s[%d]", tc.sample, i), it)
 			}
@@ -230,14 +353,14 @@ func TestShapesMatchGitLabSamples(t *testing.T) {
 // projects, simple=true), /api/version and /api/metadata.
 var (
 	pipelineListDoc = shape{
-		"id": {"number"}, "iid": {"number"}, "project_id": {"number"}, "status": {"string"},
+		"id": {"integer"}, "iid": {"integer"}, "project_id": {"integer"}, "status": {"string"},
 		"source": {"string"}, "ref": {"string"}, "sha": {"string"}, "name": {"string", "null"},
 		"web_url": {"string"}, "created_at": {"string"}, "updated_at": {"string"},
 	}
 	pipelineSingleDoc = merge(pipelineListDoc, shape{
 		"before_sha": {"string"}, "tag": {"boolean"}, "yaml_errors": {"string", "null"}, "user": {"object"},
 		"started_at": {"string", "null"}, "finished_at": {"string", "null"}, "committed_at": {"string", "null"},
-		"duration": {"number", "null"}, "queued_duration": {"number", "null"}, "coverage": {"string", "null"},
+		"duration": {"integer", "null"}, "queued_duration": {"integer", "null"}, "coverage": {"string", "null"},
 		"detailed_status": {"object"},
 	})
 	detailedStatusDoc = shape{
@@ -245,14 +368,14 @@ var (
 		"has_details": {"boolean"}, "details_path": {"string"}, "illustration": {"object", "null"}, "favicon": {"string"},
 	}
 	userBasicDoc = shape{
-		"id": {"number"}, "username": {"string"}, "name": {"string"}, "state": {"string"},
+		"id": {"integer"}, "username": {"string"}, "name": {"string"}, "state": {"string"},
 		"avatar_url": {"string", "null"}, "web_url": {"string"},
 	}
 	jobDoc = shape{
-		"commit": {"object"}, "coverage": {"number", "null"}, "allow_failure": {"boolean"},
+		"commit": {"object"}, "coverage": {"fraction", "null"}, "allow_failure": {"boolean"},
 		"created_at": {"string"}, "started_at": {"string", "null"}, "finished_at": {"string", "null"},
-		"erased_at": {"string", "null"}, "duration": {"number", "null"}, "queued_duration": {"number", "null"},
-		"artifacts_expire_at": {"string", "null"}, "tag_list": {"array"}, "id": {"number"}, "name": {"string"},
+		"erased_at": {"string", "null"}, "duration": {"fraction", "null"}, "queued_duration": {"fraction", "null"},
+		"artifacts_expire_at": {"string", "null"}, "tag_list": {"array"}, "id": {"integer"}, "name": {"string"},
 		"pipeline": {"object"}, "ref": {"string"}, "artifacts": {"array"}, "runner": {"object", "null"},
 		"stage": {"string"}, "status": {"string"}, "tag": {"boolean"}, "web_url": {"string"},
 		"project": {"object"}, "user": {"object"}, "archived": {"boolean"},
@@ -262,23 +385,23 @@ var (
 		"message": {"string"}, "short_id": {"string"}, "title": {"string"},
 	}
 	jobPipelineDoc = shape{
-		"id": {"number"}, "project_id": {"number"}, "ref": {"string"}, "sha": {"string"}, "status": {"string"},
+		"id": {"integer"}, "project_id": {"integer"}, "ref": {"string"}, "sha": {"string"}, "status": {"string"},
 	}
 	projectSimpleDoc = shape{
-		"id": {"number"}, "description": {"string", "null"}, "name": {"string"}, "name_with_namespace": {"string"},
+		"id": {"integer"}, "description": {"string", "null"}, "name": {"string"}, "name_with_namespace": {"string"},
 		"path": {"string"}, "path_with_namespace": {"string"}, "created_at": {"string"},
 		"default_branch": {"string"}, "tag_list": {"array"}, "topics": {"array"},
 		"ssh_url_to_repo": {"string"}, "http_url_to_repo": {"string"}, "web_url": {"string"},
-		"readme_url": {"string", "null"}, "forks_count": {"number"}, "avatar_url": {"string", "null"},
-		"star_count": {"number"}, "last_activity_at": {"string"}, "namespace": {"object"},
+		"readme_url": {"string", "null"}, "forks_count": {"integer"}, "avatar_url": {"string", "null"},
+		"star_count": {"integer"}, "last_activity_at": {"string"}, "namespace": {"object"},
 	}
 	projectDoc = merge(projectSimpleDoc, shape{
-		"visibility": {"string"}, "issues_enabled": {"boolean"}, "open_issues_count": {"number"},
+		"visibility": {"string"}, "issues_enabled": {"boolean"}, "open_issues_count": {"integer"},
 		"merge_requests_enabled": {"boolean"}, "jobs_enabled": {"boolean"}, "wiki_enabled": {"boolean"},
 		"snippets_enabled": {"boolean"}, "can_create_merge_request_in": {"boolean"},
 		"resolve_outdated_diff_discussions": {"boolean"}, "container_registry_enabled": {"boolean"},
-		"creator_id": {"number"}, "import_status": {"string"}, "archived": {"boolean"},
-		"shared_runners_enabled": {"boolean"}, "ci_default_git_depth": {"number"}, "public_jobs": {"boolean"},
+		"creator_id": {"integer"}, "import_status": {"string"}, "archived": {"boolean"},
+		"shared_runners_enabled": {"boolean"}, "ci_default_git_depth": {"integer"}, "public_jobs": {"boolean"},
 		"shared_with_groups": {"array"}, "only_allow_merge_if_pipeline_succeeds": {"boolean"},
 		"allow_merge_on_skipped_pipeline": {"boolean"}, "only_allow_merge_if_all_discussions_are_resolved": {"boolean"},
 		"remove_source_branch_after_merge": {"boolean"}, "request_access_enabled": {"boolean"},
@@ -286,7 +409,7 @@ var (
 		"_links": {"object"}, "updated_at": {"string"},
 	})
 	namespaceDoc = shape{
-		"id": {"number"}, "name": {"string"}, "path": {"string"}, "kind": {"string"}, "full_path": {"string"},
+		"id": {"integer"}, "name": {"string"}, "path": {"string"}, "kind": {"string"}, "full_path": {"string"},
 	}
 	versionDoc  = shape{"version": {"string"}, "revision": {"string"}}
 	metadataDoc = shape{"version": {"string"}, "revision": {"string"}, "kas": {"object"}, "enterprise": {"boolean"}}
@@ -307,6 +430,24 @@ func merge(a, b shape) shape {
 	return out
 }
 
+// docsExample pairs a response example of GitLab's API docs, copied into
+// testdata/, with the simulator's answers to the same request.
+type docsExample struct {
+	sample string
+	got    []map[string]any
+}
+
+// checkDocsExamples holds the simulator's answers to the kinds of the
+// docs' examples, at every depth.
+func checkDocsExamples(t *testing.T, examples []docsExample) {
+	t.Helper()
+	for _, ex := range examples {
+		t.Run(ex.sample, func(t *testing.T) {
+			checkKinds(t, ex.sample, kindsOf(readSample(t, ex.sample)), ex.got)
+		})
+	}
+}
+
 func TestShapesMatchGitLabDocs(t *testing.T) {
 	_, srv := newServer(t, gitlabsim.Options{Projects: 3, MRs: 10, Pipelines: 150})
 	pid := firstProjectID(t, srv)
@@ -321,9 +462,9 @@ func TestShapesMatchGitLabDocs(t *testing.T) {
 			continue
 		}
 		seen[st] = true
-		_, body := get(t, srv, fmt.Sprintf("/api/v4/projects/%d/pipelines/%.0f", pid, p["id"]))
+		_, body := get(t, srv, fmt.Sprintf("/api/v4/projects/%d/pipelines/%d", pid, num(p["id"])))
 		singles = append(singles, getItems(t, body)...)
-		_, body = get(t, srv, fmt.Sprintf("/api/v4/projects/%d/pipelines/%.0f/jobs", pid, p["id"]))
+		_, body = get(t, srv, fmt.Sprintf("/api/v4/projects/%d/pipelines/%d/jobs", pid, num(p["id"])))
 		jobs = append(jobs, getItems(t, body)...)
 	}
 	for _, st := range []string{"success", "failed", "running"} {
@@ -362,6 +503,11 @@ func TestShapesMatchGitLabDocs(t *testing.T) {
 			}
 		})
 	}
+	checkDocsExamples(t, []docsExample{
+		{"docs_list_project_pipelines.json", pipes},
+		{"docs_get_pipeline.json", singles},
+		{"docs_list_pipeline_jobs.json", jobs},
+	})
 	// failure_reason appears on failed jobs only, as in the docs' examples.
 	for _, j := range jobs {
 		_, has := j["failure_reason"]
@@ -382,7 +528,7 @@ var (
 		"committed_date": {"string"}, "trailers": {"object"}, "extended_trailers": {"object"}, "web_url": {"string"},
 	}
 	commitStatsDoc = merge(commitDoc, shape{"stats": {"object"}})
-	statsDoc       = shape{"additions": {"number"}, "deletions": {"number"}, "total": {"number"}}
+	statsDoc       = shape{"additions": {"integer"}, "deletions": {"integer"}, "total": {"integer"}}
 	tagDoc         = shape{
 		"commit": {"object"}, "release": {"object", "null"}, "name": {"string"}, "target": {"string"},
 		"message": {"string", "null"}, "protected": {"boolean"}, "created_at": {"string", "null"},
@@ -392,58 +538,72 @@ var (
 		"released_at": {"string"}, "upcoming_release": {"boolean"}, "author": {"object"}, "commit": {"object"},
 		"commit_path": {"string"}, "tag_path": {"string"}, "assets": {"object"}, "evidences": {"array"}, "_links": {"object"},
 	}
-	assetsDoc = shape{"count": {"number"}, "sources": {"array"}, "links": {"array"}}
+	assetsDoc = shape{"count": {"integer"}, "sources": {"array"}, "links": {"array"}}
 	issueDoc  = shape{
-		"id": {"number"}, "iid": {"number"}, "project_id": {"number"}, "title": {"string"}, "description": {"string", "null"},
+		"id": {"integer"}, "iid": {"integer"}, "project_id": {"integer"}, "title": {"string"}, "description": {"string", "null"},
 		"state": {"string"}, "created_at": {"string"}, "updated_at": {"string"}, "closed_at": {"string", "null"},
 		"closed_by": {"object", "null"}, "labels": {"array"}, "milestone": {"object", "null"}, "assignees": {"array"},
-		"author": {"object"}, "type": {"string"}, "assignee": {"object", "null"}, "user_notes_count": {"number"},
-		"merge_requests_count": {"number"}, "upvotes": {"number"}, "downvotes": {"number"}, "due_date": {"string", "null"},
+		"author": {"object"}, "type": {"string"}, "assignee": {"object", "null"}, "user_notes_count": {"integer"},
+		"merge_requests_count": {"integer"}, "upvotes": {"integer"}, "downvotes": {"integer"}, "due_date": {"string", "null"},
 		"confidential": {"boolean"}, "discussion_locked": {"boolean", "null"}, "issue_type": {"string"},
 		"web_url": {"string"}, "time_stats": {"object"}, "task_completion_status": {"object"}, "_links": {"object"},
-		"references": {"object"}, "severity": {"string"}, "moved_to_id": {"number", "null"}, "imported": {"boolean"},
+		"references": {"object"}, "severity": {"string"}, "moved_to_id": {"integer", "null"}, "imported": {"boolean"},
 		"imported_from": {"string"}, "service_desk_reply_to": {"string", "null"}, "has_tasks": {"boolean"},
-		"task_status": {"string"}, "blocking_issues_count": {"number"},
+		"task_status": {"string"}, "blocking_issues_count": {"integer"},
 	}
 	noteDoc = shape{
-		"id": {"number"}, "type": {"string", "null"}, "body": {"string"}, "attachment": {"string", "null"},
+		"id": {"integer"}, "type": {"string", "null"}, "body": {"string"}, "attachment": {"string", "null"},
 		"author": {"object"}, "created_at": {"string"}, "updated_at": {"string"}, "system": {"boolean"},
-		"noteable_id": {"number", "null"}, "noteable_type": {"string"}, "project_id": {"number"},
-		"noteable_iid": {"number", "null"}, "resolvable": {"boolean"}, "confidential": {"boolean"},
+		"noteable_id": {"integer", "null"}, "noteable_type": {"string"}, "project_id": {"integer"},
+		"noteable_iid": {"integer", "null"}, "resolvable": {"boolean"}, "confidential": {"boolean"},
 		"internal": {"boolean"}, "imported": {"boolean"}, "imported_from": {"string"},
 	}
 	eventDoc = shape{
-		"id": {"number"}, "title": {"string", "null"}, "project_id": {"number"}, "action_name": {"string"},
-		"target_id": {"number", "null"}, "target_iid": {"number", "null"}, "target_type": {"string", "null"},
-		"author_id": {"number"}, "target_title": {"string", "null"}, "created_at": {"string"}, "author": {"object"},
+		"id": {"integer"}, "title": {"string", "null"}, "project_id": {"integer"}, "action_name": {"string"},
+		"target_id": {"integer", "null"}, "target_iid": {"integer", "null"}, "target_type": {"string", "null"},
+		"author_id": {"integer"}, "target_title": {"string", "null"}, "created_at": {"string"}, "author": {"object"},
 		"author_username": {"string"}, "imported": {"boolean"}, "imported_from": {"string"},
 	}
 	noteEventDoc = merge(eventDoc, shape{"note": {"object"}})
 	pushEventDoc = merge(eventDoc, shape{"push_data": {"object"}})
 	pushDataDoc  = shape{
-		"commit_count": {"number"}, "action": {"string"}, "ref_type": {"string"}, "commit_from": {"string", "null"},
-		"commit_to": {"string"}, "ref": {"string"}, "commit_title": {"string"}, "ref_count": {"number", "null"},
+		"commit_count": {"integer"}, "action": {"string"}, "ref_type": {"string"}, "commit_from": {"string", "null"},
+		"commit_to": {"string"}, "ref": {"string"}, "commit_title": {"string"}, "ref_count": {"integer", "null"},
 	}
 	deploymentDoc = shape{
-		"id": {"number"}, "iid": {"number"}, "ref": {"string"}, "sha": {"string"}, "created_at": {"string"},
+		"id": {"integer"}, "iid": {"integer"}, "ref": {"string"}, "sha": {"string"}, "created_at": {"string"},
 		"updated_at": {"string"}, "status": {"string"}, "user": {"object"}, "environment": {"object"}, "deployable": {"object"},
 	}
 	environmentBasicDoc = shape{
-		"id": {"number"}, "name": {"string"}, "slug": {"string"}, "external_url": {"string", "null"},
+		"id": {"integer"}, "name": {"string"}, "slug": {"string"}, "external_url": {"string", "null"},
 		"created_at": {"string"}, "updated_at": {"string"},
 	}
 	environmentDoc = merge(environmentBasicDoc, shape{
 		"description": {"string", "null"}, "state": {"string"}, "tier": {"string"}, "auto_stop_at": {"string", "null"},
 		"auto_stop_setting": {"string"}, "kubernetes_namespace": {"string", "null"}, "flux_resource_path": {"string", "null"},
 	})
+	// docs.gitlab.com/api/environments "Get a specific environment"; its
+	// last_deployment is the deployment entity without its environment.
+	environmentSingleDoc = merge(environmentDoc, shape{"last_deployment": {"object", "null"}, "cluster_agent": {"object", "null"}})
+	lastDeploymentDoc    = func() shape {
+		d := merge(deploymentDoc, nil)
+		delete(d, "environment")
+		return d
+	}()
+	// docs.gitlab.com/api/merge_requests "Get single merge request changes".
+	mrChangesDoc = shape{
+		"id": {"integer"}, "iid": {"integer"}, "project_id": {"integer"}, "title": {"string"}, "state": {"string"},
+		"sha": {"string"}, "changes_count": {"string"}, "head_pipeline": {"object", "null"}, "diff_refs": {"object"},
+		"changes": {"array"}, "overflow": {"boolean"},
+	}
 	registryRepoDoc = shape{
-		"id": {"number"}, "name": {"string"}, "path": {"string"}, "project_id": {"number"}, "location": {"string"},
+		"id": {"integer"}, "name": {"string"}, "path": {"string"}, "project_id": {"integer"}, "location": {"string"},
 		"created_at": {"string"}, "cleanup_policy_started_at": {"string", "null"}, "status": {"string", "null"},
-		"tags_count": {"number"}, "tags": {"array"},
+		"tags_count": {"integer"}, "tags": {"array"},
 	}
 	registryTagDoc        = shape{"name": {"string"}, "path": {"string"}, "location": {"string"}}
 	registryTagDetailsDoc = merge(registryTagDoc, shape{
-		"revision": {"string"}, "short_revision": {"string"}, "digest": {"string"}, "created_at": {"string"}, "total_size": {"number"},
+		"revision": {"string"}, "short_revision": {"string"}, "digest": {"string"}, "created_at": {"string"}, "total_size": {"integer"},
 	})
 )
 
@@ -488,18 +648,25 @@ func TestKindShapes(t *testing.T) {
 	commit := items("/repository/commits/" + pipes[0]["sha"].(string))
 	branches := items("/repository/branches?per_page=100")
 	branch := items("/repository/branches/main")
-	var mrApprovals, diffs, mrCommits, mrNotes []map[string]any
-	for _, m := range items("/merge_requests?state=all&per_page=20") {
+	var mrApprovals, diffs, mrCommits, mrNotes, mrChanges []map[string]any
+	mrs := items("/merge_requests?state=all&per_page=100")
+	for _, m := range mrs[:20] {
 		iid := num(m["iid"])
 		mrApprovals = append(mrApprovals, items(fmt.Sprintf("/merge_requests/%d/approvals", iid))...)
 		diffs = append(diffs, items(fmt.Sprintf("/merge_requests/%d/diffs", iid))...)
 		mrCommits = append(mrCommits, items(fmt.Sprintf("/merge_requests/%d/commits", iid))...)
 		mrNotes = append(mrNotes, items(fmt.Sprintf("/merge_requests/%d/notes", iid))...)
+		mrChanges = append(mrChanges, items(fmt.Sprintf("/merge_requests/%d/changes", iid))...)
 	}
 	var issueNotes []map[string]any
 	issues := items("/issues?per_page=100")
 	for _, is := range issues[:8] {
 		issueNotes = append(issueNotes, items(fmt.Sprintf("/issues/%d/notes", num(is["iid"])))...)
+	}
+	envs := items("/environments")
+	var envSingles []map[string]any
+	for _, e := range envs {
+		envSingles = append(envSingles, items(fmt.Sprintf("/environments/%d", num(e["id"])))...)
 	}
 	repos := items("/registry/repositories?tags=true&tags_count=true")
 	tagsPath := fmt.Sprintf("/registry/repositories/%d/tags", num(repos[0]["id"]))
@@ -521,6 +688,7 @@ func TestKindShapes(t *testing.T) {
 		t.Run(tc.sample, func(t *testing.T) {
 			sample := readSample(t, tc.sample)
 			checkShape(t, tc.sample, shapeOf(sample), tc.got, tc.nullable, nestedShapes(sample))
+			checkKinds(t, tc.sample, kindsOf(sample), tc.got)
 			for i, it := range tc.got {
 				checkTimes(t, fmt.Sprintf("%s[%d]", tc.sample, i), it)
 				checkGitDates(t, fmt.Sprintf("%s[%d]", tc.sample, i), it)
@@ -541,7 +709,7 @@ func TestKindShapes(t *testing.T) {
 			approvedBy = append(approvedBy, x.(map[string]any))
 		}
 	}
-	checkShape(t, "approved_by", want, approvedBy, nil, map[string]shape{"user": {"id": {"number"}, "name": {"string"}, "username": {"string"}}})
+	checkShape(t, "approved_by", want, approvedBy, nil, map[string]shape{"user": {"id": {"integer"}, "name": {"string"}, "username": {"string"}}})
 
 	var noteEvents, pushEvents []map[string]any
 	for _, e := range items("/events?per_page=100") {
@@ -568,7 +736,9 @@ func TestKindShapes(t *testing.T) {
 		{"note events", noteEventDoc, noteEvents, map[string]shape{"note": noteDoc, "author": userBasicDoc}},
 		{"push events", pushEventDoc, pushEvents, map[string]shape{"push_data": pushDataDoc}},
 		{"deployments", deploymentDoc, items("/deployments?per_page=100"), map[string]shape{"environment": environmentBasicDoc, "deployable": jobDoc, "user": userBasicDoc}},
-		{"environments", environmentDoc, items("/environments"), nil},
+		{"environments", environmentDoc, envs, nil},
+		{"environment", environmentSingleDoc, envSingles, map[string]shape{"last_deployment": lastDeploymentDoc}},
+		{"merge request changes", mrChangesDoc, mrChanges, nil},
 		{"registry repositories", registryRepoDoc, repos, nil},
 		{"registry tags", registryTagDoc, regTags, nil},
 		{"registry tag details", registryTagDetailsDoc, tagDetails, nil},
@@ -583,4 +753,19 @@ func TestKindShapes(t *testing.T) {
 			}
 		})
 	}
+	checkDocsExamples(t, []docsExample{
+		{"docs_list_merge_requests.json", mrs},
+		{"docs_get_merge_request_changes.json", mrChanges},
+		{"docs_list_issues.json", issues},
+		{"docs_list_notes.json", issueNotes},
+		{"docs_list_tags.json", items("/repository/tags")},
+		{"docs_list_releases.json", items("/releases")},
+		{"docs_list_deployments.json", items("/deployments?per_page=100")},
+		{"docs_list_environments.json", envs},
+		{"docs_get_environment.json", envSingles},
+		{"docs_list_registry_repositories.json", repos},
+		{"docs_list_registry_tags.json", regTags},
+		{"docs_get_registry_tag.json", tagDetails},
+		{"docs_list_project_events.json", items("/events?per_page=100")},
+	})
 }

@@ -305,11 +305,30 @@ func (w *world) noteHook(base string, n *note) obj {
 	return out
 }
 
+// durationOrNil is a job's duration from a to b, a Ruby Float in GitLab's
+// payloads; nil until both are known.
 func durationOrNil(a, b time.Time) any {
 	if a.IsZero() || b.IsZero() {
 		return nil
 	}
-	return b.Sub(a).Seconds()
+	return fraction(b.Sub(a).Seconds())
+}
+
+// queuedOrNil is a job's queued_duration, a Ruby Float; nil when unknown.
+func (j job) queuedOrNil() any {
+	if j.queued < 0 {
+		return nil
+	}
+	return fraction(j.queued)
+}
+
+// pipelineDuration is a pipeline's duration, whole seconds as GitLab
+// keeps it; nil until it finished.
+func (pl *pipeline) pipelineDuration() any {
+	if pl.finishedAt.IsZero() {
+		return nil
+	}
+	return int64(pl.finishedAt.Sub(pl.startedAt) / time.Second)
 }
 
 func (pl *pipeline) runnerHook(j job) any {
@@ -345,10 +364,6 @@ func (w *world) pipelineHook(base string, pl *pipeline) obj {
 	p := pl.p
 	builds := []obj{}
 	for _, j := range pl.jobs() {
-		var q any
-		if j.queued >= 0 {
-			q = j.queued
-		}
 		var reason any
 		if j.failureReason != "" {
 			reason = j.failureReason
@@ -356,18 +371,15 @@ func (w *world) pipelineHook(base string, pl *pipeline) obj {
 		builds = append(builds, obj{
 			"id": j.id, "stage": j.stage, "name": j.name, "status": j.status,
 			"created_at": hookTS(j.createdAt), "started_at": hookTS(j.startedAt), "finished_at": hookTS(j.finishedAt),
-			"duration": durationOrNil(j.startedAt, j.finishedAt), "queued_duration": q,
+			"duration": durationOrNil(j.startedAt, j.finishedAt), "queued_duration": j.queuedOrNil(),
 			"when": "on_success", "manual": false, "allow_failure": false, "failure_reason": reason,
 			"user": pl.user.hookJSON(base), "runner": pl.runnerHook(j),
 			"artifacts_file": obj{"filename": nil, "size": nil}, "environment": pl.envHook(j),
 		})
 	}
-	var dur, queued any
-	if !pl.finishedAt.IsZero() {
-		dur = int64(pl.finishedAt.Sub(pl.startedAt).Seconds())
-	}
-	if !pl.startedAt.IsZero() {
-		queued = int64(pl.queued)
+	var queued any
+	if q := pl.queuedSeconds(); q != nil {
+		queued = *q
 	}
 	var mr any
 	if m := p.mrByBranch[strings.TrimPrefix(pl.ref, "refs/heads/")]; m != nil && pl.source == "merge_request_event" {
@@ -380,7 +392,7 @@ func (w *world) pipelineHook(base string, pl *pipeline) obj {
 		"object_attributes": obj{
 			"id": pl.id, "iid": pl.iid, "name": nil, "ref": pl.ref, "tag": false, "sha": pl.sha, "before_sha": pl.beforeSHA,
 			"source": pl.source, "status": pl.status, "detailed_status": pl.status, "stages": stageNames,
-			"created_at": hookTS(pl.createdAt), "finished_at": hookTS(pl.finishedAt), "duration": dur,
+			"created_at": hookTS(pl.createdAt), "finished_at": hookTS(pl.finishedAt), "duration": pl.pipelineDuration(),
 			"queued_duration": queued, "variables": []obj{}, "url": pl.webURL(base),
 		},
 		"merge_request": mr, "user": pl.user.hookJSON(base), "project": p.hookJSON(base),
@@ -390,10 +402,6 @@ func (w *world) pipelineHook(base string, pl *pipeline) obj {
 
 func (w *world) jobHook(base string, pl *pipeline, j job) obj {
 	p := pl.p
-	var q any
-	if j.queued >= 0 {
-		q = j.queued
-	}
 	var reason any
 	if j.failureReason != "" {
 		reason = j.failureReason
@@ -404,14 +412,14 @@ func (w *world) jobHook(base string, pl *pipeline, j job) obj {
 		"retries_count": 0, "build_id": j.id, "build_name": j.name, "build_stage": j.stage, "build_status": j.status,
 		"build_created_at": hookTS(j.createdAt), "build_started_at": hookTS(j.startedAt), "build_finished_at": hookTS(j.finishedAt),
 		"build_created_at_iso": isoTS(j.createdAt), "build_started_at_iso": isoTS(j.startedAt), "build_finished_at_iso": isoTS(j.finishedAt),
-		"build_duration": durationOrNil(j.startedAt, j.finishedAt), "build_queued_duration": q,
+		"build_duration": durationOrNil(j.startedAt, j.finishedAt), "build_queued_duration": j.queuedOrNil(),
 		"build_allow_failure": false, "build_failure_reason": reason, "pipeline_id": pl.id,
 		"runner": pl.runnerHook(j), "project_id": p.id, "project_name": p.group.fullName() + " / " + p.name,
 		"user": pl.user.hookJSON(base),
 		"commit": obj{
 			"id": pl.id, "name": nil, "sha": pl.sha, "message": c.message, "author_name": c.author.name,
 			"author_email": c.author.email(), "author_url": base + "/" + c.author.username, "status": pl.status,
-			"duration": durationOrNil(pl.startedAt, pl.finishedAt), "started_at": hookTS(pl.startedAt), "finished_at": hookTS(pl.finishedAt),
+			"duration": pl.pipelineDuration(), "started_at": hookTS(pl.startedAt), "finished_at": hookTS(pl.finishedAt),
 		},
 		"repository": p.repoHook(base), "project": p.hookJSON(base), "environment": pl.envHook(j), "source_pipeline": nil,
 	}

@@ -6,11 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -345,7 +343,9 @@ func TestWebhookRetriesOn500(t *testing.T) {
 // TestWebhookShapes holds every payload the simulator sends to GitLab's
 // sample of its kind: each top-level and object_attributes field of the
 // sample is present with the same JSON type (null matches any type, as
-// samples and live objects differ in which optional fields are set).
+// samples and live objects differ in which optional fields are set), and
+// every value at any depth has the sample's kind (a build's duration is a
+// fraction, a pipeline's an integer).
 func TestWebhookShapes(t *testing.T) {
 	rc := &receiver{}
 	s := hookSim(t, rc, gitlabsim.Options{Seed: 11, Projects: 3})
@@ -358,14 +358,7 @@ func TestWebhookShapes(t *testing.T) {
 		if o, ok := samples[name]; ok {
 			return o
 		}
-		b, err := os.ReadFile(filepath.Join("testdata", "webhooks", name+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var o map[string]any
-		if err := json.Unmarshal(b, &o); err != nil {
-			t.Fatal(err)
-		}
+		o := readSample(t, filepath.Join("webhooks", name+".json"))[0]
 		samples[name] = o
 		return o
 	}
@@ -382,34 +375,18 @@ func TestWebhookShapes(t *testing.T) {
 		}
 		sample := load(name)
 		checked[name]++
-		compareHook(t, name, "", sample, r.obj)
+		got := objects(t, r.body)[0]
+		compareHook(t, name, "", sample, got)
 		if oa, ok := sample["object_attributes"].(map[string]any); ok {
-			compareHook(t, name, "object_attributes.", oa, r.obj["object_attributes"].(map[string]any))
+			compareHook(t, name, "object_attributes.", oa, got["object_attributes"].(map[string]any))
 		}
+		checkKinds(t, name, kindsOf([]map[string]any{sample}), []map[string]any{got})
 	}
 	for _, name := range []string{"merge_request", "push", "pipeline", "job", "deployment", "issue", "note_merge_request", "note_issue", "tag_push", "release"} {
 		if checked[name] == 0 {
 			t.Errorf("no %s payload was sent to check", name)
 		}
 	}
-}
-
-func hookJSONType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	case string:
-		return "string"
-	case bool:
-		return "bool"
-	case float64:
-		return "number"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 func compareHook(t *testing.T, name, prefix string, sample, got map[string]any) {
@@ -420,7 +397,7 @@ func compareHook(t *testing.T, name, prefix string, sample, got map[string]any) 
 			t.Errorf("%s: %s%s missing", name, prefix, k)
 			continue
 		}
-		st, gt := hookJSONType(sv), hookJSONType(gv)
+		st, gt := jsonType(sv), jsonType(gv)
 		if st != gt && st != "null" && gt != "null" {
 			t.Errorf("%s: %s%s is %s, GitLab sends %s", name, prefix, k, gt, st)
 		}
