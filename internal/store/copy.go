@@ -81,140 +81,77 @@ type copier struct {
 	written map[string]int64
 }
 
-// walk reads every table of s, page by page, hashing it; with c, each page
-// is also written to c.dst before the next is read.
+// walker is one Checksums or Copy under way.
+type walker struct {
+	c        *copier // nil for Checksums
+	sums     map[string]*summer
+	progress func(CopyProgress)
+}
+
+func (w *walker) report(table string, read, total int64) {
+	var n int64
+	if w.c != nil {
+		n = w.c.written[table]
+	}
+	w.progress(CopyProgress{Table: table, Read: read, Written: n, Total: total})
+}
+
+// walk reads every table of s, hashing it; with c, what it reads is also
+// written to c.dst, each page before the next is read.
 func walk(ctx context.Context, s CopyStore, c *copier, progress func(CopyProgress)) ([]TableSum, error) {
 	if progress == nil {
 		progress = func(CopyProgress) {}
 	}
-	sums := map[string]*summer{}
+	w := &walker{c: c, sums: map[string]*summer{}, progress: progress}
 	for _, t := range Tables {
-		sums[t] = newSummer()
-	}
-	report := func(table string, read, total int64) {
-		var w int64
-		if c != nil {
-			w = c.written[table]
-		}
-		progress(CopyProgress{Table: table, Read: read, Written: w, Total: total})
+		w.sums[t] = newSummer()
 	}
 
-	// Projects.
 	ps, err := s.Projects(ctx)
 	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(ps, func(a, b Project) int { return cmp.Compare(a.ID, b.ID) })
-	for _, p := range ps {
-		sums["projects"].add(projectRecord(p))
+	err = whole(ctx, w, "projects", ps, projectRecord, ProjectStore.Projects, func(ctx context.Context, dst CopyStore, put []Project) error {
+		return dst.PutProjects(ctx, put...)
+	})
+	if err != nil {
+		return nil, err
 	}
-	if c != nil {
-		have, err := c.dst.Projects(ctx)
-		if err != nil {
-			return nil, err
-		}
-		same := map[string]bool{}
-		for _, p := range have {
-			same[string(projectRecord(p))] = true
-		}
-		var put []Project
-		for _, p := range ps {
-			if !same[string(projectRecord(p))] {
-				put = append(put, p)
-			}
-		}
-		if err := c.dst.PutProjects(ctx, put...); err != nil {
-			return nil, fmt.Errorf("copy projects: %w", err)
-		}
-		c.written["projects"] += int64(len(put))
-	}
-	report("projects", int64(len(ps)), int64(len(ps)))
 
-	// Events and their timelines.
 	total, err := s.Count(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	var read int64
-	for after := ""; ; {
-		hs, err := s.ExportEvents(ctx, after, eventsPage)
-		if err != nil {
-			return nil, err
-		}
-		if len(hs) == 0 {
-			break
-		}
-		for _, h := range hs {
-			sums["events"].add(eventRecord(h.Event))
+	err = paged(ctx, w, "events", "", eventsPage, s.ExportEvents,
+		func(h History) string { return h.Event.ID },
+		func(read int64) int64 { return max(int64(total), read) },
+		func(h History) {
+			w.sums["events"].add(eventRecord(h.Event))
 			for _, t := range h.Timeline {
-				sums["timeline"].add(timelineRecord(h.Event.ID, t))
+				w.sums["timeline"].add(timelineRecord(h.Event.ID, t))
 			}
-		}
-		if c != nil {
-			r, err := c.dst.ImportEvents(ctx, hs...)
-			if err != nil {
-				return nil, fmt.Errorf("copy events after %q: %w", after, err)
-			}
+		},
+		func(ctx context.Context, dst CopyStore, hs []History) error {
+			r, err := dst.ImportEvents(ctx, hs...)
 			c.written["events"] += int64(r.Events)
 			c.written["timeline"] += int64(r.Timeline)
-		}
-		read += int64(len(hs))
-		after = hs[len(hs)-1].Event.ID
-		report("events", read, int64(max(total, int(read))))
+			return err
+		})
+	if err != nil {
+		return nil, err
 	}
-	report("events", read, read)
 
-	// Webhook deliveries.
-	read = 0
-	for after := int64(0); ; {
-		ds, err := s.ExportDeliveries(ctx, after, deliveriesPage)
-		if err != nil {
-			return nil, err
-		}
-		if len(ds) == 0 {
-			break
-		}
-		for _, d := range ds {
-			sums["deliveries"].add(deliveryRecord(d))
-		}
-		if c != nil {
-			n, err := c.dst.ImportDeliveries(ctx, ds...)
-			if err != nil {
-				return nil, fmt.Errorf("copy deliveries after id %d: %w", after, err)
-			}
-			c.written["deliveries"] += int64(n)
-		}
-		read += int64(len(ds))
-		after = ds[len(ds)-1].ID
-		report("deliveries", read, -1)
+	err = byID(ctx, w, "deliveries", deliveriesPage, s.ExportDeliveries, func(d Delivery) int64 { return d.ID },
+		deliveryRecord, CopyStore.ImportDeliveries)
+	if err != nil {
+		return nil, err
 	}
-	report("deliveries", read, read)
-
-	// Audit log.
-	read = 0
-	for after := int64(0); ; {
-		es, err := s.ExportAudit(ctx, after, auditPage)
-		if err != nil {
-			return nil, err
-		}
-		if len(es) == 0 {
-			break
-		}
-		for _, e := range es {
-			sums["audit"].add(auditRecord(e))
-		}
-		if c != nil {
-			n, err := c.dst.ImportAudit(ctx, es...)
-			if err != nil {
-				return nil, fmt.Errorf("copy audit after id %d: %w", after, err)
-			}
-			c.written["audit"] += int64(n)
-		}
-		read += int64(len(es))
-		after = es[len(es)-1].ID
-		report("audit", read, -1)
+	err = byID(ctx, w, "audit", auditPage, s.ExportAudit, func(e AuditEntry) int64 { return e.ID },
+		auditRecord, CopyStore.ImportAudit)
+	if err != nil {
+		return nil, err
 	}
-	report("audit", read, read)
 
 	// Sync states (cursors) last.
 	states, err := s.SyncStates(ctx)
@@ -227,35 +164,97 @@ func walk(ctx context.Context, s CopyStore, c *copier, progress func(CopyProgres
 		}
 		return cmp.Compare(string(a.Kind), string(b.Kind))
 	})
-	for _, st := range states {
-		sums["sync_state"].add(syncRecord(st))
-	}
-	if c != nil {
-		have, err := c.dst.SyncStates(ctx)
-		if err != nil {
-			return nil, err
-		}
-		same := map[string]bool{}
-		for _, st := range have {
-			same[string(syncRecord(st))] = true
-		}
-		for _, st := range states {
-			if same[string(syncRecord(st))] {
-				continue
+	err = whole(ctx, w, "sync_state", states, syncRecord, ProjectStore.SyncStates, func(ctx context.Context, dst CopyStore, put []SyncState) error {
+		for _, st := range put {
+			if err := dst.PutSyncState(ctx, st); err != nil {
+				return err
 			}
-			if err := c.dst.PutSyncState(ctx, st); err != nil {
-				return nil, fmt.Errorf("copy sync state: %w", err)
-			}
-			c.written["sync_state"]++
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	report("sync_state", int64(len(states)), int64(len(states)))
 
 	out := make([]TableSum, 0, len(Tables))
 	for _, t := range Tables {
-		out = append(out, TableSum{Table: t, Count: sums[t].n, Sum: hex.EncodeToString(sums[t].h.Sum(nil))})
+		out = append(out, TableSum{Table: t, Count: w.sums[t].n, Sum: hex.EncodeToString(w.sums[t].h.Sum(nil))})
 	}
 	return out, nil
+}
+
+// whole hashes a table read at once (rows in canonical order); copying,
+// it puts the rows whose record the destination does not hold.
+func whole[T any](ctx context.Context, w *walker, table string, rows []T, record func(T) []byte,
+	have func(ProjectStore, context.Context) ([]T, error), put func(context.Context, CopyStore, []T) error) error {
+	for _, r := range rows {
+		w.sums[table].add(record(r))
+	}
+	if w.c != nil {
+		held, err := have(w.c.dst, ctx)
+		if err != nil {
+			return err
+		}
+		same := map[string]bool{}
+		for _, r := range held {
+			same[string(record(r))] = true
+		}
+		var missing []T
+		for _, r := range rows {
+			if !same[string(record(r))] {
+				missing = append(missing, r)
+			}
+		}
+		if err := put(ctx, w.c.dst, missing); err != nil {
+			return fmt.Errorf("copy %s: %w", table, err)
+		}
+		w.c.written[table] += int64(len(missing))
+	}
+	w.report(table, int64(len(rows)), int64(len(rows)))
+	return nil
+}
+
+// byID is paged for a table exported by id and imported with its ids.
+func byID[T any](ctx context.Context, w *walker, table string, size int, export func(context.Context, int64, int) ([]T, error),
+	id func(T) int64, record func(T) []byte, imp func(CopyStore, context.Context, ...T) (int, error)) error {
+	return paged(ctx, w, table, 0, size, export, id, func(int64) int64 { return -1 },
+		func(r T) { w.sums[table].add(record(r)) },
+		func(ctx context.Context, dst CopyStore, rows []T) error {
+			n, err := imp(dst, ctx, rows...)
+			w.c.written[table] += int64(n)
+			return err
+		})
+}
+
+// paged reads a table page by page through export, from after on, hashing
+// each row with sum; copying, it imports each page into the destination
+// before reading the next. key is the position a row leaves the export at.
+func paged[K any, T any](ctx context.Context, w *walker, table string, after K, size int,
+	export func(context.Context, K, int) ([]T, error), key func(T) K, total func(read int64) int64,
+	sum func(T), imp func(context.Context, CopyStore, []T) error) error {
+	var read int64
+	for {
+		rows, err := export(ctx, after, size)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, r := range rows {
+			sum(r)
+		}
+		if w.c != nil {
+			if err := imp(ctx, w.c.dst, rows); err != nil {
+				return fmt.Errorf("copy %s after %v: %w", table, after, err)
+			}
+		}
+		read += int64(len(rows))
+		after = key(rows[len(rows)-1])
+		w.report(table, read, total(read))
+	}
+	w.report(table, read, read)
+	return nil
 }
 
 // summer hashes a table's canonical records, each length-prefixed so that

@@ -35,6 +35,9 @@ var migrations embed.FS
 
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
+	// SQL is the part every SQL backend shares; the methods in this
+	// package are what PostgreSQL does its own way.
+	store.SQL[pgtype.Timestamptz]
 	pool *pgxpool.Pool
 }
 
@@ -93,6 +96,7 @@ func open(ctx context.Context, url string, migrate bool) (*Store, []store.Migrat
 		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool}
+	s.SQL = store.SQL[pgtype.Timestamptz]{Name: "postgres", Dialect: dialect, Scan: scan, Query: s.query, Snapshot: s.snapshot, Exec: s.exec, Insert: s.insert}
 	known, err := latest()
 	if err != nil {
 		pool.Close()
@@ -191,15 +195,6 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 // tables in the same database (the job queue).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Ping reports whether the database can serve requests.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.pool.QueryRow(ctx, "SELECT 1 FROM events LIMIT 1").Scan(&one); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("postgres: ping: %w", err)
-	}
-	return nil
-}
-
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.pool.Close()
@@ -244,15 +239,4 @@ func fromTS(t pgtype.Timestamptz) time.Time {
 		return time.Time{}
 	}
 	return t.Time.UTC()
-}
-
-type scanner interface{ Scan(dest ...any) error }
-
-// limit is store.PageLimit with the listing named in its error.
-func limit(what string, n int) (int, error) {
-	l, err := store.PageLimit(n)
-	if err != nil {
-		return 0, fmt.Errorf("postgres: %s: %w", what, err)
-	}
-	return l, nil
 }

@@ -31,6 +31,9 @@ var migrations embed.FS
 
 // Store is a store.Store on one SQLite file.
 type Store struct {
+	// SQL is the part every SQL backend shares; the methods below are
+	// what SQLite does its own way.
+	store.SQL[int64]
 	db *sql.DB
 	// write admits one writer at a time. SQLite serialises writers anyway;
 	// queueing them here wakes the next one as soon as the last commits,
@@ -100,6 +103,11 @@ func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	s := &Store{db: db, write: make(chan struct{}, 1)}
+	s.SQL = store.SQL[int64]{Name: "sqlite", Dialect: dialect, Scan: scan, Query: s.query, Snapshot: s.snapshot, Exec: s.exec,
+		// AUTOINCREMENT moves past explicit ids by itself.
+		Insert: func(ctx context.Context, _, stmt string, args ...[]any) (int, error) {
+			return s.exec(ctx, stmt, args...)
+		}}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, nil, openError(path, existed, err)
@@ -220,15 +228,6 @@ func (s *Store) probeWrite(ctx context.Context) error {
 // DB is the underlying pool, for parts that keep their own tables in the
 // same file.
 func (s *Store) DB() *sql.DB { return s.db }
-
-// Ping reports whether the file can still be read.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.db.QueryRowContext(ctx, "SELECT 1 FROM events LIMIT 1").Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: ping: %w", err)
-	}
-	return nil
-}
 
 // Close closes the pool.
 func (s *Store) Close() error { return s.db.Close() }

@@ -101,6 +101,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditFiltersAndPrune", testAuditFilters},
 		{"Export", testExport},
 		{"ImportRules", testImportRules},
+		{"EqualUpdatedAtExactNumbers", testEqualUpdatedAtExactNumbers},
+		{"EqualUpdatedAtNumberForms", testEqualUpdatedAtNumberForms},
+		{"DeliveryWithoutBodyOrHeaders", testDeliveryWithoutBodyOrHeaders},
+		{"AuditPathPrefixUnicode", testAuditPathPrefixUnicode},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
