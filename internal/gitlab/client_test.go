@@ -267,3 +267,32 @@ func TestWaitsForRateLimitResetWhenNoneRemain(t *testing.T) {
 		t.Errorf("waits %v, want one until the reset", w)
 	}
 }
+
+// The client-side limit is waited out on the client's clock: at 60 a
+// minute (a burst of one), each request after the first waits about a
+// second, and the waits are what the limiter asked, not wall time.
+func TestLimiterWaitsOnTheClock(t *testing.T) {
+	srv, served := server(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"id": 7})
+	})
+	clock := new(skipClock)
+	token := "glpat-clock-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	c := newClient(t, srv.URL, new(syncBuffer), func(c *Config) { c.Token, c.RequestsPerMinute, c.Clock = token, 60, clock })
+	for range 3 {
+		if _, err := c.Projects(context.Background(), []string{"7"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 59 tokens a minute less 2%: one every 1.038s.
+	perSecond := 59 * 0.98 / 60
+	interval := time.Duration(float64(time.Second) / perSecond)
+	w := clock.waits()
+	if served.Load() != 3 || len(w) != 2 {
+		t.Fatalf("served %d, waits %v", served.Load(), w)
+	}
+	for i, d := range w {
+		if d < interval-50*time.Millisecond || d > interval {
+			t.Errorf("wait %d is %s, want about %s", i, d, interval)
+		}
+	}
+}

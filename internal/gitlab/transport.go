@@ -31,9 +31,9 @@ const (
 )
 
 // Clock is the time the client reads and waits by: the pause before a
-// retry (Retry-After on 429, exponential backoff otherwise) and the pause
-// until GitLab's rate-limit window resets. The client-side token bucket
-// runs on the system clock, whatever the Clock.
+// retry (Retry-After on 429, exponential backoff otherwise), the wait for
+// the client-side rate limit and the pause until GitLab's rate-limit
+// window resets.
 type Clock interface {
 	Now() time.Time
 	// Sleep returns after d, or with ctx's error as soon as ctx ends.
@@ -92,7 +92,7 @@ func (st *callState) ended(resp *http.Response) {
 type callStateKey struct{}
 
 // errLimiterDeadline is returned when waiting for the client-side limit
-// would outlast the context's deadline; rate.Limiter knows this up front,
+// would outlast the context's deadline; a reservation knows this up front,
 // so the request fails at once instead of sleeping into the deadline.
 var errLimiterDeadline = fmt.Errorf("waiting for the client-side rate limit would pass the deadline: %w", context.DeadlineExceeded)
 
@@ -204,7 +204,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		release()
 		return nil, err
 	}
-	if err := t.c.limiter.Wait(ctx); err != nil {
+	if err := t.c.waitLimiter(ctx); err != nil {
 		release()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -246,6 +246,33 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.c.report(req, start, resp, readErr)
 	}}
 	return resp, nil
+}
+
+// waitLimiter waits, on the client's clock, for the limiter's next token.
+// As rate.Limiter.Wait does, it fails at once, taking nothing, when the
+// wait would outlast ctx's deadline.
+func (c *Client) waitLimiter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := c.clock.Now()
+	r := c.limiter.ReserveN(now, 1)
+	if !r.OK() {
+		return errLimiterDeadline
+	}
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && d > time.Until(dl) {
+		r.CancelAt(now)
+		return errLimiterDeadline
+	}
+	if err := c.clock.Sleep(ctx, d); err != nil {
+		r.CancelAt(c.clock.Now())
+		return err
+	}
+	return nil
 }
 
 // finishBody runs finish once, when the body is closed: only then has the
