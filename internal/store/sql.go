@@ -35,6 +35,47 @@ type Dialect struct {
 	Check func(name string, t time.Time) error
 }
 
+// CheckEvent refuses an event that fails Validate, or holds a time the
+// backend cannot.
+func (d Dialect) CheckEvent(e change.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if d.Check == nil {
+		return nil
+	}
+	for _, c := range []struct {
+		name string
+		t    time.Time
+	}{{"created_at", e.CreatedAt}, {"updated_at", e.UpdatedAt}, {"occurred_at", e.OccurredAt}} {
+		if err := d.Check(c.name, c.t); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
+		}
+	}
+	for _, t := range e.Transitions {
+		if err := d.Check("transition "+t.State, t.At); err != nil {
+			return fmt.Errorf("event %s: %w", e.ID, err)
+		}
+	}
+	return nil
+}
+
+// CheckHistory is CheckEvent for an imported history, timeline included.
+func (d Dialect) CheckHistory(h History) error {
+	if err := d.CheckEvent(h.Event); err != nil {
+		return err
+	}
+	for _, t := range h.Timeline {
+		if d.Check == nil {
+			break
+		}
+		if err := d.Check("timeline "+t.State, t.At); err != nil {
+			return fmt.Errorf("event %s: %w", h.Event.ID, err)
+		}
+	}
+	return nil
+}
+
 // Query collects the conditions and arguments of a statement.
 type Query struct {
 	d     Dialect

@@ -175,3 +175,36 @@ func TestUpsertStatements(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckEvent(t *testing.T) {
+	bounded := dollar
+	bounded.Check = func(name string, at time.Time) error {
+		if at.Year() > 2200 {
+			return errors.New(name + " too late")
+		}
+		return nil
+	}
+	ok := change.Event{ID: "mr-1-1", Kind: change.KindMergeRequest, UpdatedAt: minute(1), Source: change.SourcePoll}
+	late := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		d    Dialect
+		h    History
+		bad  bool
+	}{
+		{"valid", bounded, History{Event: ok}, false},
+		{"invalid", dollar, History{Event: change.Event{ID: "x"}}, true},
+		{"late occurred_at", bounded, History{Event: func() change.Event { e := ok; e.OccurredAt = late; return e }()}, true},
+		{"late occurred_at, any time held", dollar, History{Event: func() change.Event { e := ok; e.OccurredAt = late; return e }()}, false},
+		{"late transition", bounded, History{Event: func() change.Event {
+			e := ok
+			e.Transitions = []change.Transition{{State: "merged", At: late}}
+			return e
+		}()}, true},
+		{"late timeline entry", bounded, History{Event: ok, Timeline: []change.TimelineEntry{{State: "opened", At: late}}}, true},
+	} {
+		if err := c.d.CheckHistory(c.h); (err != nil) != c.bad {
+			t.Errorf("%s: err %v, want error %v", c.name, err, c.bad)
+		}
+	}
+}

@@ -127,7 +127,7 @@ func (s *Store) Upsert(ctx context.Context, events ...change.Event) (store.Upser
 	norm := make([]change.Event, len(events))
 	ids := make([]string, 0, len(events))
 	for i, e := range events {
-		if err := e.Validate(); err != nil {
+		if err := dialect.CheckEvent(e); err != nil {
 			return res, fmt.Errorf("postgres: upsert: %w", err)
 		}
 		norm[i] = normalize(e)

@@ -20,7 +20,7 @@ func (s *Store) ImportEvents(ctx context.Context, hs ...store.History) (store.Im
 	norm := make([]store.History, len(hs))
 	ids := make([]string, 0, len(hs))
 	for i, h := range hs {
-		if err := h.Event.Validate(); err != nil {
+		if err := dialect.CheckHistory(h); err != nil {
 			return res, fmt.Errorf("postgres: import: %w", err)
 		}
 		norm[i].Event = normalize(h.Event)

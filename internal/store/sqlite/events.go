@@ -41,26 +41,6 @@ func checkTime(name string, t time.Time) error {
 	return nil
 }
 
-func checkEvent(e change.Event) error {
-	if err := e.Validate(); err != nil {
-		return err
-	}
-	for _, c := range []struct {
-		name string
-		t    time.Time
-	}{{"created_at", e.CreatedAt}, {"updated_at", e.UpdatedAt}, {"occurred_at", e.OccurredAt}} {
-		if err := checkTime(c.name, c.t); err != nil {
-			return fmt.Errorf("event %s: %w", e.ID, err)
-		}
-	}
-	for _, t := range e.Transitions {
-		if err := checkTime("transition "+t.State, t.At); err != nil {
-			return fmt.Errorf("event %s: %w", e.ID, err)
-		}
-	}
-	return nil
-}
-
 // dialect is how this backend writes the statements package store shares.
 var dialect = store.Dialect{
 	Check: checkTime,
@@ -150,7 +130,7 @@ func (s *Store) Upsert(ctx context.Context, events ...change.Event) (store.Upser
 	}
 	// All of them first: a call with one bad event stores none.
 	for _, e := range events {
-		if err := checkEvent(e); err != nil {
+		if err := dialect.CheckEvent(e); err != nil {
 			return res, fmt.Errorf("sqlite: upsert: %w", err)
 		}
 	}

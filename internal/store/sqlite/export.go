@@ -12,13 +12,8 @@ import (
 func (s *Store) ImportEvents(ctx context.Context, hs ...store.History) (store.ImportResult, error) {
 	var res store.ImportResult
 	for _, h := range hs {
-		if err := checkEvent(h.Event); err != nil {
+		if err := dialect.CheckHistory(h); err != nil {
 			return res, fmt.Errorf("sqlite: import: %w", err)
-		}
-		for _, t := range h.Timeline {
-			if err := checkTime("timeline "+t.State, t.At); err != nil {
-				return res, fmt.Errorf("sqlite: import: event %s: %w", h.Event.ID, err)
-			}
 		}
 	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
