@@ -5,17 +5,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/labtrail/labtrail/internal/server"
 )
 
 // config is labtrail's settings: environment variables (compatible with the
 // connector labtrail grew from: GITLAB_TOKEN, GITLAB_URL, POLL_INTERVAL,
-// REPOS), overridden by flags.
+// REPOS), overridden by flags. The settings table below is the one place
+// that reads them; each command registers only the settings it uses.
 type config struct {
 	GitLabURL         string
 	Token             string
@@ -28,10 +33,11 @@ type config struct {
 	AuditRetention    time.Duration
 	HTTPTimeout       time.Duration
 	Concurrency       int
-	GraphQL           string // LABTRAIL_GRAPHQL: gitlab.GraphQLAuto or gitlab.GraphQLOff
+	GraphQL           string // gitlab.GraphQLAuto or gitlab.GraphQLOff
 	WebhookSecrets    []string
 	SigningSecrets    []string
 	WebhookAllow      []netip.Prefix
+	WebhookURL        string // labtrail's webhook address as GitLab reaches it
 	DB                string
 	Addr              string
 	RequestsPerMinute int
@@ -44,6 +50,13 @@ type config struct {
 	// FullSweep is how often every project is synced whatever its
 	// activity; negative: every poll (no activity gating).
 	FullSweep time.Duration
+	// HTTP bounds the clients of every listener; zero fields: the
+	// server's defaults.
+	HTTP server.Timeouts
+	// ShutdownTimeout is how long requests in flight may take to finish
+	// on shutdown; QueueShutdownTimeout, then, running jobs.
+	ShutdownTimeout      time.Duration
+	QueueShutdownTimeout time.Duration
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -83,13 +96,6 @@ func loadDotEnv(path string) error {
 	return sc.Err()
 }
 
-func envOr(k, def string) string {
-	if v, ok := os.LookupEnv(k); ok && strings.TrimSpace(v) != "" {
-		return strings.TrimSpace(v)
-	}
-	return def
-}
-
 // splitList splits a comma-separated list, dropping blanks.
 func splitList(s string) []string {
 	var out []string
@@ -101,102 +107,360 @@ func splitList(s string) []string {
 	return out
 }
 
-// configFlags registers the shared flags on fs with defaults from the
-// environment, and returns a function that builds the config after parsing.
-func configFlags(fs *flag.FlagSet) func() (config, error) {
-	url := fs.String("gitlab-url", envOr("GITLAB_URL", "https://gitlab.com"), "GitLab base URL (env GITLAB_URL)")
-	interval := fs.String("poll-interval", envOr("POLL_INTERVAL", "300"), "seconds between polls (env POLL_INTERVAL)")
-	repos := fs.String("repos", envOr("REPOS", ""), "comma-separated project paths or ids; empty: every project the token is a member of (env REPOS)")
-	groups := fs.String("groups", envOr("GROUPS", ""), "comma-separated group paths or ids whose projects (subgroups included) are synced (env GROUPS)")
-	branches := fs.String("branches", envOr("BRANCHES", ""), "comma-separated branches whose commits are synced; empty: each project's default branch (env BRANCHES)")
-	maxProjects := fs.String("max-projects", envOr("LABTRAIL_MAX_PROJECTS", "100"), "most projects synced; a log line says when the cap bites (env LABTRAIL_MAX_PROJECTS)")
-	archived := fs.String("include-archived", envOr("LABTRAIL_INCLUDE_ARCHIVED", "false"), "also sync archived projects (env LABTRAIL_INCLUDE_ARCHIVED)")
-	auditDays := fs.String("audit-days", envOr("LABTRAIL_AUDIT_DAYS", "30"), "days the audit log of GitLab API calls is kept; 0 keeps it forever (env LABTRAIL_AUDIT_DAYS)")
-	timeout := fs.String("http-timeout", envOr("LABTRAIL_HTTP_TIMEOUT", "30"), "seconds before one GitLab request is abandoned and retried (env LABTRAIL_HTTP_TIMEOUT)")
-	concurrency := fs.String("concurrency", envOr("LABTRAIL_CONCURRENCY", "4"), "most GitLab requests in flight at once (env LABTRAIL_CONCURRENCY)")
-	graphQL := fs.String("graphql", envOr("LABTRAIL_GRAPHQL", "auto"), "auto: merge request and pipeline details in batches from GitLab's GraphQL API, REST where it is not available; off: REST only (env LABTRAIL_GRAPHQL)")
-	allow := fs.String("webhook-allow", envOr("LABTRAIL_WEBHOOK_ALLOW", ""), "comma-separated CIDRs webhooks may come from; empty: any (env LABTRAIL_WEBHOOK_ALLOW)")
-	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "SQLite database file, or a postgres:// URL (env LABTRAIL_DB)")
-	jobTimeout := fs.String("job-timeout", envOr("LABTRAIL_JOB_TIMEOUT", "600"), "seconds one background job (a project's sync) may run before it is cut off, to resume on its retry (env LABTRAIL_JOB_TIMEOUT)")
-	rescueAfter := fs.String("rescue-after", envOr("LABTRAIL_RESCUE_AFTER", ""), "seconds a job may stay running before it counts as a dead replica's and another takes it; default job timeout + 300 (env LABTRAIL_RESCUE_AFTER)")
-	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LABTRAIL_ADDR)")
-	rpm := fs.String("requests-per-minute", envOr("LABTRAIL_REQUESTS_PER_MINUTE", "600"), "GitLab API requests per minute, per token (env LABTRAIL_REQUESTS_PER_MINUTE)")
-	level := fs.String("log-level", envOr("LABTRAIL_LOG_LEVEL", "info"), "debug, info, warn or error (env LABTRAIL_LOG_LEVEL)")
-	sweep := fs.String("full-sweep", envOr("LABTRAIL_FULL_SWEEP", "6h"), "how often every project is synced even without activity, e.g. 6h or 30m; 0: every poll (env LABTRAIL_FULL_SWEEP)")
-	return func() (config, error) {
-		c := config{GitLabURL: *url, Token: strings.TrimSpace(os.Getenv("GITLAB_TOKEN")), Repos: splitList(*repos),
-			Groups: splitList(*groups), Branches: splitList(*branches), DB: *db, Addr: *addr}
-		var err error
-		if c.MaxProjects, err = strconv.Atoi(*maxProjects); err != nil || c.MaxProjects <= 0 {
-			return c, fmt.Errorf("LABTRAIL_MAX_PROJECTS must be a positive whole number, got %q", *maxProjects)
-		}
-		if c.IncludeArchived, err = strconv.ParseBool(*archived); err != nil {
-			return c, fmt.Errorf("LABTRAIL_INCLUDE_ARCHIVED must be true or false, got %q", *archived)
-		}
-		days, err := strconv.ParseFloat(*auditDays, 64)
-		if err != nil || days < 0 {
-			return c, fmt.Errorf("LABTRAIL_AUDIT_DAYS must be a number of days (0: keep forever), got %q", *auditDays)
-		}
-		c.AuditRetention = time.Duration(days * 24 * float64(time.Hour))
-		to, err := strconv.ParseFloat(*timeout, 64)
-		if err != nil || to <= 0 {
-			return c, fmt.Errorf("LABTRAIL_HTTP_TIMEOUT must be a positive number of seconds, got %q", *timeout)
-		}
-		c.HTTPTimeout = time.Duration(to * float64(time.Second))
-		if c.Concurrency, err = strconv.Atoi(*concurrency); err != nil || c.Concurrency <= 0 {
-			return c, fmt.Errorf("LABTRAIL_CONCURRENCY must be a positive whole number, got %q", *concurrency)
-		}
-		switch c.GraphQL = strings.ToLower(strings.TrimSpace(*graphQL)); c.GraphQL {
-		case "auto", "off":
-		default:
-			return c, fmt.Errorf("LABTRAIL_GRAPHQL must be auto or off, got %q", *graphQL)
-		}
-		// Secrets only from the environment, like the token: never in ps.
-		c.WebhookSecrets = splitList(os.Getenv("LABTRAIL_WEBHOOK_SECRET"))
-		c.SigningSecrets = splitList(os.Getenv("LABTRAIL_WEBHOOK_SIGNING_SECRET"))
-		for _, a := range splitList(*allow) {
-			p, err := netip.ParsePrefix(a)
-			if err != nil {
-				ip, ierr := netip.ParseAddr(a)
-				if ierr != nil {
-					return c, fmt.Errorf("LABTRAIL_WEBHOOK_ALLOW: %q is not a CIDR such as 10.0.0.0/8 or an address", a)
+// A setting is one of labtrail's configuration values: the flag and the
+// environment variable that set it, its default, and how its text becomes
+// part of the config.
+type setting struct {
+	flag string // empty: from the environment only (secrets: ps shows flags)
+	env  string
+	also string // an older variable, read when env is not set
+	def  string
+	typ  string // what --help shows the value as
+	help string
+	set  func(c *config, v string) error // its error says what v must be
+	// show, if set, is how --help shows a value (a URL's password masked).
+	show func(string) string
+}
+
+// Settings, in the groups commands use them.
+var (
+	gitlabSettings = []*setting{
+		{flag: "gitlab-url", env: "GITLAB_URL", def: "https://gitlab.com", typ: "url", help: "GitLab base URL",
+			set: text(func(c *config) *string { return &c.GitLabURL })},
+		{env: "GITLAB_TOKEN", help: "GitLab personal access token (read_api scope; api for labtrail hooks install)",
+			set: text(func(c *config) *string { return &c.Token })},
+		httpTimeoutSetting,
+		{flag: "requests-per-minute", env: "LABTRAIL_REQUESTS_PER_MINUTE", def: "600", typ: "int",
+			help: "GitLab API requests per minute, per token", set: positive(func(c *config) *int { return &c.RequestsPerMinute })},
+		{flag: "concurrency", env: "LABTRAIL_CONCURRENCY", def: "4", typ: "int",
+			help: "most GitLab requests in flight at once", set: positive(func(c *config) *int { return &c.Concurrency })},
+		{flag: "graphql", env: "LABTRAIL_GRAPHQL", def: "auto", typ: "string",
+			help: "auto: merge request and pipeline details in batches from GitLab's GraphQL API, REST where it is not available; off: REST only",
+			set: func(c *config, v string) error {
+				switch c.GraphQL = strings.ToLower(v); c.GraphQL {
+				case "auto", "off":
+					return nil
 				}
-				p = netip.PrefixFrom(ip, ip.BitLen())
-			}
-			c.WebhookAllow = append(c.WebhookAllow, p.Masked())
-		}
-		secs, err := strconv.ParseFloat(*interval, 64)
-		if err != nil || secs <= 0 {
-			return c, fmt.Errorf("POLL_INTERVAL must be a positive number of seconds, got %q", *interval)
-		}
-		c.PollInterval = time.Duration(secs * float64(time.Second))
-		if c.RequestsPerMinute, err = strconv.Atoi(*rpm); err != nil || c.RequestsPerMinute <= 0 {
-			return c, fmt.Errorf("LABTRAIL_REQUESTS_PER_MINUTE must be a positive whole number, got %q", *rpm)
-		}
-		if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
-			return c, fmt.Errorf("LABTRAIL_LOG_LEVEL: %w", err)
-		}
-		if c.FullSweep, err = parseSweep(*sweep); err != nil {
-			return c, err
-		}
-		jt, err := strconv.ParseFloat(*jobTimeout, 64)
-		if err != nil || jt <= 0 {
-			return c, fmt.Errorf("LABTRAIL_JOB_TIMEOUT must be a positive number of seconds, got %q", *jobTimeout)
-		}
-		c.JobTimeout = time.Duration(jt * float64(time.Second))
-		if *rescueAfter != "" {
-			ra, err := strconv.ParseFloat(*rescueAfter, 64)
-			if err != nil || ra <= 0 {
-				return c, fmt.Errorf("LABTRAIL_RESCUE_AFTER must be a positive number of seconds, got %q", *rescueAfter)
-			}
-			c.RescueAfter = time.Duration(ra * float64(time.Second))
-			if c.RescueAfter <= c.JobTimeout {
-				return c, fmt.Errorf("LABTRAIL_RESCUE_AFTER (%s) must be longer than LABTRAIL_JOB_TIMEOUT (%s): "+
-					"a job still running on a live replica would be started again elsewhere", c.RescueAfter, c.JobTimeout)
-			}
-		}
-		return c, nil
+				return errors.New("must be auto or off")
+			}},
 	}
+	httpTimeoutSetting = &setting{flag: "http-timeout", env: "LABTRAIL_HTTP_TIMEOUT", def: "30s", typ: "duration",
+		help: "time before one GitLab request is abandoned and retried", set: duration(func(c *config) *time.Duration { return &c.HTTPTimeout })}
+	gitlabURLSetting, tokenSetting = gitlabSettings[0], gitlabSettings[1]
+
+	selectionSettings = []*setting{
+		{flag: "repos", env: "REPOS", typ: "list", help: "comma-separated project paths or ids; empty: every project the token is a member of",
+			set: list(func(c *config) *[]string { return &c.Repos })},
+		// GROUPS is a variable of bash's own, which ignores assignments to
+		// it: only LABTRAIL_GROUPS can be set from a shell.
+		{flag: "groups", env: "LABTRAIL_GROUPS", also: "GROUPS", typ: "list",
+			help: "comma-separated group paths or ids whose projects (subgroups included) are synced",
+			set:  list(func(c *config) *[]string { return &c.Groups })},
+		{flag: "max-projects", env: "LABTRAIL_MAX_PROJECTS", def: "100", typ: "int",
+			help: "most projects synced; a log line says when the cap bites", set: positive(func(c *config) *int { return &c.MaxProjects })},
+		{flag: "include-archived", env: "LABTRAIL_INCLUDE_ARCHIVED", def: "false", typ: "bool", help: "also sync archived projects",
+			set: func(c *config, v string) (err error) {
+				if c.IncludeArchived, err = strconv.ParseBool(v); err != nil {
+					return errors.New("must be true or false")
+				}
+				return nil
+			}},
+	}
+
+	// syncSettings are what syncing needs beside GitLab and the selection.
+	syncSettings = []*setting{
+		{flag: "branches", env: "BRANCHES", typ: "list", help: "comma-separated branches whose commits are synced; empty: each project's default branch",
+			set: list(func(c *config) *[]string { return &c.Branches })},
+		{flag: "poll-interval", env: "POLL_INTERVAL", def: "5m", typ: "duration", help: "time between polls, e.g. 5m (a bare number is seconds)",
+			set: duration(func(c *config) *time.Duration { return &c.PollInterval })},
+		{flag: "full-sweep", env: "LABTRAIL_FULL_SWEEP", def: "6h", typ: "duration",
+			help: "how often every project is synced even without activity, e.g. 6h or 30m; 0: every poll",
+			set: func(c *config, v string) (err error) {
+				c.FullSweep, err = parseSweep(v)
+				return err
+			}},
+		{flag: "audit-days", env: "LABTRAIL_AUDIT_DAYS", def: "30", typ: "float", help: "days the audit log of GitLab API calls is kept; 0 keeps it forever",
+			set: func(c *config, v string) error {
+				days, err := strconv.ParseFloat(v, 64)
+				if err != nil || days < 0 {
+					return errors.New("must be a number of days (0: keep forever)")
+				}
+				c.AuditRetention = time.Duration(days * 24 * float64(time.Hour))
+				return nil
+			}},
+		dbSetting,
+	}
+	dbSetting = &setting{flag: "db", env: "LABTRAIL_DB", def: "labtrail.db", typ: "string", help: "SQLite database file, or a postgres:// URL",
+		set: text(func(c *config) *string { return &c.DB }), show: displayDB}
+
+	webhookSecretSetting = &setting{env: "LABTRAIL_WEBHOOK_SECRET", typ: "list",
+		help: "the webhook's Secret token (comma-separated during a rotation, current first); turns webhooks on",
+		set:  list(func(c *config) *[]string { return &c.WebhookSecrets })}
+	webhookURLSetting = &setting{flag: "webhook-url", env: "LABTRAIL_WEBHOOK_URL", typ: "url",
+		help: "labtrail's webhook endpoint as GitLab reaches it, e.g. https://labtrail.example.com/api/v1/webhooks/gitlab",
+		set: func(c *config, v string) error {
+			u, err := url.Parse(v)
+			if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+				return errors.New("must be an http(s) URL such as https://labtrail.example.com/api/v1/webhooks/gitlab")
+			}
+			c.WebhookURL = v
+			return nil
+		}}
+	webhookSettings = []*setting{
+		webhookSecretSetting,
+		{env: "LABTRAIL_WEBHOOK_SIGNING_SECRET", typ: "list", help: "whsec_<base64> keys: also require GitLab's signed webhooks",
+			set: list(func(c *config) *[]string { return &c.SigningSecrets })},
+		{flag: "webhook-allow", env: "LABTRAIL_WEBHOOK_ALLOW", typ: "list", help: "comma-separated CIDRs webhooks may come from; empty: any",
+			set: func(c *config, v string) error {
+				c.WebhookAllow = nil
+				for _, a := range splitList(v) {
+					p, err := netip.ParsePrefix(a)
+					if err != nil {
+						ip, ierr := netip.ParseAddr(a)
+						if ierr != nil {
+							return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or an address", a)
+						}
+						p = netip.PrefixFrom(ip, ip.BitLen())
+					}
+					c.WebhookAllow = append(c.WebhookAllow, p.Masked())
+				}
+				return nil
+			}},
+		webhookURLSetting,
+	}
+
+	jobSettings = []*setting{
+		{flag: "job-timeout", env: "LABTRAIL_JOB_TIMEOUT", def: "10m", typ: "duration",
+			help: "time one background job (a project's sync) may run before it is cut off, to resume on its retry (a bare number is seconds)",
+			set:  duration(func(c *config) *time.Duration { return &c.JobTimeout })},
+		{flag: "rescue-after", env: "LABTRAIL_RESCUE_AFTER", typ: "duration",
+			help: "time a job may stay running before it counts as a dead replica's and another takes it; default job timeout + 5m",
+			set:  duration(func(c *config) *time.Duration { return &c.RescueAfter })},
+		{flag: "queue-shutdown-timeout", env: "LABTRAIL_QUEUE_SHUTDOWN_TIMEOUT", def: "15s", typ: "duration",
+			help: "on shutdown, after the HTTP server's, how long running jobs may take to finish (one cut off resumes on the next start)",
+			set:  duration(func(c *config) *time.Duration { return &c.QueueShutdownTimeout })},
+	}
+
+	addrSetting = &setting{flag: "addr", env: "LABTRAIL_ADDR", def: "127.0.0.1:8080", typ: "address", help: "HTTP listen address",
+		set: text(func(c *config) *string { return &c.Addr })}
+	// listenerSettings bound the clients of every listener labtrail opens.
+	listenerSettings = []*setting{
+		{flag: "read-header-timeout", env: "LABTRAIL_READ_HEADER_TIMEOUT", def: server.DefaultReadHeaderTimeout.String(), typ: "duration",
+			help: "longest a client may take to send a request's headers",
+			set:  duration(func(c *config) *time.Duration { return &c.HTTP.ReadHeader })},
+		{flag: "read-timeout", env: "LABTRAIL_READ_TIMEOUT", def: server.DefaultReadTimeout.String(), typ: "duration",
+			help: "longest a client may take to send a whole request, headers and body",
+			set:  duration(func(c *config) *time.Duration { return &c.HTTP.Read })},
+		{flag: "write-timeout", env: "LABTRAIL_WRITE_TIMEOUT", def: server.DefaultWriteTimeout.String(), typ: "duration",
+			help: "longest from the end of a request's headers to the end of its answer",
+			set:  duration(func(c *config) *time.Duration { return &c.HTTP.Write })},
+		{flag: "idle-timeout", env: "LABTRAIL_IDLE_TIMEOUT", def: server.DefaultIdleTimeout.String(), typ: "duration",
+			help: "how long a kept-alive connection waits for its next request",
+			set:  duration(func(c *config) *time.Duration { return &c.HTTP.Idle })},
+		{flag: "shutdown-timeout", env: "LABTRAIL_SHUTDOWN_TIMEOUT", def: "10s", typ: "duration",
+			help: "on shutdown, how long requests in flight may take to finish",
+			set:  duration(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
+	}
+	// serveSettings are the API server's own.
+	serveSettings = []*setting{
+		addrSetting,
+		{flag: "webhook-read-timeout", env: "LABTRAIL_WEBHOOK_READ_TIMEOUT", def: server.DefaultWebhookReadTimeout.String(), typ: "duration",
+			help: "longest GitLab may take to send one webhook's body (up to 25 MB), instead of --read-timeout",
+			set:  duration(func(c *config) *time.Duration { return &c.HTTP.WebhookRead })},
+	}
+
+	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",
+		set: func(c *config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return errors.New("must be debug, info, warn or error")
+			}
+			return nil
+		}}
+)
+
+// text, list, positive and duration make a setting's set for a field of
+// the config.
+func text(field func(*config) *string) func(*config, string) error {
+	return func(c *config, v string) error { *field(c) = v; return nil }
+}
+
+func list(field func(*config) *[]string) func(*config, string) error {
+	return func(c *config, v string) error { *field(c) = splitList(v); return nil }
+}
+
+func positive(field func(*config) *int) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return errors.New("must be a positive whole number")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// duration reads a positive duration such as 90s or 5m; a bare number is
+// seconds, as the settings labtrail grew from were written.
+func duration(field func(*config) *time.Duration) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if secs, ferr := strconv.ParseFloat(v, 64); ferr == nil {
+			d, err = time.Duration(secs*float64(time.Second)), nil
+		}
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive duration such as 30s or 5m (a bare number is seconds)")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// renamed is s under another flag name, for a command where that name
+// reads better (labtrail hooks --url).
+func renamed(s *setting, flag string) *setting {
+	r := *s
+	r.flag = flag
+	return &r
+}
+
+// lookup returns a setting's value from the environment (or .env, loaded
+// into it) and the variable it came from; ok is false when neither its
+// variable nor its older one is set.
+func (s *setting) lookup() (v, from string, ok bool) {
+	for _, k := range []string{s.env, s.also} {
+		if k == "" {
+			continue
+		}
+		if v, set := os.LookupEnv(k); set && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v), k, true
+		}
+	}
+	return "", "", false
+}
+
+// settingFlag is a setting's flag.Value: it parses into the config as the
+// flag is given.
+type settingFlag struct {
+	s     *setting
+	c     *config
+	text  string
+	given bool
+}
+
+func (f *settingFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.text
+}
+
+func (f *settingFlag) Set(v string) error {
+	v = strings.TrimSpace(v)
+	if err := f.s.set(f.c, v); err != nil {
+		return err
+	}
+	f.text, f.given = v, true
+	return nil
+}
+
+func (f *settingFlag) IsBoolFlag() bool { return f.s.typ == "bool" }
+
+// useSettings registers the flags of the settings in groups on fs and
+// returns the function that builds the config after fs is parsed: a flag
+// given wins, then the environment, then the default. A bad value in the
+// environment is an error naming its variable.
+func useSettings(fs *flag.FlagSet, groups ...[]*setting) func() (config, error) {
+	c := &config{}
+	var flags []*settingFlag
+	var envOnly []*setting
+	for _, g := range groups {
+		for _, s := range g {
+			f := &settingFlag{s: s, c: c, text: s.def}
+			if v, _, ok := s.lookup(); ok {
+				f.text = v
+			}
+			flags = append(flags, f)
+			if s.flag == "" {
+				envOnly = append(envOnly, s)
+				continue
+			}
+			fs.Var(f, s.flag, s.help)
+		}
+	}
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		if len(envOnly) == 0 {
+			return
+		}
+		fmt.Fprintln(fs.Output(), "\nFrom the environment only (a flag would show it in ps):")
+		for _, s := range envOnly {
+			fmt.Fprintf(fs.Output(), "  %s\n    \t%s\n", s.env, s.help)
+		}
+	}
+	return func() (config, error) {
+		for _, f := range flags {
+			if f.given {
+				continue
+			}
+			v, from, ok := f.s.lookup()
+			if !ok && f.s.def == "" {
+				continue // unset: the field's zero value means "none" or "the default"
+			}
+			if !ok {
+				v, from = f.s.def, "the default of "+f.s.env
+			}
+			if err := f.s.set(c, v); err != nil {
+				return *c, fmt.Errorf("%s %v, got %q", from, err, v)
+			}
+		}
+		if c.RescueAfter != 0 && c.RescueAfter <= c.JobTimeout {
+			return *c, fmt.Errorf("LABTRAIL_RESCUE_AFTER (%s) must be longer than LABTRAIL_JOB_TIMEOUT (%s): "+
+				"a job still running on a live replica would be started again elsewhere", c.RescueAfter, c.JobTimeout)
+		}
+		return *c, nil
+	}
+}
+
+// printFlags lists fs's flags as flag.PrintDefaults does, with each
+// setting's type as it is meant (int, bool, duration, list) and its
+// variable.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		def, env := f.DefValue, ""
+		if sf, ok := f.Value.(*settingFlag); ok {
+			typ, env = sf.s.typ, "env "+sf.s.env
+			if sf.s.also != "" {
+				env += ", also read from " + sf.s.also
+			}
+			if sf.s.show != nil {
+				def = sf.s.show(def)
+			}
+		}
+		if typ == "bool" {
+			typ = ""
+		}
+		var notes []string
+		if env != "" {
+			notes = append(notes, env)
+		}
+		switch {
+		case def == "" || def == "false" || def == "0":
+		case typ == "string" || typ == "list" || typ == "url" || typ == "address" || typ == "value":
+			notes = append(notes, fmt.Sprintf("default %q", def))
+		default:
+			notes = append(notes, "default "+def)
+		}
+		if len(notes) > 0 {
+			usage += " (" + strings.Join(notes, "; ") + ")"
+		}
+		fmt.Fprintf(w, "  -%s", f.Name)
+		if typ != "" {
+			fmt.Fprintf(w, " %s", typ)
+		}
+		fmt.Fprintf(w, "\n    \t%s\n", strings.ReplaceAll(usage, "\n", "\n    \t"))
+	})
 }
 
 // parseSweep reads LABTRAIL_FULL_SWEEP: a duration such as 6h, or 0 for
@@ -208,7 +472,7 @@ func parseSweep(v string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("LABTRAIL_FULL_SWEEP must be a duration such as 6h or 30m, or 0 for every poll; got %q", v)
+		return 0, errors.New("must be a duration such as 6h or 30m, or 0 for every poll")
 	}
 	if d == 0 {
 		return -1, nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -72,6 +73,27 @@ func openStore(ctx context.Context, db string) (store.Store, error) {
 		return st, nil
 	}
 	return sqlite.Open(ctx, db)
+}
+
+// checkBeforeCreate asks GitLab who the token is before a first run
+// creates a SQLite database, so that a wrong token or an unreachable
+// GitLab leaves no empty database (and lock) behind. An existing database
+// is not held back: a restart goes on while GitLab is away.
+func checkBeforeCreate(ctx context.Context, c config, log *slog.Logger) error {
+	if isPostgres(c.DB) {
+		return nil
+	}
+	if _, err := os.Stat(c.DB); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	gl, err := newClient(c, log, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := gl.Check(ctx); err != nil {
+		return fmt.Errorf("%w\n(%s not created: it is made once GitLab accepts the token)", err, c.DB)
+	}
+	return nil
 }
 
 // database is a store and what its job queue is built on.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -61,8 +60,11 @@ type hooksSetup struct {
 
 func parseHooks(ctx context.Context, name, synopsis string, needURL bool, args []string, stderr io.Writer) (*hooksSetup, error) {
 	fs := newFlagSet("hooks "+name, synopsis, stderr)
-	hookURL := fs.String("url", envOr("LABTRAIL_WEBHOOK_URL", ""), "labtrail's webhook endpoint, e.g. https://labtrail.example.com/api/v1/webhooks/gitlab (env LABTRAIL_WEBHOOK_URL)")
-	build := configFlags(fs)
+	used := []*setting{renamed(webhookURLSetting, "url"), logLevelSetting}
+	if name == "install" {
+		used = append(used, webhookSecretSetting)
+	}
+	build := useSettings(fs, gitlabSettings, selectionSettings, used)
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
@@ -70,17 +72,11 @@ func parseHooks(ctx context.Context, name, synopsis string, needURL bool, args [
 	if err != nil {
 		return nil, err
 	}
-	s := &hooksSetup{cfg: c, url: strings.TrimSpace(*hookURL)}
+	s := &hooksSetup{cfg: c, url: c.WebhookURL}
 	if needURL && s.url == "" {
 		fmt.Fprintln(stderr, "--url is required: labtrail's webhook endpoint, e.g. https://labtrail.example.com/api/v1/webhooks/gitlab")
 		fs.Usage()
 		return nil, errUsage
-	}
-	if s.url != "" {
-		u, err := url.Parse(s.url)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--url %q is not an http(s) URL such as https://labtrail.example.com/api/v1/webhooks/gitlab", s.url)
-		}
 	}
 	if err := c.requireToken(); err != nil {
 		return nil, err

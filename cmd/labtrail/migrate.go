@@ -15,10 +15,14 @@ import (
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", "migrate [--db DB] | migrate --from DB --to DB", stderr)
-	db := fs.String("db", envOr("LABTRAIL_DB", "labtrail.db"), "database to migrate: SQLite file or postgres:// URL (env LABTRAIL_DB)")
+	build := useSettings(fs, []*setting{dbSetting})
 	from := fs.String("from", "", "copy this database's history (SQLite file or postgres:// URL) ...")
 	to := fs.String("to", "", "... into this one, migrating it first; then compare counts and checksums")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
 		return err
 	}
 	if (*from == "") != (*to == "") {
@@ -27,7 +31,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return errUsage
 	}
 	if *from == "" {
-		return migrate(ctx, *db, stdout)
+		return migrate(ctx, c.DB, stdout)
 	}
 	return copyDB(ctx, *from, *to, stdout, stderr)
 }

@@ -34,7 +34,7 @@ func newClient(c config, log *slog.Logger, audit func(gitlab.AuditRecord)) (*git
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", "check [flags]", stderr)
-	build := configFlags(fs)
+	build := useSettings(fs, []*setting{gitlabURLSetting, tokenSetting, httpTimeoutSetting, logLevelSetting})
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("sync", "sync [--once] [flags]", stderr)
 	once := fs.Bool("once", false, "sync once and exit (exit code 0 only if every project synced)")
 	full := fs.Bool("full", false, "sync every project, also those with no activity since their last sync")
-	build := configFlags(fs)
+	build := useSettings(fs, gitlabSettings, selectionSettings, syncSettings, []*setting{logLevelSetting})
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -77,6 +77,9 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := newLogger(stderr, c.LogLevel)
+	if err := checkBeforeCreate(ctx, c, log); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, c.DB)
 	if err != nil {
 		return err
@@ -181,7 +184,8 @@ func printCounts(w io.Writer, res ingest.Result) {
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve [flags]", stderr)
-	build := configFlags(fs)
+	build := useSettings(fs, gitlabSettings, selectionSettings, syncSettings, webhookSettings, jobSettings,
+		serveSettings, listenerSettings, []*setting{logLevelSetting})
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -204,6 +208,9 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return fmt.Errorf("listen on %s: %w (set LABTRAIL_ADDR or --addr to another address)", c.Addr, err)
 	}
 	defer ln.Close()
+	if err := checkBeforeCreate(ctx, c, log); err != nil {
+		return err
+	}
 	db, err := openForServe(ctx, c.DB)
 	if err != nil {
 		return err
@@ -226,28 +233,25 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	api := server.New(st, log)
+	api.SetHints(server.Hints{
+		Webhooks:    "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token",
+		WebhookTest: "webhook test needs LABTRAIL_WEBHOOK_SECRET and LABTRAIL_WEBHOOK_URL (labtrail's webhook address as GitLab reaches it)",
+	})
 	if len(c.WebhookSecrets) > 0 {
 		wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{
 			Secrets: c.WebhookSecrets, SigningSecrets: c.SigningSecrets, Allow: c.WebhookAllow,
 		}, st, q, log)
 		if err != nil {
-			return err
+			return fmt.Errorf("LABTRAIL_WEBHOOK_SIGNING_SECRET: %w", err)
 		}
 		api.EnableWebhooks(wh, q.EnqueueDelivery)
-		if url := envOr("LABTRAIL_WEBHOOK_URL", ""); url != "" {
-			sel := poller.Selection
-			api.EnableWebhookTest(func(ctx context.Context) ([]ingest.HookTestResult, error) {
-				list, err := gl.SelectProjects(ctx, sel)
-				if err != nil {
-					return nil, err
-				}
-				return ingest.TestHooks(ctx, gl, list.Projects, url), nil
-			})
+		if c.WebhookURL != "" {
+			api.EnableWebhookTest(hookTest(gl, poller.Selection, c.WebhookURL))
 		}
 	} else {
 		log.Info("webhooks off: set LABTRAIL_WEBHOOK_SECRET to receive GitLab webhooks; polling alone keeps the history")
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv := api.HTTPServer(c.HTTP)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("labtrail started", "addr", ln.Addr().String(), "gitlab", c.GitLabURL, "db", displayDB(c.DB), "poll_interval", c.PollInterval)
@@ -258,16 +262,52 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// First no new requests, and those in flight answered; then the jobs,
+	// which webhooks received meanwhile may have queued.
+	shutdownHTTP(srv, c.ShutdownTimeout, log)
+	qctx, cancel := context.WithTimeout(context.Background(), orDefault(c.QueueShutdownTimeout, 15*time.Second))
 	defer cancel()
-	_ = srv.Shutdown(shutdown)
-	if qerr := q.Stop(shutdown); qerr != nil && !errors.Is(qerr, context.DeadlineExceeded) {
-		log.Warn("stop job queue", "err", qerr)
+	if qerr := q.Stop(qctx); qerr != nil {
+		log.Warn("job queue stopped before its running jobs finished; they resume on the next start", "err", qerr)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+// shutdownHTTP stops srv, waiting up to timeout (default 10s) for the
+// requests in flight, then closing what is left.
+func shutdownHTTP(srv *http.Server, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), orDefault(timeout, 10*time.Second))
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("HTTP requests still in flight at shutdown were cut off", "err", err)
+		_ = srv.Close()
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// hookTest is what POST /api/v1/webhooks/test runs: a test event through
+// each selected project's webhook to url.
+func hookTest(gl *gitlab.Client, sel gitlab.Selection, url string) func(context.Context) ([]server.HookTestResult, error) {
+	return func(ctx context.Context) ([]server.HookTestResult, error) {
+		list, err := gl.SelectProjects(ctx, sel)
+		if err != nil {
+			return nil, err
+		}
+		var out []server.HookTestResult
+		for _, r := range ingest.TestHooks(ctx, gl, list.Projects, url) {
+			out = append(out, server.HookTestResult(r))
+		}
+		return out, nil
+	}
 }
 
 // poller builds the poller the config describes.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labtrail/labtrail/internal/gitlabsim"
+	"github.com/labtrail/labtrail/internal/server"
 )
 
 // simFlags registers the simulator's world and behaviour flags.
@@ -52,7 +54,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address")
 	token := fs.String("token", "sim-token", "the token the simulator accepts (PRIVATE-TOKEN or Authorization: Bearer)")
 	opts := simFlags(fs, 0, 0)
+	build := useSettings(fs, listenerSettings)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
 		return err
 	}
 	o := opts()
@@ -65,12 +72,13 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "GitLab simulator on http://%s (token %q): try GITLAB_URL=http://%s GITLAB_TOKEN=%s labtrail sync --once\n",
 		ln.Addr(), *token, ln.Addr(), *token)
-	return serveUntilDone(ctx, ln, sim, func(ctx context.Context) { sim.Run(ctx) })
+	return serveUntilDone(ctx, ln, sim, c, func(ctx context.Context) { sim.Run(ctx) })
 }
 
-// serveUntilDone serves h on ln (and runs bg beside it) until ctx ends.
-func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, bg func(context.Context)) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+// serveUntilDone serves h on ln with c's timeouts (and runs bg beside it)
+// until ctx ends.
+func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, c config, bg func(context.Context)) error {
+	srv := server.NewHTTPServer(h, c.HTTP)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if bg != nil {
@@ -81,9 +89,7 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, bg fun
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdown)
+	shutdownHTTP(srv, c.ShutdownTimeout, slog.New(slog.DiscardHandler))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -92,14 +98,17 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, bg fun
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "demo [--dir DIR] [--addr HOST:PORT] [flags]", stderr)
-	dir := fs.String("dir", "", "directory for the demo database (default: a new temporary directory)")
-	addr := fs.String("addr", envOr("LABTRAIL_ADDR", "127.0.0.1:8080"), "HTTP listen address for labtrail")
+	dir := fs.String("dir", "", "keep the demo database in this directory (default: a temporary directory, removed on exit)")
 	interval := fs.Duration("poll-interval", 30*time.Second, "time between polls of the simulator")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
 	// The demo's GitLab is not throttled like GitLab.com, so the first
 	// sync fills the page in seconds.
 	opts := simFlags(fs, 20*time.Second, 1_000_000)
+	build := useSettings(fs, serveSettings, listenerSettings, []*setting{logLevelSetting})
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
 		return err
 	}
 	if *dir == "" {
@@ -107,18 +116,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return fmt.Errorf("create demo directory: %w", err)
 		}
+		// Tens of megabytes nobody asked to keep: gone on exit, Ctrl-C
+		// included (the signal ends ctx, and serve returns).
+		defer func() {
+			if err := os.RemoveAll(d); err != nil {
+				fmt.Fprintf(stderr, "labtrail demo: remove %s: %v\n", d, err)
+			}
+		}()
 		*dir = d
 	} else if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return fmt.Errorf("create demo directory: %w", err)
 	}
-	c := config{
-		Token: "sim-token", PollInterval: *interval, DB: filepath.Join(*dir, "labtrail.db"),
-		Addr: *addr, RequestsPerMinute: 100_000, MaxProjects: 100, AuditRetention: 7 * 24 * time.Hour,
-		HTTPTimeout: 30 * time.Second, Concurrency: 4,
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
+	c.Token, c.PollInterval, c.DB = "sim-token", *interval, filepath.Join(*dir, "labtrail.db")
+	c.RequestsPerMinute, c.MaxProjects, c.AuditRetention = 100_000, 100, 7*24*time.Hour
+	c.HTTPTimeout, c.Concurrency = 30*time.Second, 4
 	o := opts()
 	o.Token = c.Token
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -137,7 +148,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	simDone := make(chan error, 1)
-	go func() { simDone <- serveUntilDone(ctx, simLn, sim, func(ctx context.Context) { sim.Run(ctx) }) }()
+	go func() { simDone <- serveUntilDone(ctx, simLn, sim, c, func(ctx context.Context) { sim.Run(ctx) }) }()
 	log := newLogger(stderr, c.LogLevel)
 	err = serve(ctx, c, log, func(url string) {
 		fmt.Fprintf(stdout, "labtrail demo: simulated GitLab at %s, data in %s\n", c.GitLabURL, c.DB)

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -57,16 +58,20 @@ type Enqueuer interface {
 type WebhookHandler struct {
 	cfg     WebhookConfig
 	keys    [][]byte
-	store   store.Store
+	store   store.DeliveryStore
 	enqueue Enqueuer
 	log     *slog.Logger
 	now     func() time.Time
 }
 
+// ErrNoWebhookSecret is NewWebhookHandler's answer to a config without
+// secrets: the Secret token configured on GitLab's webhook is required.
+var ErrNoWebhookSecret = errors.New("webhooks need a secret: the Secret token configured on the GitLab webhook")
+
 // NewWebhookHandler checks cfg and builds the handler.
-func NewWebhookHandler(cfg WebhookConfig, st store.Store, enq Enqueuer, log *slog.Logger) (*WebhookHandler, error) {
+func NewWebhookHandler(cfg WebhookConfig, st store.DeliveryStore, enq Enqueuer, log *slog.Logger) (*WebhookHandler, error) {
 	if len(cfg.Secrets) == 0 {
-		return nil, errors.New("webhooks need a secret: set LABTRAIL_WEBHOOK_SECRET to the Secret token configured on the GitLab webhook")
+		return nil, ErrNoWebhookSecret
 	}
 	h := &WebhookHandler{cfg: cfg, store: st, enqueue: enq, log: log, now: time.Now}
 	if h.log == nil {
@@ -81,7 +86,7 @@ func NewWebhookHandler(cfg WebhookConfig, st store.Store, enq Enqueuer, log *slo
 	for i, s := range cfg.SigningSecrets {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
 		if err != nil || !strings.HasPrefix(s, "whsec_") || len(key) == 0 {
-			return nil, fmt.Errorf("LABTRAIL_WEBHOOK_SIGNING_SECRET entry %d is not a whsec_<base64> signing secret", i+1)
+			return nil, fmt.Errorf("signing secret %d of %d is not a whsec_<base64> signing secret", i+1, len(cfg.SigningSecrets))
 		}
 		h.keys = append(h.keys, key)
 	}
@@ -102,7 +107,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.allowed(r.RemoteAddr) {
-		writeWebhookError(w, http.StatusForbidden, "this address may not send webhooks (LABTRAIL_WEBHOOK_ALLOW)")
+		writeWebhookError(w, http.StatusForbidden, "this address may not send webhooks")
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBody {
@@ -118,6 +123,11 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeWebhookError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("payload over %d bytes", h.cfg.MaxBody))
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The server's read deadline cut off a body sent too slowly.
+			writeWebhookError(w, http.StatusRequestTimeout, "the payload took too long to arrive")
 			return
 		}
 		writeWebhookError(w, http.StatusBadRequest, "could not read the payload")
@@ -265,7 +275,7 @@ func (h *WebhookHandler) verifySignature(hd http.Header, body []byte) error {
 // time. Types labtrail does not convert are kept raw. Commits are kept only
 // for the synced branches (branches; empty: the project's default branch),
 // as the poller keeps them, so both ways in agree on what history holds.
-func ProcessDelivery(ctx context.Context, st store.Store, id int64, branches []string) (res WebhookResult, err error) {
+func ProcessDelivery(ctx context.Context, st ProcessStore, id int64, branches []string) (res WebhookResult, err error) {
 	d, err := st.Delivery(ctx, id)
 	if err != nil {
 		return res, err
@@ -308,7 +318,7 @@ func Unprocessable(err error) bool { return errors.Is(err, errUnprocessable) }
 
 // syncedCommitsOnly drops commit events pushed to branches labtrail does
 // not sync.
-func syncedCommitsOnly(ctx context.Context, st store.Store, wh gitlab.Webhook, branches []string) ([]change.Event, error) {
+func syncedCommitsOnly(ctx context.Context, st store.ProjectStore, wh gitlab.Webhook, branches []string) ([]change.Event, error) {
 	hasCommits := false
 	for _, e := range wh.Events {
 		hasCommits = hasCommits || e.Kind == change.KindCommit

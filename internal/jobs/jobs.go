@@ -90,7 +90,7 @@ func (SweepDeliveriesArgs) Kind() string { return "labtrail_sweep_deliveries" }
 // Config sets up the queue.
 type Config struct {
 	Poller *ingest.Poller
-	// Interval between periodic syncs (POLL_INTERVAL).
+	// Interval between periodic syncs.
 	Interval time.Duration
 	// Workers bounds concurrent project syncs; default 2.
 	Workers int
@@ -115,6 +115,10 @@ type Config struct {
 	// ID names this process among the replicas (River's client id, seen
 	// in river_leader and each job's attempted_by); default River's own.
 	ID string
+	// Now is the clock River schedules by: when periodic jobs fall due and
+	// which interval a periodic sync belongs to for its one-per-interval
+	// uniqueness; default time.Now. The database's clock still dates jobs.
+	Now func() time.Time
 }
 
 // DefaultJobTimeout bounds a job when Config.JobTimeout is zero.
@@ -332,7 +336,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		return err
 	}})
 	c, err := river.NewClient(d, &river.Config{
-		Logger:  log.With("component", "river"),
+		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		Workers: workers,
 		ID:      cfg.ID,
@@ -340,6 +344,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		// cut off after JobTimeout and resumes from its cursors.
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
+		Test:                 river.TestConfig{Time: timeGenerator(cfg.Now)},
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(
 				river.PeriodicInterval(cfg.Interval),
@@ -366,6 +371,47 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	}, nil
 }
 
+// riverClock is Config.Now as River's time generator.
+type riverClock func() time.Time
+
+func (c riverClock) Now() time.Time { return c() }
+
+// NowOrNil is nil so that River leaves dating jobs to the database.
+func (riverClock) NowOrNil() *time.Time { return nil }
+
+func timeGenerator(now func() time.Time) rivertype.TimeGenerator {
+	if now == nil {
+		return nil // River's own clock
+	}
+	return riverClock(now)
+}
+
+// quietInfo passes River's records on with INFO lowered to DEBUG: River
+// reports routine work ("Producer job counts", "JobScheduler: Ran
+// successfully") at INFO every few seconds, which would drown labtrail's
+// own INFO lines. Its warnings and errors keep their level.
+type quietInfo struct{ slog.Handler }
+
+func quieter(l slog.Level) slog.Level {
+	if l >= slog.LevelInfo && l < slog.LevelWarn {
+		return slog.LevelDebug
+	}
+	return l
+}
+
+func (h quietInfo) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.Handler.Enabled(ctx, quieter(l))
+}
+
+func (h quietInfo) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = quieter(r.Level)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietInfo) WithAttrs(as []slog.Attr) slog.Handler { return quietInfo{h.Handler.WithAttrs(as)} }
+
+func (h quietInfo) WithGroup(name string) slog.Handler { return quietInfo{h.Handler.WithGroup(name)} }
+
 type scheduleWorker struct {
 	river.WorkerDefaults[ScheduleSyncArgs]
 	poller     *ingest.Poller
@@ -387,7 +433,7 @@ func (w *scheduleWorker) Work(ctx context.Context, job *river.Job[ScheduleSyncAr
 		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path}})
 	}
 	if len(d.Projects) == 0 {
-		w.log.Warn("no projects to sync: check REPOS, GROUPS and the token's memberships")
+		w.log.Warn("no projects to sync: check the selected projects and groups, and the token's memberships")
 		return nil
 	}
 	if len(params) == 0 {
@@ -441,7 +487,7 @@ func (w *syncWorker) project(ctx context.Context, a SyncProjectArgs) (store.Proj
 
 type deliveryWorker struct {
 	river.WorkerDefaults[ProcessDeliveryArgs]
-	store    store.Store
+	store    ingest.ProcessStore
 	branches []string
 	log      *slog.Logger
 	onDone   func(ingest.WebhookResult, error)
@@ -478,7 +524,7 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 
 type sweepWorker struct {
 	river.WorkerDefaults[SweepDeliveriesArgs]
-	store   store.Store
+	store   store.DeliveryStore
 	log     *slog.Logger
 	enqueue func(ctx context.Context, id int64) error
 }

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"strings"
 
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/store"
@@ -12,7 +13,24 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var indexTmpl = template.Must(template.ParseFS(templateFS, "templates/index.html"))
+var (
+	indexTmpl = template.Must(template.ParseFS(templateFS, "templates/index.html"))
+	errorTmpl = template.Must(template.ParseFS(templateFS, "templates/error.html"))
+)
+
+// pageError answers an error in JSON, the API's form, except to a browser
+// asking for a page outside /api/, which gets it as a page.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if strings.HasPrefix(r.URL.Path, "/api/") || !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		writeError(w, status, msg)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := errorTmpl.Execute(w, map[string]any{"Status": status, "Text": http.StatusText(status), "Message": msg}); err != nil {
+		s.log.Error("render error page", "err", err)
+	}
+}
 
 // index shows the most recent changes, so the demo's URL opens on something
 // a person can read; everything on it also comes from the JSON API.
@@ -21,7 +39,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("kind"); v != "" {
 		k, err := change.ParseKind(v)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			s.pageError(w, r, http.StatusBadRequest, err.Error())
 			return
 		}
 		f.Kind = k

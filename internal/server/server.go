@@ -14,43 +14,116 @@ import (
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
-	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/store"
 )
 
+// Store is what the server reads: events, projects and their sync state,
+// webhook deliveries and the audit log. A store.Store is one; a consumer
+// built on another backend implements only these roles.
+type Store interface {
+	store.EventStore
+	store.ProjectStore
+	store.DeliveryStore
+	store.AuditStore
+	// Ping reports whether the store can serve requests.
+	Ping(ctx context.Context) error
+}
+
+// HookTestResult is the outcome of one project's webhook test, as
+// POST /api/v1/webhooks/test reports it.
+type HookTestResult struct {
+	Project string `json:"project"`
+	HookID  int64  `json:"hook_id,omitempty"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Hints tell a user how to turn on an endpoint that is off. Whoever runs
+// the server words them, in terms of its own settings.
+type Hints struct {
+	// Webhooks answers POST /api/v1/webhooks/gitlab without EnableWebhooks.
+	Webhooks string
+	// WebhookTest answers POST /api/v1/webhooks/test without
+	// EnableWebhooks and EnableWebhookTest.
+	WebhookTest string
+}
+
 // Server serves the API. Build it with New; it is an http.Handler.
 type Server struct {
-	store store.Store
+	store Store
 	log   *slog.Logger
 	mux   *http.ServeMux
+	hints Hints
 
 	webhook   http.Handler
 	replay    func(ctx context.Context, id int64) error
-	testHooks func(ctx context.Context) ([]ingest.HookTestResult, error)
+	testHooks func(ctx context.Context) ([]HookTestResult, error)
+	// webhookRead bounds reading one webhook's body (Timeouts.WebhookRead);
+	// zero leaves the server's read deadline.
+	webhookRead, write time.Duration
 }
 
 // New returns a server reading from st.
-func New(st store.Store, log *slog.Logger) *Server {
+func New(st Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: st, log: log, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /api/v1/events", s.listEvents)
-	s.mux.HandleFunc("GET /api/v1/events/{id}", s.getEvent)
-	s.mux.HandleFunc("GET /api/v1/projects", s.projects)
-	s.mux.HandleFunc("GET /api/v1/sync/status", s.syncStatus)
-	s.mux.HandleFunc("GET /api/v1/audit", s.audit)
-	s.mux.HandleFunc("POST /api/v1/webhooks/gitlab", s.receiveWebhook)
-	s.mux.HandleFunc("GET /api/v1/webhooks/deliveries", s.deliveries)
-	s.mux.HandleFunc("POST /api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery)
-	s.mux.HandleFunc("POST /api/v1/webhooks/test", s.testWebhooks)
-	s.mux.HandleFunc("GET /{$}", s.index)
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	s := &Server{store: st, log: log, mux: http.NewServeMux(), hints: Hints{
+		Webhooks:    "webhooks are not set up on this server",
+		WebhookTest: "the webhook test is not set up on this server",
+	}}
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "/healthz", s.healthz},
+		{"GET", "/readyz", s.readyz},
+		{"GET", "/api/v1/events", s.listEvents},
+		{"GET", "/api/v1/events/{id}", s.getEvent},
+		{"GET", "/api/v1/projects", s.projects},
+		{"GET", "/api/v1/sync/status", s.syncStatus},
+		{"GET", "/api/v1/audit", s.audit},
+		{"POST", "/api/v1/webhooks/gitlab", s.receiveWebhook},
+		{"GET", "/api/v1/webhooks/deliveries", s.deliveries},
+		{"POST", "/api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery},
+		{"POST", "/api/v1/webhooks/test", s.testWebhooks},
+		{"GET", "/{$}", s.index},
+	}
+	allowed := map[string][]string{}
+	var paths []string
+	for _, rt := range routes {
+		s.mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+		if allowed[rt.path] == nil {
+			paths = append(paths, rt.path)
+		}
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+		if rt.method == "GET" {
+			allowed[rt.path] = append(allowed[rt.path], "HEAD")
+		}
+	}
+	// A known path asked with another method gets 405 and the methods it
+	// takes, in JSON like every other error; ServeMux's own would be text.
+	for _, p := range paths {
+		allow := strings.Join(allowed[p], ", ")
+		s.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.pageError(w, r, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow)
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.pageError(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return s
+}
+
+// SetHints replaces the default hints.
+func (s *Server) SetHints(h Hints) {
+	if h.Webhooks != "" {
+		s.hints.Webhooks = h.Webhooks
+	}
+	if h.WebhookTest != "" {
+		s.hints.WebhookTest = h.WebhookTest
+	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -315,9 +388,10 @@ func (s *Server) EnableWebhooks(h http.Handler, replay func(ctx context.Context,
 
 func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 	if s.webhook == nil {
-		writeError(w, http.StatusServiceUnavailable, "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token")
+		writeError(w, http.StatusServiceUnavailable, s.hints.Webhooks)
 		return
 	}
+	s.extendDeadlines(w)
 	s.webhook.ServeHTTP(w, r)
 }
 
@@ -366,7 +440,7 @@ func (s *Server) replayDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.replay == nil {
-		writeError(w, http.StatusServiceUnavailable, "webhooks are not set up: nothing processes deliveries")
+		writeError(w, http.StatusServiceUnavailable, s.hints.Webhooks)
 		return
 	}
 	if err := s.replay(r.Context(), id); err != nil {
@@ -377,14 +451,14 @@ func (s *Server) replayDelivery(w http.ResponseWriter, r *http.Request) {
 }
 
 // EnableWebhookTest lets POST /api/v1/webhooks/test ask GitLab to send a
-// test event through labtrail's webhooks (ingest.TestHooks).
-func (s *Server) EnableWebhookTest(test func(ctx context.Context) ([]ingest.HookTestResult, error)) {
+// test event through labtrail's webhooks and report how each project's went.
+func (s *Server) EnableWebhookTest(test func(ctx context.Context) ([]HookTestResult, error)) {
 	s.testHooks = test
 }
 
 func (s *Server) testWebhooks(w http.ResponseWriter, r *http.Request) {
 	if s.webhook == nil || s.testHooks == nil {
-		writeError(w, http.StatusServiceUnavailable, "webhook test needs LABTRAIL_WEBHOOK_SECRET and LABTRAIL_WEBHOOK_URL (labtrail's webhook address as GitLab reaches it)")
+		writeError(w, http.StatusServiceUnavailable, s.hints.WebhookTest)
 		return
 	}
 	results, err := s.testHooks(r.Context())
@@ -397,7 +471,7 @@ func (s *Server) testWebhooks(w http.ResponseWriter, r *http.Request) {
 		ok = ok && res.OK
 	}
 	if results == nil {
-		results = []ingest.HookTestResult{}
+		results = []HookTestResult{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "results": results})
 }
