@@ -54,7 +54,7 @@ func startSim(t *testing.T, o gitlabsim.Options) (*gitlabsim.Sim, string) {
 // labtrail runs a command in-process with the given environment.
 func labtrail(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	for _, k := range []string{"GITLAB_TOKEN", "GITLAB_URL", "REPOS", "GROUPS", "BRANCHES", "LABTRAIL_DB", "POLL_INTERVAL",
+	for _, k := range []string{"GITLAB_TOKEN", "GITLAB_URL", "REPOS", "GROUPS", "LABTRAIL_GROUPS", "BRANCHES", "LABTRAIL_DB", "POLL_INTERVAL",
 		"LABTRAIL_ADDR", "LABTRAIL_REQUESTS_PER_MINUTE"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
