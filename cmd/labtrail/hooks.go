@@ -43,7 +43,7 @@ func runHooks(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func hooksUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: labtrail "+hooksSynopsis)
 	fmt.Fprintln(w, "\nManage the GitLab webhooks that send events to labtrail, on the projects it follows")
-	fmt.Fprintln(w, "(REPOS, GROUPS, or every project the token's user is a member of):")
+	fmt.Fprintln(w, "(REPOS, LABTRAIL_GROUPS, or every project the token's user is a member of):")
 	fmt.Fprintln(w, "  install  add or update labtrail's webhook (needs GITLAB_TOKEN with the api scope, Maintainer role, LABTRAIL_WEBHOOK_SECRET)")
 	fmt.Fprintln(w, "  status   list each project's webhooks")
 	fmt.Fprintln(w, "  test     ask GitLab to send a test push event to labtrail's webhook")
