@@ -212,7 +212,12 @@ func TestReplicasOnPostgres(t *testing.T) {
 	killedAt := time.Now()
 	t.Logf("killed the leader %s %s after start, running jobs %v", victimID, killedAt.Sub(started).Round(time.Millisecond), victimJobs)
 
-	time.Sleep(3 * time.Second) // more activity with a replica down
+	// More activity with a replica down: webhooks the survivors take.
+	for acked, deadline := rr.acked.Load(), time.Now().Add(30*time.Second); rr.acked.Load() < acked+20; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the survivors acknowledged %d webhooks in 30s, waited for 20", rr.acked.Load()-acked)
+		}
+	}
 	close(activity)
 	wg.Wait()
 	if err := sim.FlushWebhooks(ctx); err != nil {

@@ -33,6 +33,12 @@ type rig struct {
 
 func newRig(t *testing.T, b backend, o gitlabsim.Options, interval time.Duration) *rig {
 	t.Helper()
+	return newRigConfig(t, b, o, jobs.Config{Interval: interval})
+}
+
+// newRigConfig is newRig with the queue's interval and clock from cfg.
+func newRigConfig(t *testing.T, b backend, o gitlabsim.Options, cfg jobs.Config) *rig {
+	t.Helper()
 	o.Token = "tok"
 	r := &rig{sim: gitlabsim.New(o), synced: map[string]int{}, done: make(chan string, 100)}
 	ts := httptest.NewServer(r.sim)
@@ -49,7 +55,8 @@ func newRig(t *testing.T, b backend, o gitlabsim.Options, interval time.Duration
 		// which projects a round skips is the poller's business, tested
 		// in internal/ingest.
 		Poller:   &ingest.Poller{GitLab: cl, Store: r.store, Log: quiet, FullSweep: -1},
-		Interval: interval,
+		Interval: cfg.Interval,
+		Now:      cfg.Now,
 		Log:      quiet,
 		OnSynced: func(pr ingest.ProjectResult) {
 			if pr.Err != nil {

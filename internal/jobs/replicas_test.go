@@ -12,14 +12,43 @@ import (
 	"github.com/labtrail/labtrail/internal/jobs"
 )
 
+// sweepKind is the periodic delivery sweep's River job kind.
+var sweepKind = jobs.SweepDeliveriesArgs{}.Kind()
+
 // countSchedules counts the periodic sync's jobs River holds.
 func (r *rig) countSchedules(t *testing.T) int {
 	t.Helper()
+	return r.countJobs(t, jobs.ScheduleKind)
+}
+
+// countJobs counts the jobs of a kind River holds.
+func (r *rig) countJobs(t *testing.T, kind string) int {
+	t.Helper()
 	var n int
-	if err := r.qdb.QueryRow(`SELECT count(*) FROM river_job WHERE kind = '` + jobs.ScheduleKind + `'`).Scan(&n); err != nil {
+	if err := r.qdb.QueryRow(`SELECT count(*) FROM river_job WHERE kind = '` + kind + `'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// waitJobs waits until River holds n jobs of a kind.
+func (r *rig) waitJobs(t *testing.T, kind string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := r.countJobs(t, kind)
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s jobs, waited for %d", got, kind, n)
+		}
+	}
+}
+
+// clockAt is a clock that reads at now and runs on with the wall clock.
+func clockAt(at time.Time) func() time.Time {
+	start := time.Now()
+	return func() time.Time { return at.Add(time.Since(start)) }
 }
 
 // waitLeader waits until the River client named id leads.
@@ -45,11 +74,13 @@ func TestNewLeaderDoesNotRepeatTheIntervalsSync(t *testing.T) {
 }
 
 func testNewLeaderOncePerInterval(t *testing.T, b backend) {
-	// The interval is an hour, aligned to the clock: keep clear of its end.
-	if left := time.Until(time.Now().Truncate(time.Hour).Add(time.Hour)); left < 30*time.Second {
-		time.Sleep(left + time.Second)
-	}
-	r := newRig(t, b, gitlabsim.Options{Seed: 4, Projects: 2, MRs: 3, Pipelines: 3}, time.Hour)
+	// The interval is an hour, aligned to the clock. The first leader runs
+	// ten minutes into an hour, the second takes over forty minutes into
+	// it: the same interval, wherever the wall clock is. The hour is the
+	// last one, so River finds the jobs it dates by these clocks due.
+	hour := time.Now().Truncate(time.Hour).Add(-time.Hour)
+	r := newRigConfig(t, b, gitlabsim.Options{Seed: 4, Projects: 2, MRs: 3, Pipelines: 3},
+		jobs.Config{Interval: time.Hour, Now: clockAt(hour.Add(10 * time.Minute))})
 	ctx := context.Background()
 	if err := r.queue.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -62,7 +93,9 @@ func testNewLeaderOncePerInterval(t *testing.T, b backend) {
 	if n := r.countSchedules(t); n != 1 {
 		t.Fatalf("%d schedule jobs after the first leader's start, want 1", n)
 	}
-	q2, err := r.newQ(ctx, jobs.Config{Poller: &ingest.Poller{Store: r.store, Log: quiet}, Interval: time.Hour, Log: quiet, ID: "second"})
+	sweeps := r.countJobs(t, sweepKind)
+	q2, err := r.newQ(ctx, jobs.Config{Poller: &ingest.Poller{Store: r.store, Log: quiet}, Interval: time.Hour, Log: quiet, ID: "second",
+		Now: clockAt(hour.Add(40 * time.Minute))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +104,10 @@ func testNewLeaderOncePerInterval(t *testing.T, b backend) {
 	}
 	defer q2.Stop(context.Background())
 	r.waitLeader(t, "second")
-	time.Sleep(2 * time.Second) // the periodic enqueuer starts within a second of election
+	// The new leader's periodic jobs run on start, the sync first, in one
+	// batch: the delivery sweep, unique per minute, is new in this minute,
+	// so once it shows, the sync's turn has come and gone.
+	r.waitJobs(t, sweepKind, sweeps+1)
 	if n := r.countSchedules(t); n != 1 {
 		t.Errorf("%d schedule jobs after a new leader took over within the interval, want 1", n)
 	}

@@ -154,7 +154,13 @@ func TestDSNSharesFile(t *testing.T) {
 		_, err := s.Upsert(context.Background(), event(2))
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	// Upsert holds a connection of its pool while SQLite's busy handler
+	// waits for the lock: commit once it does.
+	for deadline := time.Now().Add(10 * time.Second); s.DB().Stats().InUse == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Upsert never began")
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
