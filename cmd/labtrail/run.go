@@ -8,12 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/gitlab"
 	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/jobs"
@@ -92,18 +89,15 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	p := c.poller(gl, st, log)
-	p.Progress = progressPrinter(stderr, gl.Requests)
+	p.Progress = progressPrinter(stderr, gl.Requests, c.RequestsPerMinute)
 	if *full {
 		p.FullSweep = -1
 	}
 	for {
 		res, err := p.SyncAll(ctx)
-		printCounts(stdout, res)
+		printCounts(stdout, res, err)
 		if err == nil {
 			err = res.Err()
-		}
-		if res.Quiet > 0 {
-			fmt.Fprintf(stdout, "%d projects without activity since their last sync skipped (--full syncs them too)\n", res.Quiet)
 		}
 		fmt.Fprintf(stdout, "%d API requests in %s\n", gl.Requests(), res.Duration.Round(time.Millisecond))
 		if *once {
@@ -118,68 +112,6 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		case <-time.After(c.PollInterval):
 		}
 	}
-}
-
-// progressPrinter reports pages as they are stored, at most a few times a
-// second, so a long backfill shows it is moving: which project of how many,
-// objects done of the estimated total, API requests used and an ETA for
-// the kind in flight. requests counts the requests made so far.
-func progressPrinter(w io.Writer, requests func() int64) func(ingest.Progress) {
-	var last time.Time
-	return func(p ingest.Progress) {
-		if time.Since(last) < 500*time.Millisecond {
-			return
-		}
-		last = time.Now()
-		fmt.Fprintln(w, progressLine(p, requests(), last))
-	}
-}
-
-// progressLine is one line of progressPrinter at time now.
-func progressLine(p ingest.Progress, requests int64, now time.Time) string {
-	var b strings.Builder
-	b.WriteString("  ")
-	if p.Due > 0 {
-		fmt.Fprintf(&b, "[%d/%d] ", p.Done+1, p.Due)
-	}
-	fmt.Fprintf(&b, "%s %s: %d", p.Project, p.Kind, p.Fetched)
-	if p.Fraction > 0.01 && p.Fraction < 1 {
-		fmt.Fprintf(&b, " of ~%d", int(float64(p.Fetched)/p.Fraction))
-	}
-	fmt.Fprintf(&b, " fetched, %d stored, %d requests", p.Stored, requests)
-	if p.Fraction > 0.01 && p.Fraction < 1 && !p.Started.IsZero() {
-		elapsed := now.Sub(p.Started)
-		eta := time.Duration(float64(elapsed) * (1 - p.Fraction) / p.Fraction)
-		fmt.Fprintf(&b, ", ETA %s", eta.Round(time.Second))
-	}
-	return b.String()
-}
-
-func printCounts(w io.Writer, res ingest.Result) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECT\tKIND\tFETCHED\tSTORED\tERROR")
-	for _, p := range res.Projects {
-		for _, c := range p.Counts {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", p.Project.Path, c.Kind, c.Fetched, c.Stored)
-		}
-		if p.Err != nil {
-			fmt.Fprintf(tw, "%s\t\t\t\t%v\n", p.Project.Path, p.Err)
-		}
-	}
-	for _, m := range res.Missing {
-		fmt.Fprintf(tw, "%s\t\t\t\t%v\n", m.Selector, m.Err)
-	}
-	totals := res.Totals()
-	kinds := make([]string, 0, len(totals))
-	for k := range totals {
-		kinds = append(kinds, string(k))
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		t := totals[change.Kind(k)]
-		fmt.Fprintf(tw, "TOTAL\t%s\t%d\t%d\t\n", k, t.Fetched, t.Stored)
-	}
-	tw.Flush()
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -28,7 +28,8 @@ type GitLab interface {
 type Poller struct {
 	GitLab GitLab
 	Store  ProcessStore
-	// Selection says which projects to sync (REPOS, GROUPS, archived, cap).
+	// Selection says which projects to sync (named projects, groups,
+	// archived ones, the project cap).
 	Selection gitlab.Selection
 	// Branches are the branches whose commits are synced; empty means each
 	// project's default branch.
@@ -63,9 +64,13 @@ type Poller struct {
 // Progress reports a sync in flight.
 type Progress struct {
 	Project string
+	// Kind is the kind being walked; Fetched and Stored count objects of
+	// that kind only. With counts the others the walk brings along (the
+	// notes of merge requests and issues, the jobs of pipelines), so far.
 	Kind    change.Kind
 	Fetched int
 	Stored  int
+	With    []Count
 	// Done and Due count the projects of a SyncAll: finished, and to sync
 	// in this run (zero outside SyncAll).
 	Done, Due int
@@ -77,13 +82,26 @@ type Progress struct {
 	Fraction float64
 }
 
-// Count is what one sync did for one project and kind.
+// Count is what one sync did for one project and kind: every object is
+// counted once, under its own kind. Notes come by three walks, so a
+// note's count also names what the notes are on: Parent is
+// merge_request, issue or commit (empty for other kinds).
 type Count struct {
 	ProjectID   int64       `json:"project_id"`
 	ProjectPath string      `json:"project_path"`
 	Kind        change.Kind `json:"kind"`
+	Parent      change.Kind `json:"parent,omitempty"`
 	Fetched     int         `json:"fetched"`
 	Stored      int         `json:"stored"`
+}
+
+// noteParent is what the notes a walk of kind brings are on: the merge
+// requests or issues walked, or, for the note walk itself, commits.
+func noteParent(walk change.Kind) change.Kind {
+	if walk == change.KindNote {
+		return change.KindCommit
+	}
+	return walk
 }
 
 // ProjectResult is the outcome of syncing one project.
@@ -187,7 +205,7 @@ func (p *Poller) kinds() []change.Kind {
 // Discovery is what Discover found.
 type Discovery struct {
 	Projects []store.Project         // active projects, by path
-	Missing  []gitlab.MissingProject // REPOS/GROUPS entries GitLab did not give us
+	Missing  []gitlab.MissingProject // selected projects or groups GitLab did not give us
 	Capped   int                     // matching projects left out by the cap
 	// Due are the Projects to sync now: those that show activity since
 	// their last sync, have never been synced completely, or are due for
@@ -203,28 +221,14 @@ func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
 	if gitlab.JobFrom(ctx) == "" {
 		ctx = gitlab.WithJob(ctx, "discover projects")
 	}
-	known, err := p.Store.Projects(ctx)
+	stored, err := p.Store.Projects(ctx)
 	if err != nil {
 		return Discovery{}, fmt.Errorf("read projects: %w", err)
 	}
+	k := indexKnown(stored)
 	now := p.now()
-	byID := map[int64]store.Project{}
-	bySelector := map[string]store.Project{}
-	for _, k := range known {
-		byID[k.ID] = k
-		bySelector[k.Path] = k
-		bySelector[fmt.Sprint(k.ID)] = k
-	}
-	sel := p.Selection
-	sel.Repos = nil
-	for _, r := range p.Selection.Repos {
-		if k, ok := bySelector[r]; ok && k.Status != "" && k.Status != store.ProjectActive && now.Sub(k.StatusAt) < p.recheck() {
-			p.log().Debug("skipping project marked "+k.Status, "project", k.Path, "since", k.StatusAt)
-			continue
-		}
-		sel.Repos = append(sel.Repos, r)
-	}
-	if len(p.Selection.Repos) > 0 && len(sel.Repos) == 0 && len(sel.Groups) == 0 {
+	sel, ok := p.selectionToAsk(k, now)
+	if !ok {
 		return Discovery{}, nil // every configured project is marked gone; nothing to ask GitLab
 	}
 	list, err := p.GitLab.SelectProjects(ctx, sel)
@@ -232,78 +236,141 @@ func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
 		return Discovery{}, err
 	}
 	if list.Capped > 0 {
-		p.log().Warn("project cap reached: some selected projects are not synced; raise LABTRAIL_MAX_PROJECTS or narrow REPOS/GROUPS",
+		p.log().Warn("project cap reached: some selected projects are not synced; raise the project cap or narrow the project selection",
 			"synced", len(list.Projects), "left_out", list.Capped)
 	}
-	var changed []store.Project
-	active := make([]store.Project, 0, len(list.Projects))
-	seen := map[int64]bool{}
-	for _, g := range list.Projects {
-		sp := fromGitLab(g)
-		sp.Status, sp.StatusAt = store.ProjectActive, now
-		if k, ok := byID[g.ID]; ok && (k.Status == store.ProjectActive || k.Status == "") {
-			sp.StatusAt = k.StatusAt
-		}
-		seen[g.ID] = true
-		changed = append(changed, sp)
-		active = append(active, sp)
-	}
-	for _, m := range list.Missing {
-		k, ok := bySelector[m.Selector]
-		if !ok {
-			// Never seen, so there is no project record to mark: say it loudly.
-			p.log().Error("selected project not found on GitLab or not accessible", "project", m.Selector, "err", m.Err)
-			continue
-		}
-		changed = append(changed, markGone(k, m.Err, now))
-		seen[k.ID] = true
-	}
-	for _, id := range list.CappedIDs {
-		seen[id] = true // left out by the cap, not gone
-	}
+	r := p.reconcile(k, list, now)
 	// A project no longer listed by a membership or group selection has
 	// gone for this token (deleted, moved, access removed) — or its
 	// activity moved it across a page of the listing while it was read:
 	// GitLab is asked about it directly before it is marked.
 	if len(p.Selection.Repos) == 0 {
-		var unseen []store.Project
-		for _, k := range known {
-			if !seen[k.ID] && (k.Status == store.ProjectActive || k.Status == "") {
-				unseen = append(unseen, k)
-			}
-		}
-		if len(unseen) > 0 {
-			found, err := p.recheckUnlisted(ctx, unseen)
-			if err != nil {
-				return Discovery{}, err
-			}
-			for _, k := range unseen {
-				if g, ok := found[k.ID]; ok {
-					sp := fromGitLab(g)
-					sp.Status, sp.StatusAt = store.ProjectActive, k.StatusAt
-					changed = append(changed, sp)
-					active = append(active, sp)
-					continue
-				}
-				changed = append(changed, markGone(k, fmt.Errorf("%w: no longer listed for this token", gitlab.ErrNotFound), now))
-			}
+		if err := p.settleUnlisted(ctx, k, &r, now); err != nil {
+			return Discovery{}, err
 		}
 	}
-	if err := p.Store.PutProjects(ctx, changed...); err != nil {
+	if err := p.Store.PutProjects(ctx, r.changed...); err != nil {
 		return Discovery{}, fmt.Errorf("record projects: %w", err)
 	}
-	sort.Slice(active, func(i, j int) bool { return active[i].Path < active[j].Path })
-	d := Discovery{Projects: active, Missing: list.Missing, Capped: list.Capped}
-	if d.Due, err = p.due(ctx, active); err != nil {
+	sort.Slice(r.active, func(i, j int) bool { return r.active[i].Path < r.active[j].Path })
+	d := Discovery{Projects: r.active, Missing: list.Missing, Capped: list.Capped}
+	if d.Due, err = p.due(ctx, r.active); err != nil {
 		return Discovery{}, err
 	}
-	d.Quiet = len(active) - len(d.Due)
+	d.Quiet = len(r.active) - len(d.Due)
 	return d, nil
+}
+
+// known is the stored projects, by id and by what a selection may call
+// them (path or id).
+type known struct {
+	all        []store.Project
+	byID       map[int64]store.Project
+	bySelector map[string]store.Project
+}
+
+func indexKnown(ps []store.Project) known {
+	k := known{all: ps, byID: map[int64]store.Project{}, bySelector: map[string]store.Project{}}
+	for _, p := range ps {
+		k.byID[p.ID] = p
+		k.bySelector[p.Path] = p
+		k.bySelector[fmt.Sprint(p.ID)] = p
+	}
+	return k
+}
+
+// selectionToAsk is the selection without the named projects marked gone
+// or forbidden less than Recheck ago; ok is false when nothing is left to
+// ask GitLab about.
+func (p *Poller) selectionToAsk(k known, now time.Time) (sel gitlab.Selection, ok bool) {
+	sel = p.Selection
+	sel.Repos = nil
+	for _, r := range p.Selection.Repos {
+		if kp, ok := k.bySelector[r]; ok && !isActive(kp) && now.Sub(kp.StatusAt) < p.recheck() {
+			p.log().Debug("skipping project marked "+kp.Status, "project", kp.Path, "since", kp.StatusAt)
+			continue
+		}
+		sel.Repos = append(sel.Repos, r)
+	}
+	return sel, len(p.Selection.Repos) == 0 || len(sel.Repos) > 0 || len(sel.Groups) > 0
+}
+
+// isActive reports whether a stored project is synced (never marked, or
+// marked active).
+func isActive(k store.Project) bool { return k.Status == store.ProjectActive || k.Status == "" }
+
+// reconciled is what a listing changes in the stored projects.
+type reconciled struct {
+	changed []store.Project // to record
+	active  []store.Project // to sync
+	seen    map[int64]bool  // accounted for by the listing
+}
+
+// reconcile takes GitLab's listing into the stored projects: the listed
+// ones are active (keeping the date they became so), the missing ones
+// known to the store are marked gone, and those left out by the cap are
+// accounted for without a change.
+func (p *Poller) reconcile(k known, list gitlab.ProjectList, now time.Time) reconciled {
+	r := reconciled{active: make([]store.Project, 0, len(list.Projects)), seen: map[int64]bool{}}
+	for _, g := range list.Projects {
+		sp := fromGitLab(g)
+		sp.Status, sp.StatusAt = store.ProjectActive, now
+		if kp, ok := k.byID[g.ID]; ok && isActive(kp) {
+			sp.StatusAt = kp.StatusAt
+		}
+		r.seen[g.ID] = true
+		r.changed = append(r.changed, sp)
+		r.active = append(r.active, sp)
+	}
+	for _, m := range list.Missing {
+		kp, ok := k.bySelector[m.Selector]
+		if !ok {
+			// Never seen, so there is no project record to mark: say it loudly.
+			p.log().Error("selected project not found on GitLab or not accessible", "project", m.Selector, "err", m.Err)
+			continue
+		}
+		r.changed = append(r.changed, markGone(kp, m.Err, now))
+		r.seen[kp.ID] = true
+	}
+	for _, id := range list.CappedIDs {
+		r.seen[id] = true // left out by the cap, not gone
+	}
+	return r
+}
+
+// settleUnlisted asks GitLab about the active stored projects the listing
+// did not account for: those it still gives are active, the others are
+// marked gone.
+func (p *Poller) settleUnlisted(ctx context.Context, k known, r *reconciled, now time.Time) error {
+	var unseen []store.Project
+	for _, kp := range k.all {
+		if !r.seen[kp.ID] && isActive(kp) {
+			unseen = append(unseen, kp)
+		}
+	}
+	if len(unseen) == 0 {
+		return nil
+	}
+	found, err := p.recheckUnlisted(ctx, unseen)
+	if err != nil {
+		return err
+	}
+	for _, kp := range unseen {
+		if g, ok := found[kp.ID]; ok {
+			sp := fromGitLab(g)
+			sp.Status, sp.StatusAt = store.ProjectActive, kp.StatusAt
+			r.changed = append(r.changed, sp)
+			r.active = append(r.active, sp)
+			continue
+		}
+		r.changed = append(r.changed, markGone(kp, fmt.Errorf("%w: no longer listed for this token", gitlab.ErrNotFound), now))
+	}
+	return nil
 }
 
 // recheckUnlisted asks GitLab for known projects a listing left out and
 // returns those it still gives, unarchived (or archived ones if selected)
-// and, for a GROUPS selection named by path, still in one of the groups.
+// and, for a selection of groups named by path, still in one of them.
 func (p *Poller) recheckUnlisted(ctx context.Context, ps []store.Project) (map[int64]gitlab.Project, error) {
 	sel := gitlab.Selection{IncludeArchived: p.Selection.IncludeArchived, Max: -1}
 	for _, k := range ps {
@@ -507,7 +574,11 @@ func (p *Poller) syncProject(ctx context.Context, proj store.Project, prog func(
 	}
 	for _, c := range counts {
 		if c.Fetched > 0 {
-			p.log().Info("synced", "project", proj.Path, "kind", c.Kind, "fetched", c.Fetched, "stored", c.Stored)
+			args := []any{"project", proj.Path, "kind", c.Kind, "fetched", c.Fetched, "stored", c.Stored}
+			if c.Parent != "" {
+				args = append(args, "on", c.Parent)
+			}
+			p.log().Info("synced", args...)
 		}
 	}
 	return counts, errors.Join(errs...)
@@ -525,13 +596,15 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 		c, ok := byKind[k]
 		if !ok {
 			c = &Count{ProjectID: gp.ID, ProjectPath: gp.Path, Kind: k}
+			if k == change.KindNote {
+				c.Parent = noteParent(kind)
+			}
 			byKind[k] = c
 			order = append(order, k)
 		}
 		return c
 	}
-	count(kind) // report the kind even when nothing moved
-	var fetched, stored int
+	own := count(kind) // reported even when nothing moved
 	opts := gitlab.FetchOptions{Branches: p.Branches, Known: p.Store.Versions, KnownPrefix: p.Store.VersionsByPrefix}
 	// Image tags are only listed by name; their digests cost a request
 	// each, so stored tags are re-read only on a periodic full sweep (to
@@ -543,12 +616,9 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	from := st.Cursor // where the walk starts, for Progress.Fraction
 	opts.FullSweep = sweep
 	runErr := p.GitLab.Fetch(ctx, kind, gp, st.Cursor, opts, func(pg gitlab.Page) error {
-		res, err := p.upsertCounted(ctx, pg.Events, count)
-		if err != nil {
+		if err := p.upsertCounted(ctx, pg.Events, count); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		fetched += len(pg.Events)
-		stored += res.Stored()
 		if kind != change.KindImage && pg.Cursor.After(st.Cursor) {
 			st.Cursor = pg.Cursor
 			if err := p.Store.PutSyncState(ctx, st); err != nil {
@@ -559,7 +629,10 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 			if from.IsZero() {
 				from = oldest(pg.Events)
 			}
-			pr := Progress{Project: gp.Path, Kind: kind, Fetched: fetched, Stored: stored, Started: started}
+			pr := Progress{Project: gp.Path, Kind: kind, Fetched: own.Fetched, Stored: own.Stored, Started: started}
+			for _, k := range order[1:] {
+				pr.With = append(pr.With, *byKind[k])
+			}
 			if span := started.Sub(from); span > 0 && !pg.Cursor.IsZero() {
 				pr.Fraction = min(1, max(0, float64(pg.Cursor.Sub(from))/float64(span)))
 			}
@@ -568,7 +641,8 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 		return nil
 	})
 	st.LastRunAt = p.now()
-	st.Fetched, st.Stored = fetched, stored
+	// The walk's state counts its own kind, as Count does.
+	st.Fetched, st.Stored = own.Fetched, own.Stored
 	st.LastError = ""
 	switch {
 	case errors.Is(runErr, gitlab.ErrFeatureDisabled):
@@ -611,8 +685,7 @@ func oldest(events []change.Event) time.Time {
 
 // upsertCounted stores events and attributes the fetched/stored counts to
 // their kinds (a pipeline page also carries jobs).
-func (p *Poller) upsertCounted(ctx context.Context, events []change.Event, count func(change.Kind) *Count) (store.UpsertResult, error) {
-	var total store.UpsertResult
+func (p *Poller) upsertCounted(ctx context.Context, events []change.Event, count func(change.Kind) *Count) error {
 	groups := map[change.Kind][]change.Event{}
 	var order []change.Kind
 	for _, e := range events {
@@ -624,12 +697,11 @@ func (p *Poller) upsertCounted(ctx context.Context, events []change.Event, count
 	for _, k := range order {
 		res, err := p.Store.Upsert(ctx, groups[k]...)
 		if err != nil {
-			return total, err
+			return err
 		}
 		c := count(k)
 		c.Fetched += len(groups[k])
 		c.Stored += res.Stored()
-		total = total.Add(res)
 	}
-	return total, nil
+	return nil
 }

@@ -121,6 +121,44 @@ func TestSyncAllEqualsTruth(t *testing.T) {
 	}
 }
 
+// Every object is counted once under its own kind: a walk's count and its
+// sync state hold that walk's kind alone, and notes name what they are on.
+func TestCountsArePerKind(t *testing.T) {
+	r := newRig(t, gitlabsim.Options{Seed: 5, Projects: 2, MRs: 20, Pipelines: 20})
+	res, err := r.poller.SyncAll(context.Background())
+	if err != nil || res.Err() != nil {
+		t.Fatal(err, res.Err())
+	}
+	own := map[string]ingest.Count{} // project path and walked kind
+	parents := map[change.Kind]bool{}
+	for _, p := range res.Projects {
+		for _, c := range p.Counts {
+			switch {
+			case c.Kind == change.KindNote:
+				parents[c.Parent] = true
+				if c.Parent == change.KindCommit {
+					own[c.ProjectPath+" "+string(c.Kind)] = c
+				}
+			case c.Parent != "":
+				t.Errorf("%s counted on %s", c.Kind, c.Parent)
+			default:
+				own[c.ProjectPath+" "+string(c.Kind)] = c
+			}
+		}
+	}
+	for _, k := range []change.Kind{change.KindMergeRequest, change.KindIssue, change.KindCommit} {
+		if !parents[k] {
+			t.Errorf("no notes counted on %s: %v", k, parents)
+		}
+	}
+	for _, s := range mustStates(t, r.store) {
+		c, ok := own[s.ProjectPath+" "+string(s.Kind)]
+		if !ok || s.Fetched != c.Fetched || s.Stored != c.Stored {
+			t.Errorf("%s %s: sync state %d fetched, %d stored; counted %+v", s.ProjectPath, s.Kind, s.Fetched, s.Stored, c)
+		}
+	}
+}
+
 func mustStates(t *testing.T, st store.Store) []store.SyncState {
 	ss, err := st.SyncStates(context.Background())
 	if err != nil {
