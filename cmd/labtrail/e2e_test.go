@@ -252,18 +252,20 @@ func TestSyncOnceMatchesTruthAndIsIncremental(t *testing.T) {
 	assertStoreEqualsTruth(t, sim, srv.URL)
 }
 
-// storedOf reads the STORED column of the TOTAL line for a kind.
+// storedOf sums the STORED column of the TOTAL lines for a kind: notes
+// have one per what they are on ("note (merge_request)").
 func storedOf(t *testing.T, out, kind string) int {
 	t.Helper()
+	n := 0
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 4 && f[0] == "TOTAL" && f[1] == kind {
-			var n int
-			fmt.Sscan(f[3], &n)
-			return n
+			var s int
+			fmt.Sscan(f[len(f)-1], &s)
+			n += s
 		}
 	}
-	return 0
+	return n
 }
 
 func totalStored(t *testing.T, out string) int {
