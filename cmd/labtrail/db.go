@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/labtrail/labtrail/internal/gitlab"
 	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/postgres"
@@ -76,10 +77,13 @@ func openStore(ctx context.Context, db string) (store.Store, error) {
 }
 
 // checkBeforeCreate asks GitLab who the token is before a first run
-// creates a SQLite database, so that a wrong token or an unreachable
-// GitLab leaves no empty database (and lock) behind. An existing database
-// is not held back: a restart goes on while GitLab is away.
-func checkBeforeCreate(ctx context.Context, c config, log *slog.Logger) error {
+// creates a SQLite database, so that a wrong token (or, for sync, an
+// unreachable GitLab) leaves no empty database (and lock) behind. An
+// existing database is not held back: a restart goes on while GitLab is
+// away. serve (onlyRefused) starts even while GitLab cannot be reached —
+// it receives webhooks and its poller retries — and stops only when
+// GitLab answered and refused the token.
+func checkBeforeCreate(ctx context.Context, c config, log *slog.Logger, onlyRefused bool) error {
 	if isPostgres(c.DB) {
 		return nil
 	}
@@ -91,6 +95,10 @@ func checkBeforeCreate(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	if _, err := gl.Check(ctx); err != nil {
+		if onlyRefused && !errors.Is(err, gitlab.ErrUnauthorized) && !errors.Is(err, gitlab.ErrForbidden) {
+			log.Warn("GitLab did not answer the token check; serving anyway, the poller retries", "err", err)
+			return nil
+		}
 		return fmt.Errorf("%w\n(%s not created: it is made once GitLab accepts the token)", err, c.DB)
 	}
 	return nil

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/labtrail/labtrail/internal/gitlab"
+
 	"context"
 	"errors"
 	"flag"
@@ -81,6 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		default:
 			fmt.Fprintln(stderr, "labtrail "+c.name+":", err)
+			if errors.Is(err, gitlab.ErrUnauthorized) {
+				// The library names no setting; this is where settings are known.
+				fmt.Fprintln(stderr, "(the token is GITLAB_TOKEN, read from the environment or .env)")
+			}
 			return 1
 		}
 	}

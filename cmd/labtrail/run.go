@@ -74,7 +74,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := newLogger(stderr, c.LogLevel)
-	if err := checkBeforeCreate(ctx, c, log); err != nil {
+	if err := checkBeforeCreate(ctx, c, log, false); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, c.DB)
@@ -140,7 +140,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return fmt.Errorf("listen on %s: %w (set LABTRAIL_ADDR or --addr to another address)", c.Addr, err)
 	}
 	defer ln.Close()
-	if err := checkBeforeCreate(ctx, c, log); err != nil {
+	if err := checkBeforeCreate(ctx, c, log, true); err != nil {
 		return err
 	}
 	db, err := openForServe(ctx, c.DB)

@@ -111,7 +111,7 @@ func (c *Client) statusError(desc, project string, status int, h http.Header, bo
 	statusText := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	switch {
 	case status == http.StatusUnauthorized:
-		return c.fail(ErrUnauthorized, "GitLab rejected the token (401 Unauthorized): check GITLAB_TOKEN")
+		return c.fail(ErrUnauthorized, "GitLab rejected the token (401 Unauthorized): check that it is valid, not expired and not revoked")
 	case status == http.StatusForbidden:
 		var b struct {
 			Error string `json:"error"`

@@ -124,7 +124,7 @@ func TestErrors(t *testing.T) {
 				writeJSON(w, 401, map[string]string{"message": "401 Unauthorized"})
 			},
 			sentinel: ErrUnauthorized,
-			message:  "GitLab rejected the token (401 Unauthorized): check GITLAB_TOKEN",
+			message:  "GitLab rejected the token (401 Unauthorized): check that it is valid, not expired and not revoked",
 			requests: 1,
 		},
 		{

@@ -109,7 +109,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if strings.TrimSpace(cfg.Token) == "" {
-		return nil, &apiError{kind: ErrUnauthorized, msg: "no GitLab token given: set GITLAB_TOKEN"}
+		return nil, &apiError{kind: ErrUnauthorized, msg: "no GitLab token given"}
 	}
 	c := &Client{base: base, token: cfg.Token, log: cfg.Logger, rpm: cfg.RequestsPerMinute, retries: cfg.MaxRetries,
 		audit: cfg.Audit, timeout: cfg.Timeout, workers: cfg.Concurrency, clock: cfg.Clock}
