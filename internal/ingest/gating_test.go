@@ -101,7 +101,7 @@ func TestQuietPollCostsTheListingOnly(t *testing.T) {
 // creates GitLab events (merge requests, issues, comments, pushes) moves
 // last_activity_at and is caught by the next poll; pipelines, deployments,
 // registry pushes and releases do not move it and wait for the full sweep
-// (or arrive by webhook). README's table is this test's log.
+// (or arrive by webhook). docs/polling.md's table is this test's log.
 func TestWhatAGatedPollCatches(t *testing.T) {
 	ctx := context.Background()
 	r, clk := newClockRig(t, gitlabsim.Options{Seed: 14, Projects: 5, MRs: 6, Pipelines: 6, Issues: 3})

@@ -311,7 +311,7 @@ func sampleHeap(peak *atomic.Uint64) (stop func()) {
 }
 
 // TestEveryKindHasItsFields checks that, after a sync, every kind is stored
-// with the attributes README promises, filled on at least one object.
+// with the attributes docs/kinds.md promises, filled on at least one object.
 func TestEveryKindHasItsFields(t *testing.T) {
 	r := newRig(t, gitlabsim.Options{Seed: 13, Projects: 3, MRs: 30, Pipelines: 30})
 	if _, err := r.poller.SyncAll(context.Background()); err != nil {

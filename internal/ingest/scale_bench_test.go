@@ -16,7 +16,7 @@ import (
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
 
-// The scale benchmarks of README's performance table: what labtrail costs
+// The scale benchmarks of docs/performance.md's table: what labtrail costs
 // in GitLab API requests at GitLab.com scale, beside a naive poller
 // measured in the same run. The naive poller is labtrail with its savings
 // switched off: every project synced on every poll (no activity gating) and
@@ -84,7 +84,7 @@ func BenchmarkNoChangePoll(b *testing.B) {
 // BenchmarkBackfillMergeRequests: one project with 10,000 merge requests
 // backfilled with approvals, reviewers, labels, diff stats and notes. The
 // GraphQL run pays 50 ms of latency per request under a 600/min budget (the
-// README target: under 60 s); the naive REST run is unthrottled without
+// docs/performance.md target: under 60 s); the naive REST run is unthrottled without
 // latency, and its time at 600/min follows from its request count.
 func BenchmarkBackfillMergeRequests(b *testing.B) {
 	for _, mode := range []struct {
