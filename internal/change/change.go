@@ -88,6 +88,13 @@ type Event struct {
 	// since/until filters use it.
 	OccurredAt time.Time      `json:"occurred_at"`
 	Source     Source         `json:"source"`
+	// ObservedAt is when labtrail saw this version: for a poll, the time
+	// just before the request that read it was sent; for a webhook, when
+	// the delivery was received. The upsert rule uses it to let what the
+	// poller read from GitLab overrule a webhook it saw earlier, whatever
+	// times the webhook carries (docs/architecture.md). Zero: unknown, as
+	// for rows stored before it existed, which count as observed at 0.
+	ObservedAt time.Time      `json:"-"`
 	Attrs      map[string]any `json:"attributes,omitempty"`
 	// Transitions are the states this payload shows the object went
 	// through, with their times as GitLab reports them. The store appends
