@@ -86,8 +86,8 @@ type Event struct {
 	// OccurredAt is when the object's latest state began (merged_at for a
 	// merged MR, finished_at for a finished pipeline); timelines and the
 	// since/until filters use it.
-	OccurredAt time.Time      `json:"occurred_at"`
-	Source     Source         `json:"source"`
+	OccurredAt time.Time `json:"occurred_at"`
+	Source     Source    `json:"source"`
 	// ObservedAt is when labtrail saw this version: for a poll, the time
 	// just before the request that read it was sent; for a webhook, when
 	// the delivery was received. The upsert rule uses it to let what the
