@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +106,22 @@ func (q *Query) Where(cond string, args ...any) {
 	q.where = append(q.where, b.String())
 }
 
+// AnyOf adds the condition that column equals one of vs: "column = ?"
+// for one value, "column IN (?, ...)" for more, nothing for none.
+func (q *Query) AnyOf(column string, vs []any) {
+	switch len(vs) {
+	case 0:
+	case 1:
+		q.Where(column+" = ?", vs[0])
+	default:
+		ps := make([]string, len(vs))
+		for i, v := range vs {
+			ps[i] = q.Arg(v)
+		}
+		q.where = append(q.where, column+" IN ("+strings.Join(ps, ", ")+")")
+	}
+}
+
 // WhereSQL is " WHERE" and the conditions joined by AND, or "".
 func (q *Query) WhereSQL() string {
 	if len(q.where) == 0 {
@@ -151,15 +168,40 @@ func (d Dialect) ListEvents(f Filter) (Listing, error) {
 		return Listing{}, err
 	}
 	q := d.Query()
+	kinds := make([]string, len(f.Kinds))
+	for i, k := range f.Kinds {
+		kinds[i] = string(k)
+	}
 	for _, c := range []struct {
-		col, v string
-	}{{"kind", string(f.Kind)}, {"project_path", f.ProjectPath}, {"author", f.Author}, {"state", f.State}} {
-		if c.v != "" {
-			q.Where(c.col+" = ?", c.v)
+		col string
+		one string
+		any []string
+	}{
+		{"kind", string(f.Kind), kinds}, {"project_path", f.ProjectPath, f.ProjectPaths},
+		{"author", f.Author, f.Authors}, {"state", f.State, f.States},
+	} {
+		var vs []any
+		for _, v := range append([]string{c.one}, c.any...) {
+			if v != "" && !slices.Contains(vs, any(v)) {
+				vs = append(vs, v)
+			}
+		}
+		q.AnyOf(c.col, vs)
+	}
+	var projects []any
+	for _, id := range append([]int64{f.ProjectID}, f.ProjectIDs...) {
+		if id != 0 && !slices.Contains(projects, any(id)) {
+			projects = append(projects, id)
 		}
 	}
-	if f.ProjectID != 0 {
-		q.Where("project_id = ?", f.ProjectID)
+	q.AnyOf("project_id", projects)
+	for _, t := range []struct {
+		name string
+		t    time.Time
+	}{{"since", f.Since}, {"until", f.Until}} {
+		if err := CheckTime(t.name, t.t); err != nil {
+			return Listing{}, err
+		}
 	}
 	if !f.Since.IsZero() {
 		q.Where("occurred_at >= ?", d.Time(f.Since))
@@ -171,6 +213,9 @@ func (d Dialect) ListEvents(f Filter) (Listing, error) {
 		occurred, id, err := ParseEventCursor(f.Cursor)
 		if err != nil {
 			return Listing{}, err
+		}
+		if !InTimeRange(occurred) {
+			return Listing{}, fmt.Errorf("%w %q: time outside the storable range", ErrInvalidCursor, f.Cursor)
 		}
 		q.Where("(occurred_at, id) < (?, ?)", d.Time(occurred), id)
 	}

@@ -33,17 +33,25 @@ func (r UpsertResult) Add(o UpsertResult) UpsertResult {
 	return UpsertResult{r.Inserted + o.Inserted, r.Updated + o.Updated, r.Unchanged + o.Unchanged}
 }
 
-// Filter selects events for List. Zero fields do not filter.
+// Filter selects events for List. Zero fields do not filter. Each of kind,
+// project id, project path, author and state is matched against the union
+// of its single field and its list: an event matches if it has any of the
+// values given (kind=a&kind=b is a or b); different fields must all match.
 type Filter struct {
-	Kind        change.Kind
-	ProjectID   int64
-	ProjectPath string
-	Author      string
-	State       string
-	Since       time.Time // occurred_at >= Since
-	Until       time.Time // occurred_at < Until
-	Limit       int       // 1..1000; 0 means 100
-	Cursor      string    // opaque, from a previous Page.NextCursor
+	Kind         change.Kind
+	Kinds        []change.Kind
+	ProjectID    int64
+	ProjectIDs   []int64
+	ProjectPath  string
+	ProjectPaths []string
+	Author       string
+	Authors      []string
+	State        string
+	States       []string
+	Since        time.Time // occurred_at >= Since; MinTime..MaxTime
+	Until        time.Time // occurred_at < Until; MinTime..MaxTime
+	Limit        int       // 1..1000; 0 means 100
+	Cursor       string    // opaque, from a previous Page.NextCursor
 }
 
 // MaxLimit is the largest page List returns.

@@ -85,6 +85,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TimelineOutOfOrderInsert", testTimelineOutOfOrderInsert},
 		{"TimelineWithoutTransitions", testTimelineWithoutTransitions},
 		{"ListFilters", testListFilters},
+		{"ListFilterListsAndTimeRange", testFilters},
 		{"ListOrderTies", testListOrderTies},
 		{"ListPagination", testListPagination},
 		{"ListPaginationExactPages", testListPaginationExact},
