@@ -67,9 +67,15 @@ func benchEvent(i int) change.Event {
 	}
 }
 
-// seedEvents stores benchEvents events in st, 1,000 per Upsert.
+// seedEvents stores benchEvents events in st, 1,000 per Upsert, and their
+// 20 projects (a project filter must name a known project).
 func seedEvents(b *testing.B, st store.Store) {
 	const batch = 1000
+	for p := int64(1); p <= 20; p++ {
+		if err := st.PutProjects(b.Context(), store.Project{ID: p, Path: fmt.Sprintf("acme/service-%d", p)}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	for i := 0; i < benchEvents; i += batch {
 		es := make([]change.Event, batch)
 		for j := range es {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -195,52 +197,110 @@ func limitParam(v string) (int, error) {
 	return n, nil
 }
 
-// parseFilter reads the events listing's query parameters.
-func parseFilter(q map[string][]string) (store.Filter, error) {
+// parseTime reads a time filter: an RFC 3339 time, or a date (2026-12-05)
+// meaning its midnight UTC, inside the range every store holds.
+func parseTime(name, v string) (time.Time, error) {
+	ts, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		d, derr := time.Parse(time.DateOnly, v)
+		if derr != nil {
+			return time.Time{}, badRequest("%s must be an RFC 3339 time such as 2024-05-01T00:00:00Z or a date such as 2024-05-01, got %q", name, v)
+		}
+		ts = d
+	}
+	ts = ts.UTC()
+	if ts.IsZero() || !store.InTimeRange(ts) {
+		return time.Time{}, badRequest("%s %s is outside the range labtrail stores, %s", name, v, store.TimeRange())
+	}
+	return ts, nil
+}
+
+// parseWindow reads since and until (since before until) with parseTime.
+func parseWindow(get func(string) string) (since, until time.Time, err error) {
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		if v := get(t.name); v != "" {
+			if *t.dst, err = parseTime(t.name, v); err != nil {
+				return since, until, err
+			}
+		}
+	}
+	if !since.IsZero() && !until.IsZero() && !until.After(since) {
+		return since, until, badRequest("until must be after since")
+	}
+	return since, until, nil
+}
+
+// values are a repeated parameter's non-empty values, trimmed.
+func values(q url.Values, k string) []string {
+	var out []string
+	for _, v := range q[k] {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// parseFilter reads the events listing's query parameters. A repeated
+// kind, project, author or state means any of its values; a project (an
+// id or a path) must be one the store knows, or the answer is 404.
+func (s *Server) parseFilter(ctx context.Context, q url.Values) (store.Filter, error) {
 	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return strings.TrimSpace(v[0])
+		if v := values(q, k); len(v) > 0 {
+			return v[0]
 		}
 		return ""
 	}
 	var f store.Filter
-	if v := get("kind"); v != "" {
+	for _, v := range values(q, "kind") {
 		k, err := change.ParseKind(v)
 		if err != nil {
 			return f, badRequest("%s", err)
 		}
-		f.Kind = k
+		f.Kinds = append(f.Kinds, k)
 	}
-	if v := get("project"); v != "" {
-		if id, err := strconv.ParseInt(v, 10, 64); err == nil {
-			f.ProjectID = id
-		} else {
-			f.ProjectPath = v
+	if ps := values(q, "project"); len(ps) > 0 {
+		ids, err := s.projectIDs(ctx, ps)
+		if err != nil {
+			return f, err
 		}
+		f.ProjectIDs = ids
 	}
-	f.Author = get("author")
-	f.State = get("state")
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if v := get(t.name); v != "" {
-			ts, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return f, badRequest("%s must be an RFC 3339 time such as 2024-05-01T00:00:00Z, got %q", t.name, v)
-			}
-			*t.dst = ts.UTC()
-		}
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
-		return f, badRequest("until must be after since")
-	}
+	f.Authors = values(q, "author")
+	f.States = values(q, "state")
 	var err error
+	if f.Since, f.Until, err = parseWindow(get); err != nil {
+		return f, err
+	}
 	if f.Limit, err = limitParam(get("limit")); err != nil {
 		return f, err
 	}
 	f.Cursor = get("cursor")
 	return f, nil
+}
+
+// projectIDs resolves project filters, ids or paths (any case, as GitLab
+// reads them), to the ids of stored projects: a path stands for its
+// project's id, so its events from before a rename are listed too.
+func (s *Server) projectIDs(ctx context.Context, refs []string) ([]int64, error) {
+	ps, err := s.store.Projects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, ref := range refs {
+		i := slices.IndexFunc(ps, func(p store.Project) bool {
+			return strconv.FormatInt(p.ID, 10) == ref || strings.EqualFold(p.Path, ref)
+		})
+		if i < 0 {
+			return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown project %q: not a project labtrail syncs (see GET /api/v1/projects)", ref)}
+		}
+		ids = append(ids, ps[i].ID)
+	}
+	return ids, nil
 }
 
 type eventsPage struct {
@@ -249,7 +309,7 @@ type eventsPage struct {
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query())
+	f, err := s.parseFilter(r.Context(), r.URL.Query())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -334,18 +394,10 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.AuditFilter{Job: q.Get("job"), PathPrefix: q.Get("path"), Cursor: q.Get("cursor")}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if v := q.Get(t.name); v != "" {
-			ts, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				s.fail(w, r, badRequest("%s must be an RFC 3339 time such as 2024-05-01T00:00:00Z, got %q", t.name, v))
-				return
-			}
-			*t.dst = ts.UTC()
-		}
+	var err error
+	if f.Since, f.Until, err = parseWindow(func(k string) string { return strings.TrimSpace(q.Get(k)) }); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	if v := q.Get("status"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -358,7 +410,6 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 			f.Status = -1
 		}
 	}
-	var err error
 	if f.Limit, err = limitParam(q.Get("limit")); err != nil {
 		s.fail(w, r, err)
 		return
