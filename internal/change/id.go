@@ -1,6 +1,12 @@
 package change
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Stable ids: the same GitLab object gets the same id whichever way it came
 // in, so re-ingesting it updates one record instead of adding another.
@@ -47,4 +53,137 @@ func EnvironmentID(projectID, id int64) string {
 // ImageID is image-<project_id>-<repository_id>-<tag>-<digest>.
 func ImageID(projectID, repositoryID int64, tag, digest string) string {
 	return fmt.Sprintf("image-%d-%d-%s-%s", projectID, repositoryID, tag, digest)
+}
+
+// idPrefixes are the kinds' id prefixes, which are their names except for
+// merge requests.
+var idPrefixes = map[string]Kind{
+	"mr": KindMergeRequest, "pipeline": KindPipeline, "job": KindJob, "commit": KindCommit,
+	"issue": KindIssue, "note": KindNote, "branch": KindBranch, "tag": KindTag, "release": KindRelease,
+	"deployment": KindDeployment, "environment": KindEnvironment, "image": KindImage,
+}
+
+// ParsedID is what a stable id says: the kind and project of its object.
+type ParsedID struct {
+	Kind      Kind
+	ProjectID int64
+}
+
+// ParseID reads a stable id by the grammar of its kind, the one the
+// constructors above write:
+//
+//   - numbers (project ids, iids, ids, repository ids) are positive,
+//     written in decimal without sign or leading zeros;
+//   - a commit's sha is 7 to 64 lowercase hex digits;
+//   - a branch, tag or release name is non-empty valid UTF-8 without
+//     control characters;
+//   - an image's tag is such a name and its digest <algorithm>:<hex>,
+//     the algorithm lowercase letters and digits, without "-".
+//
+// The error says which part is wrong, so a payload with a bad id can be
+// refused with a clear reason.
+func ParseID(id string) (ParsedID, error) {
+	prefix, rest, ok := strings.Cut(id, "-")
+	kind, known := idPrefixes[prefix]
+	if !ok || !known {
+		return ParsedID{}, fmt.Errorf("id %q: unknown kind prefix %q", id, prefix)
+	}
+	pidText, rest, _ := strings.Cut(rest, "-")
+	pid, err := positive("project id", pidText)
+	if err != nil {
+		return ParsedID{}, fmt.Errorf("id %q: %w", id, err)
+	}
+	out := ParsedID{Kind: kind, ProjectID: pid}
+	switch kind {
+	case KindCommit:
+		err = sha(rest)
+	case KindBranch, KindTag, KindRelease:
+		err = name(string(kind)+" name", rest)
+	case KindImage:
+		err = imageParts(rest)
+	case KindMergeRequest, KindIssue:
+		_, err = positive("iid", rest)
+	default:
+		_, err = positive(string(kind)+" id", rest)
+	}
+	if err != nil {
+		return ParsedID{}, fmt.Errorf("id %q: %w", id, err)
+	}
+	return out, nil
+}
+
+// ValidID reports what is wrong with id, or nil for a well-formed one.
+func ValidID(id string) error {
+	_, err := ParseID(id)
+	return err
+}
+
+func positive(what, s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != s {
+		return 0, fmt.Errorf("%s %q is not a positive number", what, s)
+	}
+	return n, nil
+}
+
+func sha(s string) error {
+	if len(s) < 7 || len(s) > 64 || strings.IndexFunc(s, func(r rune) bool { return !isHex(r) }) >= 0 {
+		return fmt.Errorf("sha %q is not 7 to 64 lowercase hex digits", s)
+	}
+	return nil
+}
+
+func isHex(r rune) bool { return '0' <= r && r <= '9' || 'a' <= r && r <= 'f' }
+
+func name(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("empty %s", what)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s %q is not valid UTF-8", what, s)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return fmt.Errorf("%s %q has a control character", what, s)
+	}
+	return nil
+}
+
+// imageParts checks <repository_id>-<tag>-<digest>; the tag may hold "-",
+// the digest does not.
+func imageParts(s string) error {
+	repo, rest, _ := strings.Cut(s, "-")
+	if _, err := positive("repository id", repo); err != nil {
+		return err
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i < 0 {
+		return fmt.Errorf("image %q has no tag and digest", rest)
+	}
+	tag, digest := rest[:i], rest[i+1:]
+	if err := name("image tag", tag); err != nil {
+		return err
+	}
+	algo, hex, _ := strings.Cut(digest, ":")
+	if algo == "" || hex == "" ||
+		strings.IndexFunc(algo, func(r rune) bool { return !('a' <= r && r <= 'z' || '0' <= r && r <= '9') }) >= 0 ||
+		strings.IndexFunc(hex, func(r rune) bool { return !isHex(r) }) >= 0 {
+		return fmt.Errorf("image digest %q is not <algorithm>:<lowercase hex>", digest)
+	}
+	return nil
+}
+
+// CheckEventID reports what is wrong with e's id: malformed (ParseID), of
+// another kind than e's, or of another project than e's project_id (when
+// it has one). The GitLab client refuses events it would make with such
+// an id.
+func CheckEventID(e Event) error {
+	id, err := ParseID(e.ID)
+	switch {
+	case err != nil:
+		return err
+	case id.Kind != e.Kind:
+		return fmt.Errorf("id %q is of kind %s, the event of kind %s", e.ID, id.Kind, e.Kind)
+	case e.ProjectID != 0 && id.ProjectID != e.ProjectID:
+		return fmt.Errorf("id %q is of project %d, the event of project %d", e.ID, id.ProjectID, e.ProjectID)
+	}
+	return nil
 }
