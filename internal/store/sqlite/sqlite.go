@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -68,7 +69,10 @@ func DSN(path string) string {
 }
 
 // Open opens the database at path, creating the file if needed but not its
-// directory, and migrates it to the current schema. A database migrated by
+// directory, and migrates it to the current schema. A file it creates is
+// readable by its owner only (0600), as SQLite then makes its -wal and
+// -shm files: it holds raw webhook payloads. An existing file readable by
+// others is left as it is, with a warning on the default logger. A database migrated by
 // a newer labtrail is refused (a *store.SchemaError) before anything is
 // written to it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -93,7 +97,7 @@ func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 	if err := checkDir(path); err != nil {
 		return nil, nil, err
 	}
-	existed := fileExists(path)
+	existed := createPrivate(path)
 	db, err := sql.Open("sqlite", DSN(path))
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -108,11 +112,23 @@ func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 		Insert: func(ctx context.Context, _, stmt string, args ...[]any) (int, error) {
 			return s.exec(ctx, stmt, args...)
 		}}
-	if err := db.PingContext(ctx); err != nil {
+	var applied []store.Migration
+	err = lockedFor(path, func() error {
+		// The first connection sets WAL mode, which a new file must
+		// change to: SQLite answers a concurrent switch SQLITE_BUSY
+		// without waiting, so the ping too waits for the lock.
+		if err := db.PingContext(ctx); err != nil {
+			removeCreated(path, existed)
+			return &pingError{err}
+		}
+		var err error
+		applied, err = s.migrate(ctx)
+		return err
+	})
+	if pe := (*pingError)(nil); errors.As(err, &pe) {
 		db.Close()
-		return nil, nil, openError(path, existed, err)
+		return nil, nil, openError(path, existed, pe.err)
 	}
-	applied, err := s.migrateLocked(ctx, path)
 	if err != nil {
 		db.Close()
 		var se *store.SchemaError
@@ -128,23 +144,27 @@ func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 	return s, applied, nil
 }
 
-// migrateLocked migrates while holding an exclusive lock on a file beside
-// the database: goose has no lock of its own for SQLite, and two processes
-// opening a new file at once (serve, and a sync or a reader) would both
-// create its tables and one would fail.
-func (s *Store) migrateLocked(ctx context.Context, path string) ([]store.Migration, error) {
+type pingError struct{ err error }
+
+func (e *pingError) Error() string { return e.err.Error() }
+
+// lockedFor runs fn (the first connection and the migration) while holding
+// an exclusive lock on a file beside the database: goose has no lock of its
+// own for SQLite, and two processes opening a new file at once (serve, and
+// a sync or a reader) would both create its tables and one would fail.
+func lockedFor(path string, fn func() error) error {
 	f, err := os.OpenFile(path+"-migrate.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		// A directory we may not write: the write probe reports it, and no
 		// other process can be migrating a file it cannot write either.
-		return s.migrate(ctx)
+		return fn()
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("lock for migration: %w", err)
+		return fmt.Errorf("lock for migration: %w", err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return s.migrate(ctx)
+	return fn()
 }
 
 // migrate refuses a schema newer than the embedded migrations before it
@@ -279,9 +299,41 @@ func checkDir(path string) error {
 	return nil
 }
 
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+// createPrivate creates the database file 0600 (whatever the umask) before
+// SQLite opens it, so that neither it nor the -wal and -shm files SQLite
+// makes with the main file's mode are readable by others; existed says the
+// file was there already. An existing file readable or writable by group
+// or others is not changed (its owner may mean it, say for a backup user)
+// but is warned about.
+func createPrivate(path string) (existed bool) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		// The umask can only take permissions away; this makes sure.
+		_ = f.Chmod(0o600)
+		f.Close()
+		return false
+	case errors.Is(err, fs.ErrExist):
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			slog.Default().Warn("the database file is readable or writable by others; it holds raw webhook payloads: chmod 600 it (and its -wal and -shm files)",
+				"path", path, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+		}
+		return true
+	default:
+		// A directory we may not write, a read-only file system: SQLite
+		// fails too, and its error (openError) says why.
+		return fileExists(path)
+	}
+}
+
+// removeCreated removes the file createPrivate created when the database
+// could not be opened after all.
+func removeCreated(path string, existed bool) {
+	if !existed {
+		if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+			os.Remove(path)
+		}
+	}
 }
 
 // SQLite primary result codes (sqlite3.h) that openError explains.
@@ -327,4 +379,9 @@ func probe(path string, existed bool) error {
 		os.Remove(path)
 	}
 	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
