@@ -38,6 +38,7 @@ type config struct {
 	SigningSecrets    []string
 	WebhookAllow      []netip.Prefix
 	WebhookURL        string // labtrail's webhook address as GitLab reaches it
+	WebhookMemory     int64  // bytes of webhook payloads held at once
 	DB                string
 	Addr              string
 	RequestsPerMinute int
@@ -227,6 +228,16 @@ var (
 				return nil
 			}},
 		webhookURLSetting,
+		{flag: "webhook-memory", env: "LABTRAIL_WEBHOOK_MEMORY", def: "64MiB", typ: "size",
+			help: "bytes of webhook payloads held in memory at once (e.g. 64MiB, 100MB); larger bursts wait, then get 503 so GitLab retries",
+			set: func(c *config, v string) error {
+				n, err := parseSize(v)
+				if err != nil || n < 1<<20 {
+					return errors.New("must be a size of at least 1MiB such as 64MiB or 100MB (a bare number is bytes)")
+				}
+				c.WebhookMemory = n
+				return nil
+			}},
 	}
 
 	jobSettings = []*setting{
@@ -313,6 +324,27 @@ func duration(field func(*config) *time.Duration) func(*config, string) error {
 		*field(c) = d
 		return nil
 	}
+}
+
+// parseSize reads a size: bytes, or a number with KB, MB, GB (powers of
+// 1000) or KiB, MiB, GiB (powers of 1024).
+func parseSize(v string) (int64, error) {
+	num := strings.TrimSpace(v)
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if len(num) > len(u.suffix) && strings.EqualFold(num[len(num)-len(u.suffix):], u.suffix) {
+			num, mult = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 || f*mult > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size", v)
+	}
+	return int64(f * mult), nil
 }
 
 // renamed is s under another flag name, for a command where that name

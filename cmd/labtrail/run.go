@@ -172,6 +172,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	if len(c.WebhookSecrets) > 0 {
 		wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{
 			Secrets: c.WebhookSecrets, SigningSecrets: c.SigningSecrets, Allow: c.WebhookAllow,
+			Memory: c.WebhookMemory,
 		}, st, q, log)
 		if err != nil {
 			return fmt.Errorf("LABTRAIL_WEBHOOK_SIGNING_SECRET: %w", err)

@@ -21,11 +21,23 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/labtrail/labtrail/internal/store"
 )
 
 // MaxWebhookBody is GitLab's own limit on a webhook payload (25 MB).
 const MaxWebhookBody = 25 << 20
+
+// DefaultWebhookMemory is how many bytes of payloads the webhook endpoint
+// holds in memory at once unless told otherwise (WebhookConfig.Memory).
+const DefaultWebhookMemory = 64 << 20
+
+// DefaultWebhookMemoryWait is how long a delivery waits for room among the
+// payloads in memory before it is answered 503 (WebhookConfig.MemoryWait):
+// well inside GitLab's 10 s webhook timeout, so GitLab reads the answer
+// and retries rather than timing out.
+const DefaultWebhookMemoryWait = 5 * time.Second
 
 // WebhookConfig says which deliveries the webhook endpoint accepts.
 type WebhookConfig struct {
@@ -42,6 +54,15 @@ type WebhookConfig struct {
 	// Tolerance is how far a signed delivery's timestamp may be from now;
 	// default 5 minutes. It stops a captured delivery being replayed later.
 	Tolerance time.Duration
+	// Memory bounds the bytes of payloads held at once, from reading the
+	// body to storing it; default DefaultWebhookMemory. A payload counts
+	// its Content-Length (one without counts twice MaxBody, which its
+	// growing buffer may reach); one larger than Memory takes all of it,
+	// so the largest payloads go one at a time.
+	Memory int64
+	// MemoryWait is how long a delivery may wait for room before it gets
+	// 503 with Retry-After; default DefaultWebhookMemoryWait.
+	MemoryWait time.Duration
 }
 
 // Enqueuer hands a stored delivery to the worker that converts it; the job
@@ -56,6 +77,7 @@ type Enqueuer interface {
 type WebhookHandler struct {
 	cfg     WebhookConfig
 	keys    [][]byte
+	mem     *semaphore.Weighted // bytes of payloads in memory (cfg.Memory)
 	store   store.DeliveryStore
 	enqueue Enqueuer
 	log     *slog.Logger
@@ -81,6 +103,13 @@ func NewWebhookHandler(cfg WebhookConfig, st store.DeliveryStore, enq Enqueuer, 
 	if h.cfg.Tolerance <= 0 {
 		h.cfg.Tolerance = 5 * time.Minute
 	}
+	if h.cfg.Memory <= 0 {
+		h.cfg.Memory = DefaultWebhookMemory
+	}
+	if h.cfg.MemoryWait <= 0 {
+		h.cfg.MemoryWait = DefaultWebhookMemoryWait
+	}
+	h.mem = semaphore.NewWeighted(h.cfg.Memory)
 	for i, s := range cfg.SigningSecrets {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
 		if err != nil || !strings.HasPrefix(s, "whsec_") || len(key) == 0 {
@@ -116,7 +145,16 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeWebhookError(w, http.StatusUnauthorized, "missing or wrong X-Gitlab-Token")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	need := h.reservation(r.ContentLength)
+	if !h.admit(r.Context(), need) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, h.cfg.MemoryWait/time.Second))))
+		writeWebhookError(w, http.StatusServiceUnavailable, "too many payloads arriving at once; GitLab will retry it")
+		return
+	}
+	// Released when the handler returns: the body is not needed after it
+	// is stored, but the handler still holds it until then.
+	defer h.mem.Release(need)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -173,6 +211,54 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "accepted", "delivery_id": id, "duplicate": dup})
 }
 
+// reservation is how many bytes of the memory budget a payload of the
+// given Content-Length (-1: unknown) takes.
+func (h *WebhookHandler) reservation(contentLength int64) int64 {
+	n := contentLength
+	if n < 0 {
+		// Read into a growing buffer: up to twice the largest payload
+		// while it grows.
+		n = 2 * h.cfg.MaxBody
+	}
+	return max(1, min(n, h.cfg.Memory))
+}
+
+// admit waits, at most cfg.MemoryWait and while the request lasts, for n
+// bytes of the memory budget; false if they did not come in time.
+func (h *WebhookHandler) admit(ctx context.Context, n int64) bool {
+	if h.mem.TryAcquire(n) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.MemoryWait)
+	defer cancel()
+	return h.mem.Acquire(ctx, n) == nil
+}
+
+// readBody reads a payload into a buffer of exactly its Content-Length
+// when it has one (io.ReadAll's doubling would hold up to twice as much,
+// and leave as much again behind as garbage).
+func readBody(r io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength < 0 {
+		return io.ReadAll(r)
+	}
+	body := make([]byte, contentLength)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	// net/http ends the body at its Content-Length; this only makes sure.
+	var extra [1]byte
+	if n, err := r.Read(extra[:]); n > 0 || (err != nil && !errors.Is(err, io.EOF)) {
+		if err == nil {
+			err = errors.New("payload longer than its Content-Length")
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
 // idempotencyKey is GitLab's Idempotency-Key, shared by the retries and
 // manual resends of one delivery. Older GitLab versions send none; their
 // retries carry the same payload, so a digest of it stands in.
@@ -181,8 +267,11 @@ func idempotencyKey(h http.Header, event string, body []byte) string {
 	if k := strings.TrimSpace(h.Get("Idempotency-Key")); k != "" {
 		return k
 	}
-	sum := sha256.Sum256(append([]byte(event+"\x00"), body...))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	// Hashed in parts: a 25 MB payload is not copied to prefix the type.
+	hash := sha256.New()
+	hash.Write([]byte(event + "\x00"))
+	hash.Write(body)
+	return "sha256:" + hex.EncodeToString(hash.Sum(nil))
 }
 
 // keptHeaders are the headers worth keeping with a delivery; the token and
@@ -248,11 +337,11 @@ func (h *WebhookHandler) verifySignature(hd http.Header, body []byte) error {
 	if d := h.now().Sub(time.Unix(sec, 0)); d > h.cfg.Tolerance || d < -h.cfg.Tolerance {
 		return errors.New("webhook-timestamp too far from now: refusing a possible replay")
 	}
-	signed := make([]byte, 0, len(id)+len(ts)+len(body)+2)
-	signed = append(append(append(append(append(signed, id...), '.'), ts...), '.'), body...)
 	for _, key := range h.keys {
+		// id.timestamp.body, written in parts so the body is not copied.
 		mac := hmac.New(sha256.New, key)
-		mac.Write(signed)
+		mac.Write([]byte(id + "." + ts + "."))
+		mac.Write(body)
 		want := mac.Sum(nil)
 		for _, entry := range strings.Fields(sigs) {
 			version, b64, ok := strings.Cut(entry, ",")
