@@ -144,7 +144,8 @@ func TestDecide(t *testing.T) {
 	stored := func(e change.Event) *StoredEvent {
 		attrs, _ := MarshalAttrs(e.Attrs)
 		h, _ := Hash(e, attrs)
-		return &StoredEvent{UpdatedAt: e.UpdatedAt, Hash: h, State: e.State, Attrs: attrs}
+		e.Attrs, e.Transitions = nil, nil
+		return &StoredEvent{Event: e, Hash: h, AttrsJSON: attrs}
 	}
 	tr := func(state string, m int) change.Transition { return change.Transition{State: state, At: minute(m)} }
 	withTr := func(e change.Event, ts ...change.Transition) change.Event { e.Transitions = ts; return e }
@@ -186,7 +187,7 @@ func TestDecide(t *testing.T) {
 				t.Errorf("attrs %s, want %s", d.Attrs, c.wantAttrs)
 			}
 			if c.write {
-				want, _ := Hash(c.e, d.Attrs)
+				want, _ := Hash(d.Event, d.Attrs)
 				if string(d.Hash) != string(want) {
 					t.Errorf("hash is not the hash of what is written")
 				}

@@ -318,13 +318,17 @@ func byIDPage[T any](rows []T, limit int, id func(T) int64) ([]T, string) {
 	return rows, IDCursor(id(rows[len(rows)-1]))
 }
 
+// StoredColumns are what the upsert rule reads of an event's stored
+// version (Scanner.Stored).
+const StoredColumns = EventColumns + `, hash, observed_at`
+
 // PutEvent writes an event row (EventArgs). With onlyNewer a stored row is
 // replaced only by a newer updated_at (ImportEvents); without, always (the
 // caller decided).
 func (d Dialect) PutEvent(onlyNewer bool) string {
-	ps := strings.Split(d.Params(16), ", ")
+	ps := strings.Split(d.Params(17), ", ")
 	ps[14] = d.JSON(ps[14])
-	q := upsertInto("events", EventColumns+", hash", "id", ps)
+	q := upsertInto("events", StoredColumns, "id", ps)
 	if onlyNewer {
 		q += ` WHERE excluded.updated_at > events.updated_at`
 	}
@@ -353,7 +357,14 @@ func (d Dialect) EventArgs(e change.Event, attrs, hash []byte) []any {
 	}
 	return []any{e.ID, string(e.Kind), e.ProjectID, e.ProjectPath, e.Title,
 		e.State, e.Author, e.WebURL, e.Ref, e.SHA,
-		d.Time(e.CreatedAt), d.Time(e.UpdatedAt), d.Time(e.OccurredAt), string(e.Source), a, hash}
+		d.Time(e.CreatedAt), d.Time(e.UpdatedAt), d.Time(e.OccurredAt), string(e.Source), a, hash,
+		d.Time(e.ObservedAt)}
+}
+
+// DropTimeline removes a timeline entry (event id, state, at) the upsert
+// rule found contradicted by a poll (Timeline).
+func (d Dialect) DropTimeline() string {
+	return `DELETE FROM timeline WHERE event_id = ` + d.Param(1) + ` AND state = ` + d.Param(2) + ` AND at = ` + d.Param(3)
 }
 
 // AddTimeline adds a timeline entry (event id, state, at, source) unless
@@ -541,6 +552,23 @@ func (s Scanner[T]) event(r Row, decode func([]byte) (map[string]any, error)) (c
 		return e, fmt.Errorf("event %s: %w", e.ID, err)
 	}
 	return e, nil
+}
+
+// Stored reads a StoredColumns row for the upsert rule: attribute JSON
+// as stored.
+func (s Scanner[T]) Stored(r Row) (StoredEvent, error) {
+	var (
+		st                                   StoredEvent
+		kind, source                         string
+		created, updated, occurred, observed T
+	)
+	e := &st.Event
+	err := r.Scan(&e.ID, &kind, &e.ProjectID, &e.ProjectPath, &e.Title, &e.State, &e.Author,
+		&e.WebURL, &e.Ref, &e.SHA, &created, &updated, &occurred, &source, &st.AttrsJSON, &st.Hash, &observed)
+	e.Kind, e.Source = change.Kind(kind), change.Source(source)
+	e.CreatedAt, e.UpdatedAt, e.OccurredAt = s.From(created), s.From(updated), s.From(occurred)
+	e.ObservedAt = s.From(observed)
+	return st, err
 }
 
 // Timeline reads a (event_id, state, at, source) row.

@@ -160,11 +160,11 @@ func TestUpsertStatements(t *testing.T) {
 	for _, c := range []struct {
 		name, got, want string
 	}{
-		{"events", dollar.PutEvent(true), `INSERT INTO events (` + EventColumns + `, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)
+		{"events", dollar.PutEvent(true), `INSERT INTO events (` + EventColumns + `, hash, observed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17)
 		ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, project_id = excluded.project_id, project_path = excluded.project_path, ` +
 			`title = excluded.title, state = excluded.state, author = excluded.author, web_url = excluded.web_url, ref = excluded.ref, ` +
 			`sha = excluded.sha, created_at = excluded.created_at, updated_at = excluded.updated_at, occurred_at = excluded.occurred_at, ` +
-			`source = excluded.source, attrs = excluded.attrs, hash = excluded.hash WHERE excluded.updated_at > events.updated_at`},
+			`source = excluded.source, attrs = excluded.attrs, hash = excluded.hash, observed_at = excluded.observed_at WHERE excluded.updated_at > events.updated_at`},
 		{"sync state", dollar.PutSyncState(), `INSERT INTO sync_state (` + SyncColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (project_id, kind) DO UPDATE SET project_path = excluded.project_path, cursor_at = excluded.cursor_at, ` +
 			`last_run_at = excluded.last_run_at, last_success_at = excluded.last_success_at, fetched = excluded.fetched, ` +

@@ -105,7 +105,7 @@ func lockIDs(ctx context.Context, tx pgx.Tx, ids []string) error {
 // normalize truncates e's times as they will be stored, so that comparing and
 // hashing see what a later read returns.
 func normalize(e change.Event) change.Event {
-	e.CreatedAt, e.UpdatedAt, e.OccurredAt = ts(e.CreatedAt), ts(e.UpdatedAt), ts(e.OccurredAt)
+	e.CreatedAt, e.UpdatedAt, e.OccurredAt, e.ObservedAt = ts(e.CreatedAt), ts(e.UpdatedAt), ts(e.OccurredAt), ts(e.ObservedAt)
 	if len(e.Transitions) > 0 {
 		t := make([]change.Transition, len(e.Transitions))
 		for i, tr := range e.Transitions {
@@ -174,19 +174,14 @@ type upsertBatch struct {
 
 func load(ctx context.Context, tx pgx.Tx, ids []string) (*upsertBatch, error) {
 	b := &upsertBatch{events: make(map[string]*store.StoredEvent, len(ids)), timeline: make(map[string][]store.Step, len(ids))}
-	err := runQuery(ctx, tx, `SELECT id, updated_at, hash, state, attrs FROM events WHERE id = ANY($1::text[])`,
+	err := runQuery(ctx, tx, `SELECT `+store.StoredColumns+` FROM events WHERE id = ANY($1::text[])`,
 		[]any{ids}, func(rows store.Rows) error {
 			for rows.Next() {
-				var (
-					id string
-					st store.StoredEvent
-					up pgtype.Timestamptz
-				)
-				if err := rows.Scan(&id, &up, &st.Hash, &st.State, &st.Attrs); err != nil {
+				st, err := scan.Stored(rows)
+				if err != nil {
 					return err
 				}
-				st.UpdatedAt = fromTS(up)
-				b.events[id] = &st
+				b.events[st.ID] = &st
 			}
 			return rows.Err()
 		})
@@ -197,26 +192,32 @@ func load(ctx context.Context, tx pgx.Tx, ids []string) (*upsertBatch, error) {
 		[]any{ids}, func(rows store.Rows) error {
 			tl, err := store.Collect(rows, scan.Timeline)
 			for _, t := range tl {
-				b.timeline[t.EventID] = append(b.timeline[t.EventID], store.Step{State: t.State, At: t.At})
+				b.timeline[t.EventID] = append(b.timeline[t.EventID], store.Step{State: t.State, At: t.At, Source: t.Source})
 			}
 			return err
 		})
 	return b, err
 }
 
-// upsert queues what store.Decide says for e, and keeps what it queued as
-// stored for the events after it.
+// upsert queues what store.Decide and store.Timeline say for e, and keeps
+// what it queued as stored for the events after it.
 func (b *upsertBatch) upsert(e change.Event) (store.UpsertResult, error) {
 	d, err := store.Decide(e, b.events[e.ID])
 	if err != nil {
 		return store.UpsertResult{}, err
 	}
 	if d.Write {
-		b.batch.Queue(dialect.PutEvent(false), dialect.EventArgs(e, d.Attrs, d.Hash)...)
-		b.events[e.ID] = &store.StoredEvent{UpdatedAt: e.UpdatedAt, Hash: d.Hash, State: e.State, Attrs: d.Attrs}
+		b.batch.Queue(dialect.PutEvent(false), dialect.EventArgs(d.Event, d.Attrs, d.Hash)...)
+		row := d.Event
+		row.Attrs, row.Transitions = nil, nil
+		b.events[e.ID] = &store.StoredEvent{Event: row, AttrsJSON: d.Attrs, Hash: d.Hash}
 	}
+	var drop []store.Step
 	var add []change.Transition
-	b.timeline[e.ID], add = store.NewEntries(b.timeline[e.ID], d.Transitions)
+	b.timeline[e.ID], drop, add = store.Timeline(b.timeline[e.ID], d)
+	for _, s := range drop {
+		b.batch.Queue(dialect.DropTimeline(), e.ID, s.State, ts(s.At))
+	}
 	for _, t := range add {
 		b.batch.Queue(dialect.AddTimeline(), e.ID, t.State, ts(t.At), string(e.Source))
 	}

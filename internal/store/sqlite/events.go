@@ -164,7 +164,7 @@ func (s *Store) Upsert(ctx context.Context, events ...change.Event) (store.Upser
 // upserter holds one transaction's prepared statements, so a batch compiles
 // each statement once.
 type upserter struct {
-	sel, put, steps, add *sql.Stmt
+	sel, put, steps, add, drop *sql.Stmt
 }
 
 func prepareUpserter(ctx context.Context, tx *sql.Tx) (*upserter, error) {
@@ -173,10 +173,11 @@ func prepareUpserter(ctx context.Context, tx *sql.Tx) (*upserter, error) {
 		st  **sql.Stmt
 		sql string
 	}{
-		{&u.sel, `SELECT updated_at, hash, state, attrs FROM events WHERE id = ?1`},
+		{&u.sel, `SELECT ` + store.StoredColumns + ` FROM events WHERE id = ?1`},
 		{&u.put, dialect.PutEvent(false)},
-		{&u.steps, `SELECT state, at FROM timeline WHERE event_id = ?1 ORDER BY seq`},
+		{&u.steps, `SELECT event_id, state, at, source FROM timeline WHERE event_id = ?1 ORDER BY seq`},
 		{&u.add, dialect.AddTimeline()},
+		{&u.drop, dialect.DropTimeline()},
 	} {
 		st, err := tx.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -189,23 +190,20 @@ func prepareUpserter(ctx context.Context, tx *sql.Tx) (*upserter, error) {
 }
 
 func (u *upserter) close() {
-	for _, st := range []*sql.Stmt{u.sel, u.put, u.steps, u.add} {
+	for _, st := range []*sql.Stmt{u.sel, u.put, u.steps, u.add, u.drop} {
 		if st != nil {
 			st.Close()
 		}
 	}
 }
 
-// upsert reads the stored version of e, and writes what store.Decide says.
+// upsert reads the stored version of e, and writes what store.Decide and
+// store.Timeline say.
 func (u *upserter) upsert(ctx context.Context, e change.Event) (store.UpsertResult, error) {
-	var (
-		old     store.StoredEvent
-		updated int64
-		stored  *store.StoredEvent
-	)
-	switch err := u.sel.QueryRowContext(ctx, e.ID).Scan(&updated, &old.Hash, &old.State, &old.Attrs); {
+	var stored *store.StoredEvent
+	switch old, err := scan.Stored(u.sel.QueryRowContext(ctx, e.ID)); {
 	case err == nil:
-		old.UpdatedAt, stored = time.Unix(0, updated), &old
+		stored = &old
 	case !errors.Is(err, sql.ErrNoRows):
 		return store.UpsertResult{}, err
 	}
@@ -214,11 +212,11 @@ func (u *upserter) upsert(ctx context.Context, e change.Event) (store.UpsertResu
 		return store.UpsertResult{}, err
 	}
 	if d.Write {
-		if _, err := u.put.ExecContext(ctx, dialect.EventArgs(e, d.Attrs, d.Hash)...); err != nil {
+		if _, err := u.put.ExecContext(ctx, dialect.EventArgs(d.Event, d.Attrs, d.Hash)...); err != nil {
 			return store.UpsertResult{}, err
 		}
 	}
-	if len(d.Transitions) == 0 {
+	if len(d.Transitions) == 0 && d.Authority == nil {
 		return d.Result, nil
 	}
 	var tl []store.Step
@@ -227,13 +225,22 @@ func (u *upserter) upsert(ctx context.Context, e change.Event) (store.UpsertResu
 		if err != nil {
 			return store.UpsertResult{}, err
 		}
-		tl, err = store.Collect(rows, exactScan.Step)
+		entries, err := store.Collect(rows, exactScan.Timeline)
 		rows.Close()
 		if err != nil {
 			return store.UpsertResult{}, err
 		}
+		tl = make([]store.Step, len(entries))
+		for i, t := range entries {
+			tl[i] = store.Step{State: t.State, At: t.At, Source: t.Source}
+		}
 	}
-	_, add := store.NewEntries(tl, d.Transitions)
+	_, drop, add := store.Timeline(tl, d)
+	for _, s := range drop {
+		if _, err := u.drop.ExecContext(ctx, e.ID, s.State, s.At.UnixNano()); err != nil {
+			return store.UpsertResult{}, err
+		}
+	}
 	for _, t := range add {
 		if _, err := u.add.ExecContext(ctx, e.ID, t.State, nanos(t.At), string(e.Source)); err != nil {
 			return store.UpsertResult{}, err

@@ -1,0 +1,10 @@
+-- +goose Up
+-- When labtrail saw the stored version of each event (the zero time for
+-- unknown, as for rows stored before this column): for a poll, just before
+-- the request that read it; for a webhook, when the delivery was received.
+-- The upsert rule compares it to let a poll overrule what a webhook seen
+-- earlier said (docs/architecture.md, "One history").
+ALTER TABLE events ADD COLUMN observed_at timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00';
+
+-- +goose Down
+ALTER TABLE events DROP COLUMN observed_at;
