@@ -96,6 +96,7 @@ func changedOnly[T any](ctx context.Context, opts FetchOptions, items []T, id fu
 // lost access, ErrForbidden.
 func (c *Client) Fetch(ctx context.Context, kind change.Kind, p Project, since time.Time, opts FetchOptions, fn func(Page) error) error {
 	since = since.UTC()
+	fn = c.checkedPages(p, fn)
 	switch kind {
 	case change.KindMergeRequest:
 		return c.mergeRequests(ctx, p, since, &opts, fn)

@@ -98,7 +98,10 @@ func parser[T any, P interface {
 		if err := v.check(); err != nil {
 			return err
 		}
-		return build(h, v)
+		if err := build(h, v); err != nil {
+			return err
+		}
+		return h.checkHook()
 	}
 }
 

@@ -2,13 +2,16 @@ package server_test
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -92,5 +95,34 @@ func TestEventsFilterErrors(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("bad filters logged errors:\n%s", logs.String())
+	}
+}
+
+// Events stored with unsafe URLs (before they were checked where events
+// are made) are handed out without them.
+func TestUnsafeStoredURLsNotServed(t *testing.T) {
+	ts, st := setup(t)
+	e := change.Event{ID: "issue-10-1", Kind: change.KindIssue, ProjectID: 10, ProjectPath: "acme/web",
+		WebURL: "javascript:alert(1)", UpdatedAt: base, OccurredAt: base, Source: change.SourceWebhook,
+		Attrs: map[string]any{"links": []any{map[string]any{"url": "data:x"}, map[string]any{"url": "https://ok.example/"}}}}
+	if _, err := st.Upsert(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	_, one := get(t, ts.URL+"/api/v1/events/issue-10-1")
+	_, list := get(t, ts.URL+"/api/v1/events?kind=issue")
+	for _, m := range []map[string]any{one, list["events"].([]any)[0].(map[string]any)} {
+		links := m["attributes"].(map[string]any)["links"].([]any)
+		if m["web_url"] != "" || links[0].(map[string]any)["url"] != "" || links[1].(map[string]any)["url"] != "https://ok.example/" {
+			t.Errorf("served %v", m)
+		}
+	}
+	resp, err := http.Get(ts.URL + "/?kind=issue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	if strings.Contains(string(page), "javascript") {
+		t.Errorf("the page links to javascript:")
 	}
 }

@@ -49,6 +49,9 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	for i := range page.Events {
+		page.Events[i].SafeURLs("")
+	}
 	total, err := s.store.Count(r.Context(), "")
 	if err != nil {
 		s.fail(w, r, err)

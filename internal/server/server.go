@@ -325,6 +325,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	if page.Events == nil {
 		page.Events = []change.Event{}
 	}
+	for i := range page.Events {
+		page.Events[i].SafeURLs("")
+	}
 	writeJSON(w, http.StatusOK, eventsPage{Events: page.Events, NextCursor: page.NextCursor})
 }
 
@@ -345,6 +348,9 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	if tl == nil {
 		tl = []change.TimelineEntry{}
 	}
+	// A second line of defence: what was stored before URLs were checked
+	// where events are made is not handed out either.
+	ev.SafeURLs("")
 	writeJSON(w, http.StatusOK, eventWithTimeline{ev, tl})
 }
 
