@@ -303,8 +303,10 @@ func TestParseWebhookMergeRequestActions(t *testing.T) {
 		action, state, want string
 	}{
 		{"open", "opened", "opened@2013-12-03T17:23:34Z"},
-		{"approved", "opened", "opened@2013-12-03T17:23:34Z,approved@2013-12-04T10:00:00Z"},
-		{"approval", "opened", "opened@2013-12-03T17:23:34Z,approved@2013-12-04T10:00:00Z"},
+		// The payload does not say when an approval was given: its entry
+		// comes from the poller (NeedsDetails), at the approval's time.
+		{"approved", "opened", "opened@2013-12-03T17:23:34Z"},
+		{"approval", "opened", "opened@2013-12-03T17:23:34Z"},
 		{"merge", "merged", "opened@2013-12-03T17:23:34Z,merged@2013-12-04T10:00:00Z"},
 		{"close", "closed", "opened@2013-12-03T17:23:34Z,closed@2013-12-04T10:00:00Z"},
 		{"reopen", "opened", "opened@2013-12-03T17:23:34Z"}, // opened twice in a row collapses
@@ -327,6 +329,23 @@ func TestParseWebhookMergeRequestActions(t *testing.T) {
 		if tc.action == "merge" && (mr.Attrs["merged_by"] != "user1" || !mr.OccurredAt.Equal(whTime("2013-12-04T10:00:00Z"))) {
 			t.Errorf("merge: %v occurred %v", mr.Attrs, mr.OccurredAt)
 		}
+	}
+
+	// With merged_at (recent GitLab), the merge is dated by it, not by
+	// updated_at, and kept as the poller keeps it.
+	body := strings.Replace(base, `"action": "open"`, `"action": "merge", "merged_at": "2013-12-04T09:59:58.250Z"`, 1)
+	body = strings.Replace(body, `"state": "opened"`, `"state": "merged"`, 1)
+	body = strings.Replace(body, `"updated_at": "2013-12-03T17:23:34Z",
+    "milestone_id"`, `"updated_at": "2013-12-04 10:00:00 UTC",
+    "milestone_id"`, 1)
+	wh, err := ParseWebhook("Merge Request Hook", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := wh.Events[0]
+	if got := whStates(mr); got != "opened@2013-12-03T17:23:34Z,merged@2013-12-04T09:59:58Z" ||
+		mr.Attrs["merged_at"] != "2013-12-04T09:59:58.25Z" || !mr.OccurredAt.Equal(whTime("2013-12-04T09:59:58.25Z")) {
+		t.Errorf("merge with merged_at: transitions %s attrs %v occurred %v", got, mr.Attrs, mr.OccurredAt)
 	}
 }
 

@@ -615,7 +615,19 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	sweep := kind == change.KindImage && started.Sub(st.Cursor) >= p.imageSweep()
 	from := st.Cursor // where the walk starts, for Progress.Fraction
 	opts.FullSweep = sweep
+	// The walk is sequential: a page is read by requests sent after the
+	// previous page was handed back (the first, after the start), and
+	// that time stamps it (ObservedAt). It is never later than the read,
+	// so a poll never looks newer than it is when the upsert rule lets it
+	// overrule what a webhook received earlier said (docs/architecture.md).
+	observed := started
 	runErr := p.GitLab.Fetch(ctx, kind, gp, st.Cursor, opts, func(pg gitlab.Page) error {
+		defer func() { observed = p.now() }()
+		for i := range pg.Events {
+			if pg.Events[i].ObservedAt.IsZero() {
+				pg.Events[i].ObservedAt = observed
+			}
+		}
 		if err := p.upsertCounted(ctx, pg.Events, count); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
