@@ -115,7 +115,7 @@ func CommitEvent(p Project, cm *gl.Commit, branch string) change.Event {
 		ProjectPath: p.Path,
 		Title:       title,
 		State:       "committed",
-		Author:      cm.AuthorName,
+		Author:      "", // the API gives the git author only (attrs author_name, author_email)
 		WebURL:      cm.WebURL,
 		Ref:         branch,
 		SHA:         cm.ID,

@@ -118,7 +118,7 @@ func TestCommitEventFromGitLab(t *testing.T) {
 	c.AuthoredDate, c.CommittedDate = &authored, &committed
 	checkEvent(t, CommitEvent(Project{ID: 13083, Path: "gitlab-org/gitlab-ce"}, &c, "master"), change.Event{
 		ID: "commit-13083-6104942438c14ec7bd21c6cd5bd995272b3faff6", Kind: change.KindCommit, ProjectID: 13083,
-		ProjectPath: "gitlab-org/gitlab-ce", Title: "Sanitize for network graph", State: "committed", Author: "randx",
+		ProjectPath: "gitlab-org/gitlab-ce", Title: "Sanitize for network graph", State: "committed", Author: "",
 		Ref: "master", SHA: "6104942438c14ec7bd21c6cd5bd995272b3faff6",
 		CreatedAt: authored, UpdatedAt: committed, OccurredAt: committed, Source: change.SourcePoll,
 		Transitions: transitions("committed", "2019-11-04T15:39:03Z"),
@@ -137,12 +137,13 @@ func TestBranchEventFromGitLab(t *testing.T) {
 	p := Project{ID: 5, Path: "my-group/my-project"}
 	checkEvent(t, BranchEvent(p, bs[0]), change.Event{
 		ID: "branch-5-master", Kind: change.KindBranch, ProjectID: 5, ProjectPath: "my-group/my-project",
-		Title: "master", State: "active", Author: "John Smith", WebURL: "https://gitlab.example.com/my-group/my-project/-/tree/master",
+		Title: "master", State: "active", Author: "", WebURL: "https://gitlab.example.com/my-group/my-project/-/tree/master",
 		Ref: "master", SHA: "7b5c3cc8be40ee161ae89a06bba6229da1032a0c",
 		CreatedAt: ts("2012-06-27T05:51:39Z"), UpdatedAt: ts("2012-06-28T03:44:20Z"), OccurredAt: ts("2012-06-28T03:44:20Z"),
 		Source: change.SourcePoll, Transitions: transitions("active", "2012-06-28T03:44:20Z"),
 		Attrs: map[string]any{"name": "master", "default": true, "protected": true, "merged": false,
-			"commit_sha": "7b5c3cc8be40ee161ae89a06bba6229da1032a0c", "committed_date": "2012-06-28T03:44:20Z"},
+			"commit_sha": "7b5c3cc8be40ee161ae89a06bba6229da1032a0c", "committed_date": "2012-06-28T03:44:20Z",
+			"author_name": "John Smith", "author_email": "john@example.com"},
 	})
 	if e := BranchEvent(p, &one); e.ID != "branch-5-master" || e.UpdatedAt != ts("2012-06-28T03:44:20Z") {
 		t.Errorf("single branch %+v", e)
@@ -197,12 +198,13 @@ func TestTagEventFromDocs(t *testing.T) {
 	load(t, "docs_list_tags.json", &tags)
 	checkEvent(t, TagEvent(Project{ID: 5, Path: "g/p", WebURL: "https://gitlab.example.com/g/p"}, tags[0]), change.Event{
 		ID: "tag-5-v1.0.0", Kind: change.KindTag, ProjectID: 5, ProjectPath: "g/p", Title: "v1.0.0", State: "tagged",
-		Author: "John Smith", WebURL: "https://gitlab.example.com/g/p/-/tags/v1.0.0", Ref: "v1.0.0",
+		Author: "", WebURL: "https://gitlab.example.com/g/p/-/tags/v1.0.0", Ref: "v1.0.0",
 		SHA:       "2695effb5807a22ff3d138d593fd856244e155e7",
 		CreatedAt: ts("2017-07-26T09:08:53Z"), UpdatedAt: ts("2012-05-28T11:42:42Z"), OccurredAt: ts("2017-07-26T09:08:53Z"),
 		Source: change.SourcePoll, Transitions: transitions("tagged", "2017-07-26T09:08:53Z"),
 		Attrs: map[string]any{"name": "v1.0.0", "target": "2695effb5807a22ff3d138d593fd856244e155e7", "protected": true,
-			"release": map[string]any{"tag_name": "1.0.0", "description": "Amazing release. Wow"}, "message": ""},
+			"release": map[string]any{"tag_name": "1.0.0", "description": "Amazing release. Wow"}, "message": "",
+			"author_name": "John Smith", "author_email": "john@example.com"},
 	})
 }
 

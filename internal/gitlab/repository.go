@@ -39,10 +39,12 @@ func (c *Client) branches(ctx context.Context, p Project, fn func(Page) error) e
 // Branches have no timestamps of their own; the head commit's
 // committed_date stands in for updated_at.
 func BranchEvent(p Project, b *gl.Branch) change.Event {
-	var sha, author string
+	// The listing names the head commit's git author, not a GitLab user:
+	// the author is left empty (a push hook gives the pusher's username).
+	var sha, authorName, authorEmail string
 	var committed, authored time.Time
 	if b.Commit != nil {
-		sha, author = b.Commit.ID, b.Commit.AuthorName
+		sha, authorName, authorEmail = b.Commit.ID, b.Commit.AuthorName, b.Commit.AuthorEmail
 		committed, authored = utc(b.Commit.CommittedDate), utc(b.Commit.AuthoredDate)
 	}
 	state := "active"
@@ -56,7 +58,6 @@ func BranchEvent(p Project, b *gl.Branch) change.Event {
 		ProjectPath: p.Path,
 		Title:       b.Name,
 		State:       state,
-		Author:      author,
 		WebURL:      b.WebURL,
 		Ref:         b.Name,
 		SHA:         sha,
@@ -67,6 +68,7 @@ func BranchEvent(p Project, b *gl.Branch) change.Event {
 		Attrs: map[string]any{
 			"name": b.Name, "default": b.Default, "protected": b.Protected, "merged": b.Merged,
 			"commit_sha": sha, "committed_date": stampOrNil(committed),
+			"author_name": authorName, "author_email": authorEmail,
 		},
 		Transitions: []change.Transition{{State: state, At: committed}},
 	}
@@ -102,15 +104,18 @@ func (c *Client) tags(ctx context.Context, p Project, fn func(Page) error) error
 // updated_at is the tagged commit's committed_date (a tag does not move);
 // created_at, which only annotated tags have, dates its creation.
 func TagEvent(p Project, t *gl.Tag) change.Event {
-	var sha, author string
+	// As for branches: the tagged commit's git author goes in the
+	// attributes; the listing gives no username, so author stays empty.
+	var sha, authorName, authorEmail string
 	var committed time.Time
 	if t.Commit != nil {
-		sha, author = t.Commit.ID, t.Commit.AuthorName
+		sha, authorName, authorEmail = t.Commit.ID, t.Commit.AuthorName, t.Commit.AuthorEmail
 		committed = utc(t.Commit.CommittedDate)
 	}
 	attrs := map[string]any{
 		"name": t.Name, "message": t.Message, "target": t.Target, "commit_sha": sha,
 		"protected": t.Protected, "committed_date": stampOrNil(committed),
+		"author_name": authorName, "author_email": authorEmail,
 	}
 	if t.Release != nil {
 		attrs["release"] = map[string]any{"tag_name": t.Release.TagName, "description": excerpt(t.Release.Description, 500)}
@@ -127,7 +132,6 @@ func TagEvent(p Project, t *gl.Tag) change.Event {
 		ProjectPath: p.Path,
 		Title:       t.Name,
 		State:       "tagged",
-		Author:      author,
 		WebURL:      webURL,
 		Ref:         t.Name,
 		SHA:         sha,

@@ -31,6 +31,8 @@ type pushHook struct {
 	CheckoutSHA       string       `json:"checkout_sha"`
 	Message           string       `json:"message"`
 	UserUsername      string       `json:"user_username"`
+	UserName          string       `json:"user_name"`
+	UserEmail         string       `json:"user_email"`
 	TotalCommitsCount int          `json:"total_commits_count"`
 	Commits           []hookCommit `json:"commits"`
 }
@@ -51,6 +53,24 @@ func (ph *pushHook) commit(shas ...string) *hookCommit {
 }
 
 func deletedRef(after string) bool { return after == zeroSHA }
+
+// authorOf is the GitLab username of c's git author when the payload
+// tells it: the pusher's (user_username), if c's author is the pusher by
+// email (the pusher's public one; GitLab writes "[REDACTED]" or nothing
+// without it) or by name. Otherwise "": a git name is not a username.
+func (ph *pushHook) authorOf(c *hookCommit) string {
+	if ph.UserUsername == "" {
+		return ""
+	}
+	email := strings.TrimSpace(ph.UserEmail)
+	if email != "" && email != "[REDACTED]" && strings.EqualFold(email, strings.TrimSpace(c.Author.Email)) {
+		return ph.UserUsername
+	}
+	if name := strings.TrimSpace(ph.UserName); name != "" && name == strings.TrimSpace(c.Author.Name) {
+		return ph.UserUsername
+	}
+	return ""
+}
 
 // parsePush: one commit event per pushed commit and one for the branch.
 // A commit's `timestamp` is its committed date (GitLab's
@@ -81,7 +101,7 @@ func parsePush(h *hookCtx, ph *pushHook) error {
 			ProjectID:  pid,
 			Title:      title,
 			State:      "committed",
-			Author:     c.Author.Name,
+			Author:     ph.authorOf(&c),
 			WebURL:     c.URL,
 			Ref:        branch,
 			SHA:        c.ID,
@@ -123,7 +143,7 @@ func parsePush(h *hookCtx, ph *pushHook) error {
 	}
 	// A branch created at an existing commit has no commit in the
 	// payload, so no committed_date for the branch's updated_at.
-	h.refAt(change.KindBranch, id, branch, "active", webURL, ph.commit(ph.After, ph.CheckoutSHA), attrs)
+	h.refAt(change.KindBranch, id, branch, "active", ph.UserUsername, webURL, ph.commit(ph.After, ph.CheckoutSHA), attrs)
 	return nil
 }
 
@@ -151,14 +171,15 @@ func parseTagPush(h *hookCtx, ph *pushHook) error {
 		h.emit(refEvent(change.KindTag, id, pid, name, "deleted", ph.UserUsername, webURL, "", now, attrs))
 		return nil
 	}
-	h.refAt(change.KindTag, id, name, "tagged", webURL, ph.commit(ph.CheckoutSHA, ph.After), attrs)
+	h.refAt(change.KindTag, id, name, "tagged", ph.UserUsername, webURL, ph.commit(ph.CheckoutSHA, ph.After), attrs)
 	return nil
 }
 
 // refAt emits a branch or tag that points at commit c, dated by c's
 // committed date, or lists it in NeedsDetails when the payload has no
-// such commit or no date for it.
-func (h *hookCtx) refAt(kind change.Kind, id, name, state, webURL string, c *hookCommit, attrs map[string]any) {
+// such commit or no date for it. Its author is the pusher's username
+// (who put the ref there); c's git author is kept in the attributes.
+func (h *hookCtx) refAt(kind change.Kind, id, name, state, author, webURL string, c *hookCommit, attrs map[string]any) {
 	if c == nil || c.Timestamp.IsZero() {
 		h.needs(id)
 		return
@@ -166,7 +187,9 @@ func (h *hookCtx) refAt(kind change.Kind, id, name, state, webURL string, c *hoo
 	committed := c.Timestamp.Time
 	attrs["commit_sha"] = c.ID
 	attrs["committed_date"] = stamp(committed)
-	h.emit(refEvent(kind, id, h.p.ID, name, state, c.Author.Name, webURL, c.ID, committed, attrs))
+	attrs["author_name"] = c.Author.Name
+	attrs["author_email"] = c.Author.Email
+	h.emit(refEvent(kind, id, h.p.ID, name, state, author, webURL, c.ID, committed, attrs))
 }
 
 // refEvent is a branch or tag as a push hook leaves it: in state since t.
