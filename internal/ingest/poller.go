@@ -613,7 +613,11 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	// stored, and activity during the run is after it.
 	started := p.now()
 	sweep := kind == change.KindImage && started.Sub(st.Cursor) >= p.imageSweep()
-	from := st.Cursor // where the walk starts, for Progress.Fraction
+	since, err := p.walkFrom(ctx, gp, kind, st.Cursor, started)
+	if err != nil {
+		return nil, err
+	}
+	from := since // where the walk starts, for Progress.Fraction
 	opts.FullSweep = sweep
 	// The walk is sequential: a page is read by requests sent after the
 	// previous page was handed back (the first, after the start), and
@@ -621,7 +625,7 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	// so a poll never looks newer than it is when the upsert rule lets it
 	// overrule what a webhook received earlier said (docs/architecture.md).
 	observed := started
-	runErr := p.GitLab.Fetch(ctx, kind, gp, st.Cursor, opts, func(pg gitlab.Page) error {
+	runErr := p.GitLab.Fetch(ctx, kind, gp, since, opts, func(pg gitlab.Page) error {
 		defer func() { observed = p.now() }()
 		for i := range pg.Events {
 			if pg.Events[i].ObservedAt.IsZero() {
@@ -682,6 +686,44 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 		out = append(out, *byKind[k])
 	}
 	return out, runErr
+}
+
+// unverifiedStore is what both backends offer beyond SyncStore: what a
+// webhook stored that no poll has read since (store/sqlite.Unverified).
+type unverifiedStore interface {
+	Unverified(ctx context.Context, projectID int64, kind change.Kind) (int, time.Time, error)
+}
+
+// reread are the kinds walked by update time whose walk reads each object
+// whole (with its notes or jobs), so walking back re-reads what a webhook
+// stored of them.
+var reread = map[change.Kind]bool{
+	change.KindMergeRequest: true, change.KindIssue: true, change.KindPipeline: true, change.KindDeployment: true,
+}
+
+// walkFrom is where a walk of kind starts: the cursor, or earlier when a
+// webhook stored objects of that kind that no poll has read since, so that
+// this poll reads them and overrules what the webhook said (a forged or
+// skewed payload can claim any updated_at; the object's own is at or after
+// its creation). A time after the walk's start, or none, walks from the
+// beginning.
+func (p *Poller) walkFrom(ctx context.Context, gp gitlab.Project, kind change.Kind, cursor, started time.Time) (time.Time, error) {
+	u, ok := p.Store.(unverifiedStore)
+	if !ok || !reread[kind] || cursor.IsZero() {
+		return cursor, nil
+	}
+	n, earliest, err := u.Unverified(ctx, gp.ID, kind)
+	switch {
+	case err != nil:
+		return cursor, fmt.Errorf("read what webhooks stored: %w", err)
+	case n == 0:
+		return cursor, nil
+	case earliest.IsZero() || earliest.After(started):
+		return time.Time{}, nil
+	case earliest.Before(cursor):
+		return earliest.Truncate(time.Second), nil
+	}
+	return cursor, nil
 }
 
 // oldest is the earliest updated_at among events (zero if none).

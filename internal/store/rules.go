@@ -138,9 +138,21 @@ func Decide(e change.Event, old *StoredEvent) (Decision, error) {
 		d.Result.Unchanged = 1
 	case fills:
 		d.Event = fill(old.Event, e)
-		d.Attrs, err = underlay(old.AttrsJSON, e.Attrs)
+		if old.Source == change.SourcePoll {
+			// The poll's attributes are GitLab's whole reading of this
+			// version: a key it lacks is one GitLab does not have.
+			d.Attrs = old.AttrsJSON
+		} else {
+			d.Attrs, err = underlay(old.AttrsJSON, e.Attrs)
+		}
 	case prevails, overrules:
 		d.Event = fill(e, old.Event)
+		if e.Source == change.SourceWebhook && !old.CreatedAt.IsZero() {
+			// GitLab never changes created_at: a webhook that says
+			// otherwise is skewed or forged, and the poller walks back to
+			// it to re-read what webhooks stored (Store.Unverified).
+			d.Event.CreatedAt = old.CreatedAt
+		}
 		if e.Source == change.SourcePoll && (old.Source != change.SourcePoll || !e.UpdatedAt.Equal(old.UpdatedAt)) {
 			d.Attrs, err = MarshalAttrs(e.Attrs)
 		} else {
@@ -285,10 +297,14 @@ func Timeline(tl []Step, d Decision) (after, drop []Step, add []change.Transitio
 
 // contradicts says whether the poll's version a rules out that the object
 // entered state at at: nothing happens to an object before it was created
-// or after its updated_at (GitLab's version of it), and at updated_at it
+// or after its updated_at (GitLab's version of it), it entered its current
+// state when a says (occurred_at), not before, and at updated_at it
 // entered a's state or one a's transitions put there.
 func contradicts(a change.Event, state string, at time.Time) bool {
 	if !a.CreatedAt.IsZero() && SameAt(at, a.CreatedAt) < 0 {
+		return true
+	}
+	if state == a.State && !a.OccurredAt.IsZero() && SameAt(at, a.OccurredAt) < 0 {
 		return true
 	}
 	switch c := SameAt(at, a.UpdatedAt); {

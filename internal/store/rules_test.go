@@ -222,6 +222,13 @@ func TestNewEntries(t *testing.T) {
 		// At one instant the entry stored last is the state then.
 		{"ties: last stored wins", []Step{st("a", 3), st("b", 3)}, []change.Transition{tr("b", 4), tr("a", 5)}, []change.Transition{tr("a", 5)}},
 		{"within one call", nil, []change.Transition{tr("running", 1), tr("running", 1)}, []change.Transition{tr("running", 1)}},
+		// A webhook's whole second and the poll's milliseconds of one change.
+		{"whole second after milliseconds", []Step{{State: "opened", At: minute(1).Add(49 * time.Millisecond)}},
+			[]change.Transition{tr("opened", 1)}, nil},
+		{"milliseconds after whole second", []Step{st("opened", 1)},
+			[]change.Transition{{State: "opened", At: minute(1).Add(49 * time.Millisecond)}}, nil},
+		{"two fine times differ", []Step{{State: "a", At: minute(1).Add(49 * time.Millisecond)}, {State: "b", At: minute(1).Add(60 * time.Millisecond)}},
+			[]change.Transition{{State: "a", At: minute(1).Add(70 * time.Millisecond)}}, []change.Transition{{State: "a", At: minute(1).Add(70 * time.Millisecond)}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tl, add := NewEntries(append([]Step(nil), c.tl...), c.ts)
@@ -232,5 +239,81 @@ func TestNewEntries(t *testing.T) {
 				t.Errorf("timeline has %d entries, want %d", len(tl), len(c.tl)+len(add))
 			}
 		})
+	}
+}
+
+// The authority of the poll (docs/architecture.md, "One history").
+func TestDecideObserved(t *testing.T) {
+	ev := func(src change.Source, obs, u int, state string) change.Event {
+		return change.Event{ID: "mr-1-1", Kind: change.KindMergeRequest, State: state, Author: "alice",
+			CreatedAt: minute(0), UpdatedAt: minute(u), OccurredAt: minute(u), Source: src, ObservedAt: minute(obs),
+			Attrs: map[string]any{"k": string(src)}}
+	}
+	stored := func(e change.Event) *StoredEvent {
+		attrs, _ := MarshalAttrs(e.Attrs)
+		h, _ := Hash(e, attrs)
+		e.Attrs = nil
+		return &StoredEvent{Event: e, Hash: h, AttrsJSON: attrs}
+	}
+	poll, hook := change.SourcePoll, change.SourceWebhook
+	for _, c := range []struct {
+		name       string
+		e, old     change.Event
+		write      bool
+		state      string
+		authority  bool
+		wantSource change.Source
+	}{
+		{"poll read later overrules an older updated_at", ev(poll, 20, 5, "opened"), ev(hook, 10, 900, "closed"), true, "opened", true, poll},
+		{"poll read earlier: updated_at rule", ev(poll, 5, 5, "opened"), ev(hook, 10, 900, "closed"), false, "", false, ""},
+		{"webhook seen before the poll, newer updated_at", ev(hook, 5, 9, "merged"), ev(poll, 10, 5, "opened"), false, "", true, ""},
+		{"webhook seen after the poll, newer", ev(hook, 15, 9, "merged"), ev(poll, 10, 5, "opened"), true, "merged", false, hook},
+		{"webhook, equal updated_at, other state", ev(hook, 15, 5, "closed"), ev(poll, 10, 5, "opened"), false, "", true, ""},
+		{"webhook over webhook: updated_at", ev(hook, 5, 9, "merged"), ev(hook, 10, 5, "opened"), true, "merged", false, hook},
+		{"poll confirms a webhook's content", func() change.Event {
+			e := ev(hook, 10, 5, "opened")
+			e.Source, e.ObservedAt = poll, minute(20)
+			return e
+		}(),
+			ev(hook, 10, 5, "opened"), true, "opened", true, poll},
+		{"unknown observation: updated_at rule", ev(poll, 0, 4, "opened"), ev(hook, 10, 5, "closed"), false, "", false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name == "poll confirms a webhook's content" {
+				c.e.Attrs = map[string]any{"k": "webhook"}
+			}
+			d, err := Decide(c.e, stored(c.old))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Write != c.write || (d.Authority != nil) != c.authority {
+				t.Fatalf("write %v authority %v, want %v %v", d.Write, d.Authority != nil, c.write, c.authority)
+			}
+			if c.write && (d.Event.State != c.state || d.Event.Source != c.wantSource) {
+				t.Errorf("row %s from %s, want %s from %s", d.Event.State, d.Event.Source, c.state, c.wantSource)
+			}
+		})
+	}
+}
+
+func TestTimelineHeals(t *testing.T) {
+	a := change.Event{State: "opened", CreatedAt: minute(0), UpdatedAt: minute(5), OccurredAt: minute(0),
+		Transitions: []change.Transition{{State: "opened", At: minute(0)}}}
+	tl := []Step{
+		{State: "opened", At: minute(0), Source: change.SourcePoll},
+		{State: "closed", At: minute(3), Source: change.SourceWebhook},                             // legit: before updated_at
+		{State: "closed", At: minute(5), Source: change.SourceWebhook},                             // at updated_at, not a's state
+		{State: "closed", At: minute(900), Source: change.SourceWebhook},                           // after updated_at
+		{State: "opened", At: minute(-1), Source: change.SourceWebhook},                            // before creation
+		{State: "closed", At: minute(900), Source: change.SourcePoll},                              // the poll's own: kept
+		{State: "opened", At: minute(4), Source: change.SourceWebhook},                             // reopened: kept
+		{State: "opened", At: minute(5).Add(300 * time.Millisecond), Source: change.SourceWebhook}, // same second as updated_at, a's state
+	}
+	after, drop, add := Timeline(tl, Decision{Authority: &a, Transitions: a.Transitions, From: change.SourcePoll})
+	if len(drop) != 3 || drop[0].At != minute(5) || drop[1].At != minute(900) || drop[2].At != minute(-1) {
+		t.Errorf("dropped %v", drop)
+	}
+	if len(add) != 0 || len(after) != len(tl)-3 {
+		t.Errorf("added %v, after %v", add, after)
 	}
 }

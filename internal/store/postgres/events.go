@@ -223,3 +223,20 @@ func (b *upsertBatch) upsert(e change.Event) (store.UpsertResult, error) {
 	}
 	return d.Result, nil
 }
+
+// Unverified says how many of projectID's events of kind a webhook stored
+// that no poll has read since, and the earliest of their created_at and
+// updated_at (zero for none or unknown): a poll that walks from there reads
+// them again, and overrules what the webhook said (the poller uses it).
+func (s *Store) Unverified(ctx context.Context, projectID int64, kind change.Kind) (int, time.Time, error) {
+	var (
+		n        int
+		earliest pgtype.Timestamptz
+	)
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(least(created_at, updated_at)) FROM events
+		WHERE project_id = $1 AND kind = $2 AND source = 'webhook'`, projectID, string(kind)).Scan(&n, &earliest)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("postgres: unverified: %w", err)
+	}
+	return n, fromTS(earliest), nil
+}

@@ -107,6 +107,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeliveryWithoutBodyOrHeaders", testDeliveryWithoutBodyOrHeaders},
 		{"AuditPathPrefixUnicode", testAuditPathPrefixUnicode},
 	}
+	tests = append(tests, healTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))

@@ -6,5 +6,10 @@
 -- earlier said (docs/architecture.md, "One history").
 ALTER TABLE events ADD COLUMN observed_at timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00';
 
+-- What a webhook stored and no poll has read since, per project and kind:
+-- the poller walks back far enough to read it again (Store.Unverified).
+CREATE INDEX events_unverified ON events (project_id, kind) WHERE source = 'webhook';
+
 -- +goose Down
+DROP INDEX events_unverified;
 ALTER TABLE events DROP COLUMN observed_at;
