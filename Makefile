@@ -1,7 +1,7 @@
 # The test command README names and .ci/run calls.
 GO ?= go
 
-.PHONY: test bench build vet fmt
+.PHONY: test bench build vet fmt soak
 
 test: vet fmt
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -23,3 +23,9 @@ bench:
 
 build:
 	CGO_ENABLED=0 $(GO) build -o labtrail ./cmd/labtrail
+
+# The soak test's full form: 9 minutes of webhooks (dropped, duplicated,
+# reordered), polls, API reads and a kill -9 with restart against the
+# simulator; `make test` runs its 60-second form.
+soak:
+	LABTRAIL_SOAK=9m $(GO) test -run '^TestSoak$$' -count=1 -v -timeout 20m ./cmd/labtrail/
