@@ -38,6 +38,7 @@ type config struct {
 	SigningSecrets    []string
 	WebhookAllow      []netip.Prefix
 	WebhookURL        string // labtrail's webhook address as GitLab reaches it
+	ConvertBatch      int    // deliveries converted in one transaction
 	WebhookMemory     int64  // bytes of webhook payloads held at once
 	DB                string
 	Addr              string
@@ -228,6 +229,9 @@ var (
 				return nil
 			}},
 		webhookURLSetting,
+		{flag: "convert-batch", env: "LABTRAIL_CONVERT_BATCH", def: "256", typ: "int",
+			help: "webhook deliveries converted into events in one transaction",
+			set:  positive(func(c *config) *int { return &c.ConvertBatch })},
 		{flag: "webhook-memory", env: "LABTRAIL_WEBHOOK_MEMORY", def: "64MiB", typ: "size",
 			help: "bytes of webhook payloads held in memory at once (e.g. 64MiB, 100MB); larger bursts wait, then get 503 so GitLab retries",
 			set: func(c *config, v string) error {

@@ -133,7 +133,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 }
 
-// serve runs the poller on River and the HTTP API until ctx ends.
+// serve runs the poller on River, the webhook converter and the HTTP API
+// until ctx ends.
 func serve(ctx context.Context, c config, log *slog.Logger, ready func(url string)) error {
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -156,14 +157,23 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		return err
 	}
 	poller := c.poller(gl, st, log)
+	// Webhook deliveries are converted in batches on a goroutine of their
+	// own, never behind the syncs River runs; the queue schedules the
+	// syncs the deliveries ask for.
+	conv := &ingest.Converter{Store: st, Branches: c.Branches, Selection: poller.Selection, Log: log, Batch: c.ConvertBatch}
 	q, err := db.newQueue(ctx, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
-		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID()})
+		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv})
 	if err != nil {
 		return err
 	}
+	conv.Heal = q
 	if err := q.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
+	convCtx, stopConv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConv()
+	convDone := make(chan struct{})
+	go func() { conv.Run(convCtx); close(convDone) }()
 	api := server.New(st, log)
 	api.SetHints(server.Hints{
 		Webhooks:    "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token",
@@ -173,11 +183,11 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{
 			Secrets: c.WebhookSecrets, SigningSecrets: c.SigningSecrets, Allow: c.WebhookAllow,
 			Memory: c.WebhookMemory,
-		}, st, q, log)
+		}, st, conv, log)
 		if err != nil {
 			return fmt.Errorf("LABTRAIL_WEBHOOK_SIGNING_SECRET: %w", err)
 		}
-		api.EnableWebhooks(wh, q.EnqueueDelivery)
+		api.EnableWebhooks(wh, conv.Replay)
 		if c.WebhookURL != "" {
 			api.EnableWebhookTest(hookTest(gl, poller.Selection, c.WebhookURL))
 		}
@@ -195,11 +205,18 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	// First no new requests, and those in flight answered; then the jobs,
-	// which webhooks received meanwhile may have queued.
+	// First no new requests, and those in flight answered; then the
+	// deliveries they stored are converted, and the jobs finished, within
+	// the queue's shutdown time. Whatever is left stays pending (or
+	// queued) for the next start.
 	shutdownHTTP(srv, c.ShutdownTimeout, log)
 	qctx, cancel := context.WithTimeout(context.Background(), orDefault(c.QueueShutdownTimeout, 15*time.Second))
 	defer cancel()
+	stopConv()
+	<-convDone
+	if cerr := conv.Drain(qctx); cerr != nil {
+		log.Warn("webhook deliveries left pending at shutdown; they are converted on the next start", "err", cerr)
+	}
 	if qerr := q.Stop(qctx); qerr != nil {
 		log.Warn("job queue stopped before its running jobs finished; they resume on the next start", "err", qerr)
 	}

@@ -146,10 +146,10 @@ func benchLatency(b *testing.B, st store.Store) {
 	b.ReportMetric(float64(runtime.NumCPU()), "cpus")
 }
 
-// BenchmarkWebhookProcess measures the worker's side: stored deliveries of
-// the same mix converted into events and stored, by two goroutines as
-// River's two default workers would. Each delivery names a project of its
-// own, so its events are new ones rather than unchanged re-deliveries.
+// BenchmarkWebhookProcess measures the converter's side: stored
+// deliveries of the same mix converted into events and stored, in batches
+// of ingest.DefaultConvertBatch. Each delivery names a project of its own,
+// so its events are new ones rather than unchanged re-deliveries.
 func BenchmarkWebhookProcess(b *testing.B) {
 	for _, be := range storetest.Backends() {
 		b.Run(be.Name, func(b *testing.B) { benchProcess(b, be.Open(b)) })
@@ -157,7 +157,6 @@ func BenchmarkWebhookProcess(b *testing.B) {
 }
 
 func benchProcess(b *testing.B, st store.Store) {
-	const workers = 2
 	bodies, events := webhookMix(b)
 	ids := make([]int64, b.N)
 	for i := range ids {
@@ -172,23 +171,14 @@ func benchProcess(b *testing.B, st store.Store) {
 		}
 		ids[i] = id
 	}
-	var next, stored atomic.Int64
-	var wg sync.WaitGroup
+	var stored atomic.Int64
+	conv := &ingest.Converter{Store: st, Branches: []string{"master", "main"}, Log: quiet,
+		OnBatch: func(r store.ConvertResult) { stored.Add(int64(r.Upsert.Stored())) }}
 	b.ResetTimer()
 	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(ids)); i = next.Add(1) - 1 {
-				res, err := ingest.ProcessDelivery(b.Context(), st, ids[i], []string{"master", "main"})
-				if err != nil {
-					b.Errorf("delivery %d: %v", ids[i], err)
-					return
-				}
-				stored.Add(int64(res.Upsert.Stored()))
-			}
-		})
+	if err := conv.Drain(b.Context()); err != nil {
+		b.Fatal(err)
 	}
-	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
 	if stored.Load() == 0 {

@@ -240,6 +240,11 @@ func TestRealPayloadsThroughTheHandler(t *testing.T) {
 	}
 	h, st, rec := newHook(t, nil)
 	ctx := context.Background()
+	heal := &healRecorder{}
+	// A push only keeps commits of synced branches; the sample pushes to master.
+	conv := &ingest.Converter{Store: st, Branches: []string{"master", "main"}, Heal: heal, Log: quiet}
+	var last store.ConvertResult
+	conv.OnBatch = func(r store.ConvertResult) { last = r }
 	converted := 0
 	for file, event := range samples {
 		body, err := os.ReadFile(filepath.Join("..", "gitlab", "testdata", "webhooks", file))
@@ -252,23 +257,34 @@ func TestRealPayloadsThroughTheHandler(t *testing.T) {
 			continue
 		}
 		id := rec.ids[len(rec.ids)-1]
-		// A push only keeps commits of synced branches; the sample pushes to master.
-		res, err := ingest.ProcessDelivery(ctx, st, id, []string{"master", "main"})
-		if err != nil {
+		healed := len(heal.projects)
+		if err := conv.Replay(ctx, id); err != nil {
 			t.Errorf("%s: %v", file, err)
 			continue
 		}
+		cv := last.Conversions[0]
 		d, _ := st.Delivery(ctx, id)
-		if len(res.Webhook.Events) == 0 {
-			if d.Status != store.DeliveryStoredRaw {
-				t.Errorf("%s: no events but status %s", file, d.Status)
+		if d.Status != cv.Status || d.LastError != cv.Reason || d.Attempts != 1 || d.ProcessedAt.IsZero() {
+			t.Errorf("%s: stored as %s (%q, %d attempts, processed at %s), converted as %s (%q)",
+				file, d.Status, d.LastError, d.Attempts, d.ProcessedAt, cv.Status, cv.Reason)
+		}
+		if file == "tag_push.json" && d.Status != store.DeliveryProcessed {
+			// Understood: its tag stored, or its project's sync scheduled.
+			t.Errorf("%s: status %s", file, d.Status)
+		}
+		if len(cv.Events) == 0 {
+			if d.Status != store.DeliveryStoredRaw && !(d.Status == store.DeliveryProcessed && len(heal.projects) > healed) {
+				t.Errorf("%s: no events, no sync scheduled, but status %s", file, d.Status)
 			}
 			continue
 		}
 		if d.Status != store.DeliveryProcessed {
 			t.Errorf("%s: status %s", file, d.Status)
 		}
-		for _, e := range res.Webhook.Events {
+		for _, e := range cv.Events {
+			if !e.ObservedAt.Equal(d.ReceivedAt) {
+				t.Errorf("%s: event %s observed at %s, delivery received at %s", file, e.ID, e.ObservedAt, d.ReceivedAt)
+			}
 			got, _, err := st.Get(ctx, e.ID)
 			if err != nil || got.Kind != e.Kind || got.Source != change.SourceWebhook {
 				t.Errorf("%s: event %s not stored as sent: %+v %v", file, e.ID, got, err)
@@ -287,11 +303,19 @@ func TestRealPayloadsThroughTheHandler(t *testing.T) {
 	if converted < 12 {
 		t.Errorf("only %d sample types converted into events", converted)
 	}
-	// Processing a delivery again changes nothing.
+	// Converting a delivery again changes nothing.
 	for _, id := range rec.ids {
-		res, err := ingest.ProcessDelivery(ctx, st, id, []string{"master", "main"})
-		if err != nil || res.Upsert.Stored() != 0 {
-			t.Errorf("reprocessing delivery %d: stored %d, %v", id, res.Upsert.Stored(), err)
+		err := conv.Replay(ctx, id)
+		if err != nil || last.Upsert.Stored() != 0 {
+			t.Errorf("converting delivery %d again: stored %d, %v", id, last.Upsert.Stored(), err)
 		}
 	}
+}
+
+// healRecorder records the projects whose sync a converter scheduled.
+type healRecorder struct{ projects []int64 }
+
+func (h *healRecorder) HealProject(_ context.Context, id int64, _ string) error {
+	h.projects = append(h.projects, id)
+	return nil
 }

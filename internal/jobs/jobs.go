@@ -1,5 +1,7 @@
 // Package jobs runs labtrail's background work on River: a periodic job that
-// decides which projects to sync and one sync job per project. River keeps
+// decides which projects to sync and one sync job per project. Webhook
+// deliveries are converted outside River, by ingest.Converter; the queue
+// only schedules the sync a delivery asks for (HealProject). River keeps
 // the jobs in the same database as the store, so a killed process leaves
 // them to be picked up again on restart (or by another replica).
 package jobs
@@ -57,7 +59,10 @@ func (SyncProjectArgs) InsertOpts() river.InsertOpts {
 	}
 }
 
-// ProcessDeliveryArgs converts one stored webhook delivery into events.
+// ProcessDeliveryArgs is the job by which earlier versions converted one
+// stored webhook delivery. None is queued any more; one left by an older
+// version only wakes the converter (Config.Converter), which converts
+// every pending delivery.
 type ProcessDeliveryArgs struct {
 	DeliveryID int64 `json:"delivery_id" river:"unique"`
 }
@@ -65,23 +70,9 @@ type ProcessDeliveryArgs struct {
 // Kind names the job in River's table.
 func (ProcessDeliveryArgs) Kind() string { return DeliveryKind }
 
-// InsertOpts retries a failing conversion with River's backoff; it is
-// unique per delivery while unfinished, so a replay never runs it twice.
-func (ProcessDeliveryArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{
-		MaxAttempts: 5,
-		UniqueOpts: river.UniqueOpts{
-			ByArgs: true,
-			ByState: []rivertype.JobState{
-				rivertype.JobStateAvailable, rivertype.JobStatePending,
-				rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-			},
-		},
-	}
-}
-
-// SweepDeliveriesArgs is the periodic job that queues deliveries left
-// pending (stored, but their job could not be queued, or lost).
+// SweepDeliveriesArgs is the periodic job that once queued deliveries left
+// pending; the converter looks for them itself now, and the job only wakes
+// it (Config.Converter).
 type SweepDeliveriesArgs struct{}
 
 // Kind names the job in River's table.
@@ -97,8 +88,9 @@ type Config struct {
 	Log     *slog.Logger
 	// OnSynced, if set, is called after each project sync (tests use it).
 	OnSynced func(ingest.ProjectResult)
-	// OnDelivery, if set, is called after each delivery is processed.
-	OnDelivery func(ingest.WebhookResult, error)
+	// Converter is woken by the delivery jobs an older version queued;
+	// may be nil.
+	Converter ingest.Enqueuer
 	// HealDelay is how long after a webhook that lacks details the
 	// project's sync runs, so a burst of hooks costs one sync; default 30s.
 	HealDelay time.Duration
@@ -133,6 +125,7 @@ type Queue struct {
 	start  func(context.Context) error
 	stop   func(context.Context) error
 	insert func(context.Context, river.JobArgs) (*rivertype.JobInsertResult, error)
+	heal   func(ctx context.Context, projectID int64, path string) error
 }
 
 // Start begins working jobs and scheduling syncs.
@@ -141,10 +134,11 @@ func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }
 // Stop waits for running jobs to finish (or ctx to end).
 func (q *Queue) Stop(ctx context.Context) error { return q.stop(ctx) }
 
-// EnqueueDelivery queues the conversion of a stored webhook delivery.
-func (q *Queue) EnqueueDelivery(ctx context.Context, id int64) error {
-	_, err := q.insert(ctx, ProcessDeliveryArgs{DeliveryID: id})
-	return err
+// HealProject implements ingest.Healer: it schedules the project's sync
+// Config.HealDelay from now, unless one is queued already (the sync job is
+// unique per project), so a burst of webhooks costs one sync.
+func (q *Queue) HealProject(ctx context.Context, projectID int64, path string) error {
+	return q.heal(ctx, projectID, path)
 }
 
 // SyncNow enqueues a schedule job at once, outside the periodic interval
@@ -324,17 +318,8 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		}
 		return &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: period}}
 	}
-	river.AddWorker(workers, &deliveryWorker{store: cfg.Poller.Store, branches: cfg.Poller.Branches, log: log, onDone: cfg.OnDelivery, heal: func(ctx context.Context, id int64, path string) error {
-		_, err := client.Insert(ctx, SyncProjectArgs{ProjectID: id, Path: path}, &river.InsertOpts{
-			ScheduledAt: time.Now().Add(cfg.HealDelay), MaxAttempts: 3,
-			UniqueOpts: SyncProjectArgs{}.InsertOpts().UniqueOpts,
-		})
-		return err
-	}})
-	river.AddWorker(workers, &sweepWorker{store: cfg.Poller.Store, log: log, enqueue: func(ctx context.Context, id int64) error {
-		_, err := client.Insert(ctx, ProcessDeliveryArgs{DeliveryID: id}, nil)
-		return err
-	}})
+	river.AddWorker(workers, &deliveryWorker{wake: cfg.Converter})
+	river.AddWorker(workers, &sweepWorker{wake: cfg.Converter})
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -351,6 +336,9 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, once(cfg.Interval) },
 				&river.PeriodicJobOpts{ID: "schedule_sync", RunOnStart: true},
 			),
+			// The converter looks for pending deliveries by itself; the
+			// sweep only wakes it, as a second way to catch deliveries
+			// left pending, at the cost of one small job a minute.
 			river.NewPeriodicJob(
 				river.PeriodicInterval(time.Minute),
 				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, once(time.Minute) },
@@ -367,6 +355,13 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		stop:  c.Stop,
 		insert: func(ctx context.Context, a river.JobArgs) (*rivertype.JobInsertResult, error) {
 			return c.Insert(ctx, a, nil)
+		},
+		heal: func(ctx context.Context, id int64, path string) error {
+			_, err := c.Insert(ctx, SyncProjectArgs{ProjectID: id, Path: path}, &river.InsertOpts{
+				ScheduledAt: time.Now().Add(cfg.HealDelay), MaxAttempts: 3,
+				UniqueOpts: SyncProjectArgs{}.InsertOpts().UniqueOpts,
+			})
+			return err
 		},
 	}, nil
 }
@@ -485,77 +480,29 @@ func (w *syncWorker) project(ctx context.Context, a SyncProjectArgs) (store.Proj
 	return store.Project{}, river.JobCancel(fmt.Errorf("project %d (%s) is no longer selected", a.ProjectID, a.Path))
 }
 
+// deliveryWorker drains the delivery jobs an older version queued: the
+// converter converts every pending delivery, so waking it is the whole job.
 type deliveryWorker struct {
 	river.WorkerDefaults[ProcessDeliveryArgs]
-	store    ingest.ProcessStore
-	branches []string
-	log      *slog.Logger
-	onDone   func(ingest.WebhookResult, error)
-	heal     func(ctx context.Context, projectID int64, path string) error
+	wake ingest.Enqueuer
 }
 
 func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliveryArgs]) error {
-	res, err := ingest.ProcessDelivery(ctx, w.store, job.Args.DeliveryID, w.branches)
-	if w.onDone != nil {
-		w.onDone(res, err)
+	if w.wake == nil {
+		return nil
 	}
-	switch {
-	case ingest.Unprocessable(err):
-		w.log.Warn("webhook delivery cannot be converted; kept as failed", "delivery", job.Args.DeliveryID, "err", err)
-		return river.JobCancel(err)
-	case err != nil:
-		if job.Attempt >= job.MaxAttempts {
-			if merr := w.store.MarkDelivery(context.WithoutCancel(ctx), job.Args.DeliveryID, store.DeliveryFailed, err.Error()); merr != nil {
-				w.log.Error("mark delivery failed", "delivery", job.Args.DeliveryID, "err", merr)
-			}
-		}
-		return err
-	}
-	// A payload without what the poller fetches (approvals, diffs, jobs)
-	// schedules that project's sync a little later; the sync job being
-	// unique per project makes a burst of hooks cost one sync.
-	if len(res.Webhook.NeedsDetails) > 0 && res.Webhook.ProjectID != 0 && w.heal != nil {
-		if err := w.heal(ctx, res.Webhook.ProjectID, res.Webhook.ProjectPath); err != nil {
-			w.log.Warn("schedule healing sync", "project", res.Webhook.ProjectPath, "err", err)
-		}
-	}
-	return nil
+	return w.wake.EnqueueDelivery(ctx, job.Args.DeliveryID)
 }
 
+// sweepWorker wakes the converter once a minute.
 type sweepWorker struct {
 	river.WorkerDefaults[SweepDeliveriesArgs]
-	store   store.DeliveryStore
-	log     *slog.Logger
-	enqueue func(ctx context.Context, id int64) error
+	wake ingest.Enqueuer
 }
 
-// Work queues every delivery still pending a minute after it arrived; the
-// delivery job's uniqueness keeps one already queued from running twice.
-func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepDeliveriesArgs]) error {
-	f := store.DeliveryFilter{Status: store.DeliveryPending, Limit: store.MaxLimit}
-	cutoff := time.Now().Add(-time.Minute)
-	queued := 0
-	for {
-		page, err := w.store.ListDeliveries(ctx, f)
-		if err != nil {
-			return err
-		}
-		for _, d := range page.Deliveries {
-			if d.ReceivedAt.After(cutoff) {
-				continue
-			}
-			if err := w.enqueue(ctx, d.ID); err != nil {
-				return err
-			}
-			queued++
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		f.Cursor = page.NextCursor
+func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepDeliveriesArgs]) error {
+	if w.wake == nil {
+		return nil
 	}
-	if queued > 0 {
-		w.log.Info("queued pending webhook deliveries", "deliveries", queued)
-	}
-	return nil
+	return w.wake.EnqueueDelivery(ctx, 0)
 }

@@ -43,23 +43,18 @@ func testWebhooksThenOnePoll(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 	poller := &ingest.Poller{GitLab: cl, Store: st, Log: quiet}
-	var processed, failed atomic.Int64
-	q, err := newQueue(ctx, jobs.Config{Poller: poller, Interval: time.Hour, Log: quiet, HealDelay: time.Hour,
-		OnDelivery: func(_ ingest.WebhookResult, err error) {
-			if err != nil {
-				failed.Add(1)
-			} else {
-				processed.Add(1)
-			}
-		}})
+	var converted, healed atomic.Int64
+	conv := &ingest.Converter{Store: st, Log: quiet, OnBatch: func(r store.ConvertResult) { converted.Add(int64(len(r.Deliveries))) }}
+	q, err := newQueue(ctx, jobs.Config{Poller: poller, Interval: time.Hour, Log: quiet, HealDelay: time.Hour, Converter: conv})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{Secrets: []string{"hook-secret"}}, st, q, quiet)
+	conv.Heal = healCounter{q, &healed}
+	wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{Secrets: []string{"hook-secret"}}, st, conv, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.EnableWebhooks(wh, q.EnqueueDelivery)
+	api.EnableWebhooks(wh, conv.Replay)
 
 	// Backfill by poll, then activity by webhook only.
 	if res, err := poller.SyncAll(ctx); err != nil || res.Err() != nil {
@@ -69,6 +64,9 @@ func testWebhooksThenOnePoll(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 	defer q.Stop(context.Background())
+	convDone := make(chan struct{})
+	go func() { conv.Run(ctx); close(convDone) }()
+	defer func() { cancel(); <-convDone }()
 	for i := 0; i < 8; i++ {
 		sim.Advance()
 	}
@@ -90,7 +88,7 @@ func testWebhooksThenOnePoll(t *testing.T, b backend) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("deliveries still pending; %d processed, %d failed", processed.Load(), failed.Load())
+			t.Fatalf("deliveries still pending; %d converted", converted.Load())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -116,6 +114,9 @@ func testWebhooksThenOnePoll(t *testing.T, b backend) {
 	}
 	if fromHooks == 0 {
 		t.Error("no merge request or pipeline came in by webhook")
+	}
+	if healed.Load() == 0 {
+		t.Error("no delivery scheduled its project's sync for the details its payload lacks")
 	}
 
 	// One poll heals what the lost deliveries missed.
@@ -170,4 +171,16 @@ func testWebhooksThenOnePoll(t *testing.T, b backend) {
 	if missing+extra+stale > 0 {
 		t.Errorf("after one poll: %d missing, %d extra, %d stale of %d", missing, extra, stale, len(want))
 	}
+}
+
+// healCounter is the queue as the converter's Healer, counting the syncs
+// scheduled.
+type healCounter struct {
+	q *jobs.Queue
+	n *atomic.Int64
+}
+
+func (h healCounter) HealProject(ctx context.Context, id int64, path string) error {
+	h.n.Add(1)
+	return h.q.HealProject(ctx, id, path)
 }

@@ -199,6 +199,7 @@ type Store interface {
 	EventStore
 	ProjectStore
 	DeliveryStore
+	DeliveryConverter
 	AuditStore
 	PortStore
 	// Ping reports whether the store can serve requests.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/store"
 )
 
@@ -39,4 +42,68 @@ func (s *Store) PutDelivery(ctx context.Context, d store.Delivery) (int64, bool,
 		// Deleted in between: try again.
 	}
 	return 0, false, fmt.Errorf("postgres: put delivery: %w", err)
+}
+
+// ConvertDeliveries implements store.DeliveryConverter. The claim takes
+// the rows FOR UPDATE SKIP LOCKED: replicas converting at once split the
+// pending deliveries and never convert one twice.
+func (s *Store) ConvertDeliveries(ctx context.Context, claim store.DeliveryClaim,
+	convert func([]store.Delivery) []store.Conversion) (store.ConvertResult, error) {
+	stmt, args, err := dialect.ClaimDeliveries(claim, "FOR UPDATE SKIP LOCKED")
+	if err != nil {
+		return store.ConvertResult{}, fmt.Errorf("postgres: %w", err)
+	}
+	var res store.ConvertResult
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
+		res = store.ConvertResult{}
+		err := runQuery(ctx, tx, stmt, args, func(rows store.Rows) error {
+			var err error
+			res.Deliveries, err = store.Collect(rows, scan.DeliveryWithBody)
+			return err
+		})
+		if err != nil || len(res.Deliveries) == 0 {
+			return err
+		}
+		var events []change.Event
+		res.Conversions, events, err = dialect.CheckConversions(res.Deliveries, convert(res.Deliveries))
+		if err != nil {
+			return err
+		}
+		b := &upsertBatch{}
+		if len(events) > 0 {
+			ids := make([]string, 0, len(events))
+			for i, e := range events {
+				events[i] = normalize(e)
+				ids = append(ids, e.ID)
+			}
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+			if err := lockIDs(ctx, tx, ids); err != nil {
+				return err
+			}
+			if b, err = load(ctx, tx, ids); err != nil {
+				return err
+			}
+			for _, e := range events {
+				r, err := b.upsert(e)
+				if err != nil {
+					return fmt.Errorf("event %s: %w", e.ID, err)
+				}
+				res.Upsert = res.Upsert.Add(r)
+			}
+		}
+		now := time.Now()
+		for _, c := range res.Conversions {
+			q, a := dialect.FinishDelivery(c, now)
+			b.batch.Queue(q, a...)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, &b.batch).Close()
+	})
+	if err != nil {
+		return store.ConvertResult{}, fmt.Errorf("postgres: convert deliveries: %w", err)
+	}
+	return res, nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
+	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/store"
 )
 
@@ -34,4 +36,61 @@ func (s *Store) PutDelivery(ctx context.Context, d store.Delivery) (int64, bool,
 		return 0, false, fmt.Errorf("sqlite: put delivery: %w", err)
 	}
 	return id, duplicate, nil
+}
+
+// ConvertDeliveries implements store.DeliveryConverter. The write
+// transaction (BEGIN IMMEDIATE) holds the file's write lock from the
+// claim to the commit, so no other writer can take the same deliveries.
+func (s *Store) ConvertDeliveries(ctx context.Context, claim store.DeliveryClaim,
+	convert func([]store.Delivery) []store.Conversion) (store.ConvertResult, error) {
+	stmt, args, err := dialect.ClaimDeliveries(claim, "")
+	if err != nil {
+		return store.ConvertResult{}, fmt.Errorf("sqlite: %w", err)
+	}
+	var res store.ConvertResult
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		res = store.ConvertResult{}
+		err := runQuery(ctx, tx, stmt, args, func(rows store.Rows) error {
+			var err error
+			res.Deliveries, err = store.Collect(rows, scan.DeliveryWithBody)
+			return err
+		})
+		if err != nil || len(res.Deliveries) == 0 {
+			return err
+		}
+		var events []change.Event
+		res.Conversions, events, err = dialect.CheckConversions(res.Deliveries, convert(res.Deliveries))
+		if err != nil {
+			return err
+		}
+		if len(events) > 0 {
+			u, err := prepareUpserter(ctx, tx)
+			if err != nil {
+				return err
+			}
+			defer u.close()
+			for _, e := range events {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				r, err := u.upsert(ctx, e)
+				if err != nil {
+					return fmt.Errorf("event %s: %w", e.ID, err)
+				}
+				res.Upsert = res.Upsert.Add(r)
+			}
+		}
+		now := time.Now()
+		for _, c := range res.Conversions {
+			q, a := dialect.FinishDelivery(c, now)
+			if _, err := tx.ExecContext(ctx, q, a...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ConvertResult{}, fmt.Errorf("sqlite: convert deliveries: %w", err)
+	}
+	return res, nil
 }

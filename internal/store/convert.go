@@ -1,0 +1,151 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+)
+
+// DeliveryIgnored is the status of a delivery for a project labtrail does
+// not sync: kept, with the reason in last_error, and converted into
+// nothing.
+const DeliveryIgnored = "ignored"
+
+// DeliveryStatuses are every status a delivery can have, in the order the
+// documentation lists them.
+var DeliveryStatuses = []string{DeliveryPending, DeliveryProcessed, DeliveryStoredRaw, DeliveryIgnored, DeliveryFailed}
+
+// Conversion is what converting one delivery came to: its events and the
+// status to record (DeliveryProcessed, DeliveryStoredRaw, DeliveryIgnored
+// or DeliveryFailed) with its reason (kept as last_error).
+type Conversion struct {
+	ID     int64
+	Events []change.Event
+	Status string
+	Reason string
+}
+
+// DeliveryClaim says which deliveries ConvertDeliveries takes: the IDs
+// given, whatever their status (a replay), or else up to Limit pending
+// ones, oldest first.
+type DeliveryClaim struct {
+	Limit int
+	IDs   []int64
+}
+
+// ConvertResult is what ConvertDeliveries stored.
+type ConvertResult struct {
+	// Deliveries are the deliveries claimed, bodies included, oldest
+	// first; Conversions their outcomes as recorded, in the same order.
+	Deliveries  []Delivery
+	Conversions []Conversion
+	Upsert      UpsertResult
+}
+
+// DeliveryConverter turns stored webhook deliveries into events in
+// batches.
+type DeliveryConverter interface {
+	// ConvertDeliveries claims the deliveries claim selects and hands them
+	// to convert, which must return one Conversion for each and do no I/O
+	// (it may be called again if the transaction is retried). In one
+	// transaction it then stores every conversion's events (the Upsert
+	// rule) and records each delivery's status, reason, processed_at and
+	// one more attempt. A conversion holding an event the store refuses
+	// (Dialect.CheckEvent) is recorded failed with the reason and its
+	// events are left out; it does not fail the batch. Any other error
+	// stores nothing. On PostgreSQL the rows are claimed with FOR UPDATE
+	// SKIP LOCKED, so replicas converting at once never take the same
+	// delivery.
+	ConvertDeliveries(ctx context.Context, claim DeliveryClaim, convert func([]Delivery) []Conversion) (ConvertResult, error)
+}
+
+// ClaimDeliveries is the statement that selects claim's deliveries,
+// bodies included, oldest first; lock is what the backend appends to take
+// the rows ("" for none).
+func (d Dialect) ClaimDeliveries(claim DeliveryClaim, lock string) (string, []any, error) {
+	q := d.Query()
+	sql := `SELECT ` + DeliveryColumns + `, body FROM deliveries`
+	if len(claim.IDs) > 0 {
+		ps := make([]string, len(claim.IDs))
+		for i, id := range claim.IDs {
+			ps[i] = q.Arg(id)
+		}
+		return sql + ` WHERE id IN (` + strings.Join(ps, ", ") + `) ORDER BY id ` + lock, q.Args(), nil
+	}
+	if claim.Limit <= 0 {
+		return "", nil, fmt.Errorf("claim deliveries: limit %d", claim.Limit)
+	}
+	q.Where("status = ?", DeliveryPending)
+	return sql + q.WhereSQL() + ` ORDER BY id LIMIT ` + q.Arg(claim.Limit) + ` ` + lock, q.Args(), nil
+}
+
+// FinishDelivery is the statement that records a conversion's outcome:
+// status, reason, one more attempt, and processed_at (now for an outcome
+// that is final: every status but pending).
+func (d Dialect) FinishDelivery(c Conversion, now time.Time) (string, []any) {
+	var processed time.Time
+	if c.Status != DeliveryPending {
+		processed = now
+	}
+	return `UPDATE deliveries SET status = ` + d.Param(1) + `, last_error = ` + d.Param(2) +
+			`, attempts = attempts + 1, processed_at = ` + d.Param(3) + ` WHERE id = ` + d.Param(4),
+		[]any{c.Status, c.Reason, d.Time(processed), c.ID}
+}
+
+// CheckConversions matches convert's conversions to the claimed
+// deliveries and checks their events: a delivery with an event the backend
+// refuses becomes failed with the reason and loses its events, one the
+// conversions leave out or give an unknown status is an error (a bug in
+// convert). It returns the conversions in the deliveries' order and the
+// events to store, in that order.
+func (d Dialect) CheckConversions(ds []Delivery, cs []Conversion) ([]Conversion, []change.Event, error) {
+	byID := make(map[int64]Conversion, len(cs))
+	for _, c := range cs {
+		byID[c.ID] = c
+	}
+	out := make([]Conversion, len(ds))
+	var events []change.Event
+	for i, dl := range ds {
+		c, ok := byID[dl.ID]
+		switch {
+		case !ok:
+			return nil, nil, fmt.Errorf("no conversion for delivery %d", dl.ID)
+		case c.Status == DeliveryPending || !isDeliveryStatus(c.Status):
+			return nil, nil, fmt.Errorf("delivery %d: conversion status %q", dl.ID, c.Status)
+		}
+		for _, e := range c.Events {
+			if err := d.CheckEvent(e); err != nil {
+				c = Conversion{ID: c.ID, Status: DeliveryFailed, Reason: err.Error()}
+				break
+			}
+		}
+		out[i] = c
+		events = append(events, c.Events...)
+	}
+	return out, events, nil
+}
+
+func isDeliveryStatus(s string) bool {
+	for _, v := range DeliveryStatuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseDeliveryStatus checks a status filter: one of DeliveryStatuses.
+func ParseDeliveryStatus(s string) error {
+	if !isDeliveryStatus(s) {
+		q := make([]string, len(DeliveryStatuses))
+		for i, v := range DeliveryStatuses {
+			q[i] = v
+		}
+		return fmt.Errorf("status must be %s or %s, got %s", strings.Join(q[:len(q)-1], ", "), q[len(q)-1], strconv.Quote(s))
+	}
+	return nil
+}
