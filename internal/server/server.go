@@ -456,9 +456,9 @@ func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.DeliveryFilter{Status: q.Get("status"), Cursor: q.Get("cursor")}
 	switch f.Status {
-	case "", store.DeliveryPending, store.DeliveryProcessed, store.DeliveryStoredRaw, store.DeliveryFailed:
+	case "", store.DeliveryPending, store.DeliveryProcessed, store.DeliveryStoredRaw, store.DeliveryIgnored, store.DeliveryFailed:
 	default:
-		s.fail(w, r, badRequest("status must be pending, processed, stored_raw or failed, got %q", f.Status))
+		s.fail(w, r, badRequest("status must be pending, processed, stored_raw, ignored or failed, got %q", f.Status))
 		return
 	}
 	var err error

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -136,16 +135,4 @@ func isDeliveryStatus(s string) bool {
 		}
 	}
 	return false
-}
-
-// ParseDeliveryStatus checks a status filter: one of DeliveryStatuses.
-func ParseDeliveryStatus(s string) error {
-	if !isDeliveryStatus(s) {
-		q := make([]string, len(DeliveryStatuses))
-		for i, v := range DeliveryStatuses {
-			q[i] = v
-		}
-		return fmt.Errorf("status must be %s or %s, got %s", strings.Join(q[:len(q)-1], ", "), q[len(q)-1], strconv.Quote(s))
-	}
-	return nil
 }

@@ -108,6 +108,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditPathPrefixUnicode", testAuditPathPrefixUnicode},
 	}
 	tests = append(tests, healTests...)
+	tests = append(tests, deliveryTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
