@@ -9,10 +9,9 @@ type SyncStore interface {
 	store.ProjectStore
 }
 
-// ProcessStore is what converting a stored webhook delivery needs: the
-// delivery itself, and what a sync writes (the projects tell which
-// branches are synced). Poller.Store is one because the job queue converts
-// deliveries through the poller's store; a poll itself uses SyncStore.
+// ProcessStore is the poller's store: what a sync writes, and the
+// webhook deliveries beside it. A poll itself uses SyncStore; the
+// converter takes ConvertStore.
 type ProcessStore interface {
 	store.DeliveryStore
 	SyncStore
