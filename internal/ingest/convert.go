@@ -23,6 +23,10 @@ const (
 	// deliveries without being woken: those left by a crash, or stored by
 	// another replica whose converter stopped.
 	DefaultConvertEvery = 2 * time.Second
+	// DefaultConvertBytes bounds the payloads one batch reads: 256 job
+	// hooks are a few megabytes, but 256 of GitLab's largest (25 MB) would
+	// be gigabytes.
+	DefaultConvertBytes = 32 << 20
 	// MaxConvertAttempts is how many times a delivery is tried when its
 	// conversion fails for a reason that may pass (the database busy or
 	// unreachable) before it is kept as failed.
@@ -69,6 +73,9 @@ type Converter struct {
 	// woken; default DefaultConvertEvery.
 	Batch int
 	Every time.Duration
+	// MaxBytes bounds the payloads one batch holds in memory; default
+	// DefaultConvertBytes. A delivery larger than it is converted alone.
+	MaxBytes int64
 	// OnBatch, if set, is called after each batch is stored (tests).
 	OnBatch func(store.ConvertResult)
 
@@ -145,14 +152,18 @@ func (c *Converter) Drain(ctx context.Context) error {
 		limit = DefaultConvertBatch
 	}
 	for {
-		res, claimed, err := c.convert(ctx, store.DeliveryClaim{Limit: limit})
+		maxBytes := c.MaxBytes
+		if maxBytes <= 0 {
+			maxBytes = DefaultConvertBytes
+		}
+		res, claimed, err := c.convert(ctx, store.DeliveryClaim{Limit: limit, MaxBytes: maxBytes})
 		if err != nil {
 			if ctx.Err() == nil && len(claimed) > 0 {
 				c.isolate(ctx, claimed)
 			}
 			return err
 		}
-		if len(res.Deliveries) < limit {
+		if !res.More {
 			return nil
 		}
 	}

@@ -30,10 +30,13 @@ type Conversion struct {
 
 // DeliveryClaim says which deliveries ConvertDeliveries takes: the IDs
 // given, whatever their status (a replay), or else up to Limit pending
-// ones, oldest first.
+// ones, oldest first. MaxBytes, if positive, bounds the bodies one claim
+// holds in memory: the oldest deliveries whose bodies add up to at most
+// MaxBytes are taken (always at least one).
 type DeliveryClaim struct {
-	Limit int
-	IDs   []int64
+	Limit    int
+	IDs      []int64
+	MaxBytes int64
 }
 
 // ConvertResult is what ConvertDeliveries stored.
@@ -43,6 +46,9 @@ type ConvertResult struct {
 	Deliveries  []Delivery
 	Conversions []Conversion
 	Upsert      UpsertResult
+	// More says that more deliveries may be pending: the claim took
+	// Limit of them, or MaxBytes left some it found.
+	More bool
 }
 
 // DeliveryConverter turns stored webhook deliveries into events in
@@ -62,24 +68,64 @@ type DeliveryConverter interface {
 	ConvertDeliveries(ctx context.Context, claim DeliveryClaim, convert func([]Delivery) []Conversion) (ConvertResult, error)
 }
 
-// ClaimDeliveries is the statement that selects claim's deliveries,
-// bodies included, oldest first; lock is what the backend appends to take
-// the rows ("" for none).
+// ClaimDeliveries is the statement that selects the id and body size of
+// claim's deliveries, oldest first; lock is what the backend appends to
+// take the rows ("" for none). The bodies are read after (Deliveries),
+// of those within claim.MaxBytes only (ClaimedIDs).
 func (d Dialect) ClaimDeliveries(claim DeliveryClaim, lock string) (string, []any, error) {
 	q := d.Query()
-	sql := `SELECT ` + DeliveryColumns + `, body FROM deliveries`
+	sql := `SELECT id, length(body) FROM deliveries`
 	if len(claim.IDs) > 0 {
-		ps := make([]string, len(claim.IDs))
-		for i, id := range claim.IDs {
-			ps[i] = q.Arg(id)
-		}
-		return sql + ` WHERE id IN (` + strings.Join(ps, ", ") + `) ORDER BY id ` + lock, q.Args(), nil
+		return sql + ` WHERE id IN (` + d.ids(q, claim.IDs) + `) ORDER BY id ` + lock, q.Args(), nil
 	}
 	if claim.Limit <= 0 {
 		return "", nil, fmt.Errorf("claim deliveries: limit %d", claim.Limit)
 	}
 	q.Where("status = ?", DeliveryPending)
 	return sql + q.WhereSQL() + ` ORDER BY id LIMIT ` + q.Arg(claim.Limit) + ` ` + lock, q.Args(), nil
+}
+
+func (d Dialect) ids(q *Query, ids []int64) string {
+	ps := make([]string, len(ids))
+	for i, id := range ids {
+		ps[i] = q.Arg(id)
+	}
+	return strings.Join(ps, ", ")
+}
+
+// ClaimedSize is one row of ClaimDeliveries.
+type ClaimedSize struct {
+	ID   int64
+	Size int64
+}
+
+// ScanClaimed reads a ClaimDeliveries row.
+func ScanClaimed(r Row) (ClaimedSize, error) {
+	var c ClaimedSize
+	return c, r.Scan(&c.ID, &c.Size)
+}
+
+// ClaimedIDs are the ids of the oldest claimed rows whose bodies add up
+// to at most maxBytes (all of them when maxBytes is not positive; always
+// the first).
+func ClaimedIDs(rows []ClaimedSize, maxBytes int64) []int64 {
+	out := make([]int64, 0, len(rows))
+	total := int64(0)
+	for _, r := range rows {
+		total += r.Size
+		if maxBytes > 0 && len(out) > 0 && total > maxBytes {
+			break
+		}
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+// Deliveries is the statement that reads the deliveries ids names,
+// bodies included, oldest first.
+func (d Dialect) Deliveries(ids []int64) (string, []any) {
+	q := d.Query()
+	return `SELECT ` + DeliveryColumns + `, body FROM deliveries WHERE id IN (` + d.ids(q, ids) + `) ORDER BY id`, q.Args()
 }
 
 // FinishDelivery is the statement that records a conversion's outcome:

@@ -50,12 +50,24 @@ func (s *Store) ConvertDeliveries(ctx context.Context, claim store.DeliveryClaim
 	var res store.ConvertResult
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		res = store.ConvertResult{}
+		var claimed []store.ClaimedSize
 		err := runQuery(ctx, tx, stmt, args, func(rows store.Rows) error {
+			var err error
+			claimed, err = store.Collect(rows, store.ScanClaimed)
+			return err
+		})
+		if err != nil || len(claimed) == 0 {
+			return err
+		}
+		ids := store.ClaimedIDs(claimed, claim.MaxBytes)
+		res.More = len(ids) < len(claimed) || (len(claim.IDs) == 0 && len(claimed) == claim.Limit)
+		read, rargs := dialect.Deliveries(ids)
+		err = runQuery(ctx, tx, read, rargs, func(rows store.Rows) error {
 			var err error
 			res.Deliveries, err = store.Collect(rows, scan.DeliveryWithBody)
 			return err
 		})
-		if err != nil || len(res.Deliveries) == 0 {
+		if err != nil {
 			return err
 		}
 		var events []change.Event

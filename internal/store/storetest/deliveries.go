@@ -18,6 +18,7 @@ var deliveryTests = []struct {
 	{"ConvertDeliveriesRefusedEventFailsItsDeliveryOnly", testConvertRefusedEvent},
 	{"ConvertDeliveriesBadConversionStoresNothing", testConvertBadConversion},
 	{"ConvertDeliveriesByID", testConvertByID},
+	{"ConvertDeliveriesBoundedBytes", testConvertBoundedBytes},
 	{"ConvertDeliveriesConcurrentClaimsDisjoint", testConvertConcurrent},
 }
 
@@ -83,7 +84,7 @@ func testConvertBatch(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []int64{ids[0], ids[2], ids[3]}; fmt.Sprint(seen) != fmt.Sprint(want) || len(res.Deliveries) != 3 {
+	if want := []int64{ids[0], ids[2], ids[3]}; fmt.Sprint(seen) != fmt.Sprint(want) || len(res.Deliveries) != 3 || !res.More {
 		t.Fatalf("claimed %v (result %d), want %v", seen, len(res.Deliveries), want)
 	}
 	if res.Upsert.Inserted != 2 || len(res.Conversions) != 3 || res.Conversions[1].Status != store.DeliveryIgnored {
@@ -107,7 +108,7 @@ func testConvertBatch(t *testing.T, s store.Store) {
 		t.Error("the ignored delivery's conversion has no events, yet one was stored")
 	}
 	// The rest; then nothing is pending and convert is not called.
-	if res, err := s.ConvertDeliveries(ctx(t), store.DeliveryClaim{Limit: 3}, processAll); err != nil || len(res.Deliveries) != 1 {
+	if res, err := s.ConvertDeliveries(ctx(t), store.DeliveryClaim{Limit: 3}, processAll); err != nil || len(res.Deliveries) != 1 || res.More {
 		t.Fatalf("second batch: %d deliveries, %v", len(res.Deliveries), err)
 	}
 	res, err = s.ConvertDeliveries(ctx(t), store.DeliveryClaim{Limit: 3}, func(ds []store.Delivery) []store.Conversion {
@@ -227,6 +228,29 @@ func testConvertConcurrent(t *testing.T, s store.Store) {
 	for _, id := range ids {
 		if d := mustDelivery(t, s, id); seen[id] != 1 || d.Attempts != 1 || d.Status != store.DeliveryProcessed {
 			t.Errorf("delivery %d converted %d times, %d attempts, %s", id, seen[id], d.Attempts, d.Status)
+		}
+	}
+}
+
+// testConvertBoundedBytes: a claim holds at most MaxBytes of bodies, but
+// always one delivery, and says more are pending.
+func testConvertBoundedBytes(t *testing.T, s store.Store) {
+	ids := putPending(t, s, "bytes", 4) // bodies of 2 bytes
+	for _, c := range []struct {
+		max  int64
+		want []int64
+		more bool
+	}{{1, ids[:1], true}, {5, ids[1:3], true}, {100, ids[3:], false}} {
+		res, err := s.ConvertDeliveries(ctx(t), store.DeliveryClaim{Limit: 10, MaxBytes: c.max}, processAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, d := range res.Deliveries {
+			got = append(got, d.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) || res.More != c.more {
+			t.Errorf("MaxBytes %d: claimed %v (more %v), want %v (more %v)", c.max, got, res.More, c.want, c.more)
 		}
 	}
 }
