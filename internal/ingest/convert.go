@@ -353,7 +353,7 @@ func (k knownProjects) notSelected(wh gitlab.Webhook) string {
 	if name == "" {
 		name = "id " + strconv.FormatInt(wh.ProjectID, 10)
 	}
-	return fmt.Sprintf("project %s is not synced: not in REPOS or under GROUPS", name)
+	return fmt.Sprintf("project %s is not synced: it is neither a selected project nor in a selected group", name)
 }
 
 // keptBranches are the branches whose commits are kept for a project: the
