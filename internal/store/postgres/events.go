@@ -16,6 +16,8 @@ import (
 
 // dialect is how this backend writes the statements package store shares.
 var dialect = store.Dialect{
+	// One range for every backend, though timestamptz holds more.
+	Check:      store.CheckTime,
 	Param:      func(n int) string { return "$" + strconv.Itoa(n) },
 	Time:       func(t time.Time) any { return ts(t) },
 	HasPrefix:  func(column, p string) string { return "starts_with(" + column + ", " + p + ")" },

@@ -5,19 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/store"
-)
-
-// Times are stored as unix nanoseconds (see migrations/00001_init.sql), which
-// int64 holds for these years only.
-var (
-	minTime = time.Unix(0, math.MinInt64).UTC()
-	maxTime = time.Unix(0, math.MaxInt64).UTC()
 )
 
 func nanos(t time.Time) int64 {
@@ -34,16 +26,11 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func checkTime(name string, t time.Time) error {
-	if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
-		return fmt.Errorf("%s %v outside the storable range %d-%d", name, t, minTime.Year(), maxTime.Year())
-	}
-	return nil
-}
-
 // dialect is how this backend writes the statements package store shares.
 var dialect = store.Dialect{
-	Check: checkTime,
+	// Unix nanoseconds hold store.MinTime..MaxTime (see
+	// migrations/00001_init.sql).
+	Check: store.CheckTime,
 	// Numbered, so that a condition can name one parameter twice.
 	Param: func(n int) string { return "?" + strconv.Itoa(n) },
 	Time:  func(t time.Time) any { return nanos(t) },

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +127,16 @@ func testListTimeRange(t *testing.T, s store.Store) {
 	}
 	if err := store.CheckTime("x", store.MaxTime); err != nil {
 		t.Errorf("CheckTime(MaxTime): %v", err)
+	}
+	// Upsert holds every backend to the same range: an event with a time
+	// past it is refused and nothing of its call is stored.
+	ok := mr(9, 9001, 1)
+	bad := mr(9, 9002, 2)
+	bad.CreatedAt = store.MaxTime.Add(time.Hour)
+	if _, err := s.Upsert(ctx(t), ok, bad); err == nil || !strings.Contains(err.Error(), "storable range") {
+		t.Errorf("Upsert of an event created after %s: %v, want a range error", store.MaxTime, err)
+	}
+	if _, _, err := s.Get(ctx(t), ok.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused call stored %s (err %v)", ok.ID, err)
 	}
 }
