@@ -182,3 +182,33 @@ func isDeliveryStatus(s string) bool {
 	}
 	return false
 }
+
+// ClaimBatch is the first half of ConvertDeliveries, the same for every
+// SQL backend: on q (the batch's write transaction) it claims pending
+// deliveries (lock is the claim's locking clause, "" for none), reads
+// those that fit claim.MaxBytes with their bodies, converts them and
+// checks the conversions. It returns the result so far (Deliveries,
+// Conversions, More) and the events to upsert in the same transaction;
+// nothing claimed is a zero result. The backend then upserts the events
+// and records each conversion with FinishDelivery.
+func ClaimBatch[T any](ctx context.Context, q Querier, d Dialect, sc Scanner[T], claim DeliveryClaim, lock string,
+	convert func([]Delivery) []Conversion) (ConvertResult, []change.Event, error) {
+	var res ConvertResult
+	stmt, args, err := d.ClaimDeliveries(claim, lock)
+	if err != nil {
+		return res, nil, err
+	}
+	claimed, err := rowsOf(ctx, q, stmt, args, ScanClaimed)
+	if err != nil || len(claimed) == 0 {
+		return res, nil, err
+	}
+	ids := ClaimedIDs(claimed, claim.MaxBytes)
+	res.More = len(ids) < len(claimed) || (len(claim.IDs) == 0 && len(claimed) == claim.Limit)
+	read, rargs := d.Deliveries(ids)
+	if res.Deliveries, err = rowsOf(ctx, q, read, rargs, sc.DeliveryWithBody); err != nil {
+		return res, nil, err
+	}
+	var events []change.Event
+	res.Conversions, events, err = d.CheckConversions(res.Deliveries, convert(res.Deliveries))
+	return res, events, err
+}

@@ -49,36 +49,17 @@ func (s *Store) PutDelivery(ctx context.Context, d store.Delivery) (int64, bool,
 // pending deliveries and never convert one twice.
 func (s *Store) ConvertDeliveries(ctx context.Context, claim store.DeliveryClaim,
 	convert func([]store.Delivery) []store.Conversion) (store.ConvertResult, error) {
-	stmt, args, err := dialect.ClaimDeliveries(claim, "FOR UPDATE SKIP LOCKED")
-	if err != nil {
-		return store.ConvertResult{}, fmt.Errorf("postgres: %w", err)
-	}
 	var res store.ConvertResult
-	err = s.withTx(ctx, func(tx pgx.Tx) error {
-		res = store.ConvertResult{}
-		var claimed []store.ClaimedSize
-		err := runQuery(ctx, tx, stmt, args, func(rows store.Rows) error {
-			var err error
-			claimed, err = store.Collect(rows, store.ScanClaimed)
-			return err
-		})
-		if err != nil || len(claimed) == 0 {
-			return err
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		q := func(ctx context.Context, stmt string, args []any, read func(store.Rows) error) error {
+			return runQuery(ctx, tx, stmt, args, read)
 		}
-		ids := store.ClaimedIDs(claimed, claim.MaxBytes)
-		res.More = len(ids) < len(claimed) || (len(claim.IDs) == 0 && len(claimed) == claim.Limit)
-		read, rargs := dialect.Deliveries(ids)
-		err = runQuery(ctx, tx, read, rargs, func(rows store.Rows) error {
-			var err error
-			res.Deliveries, err = store.Collect(rows, scan.DeliveryWithBody)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		var events []change.Event
-		res.Conversions, events, err = dialect.CheckConversions(res.Deliveries, convert(res.Deliveries))
-		if err != nil {
+		var (
+			events []change.Event
+			err    error
+		)
+		res, events, err = store.ClaimBatch(ctx, q, dialect, scan, claim, "FOR UPDATE SKIP LOCKED", convert)
+		if err != nil || len(res.Deliveries) == 0 {
 			return err
 		}
 		b := &upsertBatch{}

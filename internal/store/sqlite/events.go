@@ -127,20 +127,8 @@ func (s *Store) Upsert(ctx context.Context, events ...change.Event) (store.Upser
 			return err
 		}
 		defer u.close()
-		for _, e := range events {
-			// The driver only notices a cancelled context between
-			// statements of its own; checking per event bounds the work
-			// done for a caller that has gone.
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			r, err := u.upsert(ctx, e)
-			if err != nil {
-				return fmt.Errorf("event %s: %w", e.ID, err)
-			}
-			res = res.Add(r)
-		}
-		return nil
+		res, err = u.all(ctx, events)
+		return err
 	})
 	if err != nil {
 		return store.UpsertResult{}, fmt.Errorf("sqlite: upsert: %w", err)
@@ -182,6 +170,25 @@ func (u *upserter) close() {
 			st.Close()
 		}
 	}
+}
+
+// all upserts events in order and sums what was done.
+func (u *upserter) all(ctx context.Context, events []change.Event) (store.UpsertResult, error) {
+	var res store.UpsertResult
+	for _, e := range events {
+		// The driver only notices a cancelled context between statements
+		// of its own; checking per event bounds the work done for a
+		// caller that has gone.
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		r, err := u.upsert(ctx, e)
+		if err != nil {
+			return res, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		res = res.Add(r)
+	}
+	return res, nil
 }
 
 // upsert reads the stored version of e, and writes what store.Decide and
