@@ -202,6 +202,7 @@ type Store interface {
 	DeliveryConverter
 	AuditStore
 	PortStore
+	MetricsStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

@@ -210,6 +210,9 @@ func (b *upsertBatch) upsert(e change.Event) (store.UpsertResult, error) {
 	}
 	if d.Write {
 		b.batch.Queue(dialect.PutEvent(false), dialect.EventArgs(d.Event, d.Attrs, d.Hash)...)
+		if err := queueFacts(&b.batch, d.Event, d.Attrs); err != nil {
+			return store.UpsertResult{}, err
+		}
 		row := d.Event
 		row.Attrs, row.Transitions = nil, nil
 		b.events[e.ID] = &store.StoredEvent{Event: row, AttrsJSON: d.Attrs, Hash: d.Hash}
@@ -224,6 +227,16 @@ func (b *upsertBatch) upsert(e change.Event) (store.UpsertResult, error) {
 		b.batch.Queue(dialect.AddTimeline(), e.ID, t.State, ts(t.At), string(e.Source))
 	}
 	return d.Result, nil
+}
+
+// queueFacts queues the statements that bring the facts of e, written
+// with attrs, up to date (store.FactWrites).
+func queueFacts(b *pgx.Batch, e change.Event, attrs []byte) error {
+	ws, err := dialect.FactWrites(e, attrs)
+	for _, w := range ws {
+		b.Queue(w.SQL, w.Args...)
+	}
+	return err
 }
 
 // Unverified says how many of projectID's events of kind a webhook stored

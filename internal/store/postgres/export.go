@@ -41,24 +41,29 @@ func (s *Store) ImportEvents(ctx context.Context, hs ...store.History) (store.Im
 			return err
 		}
 		var (
-			b    pgx.Batch
-			kind []bool // per queued statement: true for an event row
+			b     pgx.Batch
+			kind  []int // per queued statement: the index in norm of an event row, or -1
+			attrs = make([][]byte, len(norm))
 		)
-		for _, h := range norm {
+		for i, h := range norm {
 			e := h.Event
-			attrs, hash, err := store.ImportRow(e)
+			a, hash, err := store.ImportRow(e)
 			if err != nil {
 				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
-			b.Queue(dialect.PutEvent(true), dialect.EventArgs(e, attrs, hash)...)
-			kind = append(kind, true)
+			attrs[i] = a
+			b.Queue(dialect.PutEvent(true), dialect.EventArgs(e, a, hash)...)
+			kind = append(kind, i)
 			for _, t := range h.Timeline {
 				b.Queue(dialect.AddTimeline(), e.ID, t.State, t.At, string(t.Source))
-				kind = append(kind, false)
+				kind = append(kind, -1)
 			}
 		}
+		// The facts of the events whose rows were written, once the batch
+		// has said which.
+		var facts pgx.Batch
 		br := tx.SendBatch(ctx, &b)
-		for _, isEvent := range kind {
+		for _, i := range kind {
 			tag, err := br.Exec()
 			if err != nil {
 				br.Close()
@@ -66,13 +71,20 @@ func (s *Store) ImportEvents(ctx context.Context, hs ...store.History) (store.Im
 			}
 			switch {
 			case tag.RowsAffected() == 0:
-			case isEvent:
+			case i >= 0:
 				res.Events++
+				if err := queueFacts(&facts, norm[i].Event, attrs[i]); err != nil {
+					br.Close()
+					return fmt.Errorf("event %s: %w", norm[i].Event.ID, err)
+				}
 			default:
 				res.Timeline++
 			}
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, &facts).Close()
 	})
 	if err != nil {
 		return store.ImportResult{}, fmt.Errorf("postgres: import: %w", err)

@@ -182,6 +182,9 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	if err := s.rebuildFacts(ctx); err != nil {
+		return nil, err
+	}
 	var applied []store.Migration
 	for _, r := range res {
 		if r.Source != nil {
@@ -189,6 +192,30 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 		}
 	}
 	return applied, nil
+}
+
+// rebuildFacts derives the metric facts again where an older rule
+// derived them (store.RebuildFacts), holding the lock that keeps replicas
+// from doing it twice at once.
+func (s *Store) rebuildFacts(ctx context.Context) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE fact_version IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		_, err := store.RebuildFacts(ctx, dialect, scan,
+			func(ctx context.Context, stmt string, args []any, read func(store.Rows) error) error {
+				return runQuery(ctx, tx, stmt, args, read)
+			},
+			func(ctx context.Context, stmt string, args ...any) error {
+				_, err := tx.Exec(ctx, stmt, args...)
+				return err
+			})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("derive metric facts: %w", err)
+	}
+	return nil
 }
 
 // Pool is the underlying connection pool, for parts that keep their own

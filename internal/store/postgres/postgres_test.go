@@ -152,3 +152,16 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatal("Open of an unreachable server succeeded")
 	}
 }
+
+func TestFactsRebuiltOnMigrate(t *testing.T) {
+	u := schemaURL(t)
+	s := openURL(t, u)
+	storetest.FactsRebuilt(t, s, func(stmt string) {
+		if _, err := s.Pool().Exec(t.Context(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}, func() store.Store {
+		s.Close()
+		return openURL(t, u)
+	})
+}

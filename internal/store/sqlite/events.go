@@ -140,10 +140,11 @@ func (s *Store) Upsert(ctx context.Context, events ...change.Event) (store.Upser
 // each statement once.
 type upserter struct {
 	sel, put, steps, add, drop *sql.Stmt
+	facts                      *factWriter
 }
 
 func prepareUpserter(ctx context.Context, tx *sql.Tx) (*upserter, error) {
-	u := &upserter{}
+	u := &upserter{facts: newFactWriter(tx)}
 	for _, p := range []struct {
 		st  **sql.Stmt
 		sql string
@@ -169,6 +170,52 @@ func (u *upserter) close() {
 		if st != nil {
 			st.Close()
 		}
+	}
+	u.facts.close()
+}
+
+// factWriter writes the facts of events (store.FactWrites) in one
+// transaction, each statement prepared once.
+type factWriter struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func newFactWriter(tx *sql.Tx) *factWriter {
+	return &factWriter{tx: tx, stmts: map[string]*sql.Stmt{}}
+}
+
+// write brings the facts of e, written with attrs, up to date.
+func (f *factWriter) write(ctx context.Context, e change.Event, attrs []byte) error {
+	ws, err := dialect.FactWrites(e, attrs)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if err := f.exec(ctx, w.SQL, w.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exec runs stmt, prepared on its first use.
+func (f *factWriter) exec(ctx context.Context, stmt string, args ...any) error {
+	st := f.stmts[stmt]
+	if st == nil {
+		var err error
+		if st, err = f.tx.PrepareContext(ctx, stmt); err != nil {
+			return err
+		}
+		f.stmts[stmt] = st
+	}
+	_, err := st.ExecContext(ctx, args...)
+	return err
+}
+
+func (f *factWriter) close() {
+	for _, st := range f.stmts {
+		st.Close()
 	}
 }
 
@@ -207,6 +254,9 @@ func (u *upserter) upsert(ctx context.Context, e change.Event) (store.UpsertResu
 	}
 	if d.Write {
 		if _, err := u.put.ExecContext(ctx, dialect.EventArgs(d.Event, d.Attrs, d.Hash)...); err != nil {
+			return store.UpsertResult{}, err
+		}
+		if err := u.facts.write(ctx, d.Event, d.Attrs); err != nil {
 			return store.UpsertResult{}, err
 		}
 	}

@@ -28,6 +28,8 @@ func (s *Store) ImportEvents(ctx context.Context, hs ...store.History) (store.Im
 			return err
 		}
 		defer add.Close()
+		facts := newFactWriter(tx)
+		defer facts.close()
 		for _, h := range hs {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -42,6 +44,11 @@ func (s *Store) ImportEvents(ctx context.Context, hs ...store.History) (store.Im
 				return fmt.Errorf("event %s: %w", e.ID, err)
 			}
 			res.Events += n
+			if n > 0 {
+				if err := facts.write(ctx, e, attrs); err != nil {
+					return fmt.Errorf("event %s: %w", e.ID, err)
+				}
+			}
 			for _, t := range h.Timeline {
 				n, err := affected(add.ExecContext(ctx, e.ID, t.State, nanos(t.At), string(t.Source)))
 				if err != nil {

@@ -194,6 +194,18 @@ func (s *Store) migrate(ctx context.Context) ([]store.Migration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		w := newFactWriter(tx)
+		defer w.close()
+		_, err := store.RebuildFacts(ctx, dialect, scan,
+			func(ctx context.Context, stmt string, args []any, read func(store.Rows) error) error {
+				return runQuery(ctx, tx, stmt, args, read)
+			}, w.exec)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("derive metric facts: %w", err)
+	}
 	return applied(res), nil
 }
 

@@ -369,3 +369,16 @@ func runAsNobody(t *testing.T, name string) {
 		t.Fatalf("%s as nobody: %v\n%s", name, err, out)
 	}
 }
+
+func TestFactsRebuiltOnOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "labtrail.db")
+	s := open(t, path)
+	storetest.FactsRebuilt(t, s, func(stmt string) {
+		if _, err := s.DB().Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}, func() store.Store {
+		s.Close()
+		return open(t, path)
+	})
+}

@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// The MetricsStore methods, written once for the SQL backends.
+
+// factQuery starts a query on a fact table: the projects of f and a
+// window on column. A zero Since only leaves out rows without a time.
+func (s SQL[T]) factQuery(projects []int64, column string, since, until time.Time) *Query {
+	q := s.Dialect.Query()
+	ids := make([]any, len(projects))
+	for i, id := range projects {
+		ids[i] = id
+	}
+	q.AnyOf("project_id", ids)
+	if since.IsZero() {
+		q.Where(column+" <> ?", s.Dialect.Time(time.Time{}))
+	} else {
+		q.Where(column+" >= ?", s.Dialect.Time(since))
+	}
+	if !until.IsZero() {
+		q.Where(column+" < ?", s.Dialect.Time(until))
+	}
+	return q
+}
+
+func (s SQL[T]) checkFacts(what string, f FactFilter) error {
+	if err := s.check([]string{"since", "until"}, f.Since, f.Until); err != nil {
+		return s.errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+const mrFactColumns = `id, project_id, project_path, iid, title, author, state, target_branch, web_url,
+	created_at, merged_at, first_commit_at, first_approval_at, first_note_at, additions, deletions, files`
+
+func (s SQL[T]) scanMR(r Row) (MergeRequestFact, error) {
+	var (
+		m                                      MergeRequestFact
+		created, merged, first, approved, note T
+	)
+	err := r.Scan(&m.ID, &m.ProjectID, &m.ProjectPath, &m.IID, &m.Title, &m.Author, &m.State, &m.TargetBranch, &m.WebURL,
+		&created, &merged, &first, &approved, &note, &m.Additions, &m.Deletions, &m.Files)
+	m.CreatedAt, m.MergedAt, m.FirstCommitAt = s.Scan.From(created), s.Scan.From(merged), s.Scan.From(first)
+	m.FirstApprovalAt, m.FirstNoteAt = s.Scan.From(approved), s.Scan.From(note)
+	return m, err
+}
+
+// MergedMergeRequests implements MetricsStore.
+func (s SQL[T]) MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeRequestFact, error) {
+	if err := s.checkFacts("merged merge requests", f); err != nil {
+		return nil, err
+	}
+	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
+	return facts(ctx, s, "merged merge requests", `SELECT `+mrFactColumns+` FROM fact_merge_requests`+q.WhereSQL()+
+		` ORDER BY merged_at, id`, q.Args(), s.scanMR)
+}
+
+// OpenMergeRequests implements MetricsStore.
+func (s SQL[T]) OpenMergeRequests(ctx context.Context, projects []int64, limit int) ([]MergeRequestFact, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := s.factQuery(projects, "created_at", time.Time{}, time.Time{})
+	q.Where("state = 'opened'")
+	return facts(ctx, s, "open merge requests", `SELECT `+mrFactColumns+` FROM fact_merge_requests`+q.WhereSQL()+
+		` ORDER BY created_at, id LIMIT `+q.Arg(limit), q.Args(), s.scanMR)
+}
+
+const deploymentFactColumns = `id, project_id, project_path, environment, status, ref, sha, web_url, finished_at`
+
+func (s SQL[T]) scanDeployment(r Row) (DeploymentFact, error) {
+	var (
+		d        DeploymentFact
+		finished T
+	)
+	err := r.Scan(&d.ID, &d.ProjectID, &d.ProjectPath, &d.Environment, &d.Status, &d.Ref, &d.SHA, &d.WebURL, &finished)
+	d.FinishedAt = s.Scan.From(finished)
+	return d, err
+}
+
+// Deployments implements MetricsStore.
+func (s SQL[T]) Deployments(ctx context.Context, f FactFilter) ([]DeploymentFact, error) {
+	if err := s.checkFacts("deployments", f); err != nil {
+		return nil, err
+	}
+	q := s.factQuery(f.ProjectIDs, "finished_at", f.Since, f.Until)
+	q.Where("status = 'success'")
+	return facts(ctx, s, "deployments", `SELECT `+deploymentFactColumns+` FROM fact_deployments`+q.WhereSQL()+
+		` ORDER BY finished_at, id`, q.Args(), s.scanDeployment)
+}
+
+// DeploymentEdges implements MetricsStore.
+func (s SQL[T]) DeploymentEdges(ctx context.Context, projects []int64, before, from time.Time) (prev, next []DeploymentFact, err error) {
+	if err := s.check([]string{"before", "from"}, before, from); err != nil {
+		return nil, nil, s.errorf("deployment edges: %w", err)
+	}
+	edge := func(agg string, since, until time.Time) ([]DeploymentFact, error) {
+		q := s.factQuery(projects, "finished_at", since, until)
+		q.Where("status = 'success'")
+		return facts(ctx, s, "deployment edges", `SELECT project_id, environment, `+agg+`(finished_at) FROM fact_deployments`+
+			q.WhereSQL()+` GROUP BY project_id, environment ORDER BY project_id, environment`, q.Args(),
+			func(r Row) (DeploymentFact, error) {
+				var (
+					d  DeploymentFact
+					at T
+				)
+				err := r.Scan(&d.ProjectID, &d.Environment, &at)
+				d.FinishedAt, d.Status = s.Scan.From(at), "success"
+				return d, err
+			})
+	}
+	if !before.IsZero() {
+		if prev, err = edge("MAX", time.Time{}, before); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !from.IsZero() {
+		if next, err = edge("MIN", from, time.Time{}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return prev, next, nil
+}
+
+// Environments implements MetricsStore.
+func (s SQL[T]) Environments(ctx context.Context, projects []int64) ([]EnvironmentFact, error) {
+	q := s.Dialect.Query()
+	ids := make([]any, len(projects))
+	for i, id := range projects {
+		ids[i] = id
+	}
+	q.AnyOf("project_id", ids)
+	return facts(ctx, s, "environments", `SELECT id, project_id, name, tier FROM fact_environments`+q.WhereSQL()+
+		` ORDER BY project_id, name, id`, q.Args(), func(r Row) (EnvironmentFact, error) {
+		var e EnvironmentFact
+		return e, r.Scan(&e.ID, &e.ProjectID, &e.Name, &e.Tier)
+	})
+}
+
+// Issues implements MetricsStore.
+func (s SQL[T]) Issues(ctx context.Context, f FactFilter) ([]IssueFact, error) {
+	if err := s.checkFacts("issues", f); err != nil {
+		return nil, err
+	}
+	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+	return facts(ctx, s, "issues", `SELECT id, project_id, project_path, iid, title, state, issue_type, labels, web_url,
+		created_at, closed_at FROM fact_issues`+q.WhereSQL()+` ORDER BY created_at, id`, q.Args(),
+		func(r Row) (IssueFact, error) {
+			var (
+				is              IssueFact
+				labels          string
+				created, closed T
+			)
+			err := r.Scan(&is.ID, &is.ProjectID, &is.ProjectPath, &is.IID, &is.Title, &is.State, &is.IssueType, &labels,
+				&is.WebURL, &created, &closed)
+			if err != nil {
+				return is, err
+			}
+			is.CreatedAt, is.ClosedAt = s.Scan.From(created), s.Scan.From(closed)
+			return is, json.Unmarshal([]byte(labels), &is.Labels)
+		})
+}
+
+// Pipelines implements MetricsStore.
+func (s SQL[T]) Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, error) {
+	if err := s.checkFacts("pipelines", f); err != nil {
+		return nil, err
+	}
+	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+	return facts(ctx, s, "pipelines", `SELECT id, project_id, ref, sha, status, created_at, duration, queued_duration
+		FROM fact_pipelines`+q.WhereSQL()+` ORDER BY created_at, id`, q.Args(),
+		func(r Row) (PipelineFact, error) {
+			var (
+				p       PipelineFact
+				created T
+			)
+			err := r.Scan(&p.ID, &p.ProjectID, &p.Ref, &p.SHA, &p.Status, &created, &p.Duration, &p.QueuedDuration)
+			p.CreatedAt = s.Scan.From(created)
+			return p, err
+		})
+}
+
+// JobStats implements MetricsStore. The counting is done by the database:
+// a window holds hundreds of thousands of jobs.
+func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
+	var out JobStats
+	if err := s.checkFacts("job stats", f); err != nil {
+		return out, err
+	}
+	runs := func(r Row) (JobRuns, error) {
+		var j JobRuns
+		return j, r.Scan(&j.Name, &j.Runs, &j.Failures)
+	}
+	err := s.Snapshot(ctx, func(qr Querier) error {
+		q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+		var err error
+		if out.ByName, err = rowsOf(ctx, qr, `SELECT name, COUNT(*), SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)
+			FROM fact_jobs`+q.WhereSQL()+` GROUP BY name ORDER BY name`, q.Args(), runs); err != nil {
+			return err
+		}
+		q.Where("status = 'failed'")
+		if out.Failures, err = rowsOf(ctx, qr, `SELECT stage, failure_reason, COUNT(*) FROM fact_jobs`+q.WhereSQL()+
+			` GROUP BY stage, failure_reason ORDER BY stage, failure_reason`, q.Args(), func(r Row) (JobFailures, error) {
+			var j JobFailures
+			return j, r.Scan(&j.Stage, &j.Reason, &j.Count)
+		}); err != nil {
+			return err
+		}
+		// A failed run in the window, and a later successful run of the
+		// same name on the same project and sha (at any time after).
+		q = s.factQuery(f.ProjectIDs, "f.created_at", f.Since, f.Until)
+		q.where = prefixProject(q.where)
+		q.Where("f.status = 'failed'")
+		out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (
+				SELECT DISTINCT f.project_id, f.sha, f.name FROM fact_jobs f`+q.WhereSQL()+` AND EXISTS (
+					SELECT 1 FROM fact_jobs ok WHERE ok.project_id = f.project_id AND ok.sha = f.sha AND ok.name = f.name
+					AND ok.status = 'success' AND ok.created_at > f.created_at)
+			) flaky GROUP BY name ORDER BY name`, q.Args(), func(r Row) (FlakyJob, error) {
+			var j FlakyJob
+			return j, r.Scan(&j.Name, &j.Commits)
+		})
+		return err
+	})
+	if err != nil {
+		return JobStats{}, s.errorf("job stats: %w", err)
+	}
+	return out, nil
+}
+
+// prefixProject names the project condition of a fact query for the
+// table aliased f.
+func prefixProject(where []string) []string {
+	out := make([]string, len(where))
+	for i, w := range where {
+		if len(w) >= len("project_id") && w[:len("project_id")] == "project_id" {
+			w = "f." + w
+		}
+		out[i] = w
+	}
+	return out
+}
+
+func facts[T, R any](ctx context.Context, s SQL[T], what, stmt string, args []any, scan func(Row) (R, error)) ([]R, error) {
+	out, err := rowsOf(ctx, s.Query, stmt, args, scan)
+	if err != nil {
+		return nil, s.errorf("%s: %w", what, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,298 @@
+package storetest
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// The facts the metrics read (store.MetricsStore), derived from each event
+// as it is written, held for every backend.
+var factTests = []struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+}{
+	{"FactsOfEachKind", testFactsOfEachKind},
+	{"FactsFirstNoteEitherOrder", testFactsFirstNote},
+	{"FactsFollowTheStoredVersion", testFactsFollowStored},
+	{"FactsWindowsAndProjects", testFactsWindows},
+	{"FactsJobStats", testFactsJobStats},
+	{"FactsFollowImport", testFactsFollowImport},
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// kindEvent is an event of kind with id, project 1, created at minute
+// created and updated at minute u.
+func kindEvent(kind change.Kind, id string, created, u int, attrs map[string]any) change.Event {
+	return change.Event{ID: id, Kind: kind, ProjectID: 1, ProjectPath: "group/project-1", Title: id, State: "opened",
+		Author: "alice", CreatedAt: at(created), UpdatedAt: at(u), OccurredAt: at(u), Source: change.SourcePoll,
+		ObservedAt: at(u), Attrs: attrs}
+}
+
+func mergedMR(iid int64, created, merged int, attrs map[string]any) change.Event {
+	e := kindEvent(change.KindMergeRequest, change.MergeRequestID(1, iid), created, merged, map[string]any{
+		"iid": iid, "target_branch": "main", "merged_at": stamp(at(merged)),
+	})
+	e.State = "merged"
+	for k, v := range attrs {
+		e.Attrs[k] = v
+	}
+	return e
+}
+
+func mrNote(id, iid int64, author string, created int, system bool) change.Event {
+	e := kindEvent(change.KindNote, change.NoteID(1, id), created, created, map[string]any{
+		"system": system, "noteable_type": "MergeRequest", "noteable_iid": iid,
+	})
+	e.Author = author
+	return e
+}
+
+func deployment(id int64, env, status, ref string, finished int) change.Event {
+	e := kindEvent(change.KindDeployment, change.DeploymentID(1, id), finished-1, finished, map[string]any{
+		"iid": id, "environment": env, "status": status, "finished_at": stamp(at(finished)),
+	})
+	e.State, e.Ref, e.SHA = status, ref, "abc1234"
+	return e
+}
+
+func job(id int64, name, status, sha, reason string, created int) change.Event {
+	e := kindEvent(change.KindJob, change.JobID(1, id), created, created+1, map[string]any{
+		"name": name, "stage": "test", "status": status, "failure_reason": reason, "pipeline_id": id * 10,
+	})
+	e.State, e.SHA = status, sha
+	return e
+}
+
+// mustFacts is what a MetricsStore method returned, for a test to check
+// once it knows it got no error: mustFacts(s.Issues(...))(t, "issues").
+func mustFacts[T any](v T, err error) func(t *testing.T, what string) T {
+	return func(t *testing.T, what string) T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+}
+
+func testFactsOfEachKind(t *testing.T, s store.Store) {
+	merged := mergedMR(1, 0, 30, map[string]any{
+		"first_commit_at": stamp(at(-60)),
+		"approvals": []any{
+			map[string]any{"user": "bob", "approved_at": stamp(at(20))},
+			map[string]any{"user": "carol", "approved_at": stamp(at(10))},
+		},
+		"additions": 12, "deletions": 3,
+		"changed_files": []any{map[string]any{"path": "a.go"}, map[string]any{"path": "b.go"}},
+	})
+	open := kindEvent(change.KindMergeRequest, change.MergeRequestID(1, 2), 5, 5, map[string]any{"iid": 2, "target_branch": "main"})
+	env := kindEvent(change.KindEnvironment, change.EnvironmentID(1, 7), 0, 0, map[string]any{"name": "production", "tier": "production"})
+	inc := kindEvent(change.KindIssue, change.IssueID(1, 3), 40, 50, map[string]any{
+		"iid": 3, "issue_type": "incident", "labels": []any{"sev1"}, "closed_at": stamp(at(50)),
+	})
+	inc.State = "closed"
+	dur := 95.0
+	pipe := kindEvent(change.KindPipeline, change.PipelineID(1, 9), 1, 3, map[string]any{"status": "success", "duration": dur, "queued_duration": 4})
+	pipe.Ref, pipe.SHA = "main", "abc1234"
+	running := kindEvent(change.KindPipeline, change.PipelineID(1, 10), 2, 3, map[string]any{"status": "running", "duration": nil})
+	mustUpsert(t, s, merged, open, env, inc, pipe, running,
+		deployment(4, "production", "success", "main", 35), deployment(5, "production", "failed", "main", 36))
+
+	mrs := mustFacts(s.MergedMergeRequests(ctx(t), store.FactFilter{}))(t, "merged")
+	want := []store.MergeRequestFact{{ID: merged.ID, ProjectID: 1, ProjectPath: "group/project-1", IID: 1, Title: merged.ID,
+		Author: "alice", State: "merged", TargetBranch: "main", CreatedAt: at(0), MergedAt: at(30), FirstCommitAt: at(-60),
+		FirstApprovalAt: at(10), Additions: 12, Deletions: 3, Files: 2}}
+	if !reflect.DeepEqual(mrs, want) {
+		t.Fatalf("merged merge requests:\n got %+v\nwant %+v", mrs, want)
+	}
+	opened := mustFacts(s.OpenMergeRequests(ctx(t), nil, 10))(t, "open")
+	if len(opened) != 1 || opened[0].ID != open.ID || !opened[0].MergedAt.IsZero() || !opened[0].CreatedAt.Equal(at(5)) {
+		t.Fatalf("open merge requests: %+v", opened)
+	}
+	envs := mustFacts(s.Environments(ctx(t), []int64{1}))(t, "environments")
+	if want := []store.EnvironmentFact{{ID: env.ID, ProjectID: 1, Name: "production", Tier: "production"}}; !reflect.DeepEqual(envs, want) {
+		t.Fatalf("environments: %+v", envs)
+	}
+	issues := mustFacts(s.Issues(ctx(t), store.FactFilter{}))(t, "issues")
+	wantIssue := []store.IssueFact{{ID: inc.ID, ProjectID: 1, ProjectPath: "group/project-1", IID: 3, Title: inc.ID, State: "closed",
+		IssueType: "incident", Labels: []string{"sev1"}, CreatedAt: at(40), ClosedAt: at(50)}}
+	if !reflect.DeepEqual(issues, wantIssue) {
+		t.Fatalf("issues:\n got %+v\nwant %+v", issues, wantIssue)
+	}
+	deps := mustFacts(s.Deployments(ctx(t), store.FactFilter{}))(t, "deployments")
+	if len(deps) != 1 || deps[0].ID != change.DeploymentID(1, 4) || deps[0].Environment != "production" ||
+		deps[0].Ref != "main" || deps[0].SHA != "abc1234" || !deps[0].FinishedAt.Equal(at(35)) {
+		t.Fatalf("successful deployments: %+v", deps)
+	}
+	pipes := mustFacts(s.Pipelines(ctx(t), store.FactFilter{}))(t, "pipelines")
+	if len(pipes) != 2 || pipes[0].Duration == nil || *pipes[0].Duration != 95 || *pipes[0].QueuedDuration != 4 ||
+		pipes[0].Ref != "main" || pipes[0].Status != "success" || pipes[1].Duration != nil || pipes[1].Status != "running" {
+		t.Fatalf("pipelines: %+v", pipes)
+	}
+}
+
+// The first review note is kept whichever of the note and its merge
+// request is stored first; the author's own and system notes do not count.
+func testFactsFirstNote(t *testing.T, s store.Store) {
+	mustUpsert(t, s, mrNote(1, 1, "bob", 25, false), mrNote(2, 1, "alice", 5, false), mrNote(3, 1, "carol", 6, true))
+	mustUpsert(t, s, mergedMR(1, 0, 30, nil))
+	first := func() time.Time {
+		t.Helper()
+		mrs := mustFacts(s.MergedMergeRequests(ctx(t), store.FactFilter{}))(t, "merged")
+		if len(mrs) != 1 {
+			t.Fatalf("merged: %+v", mrs)
+		}
+		return mrs[0].FirstNoteAt
+	}
+	if got := first(); !got.Equal(at(25)) {
+		t.Fatalf("first note before the MR was stored: %v, want %v", got, at(25))
+	}
+	mustUpsert(t, s, mrNote(4, 1, "dave", 15, false))
+	if got := first(); !got.Equal(at(15)) {
+		t.Fatalf("an earlier note after the MR: %v, want %v", got, at(15))
+	}
+	mustUpsert(t, s, mrNote(5, 1, "erin", 20, false), mrNote(6, 2, "erin", 1, false))
+	if got := first(); !got.Equal(at(15)) {
+		t.Fatalf("a later note, or one on another MR, moved it: %v", got)
+	}
+}
+
+// Facts are those of the version the store keeps: an older version does not
+// change them, a webhook that lacks attributes does not blank them.
+func testFactsFollowStored(t *testing.T, s store.Store) {
+	poll := mergedMR(1, 0, 30, map[string]any{"approvals": []any{map[string]any{"user": "bob", "approved_at": stamp(at(10))}}})
+	mustUpsert(t, s, poll)
+	hook := mergedMR(1, 0, 31, nil)
+	hook.Source, hook.ObservedAt, hook.Title = change.SourceWebhook, at(40), "renamed"
+	mustUpsert(t, s, hook)
+	old := mergedMR(1, 0, 20, nil)
+	old.Attrs["target_branch"] = "stale"
+	mustUpsert(t, s, old)
+	mrs := mustFacts(s.MergedMergeRequests(ctx(t), store.FactFilter{}))(t, "merged")
+	if len(mrs) != 1 || mrs[0].Title != "renamed" || !mrs[0].FirstApprovalAt.Equal(at(10)) || mrs[0].TargetBranch != "main" {
+		t.Fatalf("facts after a webhook and an older version: %+v", mrs)
+	}
+}
+
+func testFactsWindows(t *testing.T, s store.Store) {
+	other := deployment(9, "production", "success", "main", 20)
+	other.ID, other.ProjectID = change.DeploymentID(2, 9), 2
+	mustUpsert(t, s, deployment(1, "production", "success", "main", 10), deployment(2, "production", "success", "main", 20),
+		deployment(3, "staging", "success", "main", 25), deployment(4, "production", "success", "main", 30), other)
+	ids := func(ds []store.DeploymentFact) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	got := ids(mustFacts(s.Deployments(ctx(t), store.FactFilter{ProjectIDs: []int64{1}, Since: at(20), Until: at(30)}))(t, "deployments"))
+	if want := []string{change.DeploymentID(1, 2), change.DeploymentID(1, 3)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("since inclusive, until exclusive, project 1: %v, want %v", got, want)
+	}
+	got = ids(mustFacts(s.Deployments(ctx(t), store.FactFilter{Since: at(20), Until: at(21)}))(t, "deployments"))
+	if len(got) != 2 {
+		t.Fatalf("every project: %v", got)
+	}
+	prev, next, err := s.DeploymentEdges(ctx(t), []int64{1}, at(20), at(26))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type edge struct {
+		env string
+		at  time.Time
+	}
+	var p, n []edge
+	for _, d := range prev {
+		p = append(p, edge{d.Environment, d.FinishedAt})
+	}
+	for _, d := range next {
+		n = append(n, edge{d.Environment, d.FinishedAt})
+	}
+	if want := []edge{{"production", at(10)}}; !reflect.DeepEqual(p, want) {
+		t.Fatalf("previous deployments: %v, want %v", p, want)
+	}
+	if want := []edge{{"production", at(30)}}; !reflect.DeepEqual(n, want) {
+		t.Fatalf("next deployments: %v, want %v", n, want)
+	}
+}
+
+func testFactsJobStats(t *testing.T, s store.Store) {
+	mustUpsert(t, s,
+		job(1, "unit", "failed", "aaaaaaa", "script_failure", 10),
+		job(2, "unit", "success", "aaaaaaa", "", 12), // the retry that passed: flaky
+		job(3, "unit", "success", "bbbbbbb", "", 14),
+		job(4, "lint", "failed", "bbbbbbb", "runner_system_failure", 16),
+		job(5, "lint", "failed", "ccccccc", "script_failure", 18),
+		job(6, "lint", "success", "ccccccc", "", 17),              // passed before it failed: not flaky
+		job(7, "unit", "failed", "ddddddd", "script_failure", 99), // outside the window
+	)
+	got := mustFacts(s.JobStats(ctx(t), store.FactFilter{Since: at(0), Until: at(60)}))(t, "job stats")
+	want := store.JobStats{
+		ByName: []store.JobRuns{{Name: "lint", Runs: 3, Failures: 2}, {Name: "unit", Runs: 3, Failures: 1}},
+		Failures: []store.JobFailures{{Stage: "test", Reason: "runner_system_failure", Count: 1},
+			{Stage: "test", Reason: "script_failure", Count: 2}},
+		Flaky: []store.FlakyJob{{Name: "unit", Commits: 1}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("job stats:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// A store filled by ImportEvents (a copy between backends) has the facts
+// of what it imported.
+func testFactsFollowImport(t *testing.T, s store.Store) {
+	e := mergedMR(1, 0, 30, map[string]any{"additions": 1})
+	attrs, err := store.ExactAttrs(mustJSON(t, e.Attrs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Attrs = attrs
+	if _, err := s.ImportEvents(ctx(t), store.History{Event: e}, store.History{Event: mrNote(1, 1, "bob", 10, false)}); err != nil {
+		t.Fatal(err)
+	}
+	mrs := mustFacts(s.MergedMergeRequests(ctx(t), store.FactFilter{}))(t, "merged")
+	if len(mrs) != 1 || mrs[0].Additions != 1 || !mrs[0].FirstNoteAt.Equal(at(10)) {
+		t.Fatalf("facts of imported events: %+v", mrs)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// FactsRebuilt checks that a store whose facts are from an older rule, or
+// lost, derives them again from its events when opened: s is a store,
+// forget runs SQL on its database, reopen opens it again.
+func FactsRebuilt(t *testing.T, s store.Store, forget func(sql string), reopen func() store.Store) {
+	mustUpsert(t, s, mrNote(1, 1, "bob", 12, false),
+		mergedMR(1, 0, 30, map[string]any{"approvals": []any{map[string]any{"user": "bob", "approved_at": stamp(at(10))}}}),
+		deployment(4, "production", "success", "main", 35))
+	want := mustFacts(s.MergedMergeRequests(ctx(t), store.FactFilter{}))(t, "merged")
+	if len(want) != 1 || !want[0].FirstNoteAt.Equal(at(12)) {
+		t.Fatalf("facts before: %+v", want)
+	}
+	forget(`UPDATE fact_version SET version = 0`)
+	for _, table := range store.FactTables {
+		forget(`DELETE FROM ` + table)
+	}
+	s = reopen()
+	got := mustFacts(s.MergedMergeRequests(ctx(t), store.FactFilter{}))(t, "merged")
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("facts derived again:\n got %+v\nwant %+v", got, want)
+	}
+	if deps := mustFacts(s.Deployments(ctx(t), store.FactFilter{}))(t, "deployments"); len(deps) != 1 {
+		t.Fatalf("deployments derived again: %+v", deps)
+	}
+}
