@@ -40,6 +40,7 @@ type deployment struct {
 	createdAt  time.Time
 	updatedAt  time.Time
 	finishedAt time.Time
+	triaged    bool // whether an incident was decided on (wentWrong)
 }
 
 func cmpDeploy(a, b *deployment) int {
@@ -113,8 +114,8 @@ func (p *project) envFor(pl *pipeline) *environment {
 
 // historyDeployment records the deployment of a default-branch pipeline,
 // created with its jobs and following its deploy job: success when the
-// pipeline succeeded, skipped when an earlier stage failed, canceled with
-// the pipeline, created while it runs.
+// pipeline succeeded, failed when the deploy job failed, skipped when an
+// earlier stage failed, canceled with the pipeline, created while it runs.
 func (w *world) historyDeployment(pl *pipeline) *deployment {
 	p := pl.p
 	if pl.ref != p.defaultBranch() || len(p.envs) < 2 {
@@ -129,6 +130,11 @@ func (w *world) historyDeployment(pl *pipeline) *deployment {
 		d.updatedAt = d.finishedAt
 	case "failed":
 		d.status, d.updatedAt = "skipped", pl.updatedAt
+		if pl.failedDeploying() {
+			jobs := pl.jobs()
+			d.status, d.finishedAt = "failed", jobs[len(jobs)-1].finishedAt
+			d.updatedAt = d.finishedAt
+		}
 	case "canceled":
 		d.status, d.finishedAt, d.updatedAt = "canceled", pl.finishedAt, pl.updatedAt
 	}
@@ -177,33 +183,39 @@ func (p *project) setDeploy(d *deployment, status string, t time.Time) {
 	d.env.updatedAt = t
 }
 
+// failedDeploying reports whether pl failed in its deploy job.
+func (pl *pipeline) failedDeploying() bool {
+	return pl.status == "failed" && pl.stageOf(pl.failIdx) == 2
+}
+
 // pipelineFinished starts the deployment of a default-branch pipeline that
-// succeeded (it finishes over the next steps) and skips it otherwise.
+// succeeded (it finishes over the next steps), fails it when the deploy
+// job failed and skips it otherwise.
 func (w *world) pipelineFinished(r *rand.Rand, pl *pipeline, now time.Time) {
 	p := pl.p
 	d := p.deploymentOf(pl)
 	if d == nil {
 		return
 	}
-	if pl.status == "success" {
+	switch {
+	case pl.status == "success":
 		p.setDeploy(d, "running", p.next(now))
-	} else {
+	case pl.failedDeploying():
+		p.setDeploy(d, "failed", p.next(now))
+	default:
 		p.setDeploy(d, "skipped", p.next(now))
 	}
 }
 
-// advanceDeployments finishes the deployments that were running: most
-// succeed and push an image of their commit.
+// advanceDeployments finishes the deployments that were running: their
+// deploy job passed, so they succeed and push an image of their commit.
+// (A deployment fails with its deploy job, in pipelineFinished.)
 func (w *world) advanceDeployments(r *rand.Rand, p *project, now time.Time) {
 	for _, d := range slices.Clone(p.deploysUpd) {
 		if d.status != "running" {
 			continue
 		}
 		t := p.next(now)
-		if r.IntN(5) == 0 {
-			p.setDeploy(d, "failed", t)
-			continue
-		}
 		p.setDeploy(d, "success", t)
 		if rp := firstRepo(p); rp != nil {
 			rp.push(d.pl.sha[:8], p.next(now))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -60,7 +61,10 @@ func cmpIssue(a, b *issue) int {
 
 var issueSubjects = []string{"Login fails with SSO", "Dashboard is slow", "Webhook retries pile up", "CSV export drops rows", "Typo in settings page", "Memory grows under load", "Search returns stale results", "Pipeline badge is wrong"}
 
-func (w *world) newIssue(r *rand.Rand, p *project, at time.Time) *issue {
+// newIssue opens an issue at at. With d, the production deployment d went
+// wrong and the issue is an incident about it; a few incidents have no
+// deployment to blame.
+func (w *world) newIssue(r *rand.Rand, p *project, at time.Time, d *deployment) *issue {
 	is := &issue{
 		id: w.nextIssueID, iid: int64(len(p.issues) + 1), p: p,
 		title: issueSubjects[r.IntN(len(issueSubjects))], state: "opened",
@@ -69,10 +73,14 @@ func (w *world) newIssue(r *rand.Rand, p *project, at time.Time) *issue {
 	}
 	w.nextIssueID++
 	is.desc = fmt.Sprintf("### Summary\n\n%s in %s.\n\n### Steps to reproduce\n\n1. Open the page\n2. Wait", is.title, p.name)
-	if r.IntN(10) == 0 {
+	if d != nil || r.IntN(20) == 0 {
 		is.incident = true
 		is.title = "Incident: " + is.title
 		is.labels = append(is.labels, "incident")
+	}
+	if d != nil {
+		is.desc = fmt.Sprintf("### Summary\n\n%s in %s since the %s deployment of %s (deployment #%d).\n\n### Impact\n\nUsers see errors.",
+			strings.TrimPrefix(is.title, "Incident: "), p.name, d.env.name, d.pl.sha[:8], d.iid)
 	}
 	if r.IntN(2) == 0 {
 		is.labels = append(is.labels, allLabels[r.IntN(len(allLabels))])
@@ -87,9 +95,16 @@ func (w *world) newIssue(r *rand.Rand, p *project, at time.Time) *issue {
 
 // historyIssue closes most issues some time after they were opened, with
 // comments in between; every note is on or before the issue's updated_at.
+// Incidents are closed sooner (when the service is restored), but a few
+// stay open.
 func (w *world) historyIssue(r *rand.Rand, is *issue, now time.Time, notes []*note) []*note {
 	end := ms(is.createdAt.Add(time.Duration(10+r.IntN(60*24*10)) * time.Minute))
-	if r.IntN(10) < 6 && end.Before(now) {
+	closes := r.IntN(10) < 6
+	if is.incident {
+		end = ms(is.createdAt.Add(time.Duration(15+r.IntN(60*30)) * time.Minute))
+		closes = r.IntN(20) < 17
+	}
+	if closes && end.Before(now) {
 		is.state, is.closedAt, is.closedBy = "closed", end, w.pickUser(r)
 		is.updatedAt = end
 	} else {
@@ -104,6 +119,24 @@ func (w *world) historyIssue(r *rand.Rand, is *issue, now time.Time, notes []*no
 	}
 	slices.SortStableFunc(is.notes, func(a, b *note) int { return a.createdAt.Compare(b.createdAt) })
 	return append(notes, is.notes...)
+}
+
+// wentWrong decides, once per finished production deployment, whether an
+// incident follows it: half the failed ones, one in ten of the rest.
+func (d *deployment) wentWrong(r *rand.Rand) bool {
+	if d.triaged || d.env.tier != "production" || d.status != "success" && d.status != "failed" {
+		return false
+	}
+	d.triaged = true
+	if d.status == "failed" {
+		return r.IntN(2) == 0
+	}
+	return r.IntN(10) == 0
+}
+
+// incidentDelay is how long after a deployment its incident is opened.
+func incidentDelay(r *rand.Rand) time.Duration {
+	return time.Duration(20+r.IntN(8*60)) * time.Minute
 }
 
 // historyEvents lists p's events of the generated history, unnumbered.
@@ -182,12 +215,15 @@ func (w *world) advanceIssues(r *rand.Rand, p *project, now time.Time) {
 		is.updatedAt = t
 		p.issuesByUpd = append(p.issuesByUpd, is)
 	}
+	// An incident after a production deployment that finished in an
+	// earlier step.
+	for _, d := range p.deploys[max(0, len(p.deploys)-5):] {
+		if d.wentWrong(r) {
+			w.openIssue(r, p, now, d)
+		}
+	}
 	if r.IntN(2) == 0 {
-		t := p.next(now)
-		is := w.newIssue(r, p, t)
-		p.issues = append(p.issues, is)
-		p.issuesByUpd = append(p.issuesByUpd, is)
-		p.addEvent(w, &event{at: t, action: "opened", author: is.author, is: is})
+		w.openIssue(r, p, now, nil)
 	}
 	if len(p.main) > 0 && r.IntN(4) == 0 {
 		t := p.next(now)
@@ -196,6 +232,15 @@ func (w *world) advanceIssues(r *rand.Rand, p *project, now time.Time) {
 		p.commitNotes = append(p.commitNotes, n)
 		p.addEvent(w, &event{at: t, action: "commented on", author: n.author, n: n})
 	}
+}
+
+// openIssue opens an issue (an incident about d, if given) in Advance.
+func (w *world) openIssue(r *rand.Rand, p *project, now time.Time, d *deployment) {
+	t := p.next(now)
+	is := w.newIssue(r, p, t, d)
+	p.issues = append(p.issues, is)
+	p.issuesByUpd = append(p.issuesByUpd, is)
+	p.addEvent(w, &event{at: t, action: "opened", author: is.author, is: is})
 }
 
 func removeIssue(s []*issue, is *issue) []*issue {

@@ -94,6 +94,7 @@ type project struct {
 	deploys     []*deployment // id ascending
 	deploysUpd  []*deployment // (updated_at, id) ascending
 	repos       []*registryRepo
+	toRerun     []*pipeline // failed pipelines Advance is to run again
 }
 
 func (p *project) fullPath() string { return p.group.fullPath() + "/" + p.path }
@@ -173,6 +174,7 @@ type pipeline struct {
 	failReason string
 	cancelAt   int       // stage a canceled pipeline stopped in
 	head       commitRef // the commit it runs on
+	rerunOf    *pipeline // the failed pipeline whose commit this one runs again
 }
 
 type world struct {
@@ -325,20 +327,18 @@ func buildWorld(o Options, now time.Time) *world {
 	// Creation times first, then ids in global creation order so ids grow
 	// with time across the instance like real sequences do.
 	type birth struct {
-		at  time.Time
-		p   *project
-		idx int
+		at time.Time
+		p  *project
+		of *pipeline   // a rerun's failed pipeline
+		d  *deployment // the deployment an incident follows
 	}
-	var mrBirths, pipeBirths, issueBirths []birth
+	var mrBirths, pipeBirths []birth
 	for _, p := range w.projects {
 		for _, at := range spread(r, start, now, o.MRs) {
-			mrBirths = append(mrBirths, birth{at, p, 0})
+			mrBirths = append(mrBirths, birth{at: at, p: p})
 		}
 		for _, at := range recent(r, spread(r, start, now, o.Pipelines), now) {
-			pipeBirths = append(pipeBirths, birth{at, p, 0})
-		}
-		for _, at := range spread(r, start, now, o.Issues) {
-			issueBirths = append(issueBirths, birth{at, p, 0})
+			pipeBirths = append(pipeBirths, birth{at: at, p: p})
 		}
 	}
 	byTime := func(a, b birth) int {
@@ -349,7 +349,6 @@ func buildWorld(o Options, now time.Time) *world {
 	}
 	slices.SortStableFunc(mrBirths, byTime)
 	slices.SortStableFunc(pipeBirths, byTime)
-	slices.SortStableFunc(issueBirths, byTime)
 
 	var notes []*note
 	var events []*event
@@ -362,12 +361,6 @@ func buildWorld(o Options, now time.Time) *world {
 		b.p.mrs = append(b.p.mrs, m)
 		b.p.mrByBranch[m.sourceBranch] = m
 	}
-	w.nextIssueID = firstIssueID
-	for _, b := range issueBirths {
-		is := w.newIssue(r, b.p, b.at)
-		notes = w.historyIssue(r, is, now, notes)
-		b.p.issues = append(b.p.issues, is)
-	}
 	for _, p := range w.projects {
 		p.buildMain()
 		notes = w.historyCommitNotes(r, p, now, notes)
@@ -378,12 +371,73 @@ func buildWorld(o Options, now time.Time) *world {
 	w.nextPipeID = firstPipelineID
 	w.nextJobID = firstJobID
 	w.nextDeployID = firstDeploymentID
+	// Reruns of failed pipelines join the births as they are decided,
+	// so pipeline ids still follow creation time across the instance. Each
+	// takes the place of its project's next pipeline (never one of the
+	// last two, which run still), so a project has Options.Pipelines.
+	var reruns []birth
+	left, skip := map[*project]int{}, map[*project]int{}
 	for _, b := range pipeBirths {
-		pl := w.newPipeline(r, b.p, b.at)
+		left[b.p]++
+	}
+	for i := 0; i < len(pipeBirths) || len(reruns) > 0; {
+		var pl *pipeline
+		if len(reruns) > 0 && (i == len(pipeBirths) || byTime(reruns[0], pipeBirths[i]) < 0) {
+			b := reruns[0]
+			reruns = reruns[1:]
+			pl = w.newRerun(r, b.of, b.at)
+		} else {
+			b := pipeBirths[i]
+			i++
+			left[b.p]--
+			if skip[b.p] > 0 && left[b.p] >= 2 {
+				skip[b.p]--
+				continue
+			}
+			pl = w.newPipeline(r, b.p, b.at)
+		}
 		w.historyPipeline(r, pl, now)
-		b.p.pipes = append(b.p.pipes, pl)
-		b.p.pipeByID[pl.id] = pl
+		pl.p.pipes = append(pl.p.pipes, pl)
+		pl.p.pipeByID[pl.id] = pl
 		w.historyDeployment(pl)
+		if pl.status != "failed" || !pl.flaky(r) {
+			continue
+		}
+		if at := ms(pl.finishedAt.Add(time.Duration(2+r.IntN(45)) * time.Minute)); at.Before(now) && left[pl.p]-skip[pl.p] > 2 {
+			skip[pl.p]++
+			b := birth{at: at, p: pl.p, of: pl}
+			j, _ := slices.BinarySearchFunc(reruns, b, byTime)
+			reruns = slices.Insert(reruns, j, b)
+		} else {
+			pl.p.toRerun = append(pl.p.toRerun, pl)
+		}
+	}
+
+	// Issues come after the deployments: some are incidents opened a few
+	// hours after a production deployment went wrong. They take the place
+	// of ordinary issues, up to half of them, so a project still has
+	// Options.Issues.
+	var issueBirths []birth
+	for _, p := range w.projects {
+		var incidents []birth
+		for _, d := range p.deploys {
+			if d.wentWrong(r) && len(incidents) < o.Issues/2 {
+				if at := ms(d.finishedAt.Add(incidentDelay(r))); at.Before(now) {
+					incidents = append(incidents, birth{at: at, p: p, d: d})
+				}
+			}
+		}
+		for _, at := range spread(r, start, now, o.Issues-len(incidents)) {
+			issueBirths = append(issueBirths, birth{at: at, p: p})
+		}
+		issueBirths = append(issueBirths, incidents...)
+	}
+	slices.SortStableFunc(issueBirths, byTime)
+	w.nextIssueID = firstIssueID
+	for _, b := range issueBirths {
+		is := w.newIssue(r, b.p, b.at, b.d)
+		notes = w.historyIssue(r, is, now, notes)
+		b.p.issues = append(b.p.issues, is)
 	}
 
 	// Notes and events take ids in global time order, like the sequences
@@ -531,6 +585,18 @@ func (w *world) pickOther(r *rand.Rand, not ...*user) *user {
 	}
 }
 
+// commenter picks who writes a comment on m: mostly its reviewer or
+// another colleague, sometimes its author answering them.
+func (w *world) commenter(r *rand.Rand, m *mergeRequest) *user {
+	switch k := r.IntN(4); {
+	case k == 0:
+		return m.author
+	case k == 1 && len(m.reviewers) > 0:
+		return m.reviewers[0]
+	}
+	return w.pickOther(r, m.author)
+}
+
 // between is a millisecond time in [a, b]; a when b is not after a.
 func between(r *rand.Rand, a, b time.Time) time.Time {
 	if !b.After(a) {
@@ -641,9 +707,18 @@ func (w *world) historyMR(r *rand.Rand, m *mergeRequest, now time.Time, notes []
 		m.notes = append(m.notes, &note{p: m.p, mr: m, body: "approved this merge request", author: u, createdAt: at, updatedAt: at, system: true})
 	}
 	slices.SortStableFunc(m.approvals, func(a, b approval) int { return a.at.Compare(b.at) })
+	// Review comments come before the merge, but for a late one now and
+	// then.
+	before := m.updatedAt
+	if m.state == "merged" {
+		before = m.mergedAt
+	}
 	for range r.IntN(12) {
-		at := between(r, m.createdAt, m.updatedAt)
-		m.notes = append(m.notes, &note{p: m.p, mr: m, body: comments[r.IntN(len(comments))], author: w.pickUser(r), createdAt: at, updatedAt: at})
+		at := between(r, m.createdAt, before)
+		if r.IntN(10) == 0 {
+			at = between(r, m.createdAt, m.updatedAt)
+		}
+		m.notes = append(m.notes, &note{p: m.p, mr: m, body: comments[r.IntN(len(comments))], author: w.commenter(r, m), createdAt: at, updatedAt: at})
 	}
 	switch m.state {
 	case "merged":
@@ -673,8 +748,7 @@ func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
 	}
 	w.nextPipeID++
 	w.nextJobID += jobsPerPipeline
-	pl.failIdx = r.IntN(pl.nJobs - 1) // never the deploy job alone
-	pl.failReason = failures[r.IntN(len(failures))]
+	pl.failIdx, pl.failReason = r.IntN(pl.nJobs), failures[r.IntN(len(failures))]
 	pl.cancelAt = r.IntN(3)
 	// Pipelines on an MR branch belong to an MR opened before them, and run
 	// on its head commit.
@@ -707,6 +781,38 @@ func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
 	return pl
 }
 
+// newRerun is "Run pipeline" on a failed pipeline's ref: a new pipeline on
+// the same commit with the same jobs. (A retry inside the pipeline would
+// keep the failed job only as a retried one, which GitLab's job listing
+// and labtrail leave out; a new pipeline keeps the failure and the pass of
+// one sha both visible.) A rerun passes once it finishes: its failure was
+// flaky.
+func (w *world) newRerun(r *rand.Rand, of *pipeline, at time.Time) *pipeline {
+	p := of.p
+	pl := &pipeline{
+		id: w.nextPipeID, iid: int64(len(p.pipes) + 1), p: p,
+		ref: of.ref, sha: of.sha, beforeSHA: zeroSHA, source: "web", user: of.user,
+		createdAt: at, updatedAt: at, nJobs: of.nJobs, jobBase: w.nextJobID, status: "pending",
+		failIdx: of.failIdx, failReason: of.failReason, cancelAt: r.IntN(3), head: of.head, rerunOf: of,
+	}
+	if of.source == "merge_request_event" {
+		pl.source, pl.beforeSHA = of.source, of.beforeSHA
+	}
+	w.nextPipeID++
+	w.nextJobID += jobsPerPipeline
+	return pl
+}
+
+// flaky decides whether a failed pipeline is run again: mostly when the
+// failure was the runner's or GitLab's, now and then after a script
+// failure that turns out not to be the code's.
+func (pl *pipeline) flaky(r *rand.Rand) bool {
+	if pl.failReason == "script_failure" {
+		return r.IntN(4) == 0
+	}
+	return r.IntN(3) < 2
+}
+
 // zeroSHA is what GitLab shows as before_sha for a branch's first push.
 const zeroSHA = "0000000000000000000000000000000000000000"
 
@@ -732,7 +838,7 @@ func (w *world) historyPipeline(r *rand.Rand, pl *pipeline, now time.Time) {
 			pl.updatedAt = now
 		}
 		switch {
-		case roll < 78:
+		case roll < 78 || pl.rerunOf != nil:
 			pl.status = "success"
 		case roll < 93:
 			pl.status = "failed"
@@ -862,7 +968,7 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 		m := open[r.IntN(len(open))]
 		t := p.next(now)
 		p.mrsByUpdated = removeMR(p.mrsByUpdated, m)
-		w.addMRNote(m, &note{body: comments[r.IntN(len(comments))], author: w.pickUser(r), createdAt: t, updatedAt: t})
+		w.addMRNote(m, &note{body: comments[r.IntN(len(comments))], author: w.commenter(r, m), createdAt: t, updatedAt: t})
 		m.updatedAt = t
 		p.mrsByUpdated = append(p.mrsByUpdated, m)
 	}
@@ -905,20 +1011,28 @@ func (w *world) advancePipelines(r *rand.Rand, p *project, now time.Time) {
 			pl.startedAt = pl.createdAt
 		}
 		pl.finishedAt = t
-		if r.IntN(5) == 0 {
+		if r.IntN(5) == 0 && pl.rerunOf == nil {
 			pl.status = "failed"
-			pl.failIdx = r.IntN(pl.nJobs - 1)
-			pl.failReason = failures[r.IntN(len(failures))]
+			pl.failIdx, pl.failReason = r.IntN(pl.nJobs), failures[r.IntN(len(failures))]
 		} else {
 			pl.status = "success"
 		}
 		pl.updatedAt = t
 		p.pipesByUpdated = append(p.pipesByUpdated, pl)
 		w.pipelineFinished(r, pl, now)
+		if pl.status == "failed" && pl.flaky(r) {
+			p.toRerun = append(p.toRerun, pl)
+		}
 	}
-	for range 1 + r.IntN(3) {
+	for k := range 1 + r.IntN(3) {
 		t := p.next(now)
-		pl := w.newPipeline(r, p, t)
+		var pl *pipeline
+		if k == 0 && len(p.toRerun) > 0 {
+			pl = w.newRerun(r, p.toRerun[0], t)
+			p.toRerun = p.toRerun[1:]
+		} else {
+			pl = w.newPipeline(r, p, t)
+		}
 		pl.status, pl.startedAt = "running", t
 		p.pipes = append(p.pipes, pl)
 		p.pipeByID[pl.id] = pl
@@ -1130,9 +1244,12 @@ func (pl *pipeline) jobs() []job {
 func (p *project) defaultBranch() string { return "main" }
 
 // deployJobName names the last job: scheduled and manual runs of the
-// default branch deploy to staging, pushes to it deploy to production.
+// default branch deploy to staging, pushes to it deploy to production, and
+// a rerun deploys where the pipeline it runs again would have.
 func (pl *pipeline) deployJobName() string {
 	switch {
+	case pl.rerunOf != nil:
+		return pl.rerunOf.deployJobName()
 	case pl.ref != pl.p.defaultBranch():
 		return "deploy-review"
 	case pl.source == "schedule" || pl.source == "web":
