@@ -152,6 +152,9 @@ func (p *project) refCommits(ref string) (extra []commitRef, upTo int, ok bool) 
 	if ref == "" || ref == p.defaultBranch() || ref == "HEAD" {
 		return nil, len(p.main), true
 	}
+	if ref == p.relBranch && ref != "" {
+		return nil, p.relIdx + 1, true
+	}
 	if m := p.mrByBranch[ref]; m != nil {
 		if m.state == "merged" {
 			return nil, m.mainIdx + m.nCommits, true

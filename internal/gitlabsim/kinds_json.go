@@ -49,10 +49,11 @@ type branchJSON struct {
 }
 
 func (p *project) branchJSON(base string, b branch) branchJSON {
-	def := b.mr == nil
+	def := b.mr == nil && !b.release
+	protected := b.mr == nil
 	return branchJSON{
-		Name: b.name, Merged: b.merged, Protected: def, Default: def,
-		DevelopersCanPush: !def, DevelopersCanMerge: !def, CanPush: true,
+		Name: b.name, Merged: b.merged, Protected: protected, Default: def,
+		DevelopersCanPush: !protected, DevelopersCanMerge: !protected, CanPush: true,
 		WebURL: fmt.Sprintf("%s/%s/-/tree/%s", base, p.fullPath(), b.name),
 		Commit: p.commitJSON(base, p.commit(b.head)),
 	}

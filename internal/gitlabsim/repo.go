@@ -271,15 +271,20 @@ func (f diffFile) unified() string {
 // deleted (force_remove_source_branch is off), so a merged MR's branch
 // stays, with merged: true.
 type branch struct {
-	name   string
-	head   commitRef
-	mr     *mergeRequest
-	merged bool
+	name    string
+	head    commitRef
+	mr      *mergeRequest
+	merged  bool
+	release bool // the protected release branch
 }
 
 func (p *project) branches() []branch {
-	out := make([]branch, 0, len(p.mrs)+1)
+	out := make([]branch, 0, len(p.mrs)+2)
 	out = append(out, branch{name: p.defaultBranch(), head: p.mainRef(len(p.main) - 1)})
+	if p.relBranch != "" {
+		// Its head is on main, so GitLab calls it merged.
+		out = append(out, branch{name: p.relBranch, head: p.mainRef(p.relIdx), merged: true, release: true})
+	}
 	for _, m := range p.mrs {
 		out = append(out, branch{name: m.sourceBranch, head: m.head(), mr: m, merged: m.state == "merged"})
 	}
@@ -324,6 +329,24 @@ func (w *world) historyTags(r *rand.Rand, p *project, now time.Time) {
 			continue
 		}
 		w.tagRelease(r, p, idx, earliest(ms(p.main[idx].at.Add(time.Duration(1+r.IntN(120))*time.Minute)), now), k%3 != 2)
+	}
+}
+
+// historyReleaseBranch cuts the release branch release/1.0 from the first
+// tag, once it is there, and points some of the merge requests opened
+// after it that were never merged at it: backports under review or
+// given up. Nothing is merged into the release branch, so its head stays
+// the tagged commit of main.
+func (w *world) historyReleaseBranch(r *rand.Rand, p *project) {
+	if len(p.gitTags) == 0 {
+		return
+	}
+	t := p.gitTags[0]
+	p.relBranch, p.relIdx = "release/"+strings.TrimSuffix(strings.TrimPrefix(t.name, "v"), ".0"), t.idx
+	for _, m := range p.mrs {
+		if m.state != "merged" && m.createdAt.After(t.createdAt) && r.IntN(5) == 0 {
+			m.targetBranch = p.relBranch
+		}
 	}
 }
 

@@ -95,6 +95,8 @@ type project struct {
 	deploysUpd  []*deployment // (updated_at, id) ascending
 	repos       []*registryRepo
 	toRerun     []*pipeline // failed pipelines Advance is to run again
+	relBranch   string      // the release branch, if cut
+	relIdx      int         // its head, in main
 }
 
 func (p *project) fullPath() string { return p.group.fullPath() + "/" + p.path }
@@ -366,6 +368,7 @@ func buildWorld(o Options, now time.Time) *world {
 		notes = w.historyCommitNotes(r, p, now, notes)
 		p.repos = []*registryRepo{w.newRegistryRepo(p)}
 		w.historyTags(r, p, now)
+		w.historyReleaseBranch(r, p)
 		p.envs = w.historyEnvironments(p, now)
 	}
 	w.nextPipeID = firstPipelineID
@@ -929,7 +932,7 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 		m := open[j]
 		open = slices.Delete(open, j, j+1)
 		p.mrsByUpdated = removeMR(p.mrsByUpdated, m)
-		if r.IntN(4) == 0 {
+		if r.IntN(4) == 0 || m.targetBranch != p.defaultBranch() {
 			t := p.next(now)
 			m.state, m.closedAt, m.closedBy = "closed", t, w.pickUser(r)
 			w.addMRNote(m, &note{body: "closed", author: m.closedBy, createdAt: t, updatedAt: t, system: true})
@@ -975,6 +978,9 @@ func (w *world) advanceMRs(r *rand.Rand, p *project, now time.Time) {
 	for range 1 + r.IntN(3) {
 		m := w.newMR(r, p, now)
 		w.nextMRID++
+		if p.relBranch != "" && r.IntN(15) == 0 {
+			m.targetBranch = p.relBranch
+		}
 		// Its commits are pushed first, each at its own instant, then the
 		// MR is opened.
 		m.commitGap = time.Millisecond
