@@ -134,6 +134,15 @@ var webhookTypes = map[string]struct {
 	"Vulnerability Hook":         {nil, nil},
 }
 
+// KnownWebhookEvent reports whether event (an X-Gitlab-Event value,
+// spelled as GitLab sends it) is a type ParseWebhook knows, converted or
+// kept raw. A caller naming deliveries by type in a bounded set (metric
+// labels) folds the others into one name.
+func KnownWebhookEvent(event string) bool {
+	_, ok := webhookTypes[strings.TrimSpace(event)]
+	return ok
+}
+
 // hookProject is the project object every project-level payload carries.
 type hookProject struct {
 	ID                int64  `json:"id"`

@@ -21,6 +21,7 @@ type AuditLog struct {
 	mu      sync.Mutex
 	pending []store.AuditEntry
 	wake    chan struct{}
+	obs     Observer
 }
 
 // NewAuditLog keeps entries for retention (0: forever).
@@ -31,11 +32,18 @@ func NewAuditLog(st store.AuditStore, retention time.Duration, log *slog.Logger)
 	return &AuditLog{store: st, retention: retention, log: log, wake: make(chan struct{}, 1)}
 }
 
+// SetObserver has every call Record sees also told to o. Set it before
+// the client that reports to Record is made.
+func (a *AuditLog) SetObserver(o Observer) { a.obs = o }
+
 // flushAt is the buffer size that triggers a write before the next tick.
 const flushAt = 200
 
 // Record buffers one call; it never blocks on the database.
 func (a *AuditLog) Record(r gitlab.AuditRecord) {
+	if a.obs != nil {
+		a.obs.GitLabCall(r.Status, r.RateLimitRemaining)
+	}
 	a.mu.Lock()
 	a.pending = append(a.pending, store.AuditEntry{
 		Time: r.Time.UTC(), Method: r.Method, Path: r.Path, Status: r.Status, Duration: r.Duration,

@@ -78,6 +78,8 @@ type Converter struct {
 	MaxBytes int64
 	// OnBatch, if set, is called after each batch is stored (tests).
 	OnBatch func(store.ConvertResult)
+	// Observer, if set, is told each delivery's outcome once it is stored.
+	Observer Observer
 
 	once sync.Once
 	wake chan struct{}
@@ -199,6 +201,9 @@ func (c *Converter) isolate(ctx context.Context, claimed []store.Delivery) {
 			c.log().Warn("record a failed conversion attempt", "delivery", d.ID, "err", merr)
 		} else if status == store.DeliveryFailed {
 			c.log().Warn("webhook delivery kept as failed after its attempts", "delivery", d.ID, "attempts", d.Attempts+1, "err", err)
+			if c.Observer != nil {
+				c.Observer.Webhook(WebhookEventLabel(d.EventType), store.DeliveryFailed)
+			}
 		}
 	}
 }
@@ -235,6 +240,9 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 		if cv.Status == store.DeliveryFailed {
 			c.log().Warn("webhook delivery cannot be converted; kept as failed", "delivery", cv.ID,
 				"event", res.Deliveries[i].EventType, "reason", cv.Reason)
+		}
+		if c.Observer != nil {
+			c.Observer.Webhook(WebhookEventLabel(res.Deliveries[i].EventType), cv.Status)
 		}
 	}
 	if c.Heal != nil {

@@ -57,6 +57,8 @@ type Poller struct {
 	Log           *slog.Logger
 	// Progress, if set, is called after each stored page.
 	Progress func(Progress)
+	// Observer, if set, is told how each poll of a project and kind ended.
+	Observer Observer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -554,6 +556,14 @@ func (p *Poller) syncProject(ctx context.Context, proj store.Project, prog func(
 	for _, kind := range p.kinds() {
 		c, err := p.syncKind(ctx, gp, kind, prog)
 		counts = append(counts, c...)
+		if p.Observer != nil {
+			// Nothing to fetch is a complete sync, as syncKind records it.
+			if errors.Is(err, gitlab.ErrFeatureDisabled) {
+				p.Observer.SyncRun(proj.Path, kind, nil)
+			} else {
+				p.Observer.SyncRun(proj.Path, kind, err)
+			}
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, gitlab.ErrFeatureDisabled):

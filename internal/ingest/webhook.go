@@ -82,6 +82,7 @@ type WebhookHandler struct {
 	enqueue Enqueuer
 	log     *slog.Logger
 	now     func() time.Time
+	obs     Observer
 }
 
 // ErrNoWebhookSecret is NewWebhookHandler's answer to a config without
@@ -120,6 +121,10 @@ func NewWebhookHandler(cfg WebhookConfig, st store.DeliveryStore, enq Enqueuer, 
 	return h, nil
 }
 
+// SetObserver has every delivery's outcome told to o. Set it before the
+// handler serves.
+func (h *WebhookHandler) SetObserver(o Observer) { h.obs = o }
+
 func writeWebhookError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -128,6 +133,11 @@ func writeWebhookError(w http.ResponseWriter, status int, msg string) {
 
 // ServeHTTP handles POST /api/v1/webhooks/gitlab.
 func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every answer but those setting it otherwise is a 4xx refusal.
+	result := WebhookRejected
+	if h.obs != nil {
+		defer func() { h.obs.Webhook(WebhookEventLabel(r.Header.Get("X-Gitlab-Event")), result) }()
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeWebhookError(w, http.StatusMethodNotAllowed, "webhooks are POSTed")
@@ -147,6 +157,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	need := h.reservation(r.ContentLength)
 	if !h.admit(r.Context(), need) {
+		result = WebhookBusy
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, h.cfg.MemoryWait/time.Second))))
 		writeWebhookError(w, http.StatusServiceUnavailable, "too many payloads arriving at once; GitLab will retry it")
 		return
@@ -197,6 +208,7 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, dup, err := h.store.PutDelivery(r.Context(), d)
 	if err != nil {
 		h.log.Error("webhook: could not store delivery", "event", event, "err", err)
+		result = WebhookError
 		writeWebhookError(w, http.StatusServiceUnavailable, "could not store the delivery; GitLab will retry it")
 		return
 	}
@@ -206,6 +218,10 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := h.enqueue.EnqueueDelivery(r.Context(), id); err != nil {
 			h.log.Warn("webhook: stored but not queued; the pending sweep will pick it up", "delivery", id, "err", err)
 		}
+	}
+	result = WebhookStored
+	if dup {
+		result = WebhookDuplicate
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "accepted", "delivery_id": id, "duplicate": dup})
