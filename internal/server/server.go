@@ -60,6 +60,7 @@ type Server struct {
 	webhook   http.Handler
 	replay    func(ctx context.Context, id int64) error
 	testHooks func(ctx context.Context) ([]HookTestResult, error)
+	telemetry http.Handler // Telemetry's, by EnableTelemetry
 	// webhookRead bounds reading one webhook's body (Timeouts.WebhookRead);
 	// zero leaves the server's read deadline.
 	webhookRead, write time.Duration
@@ -89,6 +90,7 @@ func New(st Store, log *slog.Logger) *Server {
 		{"GET", "/api/v1/webhooks/deliveries", s.deliveries},
 		{"POST", "/api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery},
 		{"POST", "/api/v1/webhooks/test", s.testWebhooks},
+		{"GET", "/metrics", s.serveMetrics},
 		{"GET", "/{$}", s.index},
 	}
 	allowed := map[string][]string{}
