@@ -150,17 +150,27 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	}
 	defer db.Close()
 	st := db.Store
+	// labtrail's own metrics, served at /metrics: the ways in report to
+	// it as things happen; its store gauges are read in the background.
+	tel := server.NewTelemetry(st, log)
+	telCtx, stopTel := context.WithCancel(ctx)
+	telDone := make(chan struct{})
+	go func() { tel.Run(telCtx, 0); close(telDone) }()
+	defer func() { stopTel(); <-telDone }() // before the store closes
 	audit, stopAudit := startAudit(ctx, c, st, log)
 	defer stopAudit()
+	audit.SetObserver(tel)
 	gl, err := newClient(c, log, audit.Record)
 	if err != nil {
 		return err
 	}
 	poller := c.poller(gl, st, log)
+	poller.Observer = tel
 	// Webhook deliveries are converted in batches on a goroutine of their
 	// own, never behind the syncs River runs; the queue schedules the
 	// syncs the deliveries ask for.
-	conv := &ingest.Converter{Store: st, Branches: c.Branches, Selection: poller.Selection, Log: log, Batch: c.ConvertBatch}
+	conv := &ingest.Converter{Store: st, Branches: c.Branches, Selection: poller.Selection, Log: log, Batch: c.ConvertBatch,
+		Observer: tel}
 	q, err := db.newQueue(ctx, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
 		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv})
 	if err != nil {
@@ -175,6 +185,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	convDone := make(chan struct{})
 	go func() { conv.Run(convCtx); close(convDone) }()
 	api := server.New(st, log)
+	api.EnableTelemetry(tel)
 	api.SetHints(server.Hints{
 		Webhooks:    "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token",
 		WebhookTest: "webhook test needs LABTRAIL_WEBHOOK_SECRET and LABTRAIL_WEBHOOK_URL (labtrail's webhook address as GitLab reaches it)",
@@ -187,6 +198,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 		if err != nil {
 			return fmt.Errorf("LABTRAIL_WEBHOOK_SIGNING_SECRET: %w", err)
 		}
+		wh.SetObserver(tel)
 		api.EnableWebhooks(wh, conv.Replay)
 		if c.WebhookURL != "" {
 			api.EnableWebhookTest(hookTest(gl, poller.Selection, c.WebhookURL))
