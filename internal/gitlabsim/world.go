@@ -751,7 +751,7 @@ func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
 	}
 	w.nextPipeID++
 	w.nextJobID += jobsPerPipeline
-	pl.failIdx, pl.failReason = r.IntN(pl.nJobs), failures[r.IntN(len(failures))]
+	pl.failIdx, pl.failReason = pl.failure(r)
 	pl.cancelAt = r.IntN(3)
 	// Pipelines on an MR branch belong to an MR opened before them, and run
 	// on its head commit.
@@ -782,6 +782,17 @@ func (w *world) newPipeline(r *rand.Rand, p *project, at time.Time) *pipeline {
 		pl.beforeSHA = p.shaOf(p.mainRef(p.prevHead(i)))
 	}
 	return pl
+}
+
+// failure picks the job a failing pipeline fails in, and why: a third of
+// failures are the deploy job's (a failed deployment on the default
+// branch), the rest the build's or a test's.
+func (pl *pipeline) failure(r *rand.Rand) (int, string) {
+	i := pl.nJobs - 1
+	if r.IntN(3) > 0 {
+		i = r.IntN(pl.nJobs - 1)
+	}
+	return i, failures[r.IntN(len(failures))]
 }
 
 // newRerun is "Run pipeline" on a failed pipeline's ref: a new pipeline on
@@ -1019,7 +1030,7 @@ func (w *world) advancePipelines(r *rand.Rand, p *project, now time.Time) {
 		pl.finishedAt = t
 		if r.IntN(5) == 0 && pl.rerunOf == nil {
 			pl.status = "failed"
-			pl.failIdx, pl.failReason = r.IntN(pl.nJobs), failures[r.IntN(len(failures))]
+			pl.failIdx, pl.failReason = pl.failure(r)
 		} else {
 			pl.status = "success"
 		}
