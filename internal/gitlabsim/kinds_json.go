@@ -454,7 +454,13 @@ func (m *mergeRequest) diffRefs() diffRefsJSON {
 	if m.state == "merged" {
 		base = p.shaOf(p.mainRef(m.mainIdx - 1))
 	} else {
-		base = p.shaOf(p.mainRef(p.headAt(m.headAt.Add(-time.Duration(m.nCommits) * m.commitGap))))
+		fork := p.headAt(m.headAt.Add(-time.Duration(m.nCommits) * m.commitGap))
+		if m.targetBranch == p.relBranch {
+			// The merge base with the release branch, whose head is main's
+			// commit at relIdx; that head is where the diff starts.
+			return diffRefsJSON{BaseSHA: p.shaOf(p.mainRef(min(fork, p.relIdx))), HeadSHA: p.shaOf(m.head()), StartSHA: p.shaOf(p.mainRef(p.relIdx))}
+		}
+		base = p.shaOf(p.mainRef(fork))
 	}
 	return diffRefsJSON{BaseSHA: base, HeadSHA: p.shaOf(m.head()), StartSHA: base}
 }
