@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/server"
 )
 
@@ -59,6 +60,8 @@ type config struct {
 	// on shutdown; QueueShutdownTimeout, then, running jobs.
 	ShutdownTimeout      time.Duration
 	QueueShutdownTimeout time.Duration
+	// Metrics are the team's conventions the delivery metrics read.
+	Metrics metrics.Config
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -282,6 +285,19 @@ var (
 		{flag: "webhook-read-timeout", env: "LABTRAIL_WEBHOOK_READ_TIMEOUT", def: server.DefaultWebhookReadTimeout.String(), typ: "duration",
 			help: "longest GitLab may take to send one webhook's body (up to 25 MB), instead of --read-timeout",
 			set:  duration(func(c *config) *time.Duration { return &c.HTTP.WebhookRead })},
+		{flag: "production-environments", env: "LABTRAIL_PRODUCTION_ENVIRONMENTS", typ: "list",
+			help: "comma-separated globs of environment names that count as production for the metrics, besides those of tier production (e.g. prod*,live)",
+			set: func(c *config, v string) error {
+				mc := metrics.Config{ProductionEnvironments: splitList(v)}
+				if err := mc.Validate(); err != nil {
+					return err
+				}
+				c.Metrics.ProductionEnvironments = mc.ProductionEnvironments
+				return nil
+			}},
+		{flag: "incident-labels", env: "LABTRAIL_INCIDENT_LABELS", def: "incident", typ: "list",
+			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
+			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
 	}
 
 	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",

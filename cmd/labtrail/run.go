@@ -14,6 +14,7 @@ import (
 	"github.com/labtrail/labtrail/internal/gitlab"
 	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/jobs"
+	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -155,8 +156,11 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	tel := server.NewTelemetry(st, log)
 	telCtx, stopTel := context.WithCancel(ctx)
 	telDone := make(chan struct{})
+	delivery := metrics.New(st, c.Metrics)
 	go func() { tel.Run(telCtx, 0); close(telDone) }()
-	defer func() { stopTel(); <-telDone }() // before the store closes
+	doraDone := make(chan struct{})
+	go func() { tel.RunDORA(telCtx, delivery, 0); close(doraDone) }()
+	defer func() { stopTel(); <-telDone; <-doraDone }() // before the store closes
 	audit, stopAudit := startAudit(ctx, c, st, log)
 	defer stopAudit()
 	audit.SetObserver(tel)
@@ -186,6 +190,7 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	go func() { conv.Run(convCtx); close(convDone) }()
 	api := server.New(st, log)
 	api.EnableTelemetry(tel)
+	api.EnableMetrics(delivery)
 	api.SetHints(server.Hints{
 		Webhooks:    "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token",
 		WebhookTest: "webhook test needs LABTRAIL_WEBHOOK_SECRET and LABTRAIL_WEBHOOK_URL (labtrail's webhook address as GitLab reaches it)",

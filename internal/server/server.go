@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/store"
 )
 
@@ -60,7 +61,8 @@ type Server struct {
 	webhook   http.Handler
 	replay    func(ctx context.Context, id int64) error
 	testHooks func(ctx context.Context) ([]HookTestResult, error)
-	telemetry http.Handler // Telemetry's, by EnableTelemetry
+	delivery  *metrics.Metrics // EnableMetrics
+	telemetry http.Handler     // Telemetry's, by EnableTelemetry
 	// webhookRead bounds reading one webhook's body (Timeouts.WebhookRead);
 	// zero leaves the server's read deadline.
 	webhookRead, write time.Duration
@@ -86,6 +88,10 @@ func New(st Store, log *slog.Logger) *Server {
 		{"GET", "/api/v1/projects", s.projects},
 		{"GET", "/api/v1/sync/status", s.syncStatus},
 		{"GET", "/api/v1/audit", s.audit},
+		{"GET", "/api/v1/metrics/dora", serveMetric(s, (*metrics.Metrics).DORA)},
+		{"GET", "/api/v1/metrics/merge-requests", serveMetric(s, (*metrics.Metrics).MergeRequests)},
+		{"GET", "/api/v1/metrics/pipelines", serveMetric(s, (*metrics.Metrics).Pipelines)},
+		{"GET", "/api/v1/changes/before", s.changesBefore},
 		{"POST", "/api/v1/webhooks/gitlab", s.receiveWebhook},
 		{"GET", "/api/v1/webhooks/deliveries", s.deliveries},
 		{"POST", "/api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery},

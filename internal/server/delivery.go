@@ -1,0 +1,292 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/metrics"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// The delivery metrics (internal/metrics) and change correlation, over
+// HTTP: GET /api/v1/metrics/{dora,merge-requests,pipelines} and
+// GET /api/v1/changes/before.
+
+// DefaultMetricsWindow is the window of a metric asked without since.
+const DefaultMetricsWindow = 30 * 24 * time.Hour
+
+// EnableMetrics serves the delivery metrics computed by m.
+func (s *Server) EnableMetrics(m *metrics.Metrics) { s.delivery = m }
+
+// metricsParams are the parameters every metrics endpoint takes.
+var metricsParams = []string{"project", "group", "since", "until", "bucket"}
+
+// checkParams refuses a parameter an endpoint does not take: a typo such
+// as projet= would otherwise widen the answer to every project.
+func checkParams(q url.Values, known []string) error {
+	var unknown []string
+	for k := range q {
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return badRequest("unknown parameter %q: this endpoint takes %s", unknown[0], strings.Join(known, ", "))
+	}
+	return nil
+}
+
+// selectProjects reads project (ids or paths) and group (a path prefix,
+// subgroups included) into project ids: nil for every project. A project
+// or group labtrail does not sync is a 404.
+func (s *Server) selectProjects(ctx context.Context, q url.Values) ([]int64, error) {
+	var ids []int64
+	if ps := values(q, "project"); len(ps) > 0 {
+		var err error
+		if ids, err = s.projectIDs(ctx, ps); err != nil {
+			return nil, err
+		}
+	}
+	groups := values(q, "group")
+	if len(groups) == 0 {
+		return ids, nil
+	}
+	all, err := s.store.Projects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		g = strings.Trim(g, "/")
+		n := 0
+		for _, p := range all {
+			if len(p.Path) > len(g) && strings.EqualFold(p.Path[:len(g)+1], g+"/") {
+				ids = append(ids, p.ID)
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown group %q: no project labtrail syncs is in it (see GET /api/v1/projects)", g)}
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// metricsQuery reads a metrics endpoint's parameters.
+func (s *Server) metricsQuery(ctx context.Context, q url.Values, now time.Time) (metrics.Query, error) {
+	var mq metrics.Query
+	if err := checkParams(q, metricsParams); err != nil {
+		return mq, err
+	}
+	for _, k := range []string{"since", "until", "bucket"} {
+		if len(values(q, k)) > 1 {
+			return mq, badRequest("%s is given more than once", k)
+		}
+	}
+	get := func(k string) string {
+		if v := values(q, k); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	since, until, err := parseWindow(get)
+	if err != nil {
+		return mq, err
+	}
+	if until.IsZero() {
+		until = now.UTC()
+	}
+	if since.IsZero() {
+		since = until.Add(-DefaultMetricsWindow)
+	}
+	if !since.Before(until) {
+		return mq, badRequest("since (%s) must be before until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	b, err := metrics.ParseBucket(get("bucket"))
+	if err != nil {
+		return mq, badRequest("%s", err)
+	}
+	ids, err := s.selectProjects(ctx, q)
+	if err != nil {
+		return mq, err
+	}
+	return metrics.Query{ProjectIDs: ids, Since: since, Until: until, Bucket: b, Now: now}, nil
+}
+
+// serveMetric answers one metrics endpoint with compute's result.
+func serveMetric[T any](s *Server, compute func(*metrics.Metrics, context.Context, metrics.Query) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.delivery == nil {
+			writeError(w, http.StatusNotFound, "the delivery metrics are not set up on this server")
+			return
+		}
+		q, err := s.metricsQuery(r.Context(), r.URL.Query(), time.Now())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		v, err := compute(s.delivery, r.Context(), q)
+		if errors.Is(err, metrics.ErrInvalidQuery) {
+			err = badRequest("%s", err)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// MaxChangeWindow is the widest window GET /api/v1/changes/before looks
+// back over.
+const MaxChangeWindow = 30 * 24 * time.Hour
+
+// DefaultChangeWindow is its window when none is asked for.
+const DefaultChangeWindow = 6 * time.Hour
+
+// maxChanges is how many changes it returns at most, newest first.
+const maxChanges = 1000
+
+// changeKinds are the kinds that change what runs, each with the states
+// that do (none: any).
+var changeKinds = []struct {
+	kind   change.Kind
+	states []string
+}{
+	{change.KindDeployment, nil},
+	{change.KindMergeRequest, []string{"merged"}},
+	{change.KindPipeline, []string{"success", "failed", "canceled", "skipped"}},
+	{change.KindRelease, nil},
+	{change.KindTag, nil},
+	{change.KindImage, nil},
+	{change.KindEnvironment, nil},
+}
+
+type changesBefore struct {
+	At            time.Time      `json:"at"`
+	WindowSeconds float64        `json:"window_seconds"`
+	Incident      string         `json:"incident,omitempty"`
+	Changes       []change.Event `json:"changes"`
+	// Truncated says more changes happened in the window than the
+	// maxChanges newest returned.
+	Truncated bool `json:"truncated"`
+}
+
+// changesBefore answers what changed in the window before a moment, or
+// before an incident was opened.
+func (s *Server) changesBefore(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := checkParams(q, []string{"at", "window", "incident", "project", "group"}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, f, err := s.changeQuery(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var all []change.Event
+	for _, k := range changeKinds {
+		f.Kinds, f.States, f.Cursor = []change.Kind{k.kind}, k.states, ""
+		page, err := s.store.List(r.Context(), f)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		all = append(all, page.Events...)
+		res.Truncated = res.Truncated || page.NextCursor != ""
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if !all[i].OccurredAt.Equal(all[j].OccurredAt) {
+			return all[i].OccurredAt.After(all[j].OccurredAt)
+		}
+		return all[i].ID > all[j].ID
+	})
+	if len(all) > maxChanges {
+		all, res.Truncated = all[:maxChanges], true
+	}
+	for i := range all {
+		all[i].SafeURLs("")
+	}
+	res.Changes = all
+	if res.Changes == nil {
+		res.Changes = []change.Event{}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// changeQuery reads at (or incident), window and the projects into the
+// answer's header and the listing's filter.
+func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, store.Filter, error) {
+	var (
+		res changesBefore
+		f   store.Filter
+	)
+	for _, k := range []string{"at", "window", "incident"} {
+		if len(values(q, k)) > 1 {
+			return res, f, badRequest("%s is given more than once", k)
+		}
+	}
+	window := DefaultChangeWindow
+	if v := values(q, "window"); len(v) > 0 {
+		d, err := time.ParseDuration(v[0])
+		if err != nil || d <= 0 || d > MaxChangeWindow {
+			return res, f, badRequest("window must be a duration such as 6h or 90m, above 0 and at most %s, got %q", MaxChangeWindow, v[0])
+		}
+		window = d
+	}
+	at, inc := values(q, "at"), values(q, "incident")
+	switch {
+	case len(at) > 0 && len(inc) > 0:
+		return res, f, badRequest("give at or incident, not both")
+	case len(inc) > 0:
+		id := inc[0]
+		if p, err := change.ParseID(id); err != nil || p.Kind != change.KindIssue {
+			return res, f, badRequest("incident must be an issue id such as issue-42-7, got %q", id)
+		}
+		e, _, err := s.store.Get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return res, f, &apiError{http.StatusNotFound, fmt.Sprintf("unknown incident %q: labtrail holds no such issue", id)}
+		}
+		if err != nil {
+			return res, f, err
+		}
+		if len(values(q, "project")) > 0 || len(values(q, "group")) > 0 {
+			return res, f, badRequest("incident selects its own project: leave out project and group")
+		}
+		res.At, res.Incident, f.ProjectIDs = e.CreatedAt.UTC(), id, []int64{e.ProjectID}
+	default:
+		res.At = time.Now().UTC()
+		if len(at) > 0 {
+			t, err := parseTime("at", at[0])
+			if err != nil {
+				return res, f, err
+			}
+			res.At = t
+		}
+		ids, err := s.selectProjects(ctx, q)
+		if err != nil {
+			return res, f, err
+		}
+		f.ProjectIDs = ids
+	}
+	res.WindowSeconds = window.Seconds()
+	f.Since = res.At.Add(-window)
+	// at is inclusive; the listing's until is not. Stored times are
+	// microseconds at their finest on every backend.
+	f.Until = res.At.Add(time.Microsecond)
+	if !store.InTimeRange(f.Since) || !store.InTimeRange(f.Until) {
+		return res, f, badRequest("at minus window is outside the range labtrail stores, %s", store.TimeRange())
+	}
+	f.Limit = maxChanges
+	return res, f, nil
+}

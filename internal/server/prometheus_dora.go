@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/metrics"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// DefaultDORARefresh is how often RunDORA computes the DORA gauges: the
+// figures span 30 days, so minutes of staleness do not show, and a scrape
+// never waits for them.
+const DefaultDORARefresh = 5 * time.Minute
+
+// doraWindow is the span of the DORA gauges.
+const doraWindow = 30 * 24 * time.Hour
+
+// RefreshDORA computes each active project's DORA figures over the 30
+// days up to now with m and sets the DORA gauges to them (SetDORA).
+func (t *Telemetry) RefreshDORA(ctx context.Context, m *metrics.Metrics, now time.Time) error {
+	ps, err := t.st.Projects(ctx)
+	if err != nil {
+		return fmt.Errorf("projects: %w", err)
+	}
+	var rows []DORAGauge
+	for _, p := range ps {
+		if p.Status != store.ProjectActive {
+			continue
+		}
+		d, err := m.DORA(ctx, metrics.Query{ProjectIDs: []int64{p.ID}, Since: now.Add(-doraWindow), Until: now,
+			Bucket: metrics.BucketMonth, Now: now})
+		if err != nil {
+			return fmt.Errorf("DORA of %s: %w", p.Path, err)
+		}
+		rows = append(rows, DORAGauge{
+			Project:                    p.Path,
+			Deployments:                float64(d.DeploymentFrequency.Count),
+			LeadTimeMedianSeconds:      d.LeadTime.MedianSeconds,
+			ChangeFailureRate:          d.ChangeFailureRate.Rate,
+			TimeToRestoreMedianSeconds: d.TimeToRestore.MedianSeconds,
+		})
+	}
+	t.SetDORA(rows)
+	return nil
+}
+
+// RunDORA refreshes the DORA gauges at once and then every every
+// (DefaultDORARefresh when not positive) until ctx ends. A failed refresh
+// keeps the last figures and is logged.
+func (t *Telemetry) RunDORA(ctx context.Context, m *metrics.Metrics, every time.Duration) {
+	if every <= 0 {
+		every = DefaultDORARefresh
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, every)
+		err := t.RefreshDORA(rctx, m, time.Now())
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			t.log.Warn("metrics: computing the DORA gauges failed; they keep their last figures", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
