@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/labtrail/labtrail/internal/gitlabsim"
+	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/postgres"
@@ -222,7 +226,17 @@ func TestMigrateCopySQLiteToPostgres(t *testing.T) {
 	srv := httptest.NewServer(server.New(pg, nil))
 	assertStoreEqualsTruth(t, sim, srv.URL)
 	srv.Close()
+	// The copy derived its metric facts from what it imported: every
+	// metric answers the same on both.
+	copied := metricAnswers(t, pg)
 	pg.Close()
+	if st, err = sqlite.Open(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if orig := metricAnswers(t, st); !reflect.DeepEqual(orig, copied) {
+		t.Errorf("metrics differ after the copy:\n source %v\n copy   %v", orig, copied)
+	}
+	st.Close()
 
 	// Again: nothing written, the same sums.
 	out, errOut, code = labtrail(t, nil, "migrate", "--from", src, "--to", dst)
@@ -253,4 +267,38 @@ func TestMigrateCopySQLiteToPostgres(t *testing.T) {
 	if _, errOut, code := labtrail(t, nil, "migrate", "--from", filepath.Join(t.TempDir(), "typo.db"), "--to", dst); code != 1 || !strings.Contains(errOut, "no such file") {
 		t.Errorf("copy from a missing file: exit %d %s", code, errOut)
 	}
+}
+
+// metricAnswers are the delivery metrics of st over all its history, as
+// the API answers them (the ages of open merge requests left out: they
+// move with the clock).
+func metricAnswers(t *testing.T, st store.Store) map[string]any {
+	t.Helper()
+	api := server.New(st, nil)
+	api.EnableMetrics(metrics.New(st, metrics.Config{}))
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	out := map[string]any{}
+	for _, path := range []string{"dora", "merge-requests", "pipelines"} {
+		resp, err := http.Get(srv.URL + "/api/v1/metrics/" + path + "?since=2000-01-01&until=2100-01-01&bucket=month")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+		}
+		if open, ok := m["slowest_open"].([]any); ok {
+			for _, o := range open {
+				delete(o.(map[string]any), "age_seconds")
+			}
+		}
+		out[path] = m
+	}
+	if d := out["dora"].(map[string]any); len(d["deployments"].([]any)) == 0 {
+		t.Fatalf("no production deployment in the history: the comparison would say nothing")
+	}
+	return out
 }
