@@ -142,14 +142,27 @@ func (m *Metrics) DORA(ctx context.Context, q Query) (DORA, error) {
 		}
 	}
 
-	if err := m.linkChanges(ctx, q, ship); err != nil {
-		return DORA{}, err
+	// Incidents are read and linked beside the changes: both reads are
+	// wide, neither needs the other, and each writes only its own fields
+	// of the deployments (incidents; changes and leadChanges).
+	type linked struct {
+		incidents []store.IssueFact
+		err       error
 	}
-
-	incidents, err := m.linkIncidents(ctx, q, deps, nextEdges, isProd)
-	if err != nil {
-		return DORA{}, err
+	done := make(chan linked, 1)
+	go func() {
+		is, err := m.linkIncidents(ctx, q, deps, nextEdges, isProd)
+		done <- linked{is, err}
+	}()
+	changesErr := m.linkChanges(ctx, q, ship)
+	l := <-done
+	if changesErr != nil {
+		return DORA{}, changesErr
 	}
+	if l.err != nil {
+		return DORA{}, l.err
+	}
+	incidents := l.incidents
 
 	out := DORA{Since: q.Since, Until: q.Until, Bucket: q.Bucket}
 	out.DeploymentFrequency = deploymentFrequency(q, deps)
@@ -276,12 +289,21 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 	}
 	slices.Sort(unbounded)
 	slices.Sort(bounded)
-	var mrs []store.MergeRequestFact
-	for _, f := range []store.FactFilter{
+	filters := []store.FactFilter{
 		{ProjectIDs: unbounded, Until: q.Until},
 		{ProjectIDs: bounded, Since: since, Until: q.Until},
-	} {
-		if len(f.ProjectIDs) == 0 {
+	}
+	if len(q.ProjectIDs) == 0 && len(unbounded) == 0 {
+		// Over every project, every project's merges since the earliest
+		// previous deployment are one range of the merged_at index, read
+		// in order, without a list of ids to look up and sort: those of
+		// projects that did not deploy, or merged before their own
+		// environments' previous deployments, are shipped by none here.
+		filters = []store.FactFilter{{Since: since, Until: q.Until}}
+	}
+	var mrs []store.MergeRequestFact
+	for _, f := range filters {
+		if len(f.ProjectIDs) == 0 && len(filters) > 1 {
 			continue // an empty list would mean every project
 		}
 		got, err := m.st.MergedMergeRequests(ctx, f)

@@ -78,8 +78,21 @@ func (m *Metrics) Pipelines(ctx context.Context, q Query) (PipelineHealth, error
 	if err != nil {
 		return PipelineHealth{}, err
 	}
+	// The job counts are read beside the pipelines: each is a read of
+	// tens of thousands of rows over a wide window, and they do not
+	// depend on each other.
+	type jobStats struct {
+		js  store.JobStats
+		err error
+	}
+	jobs := make(chan jobStats, 1)
+	go func() {
+		js, err := m.st.JobStats(ctx, q.filter())
+		jobs <- jobStats{js, err}
+	}()
 	ps, err := m.st.Pipelines(ctx, q.filter())
 	if err != nil {
+		<-jobs
 		return PipelineHealth{}, fmt.Errorf("pipelines: %w", err)
 	}
 	out := PipelineHealth{Since: q.Since, Until: q.Until, Pipelines: len(ps), Statuses: make(map[string]int)}
@@ -131,10 +144,11 @@ func (m *Metrics) Pipelines(ctx context.Context, q Query) (PipelineHealth, error
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Ref, b.Ref))
 	})
 
-	js, err := m.st.JobStats(ctx, q.filter())
-	if err != nil {
-		return PipelineHealth{}, fmt.Errorf("job stats: %w", err)
+	j := <-jobs
+	if j.err != nil {
+		return PipelineHealth{}, fmt.Errorf("job stats: %w", j.err)
 	}
+	js := j.js
 	out.FailingJobs = failingJobs(js.ByName)
 	out.FlakyJobs = make([]FlakyJob, 0, len(js.Flaky))
 	for _, f := range js.Flaky {

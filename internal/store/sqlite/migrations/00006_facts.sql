@@ -23,7 +23,8 @@ CREATE TABLE fact_merge_requests (
     deletions         INTEGER NOT NULL,
     files             INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX fact_mr_merged  ON fact_merge_requests (merged_at);
+-- In the order MergedMergeRequests returns them: no sort.
+CREATE INDEX fact_mr_merged  ON fact_merge_requests (merged_at, id);
 CREATE INDEX fact_mr_project ON fact_merge_requests (project_id, merged_at);
 CREATE INDEX fact_mr_iid     ON fact_merge_requests (project_id, iid);
 CREATE INDEX fact_mr_open    ON fact_merge_requests (created_at) WHERE state = 'opened';
@@ -86,7 +87,8 @@ CREATE TABLE fact_pipelines (
     duration        REAL,
     queued_duration REAL
 ) STRICT;
-CREATE INDEX fact_pipelines_created ON fact_pipelines (created_at);
+-- Covering, in the order Pipelines returns them.
+CREATE INDEX fact_pipelines_created ON fact_pipelines (created_at, id, project_id, ref, sha, status, duration, queued_duration);
 CREATE INDEX fact_pipelines_project ON fact_pipelines (project_id, created_at);
 
 CREATE TABLE fact_jobs (
@@ -104,6 +106,9 @@ CREATE TABLE fact_jobs (
 CREATE INDEX fact_jobs_created ON fact_jobs (created_at, name, status);
 CREATE INDEX fact_jobs_project ON fact_jobs (project_id, created_at, name, status);
 CREATE INDEX fact_jobs_runs    ON fact_jobs (project_id, sha, name, status, created_at);
+-- The failures of a window by stage and reason, and the failed runs the
+-- flaky check starts from, read from the few failed jobs only.
+CREATE INDEX fact_jobs_failed  ON fact_jobs (created_at, project_id, sha, name, stage, failure_reason) WHERE status = 'failed';
 
 -- Which rule derived the facts (store.FactsVersion): a store whose facts
 -- are older derives them again from the events when opened.
