@@ -487,7 +487,7 @@ func historySQLite(b *testing.B) store.Store {
 	if _, err := os.Stat(path); err != nil {
 		tmp := fmt.Sprintf("%s.seeding-%d", path, os.Getpid())
 		b.Cleanup(func() {
-			for _, suffix := range []string{"", "-wal", "-shm"} {
+			for _, suffix := range []string{"", "-wal", "-shm", "-migrate.lock"} {
 				os.Remove(tmp + suffix)
 			}
 		})
