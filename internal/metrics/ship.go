@@ -23,7 +23,7 @@ type deploy struct {
 	incidents []string // issue ids, oldest first
 	// leadChanges are the changes whose lead time it ends: those it
 	// shipped first.
-	leadChanges []store.MergeRequestFact
+	leadChanges []*store.MergeRequestFact
 }
 
 // shipping holds production deployments per environment, oldest first,

@@ -24,7 +24,9 @@ import (
 
 // dt is the delivery tests' clock: minute m after 2026-05-04T10:00Z (a
 // Monday).
-func dt(m int) time.Time { return time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC).Add(time.Duration(m) * time.Minute) }
+func dt(m int) time.Time {
+	return time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC).Add(time.Duration(m) * time.Minute)
+}
 
 var deliveryProjects = []store.Project{
 	{ID: 10, Path: "acme/web"}, {ID: 11, Path: "acme/api"}, {ID: 12, Path: "other/tool"}, {ID: 13, Path: "acme/sub/svc"},

@@ -111,7 +111,8 @@ type PipelineFact struct {
 // JobStats are the job figures of a window, counted by the store: jobs
 // are the most numerous events, too many to hand out one by one.
 type JobStats struct {
-	// ByName counts the runs of each job name, and how many failed.
+	// ByName counts, for each job name that failed in the window, its
+	// runs and how many failed.
 	ByName []JobRuns
 	// Failures counts failed runs by stage and failure reason.
 	Failures []JobFailures
@@ -143,8 +144,15 @@ type JobFailures struct {
 // MetricsStore reads the facts (internal/metrics is its consumer).
 type MetricsStore interface {
 	// MergedMergeRequests returns the merge requests merged (merged_at)
-	// in the window, oldest merge first.
+	// in the window, oldest merge first, without Title and WebURL (no
+	// metric of merged merge requests shows them; leaving them out lets a
+	// window be read from one index).
 	MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeRequestFact, error)
+	// MergedChanges is MergedMergeRequests with only what lead time
+	// reads: ID, ProjectID, TargetBranch, CreatedAt, MergedAt and
+	// FirstCommitAt. A window holds tens of thousands of merges, and every
+	// column read costs.
+	MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error)
 	// OpenMergeRequests returns up to limit merge requests in state
 	// opened, oldest created_at first.
 	OpenMergeRequests(ctx context.Context, projects []int64, limit int) ([]MergeRequestFact, error)
@@ -158,10 +166,12 @@ type MetricsStore interface {
 	DeploymentEdges(ctx context.Context, projects []int64, before, from time.Time) (prev, next []DeploymentFact, err error)
 	// Environments returns every environment of the projects.
 	Environments(ctx context.Context, projects []int64) ([]EnvironmentFact, error)
-	// Issues returns the issues created in the window, oldest first.
+	// Issues returns the issues created in the window, oldest first, with
+	// ID, ProjectID, IssueType, Labels, CreatedAt and ClosedAt only.
 	Issues(ctx context.Context, f FactFilter) ([]IssueFact, error)
 	// Pipelines returns the pipelines created in the window, oldest
-	// first.
+	// first, with Ref, Status, CreatedAt and the durations only (read
+	// from one index).
 	Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, error)
 	// JobStats counts the jobs created in the window.
 	JobStats(ctx context.Context, f FactFilter) (JobStats, error)

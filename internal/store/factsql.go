@@ -50,14 +50,47 @@ func (s SQL[T]) scanMR(r Row) (MergeRequestFact, error) {
 	return m, err
 }
 
+// mergedColumns are what MergedMergeRequests reads: those of
+// fact_mr_merged, so a window over every project reads that index alone.
+const mergedColumns = `id, project_id, project_path, iid, author, target_branch,
+	created_at, merged_at, first_commit_at, first_approval_at, first_note_at, additions, deletions, files`
+
 // MergedMergeRequests implements MetricsStore.
 func (s SQL[T]) MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeRequestFact, error) {
 	if err := s.checkFacts("merged merge requests", f); err != nil {
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
-	return facts(ctx, s, "merged merge requests", `SELECT `+mrFactColumns+` FROM fact_merge_requests`+q.WhereSQL()+
-		` ORDER BY merged_at, id`, q.Args(), s.scanMR)
+	return facts(ctx, s, "merged merge requests", `SELECT `+mergedColumns+` FROM fact_merge_requests`+q.WhereSQL()+
+		` ORDER BY merged_at, id`, q.Args(), func(r Row) (MergeRequestFact, error) {
+		var (
+			m                                      MergeRequestFact
+			created, merged, first, approved, note T
+		)
+		err := r.Scan(&m.ID, &m.ProjectID, &m.ProjectPath, &m.IID, &m.Author, &m.TargetBranch,
+			&created, &merged, &first, &approved, &note, &m.Additions, &m.Deletions, &m.Files)
+		m.CreatedAt, m.MergedAt, m.FirstCommitAt = s.Scan.From(created), s.Scan.From(merged), s.Scan.From(first)
+		m.FirstApprovalAt, m.FirstNoteAt, m.State = s.Scan.From(approved), s.Scan.From(note), "merged"
+		return m, err
+	})
+}
+
+// MergedChanges implements MetricsStore.
+func (s SQL[T]) MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error) {
+	if err := s.checkFacts("merged changes", f); err != nil {
+		return nil, err
+	}
+	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
+	return facts(ctx, s, "merged changes", `SELECT id, project_id, target_branch, created_at, merged_at, first_commit_at
+		FROM fact_merge_requests`+q.WhereSQL()+` ORDER BY merged_at, id`, q.Args(), func(r Row) (MergeRequestFact, error) {
+		var (
+			m                      MergeRequestFact
+			created, merged, first T
+		)
+		err := r.Scan(&m.ID, &m.ProjectID, &m.TargetBranch, &created, &merged, &first)
+		m.CreatedAt, m.MergedAt, m.FirstCommitAt, m.State = s.Scan.From(created), s.Scan.From(merged), s.Scan.From(first), "merged"
+		return m, err
+	})
 }
 
 // OpenMergeRequests implements MetricsStore.
@@ -142,27 +175,31 @@ func (s SQL[T]) Environments(ctx context.Context, projects []int64) ([]Environme
 	})
 }
 
-// Issues implements MetricsStore.
+// Issues implements MetricsStore. The columns are those of
+// fact_issues_created, so a window over every project reads that index
+// alone.
 func (s SQL[T]) Issues(ctx context.Context, f FactFilter) ([]IssueFact, error) {
 	if err := s.checkFacts("issues", f); err != nil {
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
-	return facts(ctx, s, "issues", `SELECT id, project_id, project_path, iid, title, state, issue_type, labels, web_url,
-		created_at, closed_at FROM fact_issues`+q.WhereSQL()+` ORDER BY created_at, id`, q.Args(),
+	return facts(ctx, s, "issues", `SELECT id, project_id, issue_type, labels, created_at, closed_at
+		FROM fact_issues`+q.WhereSQL()+` ORDER BY created_at, id`, q.Args(),
 		func(r Row) (IssueFact, error) {
 			var (
 				is              IssueFact
 				labels          string
 				created, closed T
 			)
-			err := r.Scan(&is.ID, &is.ProjectID, &is.ProjectPath, &is.IID, &is.Title, &is.State, &is.IssueType, &labels,
-				&is.WebURL, &created, &closed)
+			err := r.Scan(&is.ID, &is.ProjectID, &is.IssueType, &labels, &created, &closed)
 			if err != nil {
 				return is, err
 			}
 			is.CreatedAt, is.ClosedAt = s.Scan.From(created), s.Scan.From(closed)
-			return is, json.Unmarshal([]byte(labels), &is.Labels)
+			if labels != "[]" {
+				err = json.Unmarshal([]byte(labels), &is.Labels)
+			}
+			return is, err
 		})
 }
 
@@ -172,14 +209,16 @@ func (s SQL[T]) Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, er
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
-	return facts(ctx, s, "pipelines", `SELECT id, project_id, ref, sha, status, created_at, duration, queued_duration
-		FROM fact_pipelines`+q.WhereSQL()+` ORDER BY created_at, id`, q.Args(),
+	// The columns of fact_pipelines_created: a window over every project
+	// reads that index alone.
+	return facts(ctx, s, "pipelines", `SELECT ref, status, created_at, duration, queued_duration
+		FROM fact_pipelines`+q.WhereSQL()+` ORDER BY created_at`, q.Args(),
 		func(r Row) (PipelineFact, error) {
 			var (
 				p       PipelineFact
 				created T
 			)
-			err := r.Scan(&p.ID, &p.ProjectID, &p.Ref, &p.SHA, &p.Status, &created, &p.Duration, &p.QueuedDuration)
+			err := r.Scan(&p.Ref, &p.Status, &created, &p.Duration, &p.QueuedDuration)
 			p.CreatedAt = s.Scan.From(created)
 			return p, err
 		})
@@ -197,13 +236,29 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 		return j, r.Scan(&j.Name, &j.Runs, &j.Failures)
 	}
 	err := s.Snapshot(ctx, func(qr Querier) error {
+		// The names that failed, from the failed runs alone (a partial
+		// index), then each one's runs counted on (name, created_at): a
+		// window holds hundreds of thousands of runs, and grouping them
+		// all would sort them all.
 		q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+		q.Where("status = 'failed'")
 		var err error
-		if out.ByName, err = rowsOf(ctx, qr, `SELECT name, COUNT(*), SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)
-			FROM fact_jobs`+q.WhereSQL()+` GROUP BY name ORDER BY name`, q.Args(), runs); err != nil {
+		if out.ByName, err = rowsOf(ctx, qr, `SELECT name, 0, COUNT(*) FROM fact_jobs`+q.WhereSQL()+
+			` GROUP BY name ORDER BY name`, q.Args(), runs); err != nil {
 			return err
 		}
-		q.Where("status = 'failed'")
+		for i := range out.ByName {
+			c := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+			c.Where("name = ?", out.ByName[i].Name)
+			n, err := rowsOf(ctx, qr, `SELECT COUNT(*) FROM fact_jobs`+c.WhereSQL(), c.Args(), func(r Row) (int, error) {
+				var n int
+				return n, r.Scan(&n)
+			})
+			if err != nil {
+				return err
+			}
+			out.ByName[i].Runs = n[0]
+		}
 		if out.Failures, err = rowsOf(ctx, qr, `SELECT stage, failure_reason, COUNT(*) FROM fact_jobs`+q.WhereSQL()+
 			` GROUP BY stage, failure_reason ORDER BY stage, failure_reason`, q.Args(), func(r Row) (JobFailures, error) {
 			var j JobFailures
@@ -245,10 +300,38 @@ func prefixProject(where []string) []string {
 	return out
 }
 
+// facts runs a fact query. A window holds tens of thousands of rows:
+// they are read into chunks and copied once into a slice of their size,
+// rather than into a slice that grows (and is copied) as they come.
 func facts[T, R any](ctx context.Context, s SQL[T], what, stmt string, args []any, scan func(Row) (R, error)) ([]R, error) {
-	out, err := rowsOf(ctx, s.Query, stmt, args, scan)
+	const chunk = 4096
+	var (
+		chunks [][]R
+		n      int
+	)
+	err := s.Query(ctx, stmt, args, func(rows Rows) error {
+		for rows.Next() {
+			if n%chunk == 0 {
+				chunks = append(chunks, make([]R, 0, chunk))
+			}
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			chunks[len(chunks)-1] = append(chunks[len(chunks)-1], v)
+			n++
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, s.errorf("%s: %w", what, err)
+	}
+	if len(chunks) == 1 {
+		return chunks[0], nil
+	}
+	out := make([]R, 0, n)
+	for _, c := range chunks {
+		out = append(out, c...)
 	}
 	return out, nil
 }

@@ -24,7 +24,9 @@ CREATE TABLE fact_merge_requests (
     files             INTEGER NOT NULL
 ) STRICT;
 -- In the order MergedMergeRequests returns them: no sort.
-CREATE INDEX fact_mr_merged  ON fact_merge_requests (merged_at, id);
+-- Covering: a window of merges over every project reads the index alone.
+CREATE INDEX fact_mr_merged  ON fact_merge_requests (merged_at, id, project_id, project_path, iid, author, target_branch,
+    created_at, first_commit_at, first_approval_at, first_note_at, additions, deletions, files);
 CREATE INDEX fact_mr_project ON fact_merge_requests (project_id, merged_at);
 CREATE INDEX fact_mr_iid     ON fact_merge_requests (project_id, iid);
 CREATE INDEX fact_mr_open    ON fact_merge_requests (created_at) WHERE state = 'opened';
@@ -74,7 +76,7 @@ CREATE TABLE fact_issues (
     created_at   INTEGER NOT NULL,
     closed_at    INTEGER NOT NULL
 ) STRICT;
-CREATE INDEX fact_issues_created ON fact_issues (created_at);
+CREATE INDEX fact_issues_created ON fact_issues (created_at, id, project_id, issue_type, labels, closed_at);
 CREATE INDEX fact_issues_project ON fact_issues (project_id, created_at);
 
 CREATE TABLE fact_pipelines (
@@ -88,7 +90,7 @@ CREATE TABLE fact_pipelines (
     queued_duration REAL
 ) STRICT;
 -- Covering, in the order Pipelines returns them.
-CREATE INDEX fact_pipelines_created ON fact_pipelines (created_at, id, project_id, ref, sha, status, duration, queued_duration);
+CREATE INDEX fact_pipelines_created ON fact_pipelines (created_at, ref, status, duration, queued_duration);
 CREATE INDEX fact_pipelines_project ON fact_pipelines (project_id, created_at);
 
 CREATE TABLE fact_jobs (
@@ -102,9 +104,9 @@ CREATE TABLE fact_jobs (
     sha            TEXT    NOT NULL,
     created_at     INTEGER NOT NULL
 ) STRICT;
--- Covering: the per-name counts of a window read the index only.
-CREATE INDEX fact_jobs_created ON fact_jobs (created_at, name, status);
-CREATE INDEX fact_jobs_project ON fact_jobs (project_id, created_at, name, status);
+-- A name's runs in a window, counted on the index alone.
+CREATE INDEX fact_jobs_name    ON fact_jobs (name, created_at, project_id);
+CREATE INDEX fact_jobs_project ON fact_jobs (project_id, name, created_at);
 CREATE INDEX fact_jobs_runs    ON fact_jobs (project_id, sha, name, status, created_at);
 -- The failures of a window by stage and reason, and the failed runs the
 -- flaky check starts from, read from the few failed jobs only.
