@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -356,14 +357,54 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		insert: func(ctx context.Context, a river.JobArgs) (*rivertype.JobInsertResult, error) {
 			return c.Insert(ctx, a, nil)
 		},
-		heal: func(ctx context.Context, id int64, path string) error {
-			_, err := c.Insert(ctx, SyncProjectArgs{ProjectID: id, Path: path}, &river.InsertOpts{
-				ScheduledAt: time.Now().Add(cfg.HealDelay), MaxAttempts: 3,
+		heal: newHealer(cfg.HealDelay, func(ctx context.Context, id int64, path string, at time.Time) (bool, error) {
+			res, err := c.Insert(ctx, SyncProjectArgs{ProjectID: id, Path: path}, &river.InsertOpts{
+				ScheduledAt: at, MaxAttempts: 3,
 				UniqueOpts: SyncProjectArgs{}.InsertOpts().UniqueOpts,
 			})
-			return err
-		},
+			return err == nil && !res.UniqueSkippedAsDuplicate, err
+		}),
 	}, nil
+}
+
+// newHealer schedules a project's sync delay from now with insert (which
+// says whether it queued a new job), skipping the insert while a sync it
+// queued itself is still ahead: that sync runs after the delivery asking
+// for it was stored, so it reads what the delivery lacks. A burst of
+// webhooks then costs one insert per project and delay instead of one per
+// converted batch (each a unique insert River must check). A sync found
+// already queued or running is not remembered: it may have started before
+// the delivery.
+func newHealer(delay time.Duration, insert func(ctx context.Context, id int64, path string, at time.Time) (bool, error)) func(context.Context, int64, string) error {
+	var (
+		mu     sync.Mutex
+		queued = map[int64]time.Time{} // project -> when its sync runs
+	)
+	// Margin for the job starting a little early on another replica's
+	// clock.
+	const margin = time.Second
+	return func(ctx context.Context, id int64, path string) error {
+		now := time.Now()
+		mu.Lock()
+		ahead := now.Add(margin).Before(queued[id])
+		mu.Unlock()
+		if ahead {
+			return nil
+		}
+		at := now.Add(delay)
+		fresh, err := insert(ctx, id, path, at)
+		if fresh {
+			mu.Lock()
+			queued[id] = at
+			for p, t := range queued {
+				if !now.Before(t) {
+					delete(queued, p)
+				}
+			}
+			mu.Unlock()
+		}
+		return err
+	}
 }
 
 // riverClock is Config.Now as River's time generator.
