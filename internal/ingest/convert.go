@@ -23,6 +23,11 @@ const (
 	// deliveries without being woken: those left by a crash, or stored by
 	// another replica whose converter stopped.
 	DefaultConvertEvery = 2 * time.Second
+	// DefaultConvertGather is how long the converter, woken by a new
+	// delivery, waits for more before it converts: each batch costs a
+	// transaction and its statements, so a burst converts in a few large
+	// batches instead of many of a delivery or two.
+	DefaultConvertGather = 10 * time.Millisecond
 	// DefaultConvertBytes bounds the payloads one batch reads: 256 job
 	// hooks are a few megabytes, but 256 of GitLab's largest (25 MB) would
 	// be gigabytes.
@@ -73,6 +78,9 @@ type Converter struct {
 	// woken; default DefaultConvertEvery.
 	Batch int
 	Every time.Duration
+	// Gather is how long a wake waits for more deliveries before
+	// converting; default DefaultConvertGather, negative for none.
+	Gather time.Duration
 	// MaxBytes bounds the payloads one batch holds in memory; default
 	// DefaultConvertBytes. A delivery larger than it is converted alone.
 	MaxBytes int64
@@ -139,6 +147,17 @@ func (c *Converter) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-c.wake:
+			gather := c.Gather
+			if gather == 0 {
+				gather = DefaultConvertGather
+			}
+			if gather > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(gather):
+				}
+			}
 		case <-tick.C:
 		}
 	}
