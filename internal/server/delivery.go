@@ -49,20 +49,20 @@ func checkParams(q url.Values, known []string) error {
 // subgroups included) into project ids: nil for every project. A project
 // or group labtrail does not sync is a 404.
 func (s *Server) selectProjects(ctx context.Context, q url.Values) ([]int64, error) {
-	var ids []int64
-	if ps := values(q, "project"); len(ps) > 0 {
-		var err error
-		if ids, err = s.projectIDs(ctx, ps); err != nil {
-			return nil, err
-		}
-	}
-	groups := values(q, "group")
-	if len(groups) == 0 {
-		return ids, nil
+	refs, groups := values(q, "project"), values(q, "group")
+	if len(refs) == 0 && len(groups) == 0 {
+		return nil, nil
 	}
 	all, err := s.store.Projects(ctx)
 	if err != nil {
 		return nil, err
+	}
+	ids, err := idsOf(all, refs)
+	if err != nil {
+		return nil, err
+	}
+	if len(groups) == 0 {
+		return ids, nil
 	}
 	for _, g := range groups {
 		g = strings.Trim(g, "/")

@@ -162,17 +162,25 @@ func (t *Telemetry) Webhook(event, result string) {
 // DefaultTelemetryRefresh) until ctx ends. A read that fails keeps the
 // values of the last that did, and is logged.
 func (t *Telemetry) Run(ctx context.Context, every time.Duration) {
+	t.repeat(ctx, every, DefaultTelemetryRefresh, t.Refresh,
+		"metrics: reading the store gauges failed; they keep their last values")
+}
+
+// repeat runs refresh now and then every every (def when not positive),
+// each run bounded by the period, until ctx ends; a run that fails is
+// logged with failed and leaves the gauges as they were.
+func (t *Telemetry) repeat(ctx context.Context, every, def time.Duration, refresh func(context.Context) error, failed string) {
 	if every <= 0 {
-		every = DefaultTelemetryRefresh
+		every = def
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, every)
-		err := t.Refresh(rctx)
+		err := refresh(rctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			t.log.Warn("metrics: reading the store gauges failed; they keep their last values", "err", err)
+			t.log.Warn(failed, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -50,22 +50,6 @@ func (t *Telemetry) RefreshDORA(ctx context.Context, m *metrics.Metrics, now tim
 // (DefaultDORARefresh when not positive) until ctx ends. A failed refresh
 // keeps the last figures and is logged.
 func (t *Telemetry) RunDORA(ctx context.Context, m *metrics.Metrics, every time.Duration) {
-	if every <= 0 {
-		every = DefaultDORARefresh
-	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		rctx, cancel := context.WithTimeout(ctx, every)
-		err := t.RefreshDORA(rctx, m, time.Now())
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			t.log.Warn("metrics: computing the DORA gauges failed; they keep their last figures", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	t.repeat(ctx, every, DefaultDORARefresh, func(ctx context.Context) error { return t.RefreshDORA(ctx, m, time.Now()) },
+		"metrics: computing the DORA gauges failed; they keep their last figures")
 }

@@ -298,6 +298,11 @@ func (s *Server) projectIDs(ctx context.Context, refs []string) ([]int64, error)
 	if err != nil {
 		return nil, err
 	}
+	return idsOf(ps, refs)
+}
+
+// idsOf is projectIDs over the stored projects ps.
+func idsOf(ps []store.Project, refs []string) ([]int64, error) {
 	var ids []int64
 	for _, ref := range refs {
 		i := slices.IndexFunc(ps, func(p store.Project) bool {

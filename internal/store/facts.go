@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -308,11 +309,11 @@ func (d Dialect) FactWrites(e change.Event, attrs []byte) ([]Statement, error) {
 		}, nil
 	case change.KindDeployment:
 		return []Statement{{d.putFact("fact_deployments", `id, project_id, project_path, environment, status, ref, sha, web_url, finished_at`),
-			[]any{e.ID, e.ProjectID, e.ProjectPath, environmentName(a["environment"]), firstOf(a.str("status"), e.State),
+			[]any{e.ID, e.ProjectID, e.ProjectPath, environmentName(a["environment"]), cmp.Or(a.str("status"), e.State),
 				e.Ref, e.SHA, e.WebURL, t(a.time("finished_at"))}}}, nil
 	case change.KindEnvironment:
 		return []Statement{{d.putFact("fact_environments", `id, project_id, name, tier`),
-			[]any{e.ID, e.ProjectID, firstOf(a.str("name"), e.Title), a.str("tier")}}}, nil
+			[]any{e.ID, e.ProjectID, cmp.Or(a.str("name"), e.Title), a.str("tier")}}}, nil
 	case change.KindIssue:
 		labels, err := json.Marshal(a.strings("labels"))
 		if err != nil {
@@ -323,12 +324,12 @@ func (d Dialect) FactWrites(e change.Event, attrs []byte) ([]Statement, error) {
 				t(e.CreatedAt), t(a.time("closed_at"))}}}, nil
 	case change.KindPipeline:
 		return []Statement{{d.putFact("fact_pipelines", `id, project_id, ref, sha, status, created_at, duration, queued_duration`),
-			[]any{e.ID, e.ProjectID, e.Ref, e.SHA, firstOf(a.str("status"), e.State), t(e.CreatedAt),
+			[]any{e.ID, e.ProjectID, e.Ref, e.SHA, cmp.Or(a.str("status"), e.State), t(e.CreatedAt),
 				a.num("duration"), a.num("queued_duration")}}}, nil
 	case change.KindJob:
 		return []Statement{{d.putFact("fact_jobs", `id, project_id, pipeline_id, name, stage, status, failure_reason, sha, created_at`),
-			[]any{e.ID, e.ProjectID, a.int("pipeline_id"), firstOf(a.str("name"), e.Title), a.str("stage"),
-				firstOf(a.str("status"), e.State), a.str("failure_reason"), e.SHA, t(e.CreatedAt)}}}, nil
+			[]any{e.ID, e.ProjectID, a.int("pipeline_id"), cmp.Or(a.str("name"), e.Title), a.str("stage"),
+				cmp.Or(a.str("status"), e.State), a.str("failure_reason"), e.SHA, t(e.CreatedAt)}}}, nil
 	}
 	return nil, nil
 }
@@ -345,15 +346,6 @@ func environmentName(raw json.RawMessage) string {
 	}
 	_ = json.Unmarshal(raw, &obj)
 	return obj.Name
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // putFact inserts a fact row, or replaces the columns given of the row

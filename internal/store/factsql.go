@@ -11,12 +11,14 @@ import (
 // factQuery starts a query on a fact table: the projects of f and a
 // window on column. A zero Since only leaves out rows without a time.
 func (s SQL[T]) factQuery(projects []int64, column string, since, until time.Time) *Query {
+	return s.factQueryOn("", projects, column, since, until)
+}
+
+// factQueryOn is factQuery on the table aliased alias ("f." for f).
+func (s SQL[T]) factQueryOn(alias string, projects []int64, column string, since, until time.Time) *Query {
 	q := s.Dialect.Query()
-	ids := make([]any, len(projects))
-	for i, id := range projects {
-		ids[i] = id
-	}
-	q.AnyOf("project_id", ids)
+	projectsIn(q, alias, projects)
+	column = alias + column
 	if since.IsZero() {
 		q.Where(column+" <> ?", s.Dialect.Time(time.Time{}))
 	} else {
@@ -26,6 +28,16 @@ func (s SQL[T]) factQuery(projects []int64, column string, since, until time.Tim
 		q.Where(column+" < ?", s.Dialect.Time(until))
 	}
 	return q
+}
+
+// projectsIn adds the condition that the row is of one of projects (none:
+// any).
+func projectsIn(q *Query, alias string, projects []int64) {
+	ids := make([]any, len(projects))
+	for i, id := range projects {
+		ids[i] = id
+	}
+	q.AnyOf(alias+"project_id", ids)
 }
 
 func (s SQL[T]) checkFacts(what string, f FactFilter) error {
@@ -163,11 +175,7 @@ func (s SQL[T]) DeploymentEdges(ctx context.Context, projects []int64, before, f
 // Environments implements MetricsStore.
 func (s SQL[T]) Environments(ctx context.Context, projects []int64) ([]EnvironmentFact, error) {
 	q := s.Dialect.Query()
-	ids := make([]any, len(projects))
-	for i, id := range projects {
-		ids[i] = id
-	}
-	q.AnyOf("project_id", ids)
+	projectsIn(q, "", projects)
 	return facts(ctx, s, "environments", `SELECT id, project_id, name, tier FROM fact_environments`+q.WhereSQL()+
 		` ORDER BY project_id, name, id`, q.Args(), func(r Row) (EnvironmentFact, error) {
 		var e EnvironmentFact
@@ -268,8 +276,7 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 		}
 		// A failed run in the window, and a later successful run of the
 		// same name on the same project and sha (at any time after).
-		q = s.factQuery(f.ProjectIDs, "f.created_at", f.Since, f.Until)
-		q.where = prefixProject(q.where)
+		q = s.factQueryOn("f.", f.ProjectIDs, "created_at", f.Since, f.Until)
 		q.Where("f.status = 'failed'")
 		out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (
 				SELECT DISTINCT f.project_id, f.sha, f.name FROM fact_jobs f`+q.WhereSQL()+` AND EXISTS (
@@ -285,19 +292,6 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 		return JobStats{}, s.errorf("job stats: %w", err)
 	}
 	return out, nil
-}
-
-// prefixProject names the project condition of a fact query for the
-// table aliased f.
-func prefixProject(where []string) []string {
-	out := make([]string, len(where))
-	for i, w := range where {
-		if len(w) >= len("project_id") && w[:len("project_id")] == "project_id" {
-			w = "f." + w
-		}
-		out[i] = w
-	}
-	return out
 }
 
 // facts runs a fact query. A window holds tens of thousands of rows:
