@@ -240,7 +240,7 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 	if v := values(q, "window"); len(v) > 0 {
 		d, err := time.ParseDuration(v[0])
 		if err != nil || d <= 0 || d > MaxChangeWindow {
-			return res, f, badRequest("window must be a duration such as 6h or 90m, above 0 and at most %s, got %q", MaxChangeWindow, v[0])
+			return res, f, badRequest("window must be a duration such as 6h or 90m, above 0 and at most 720h (30 days), got %q", v[0])
 		}
 		window = d
 	}

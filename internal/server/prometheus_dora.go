@@ -20,9 +20,15 @@ const doraWindow = 30 * 24 * time.Hour
 // RefreshDORA computes each active project's DORA figures over the 30
 // days up to now with m and sets the DORA gauges to them (SetDORA).
 func (t *Telemetry) RefreshDORA(ctx context.Context, m *metrics.Metrics, now time.Time) error {
+	_, err := t.refreshDORA(ctx, m, now)
+	return err
+}
+
+// refreshDORA is RefreshDORA, saying for how many projects.
+func (t *Telemetry) refreshDORA(ctx context.Context, m *metrics.Metrics, now time.Time) (int, error) {
 	ps, err := t.st.Projects(ctx)
 	if err != nil {
-		return fmt.Errorf("projects: %w", err)
+		return 0, fmt.Errorf("projects: %w", err)
 	}
 	var rows []DORAGauge
 	for _, p := range ps {
@@ -32,7 +38,7 @@ func (t *Telemetry) RefreshDORA(ctx context.Context, m *metrics.Metrics, now tim
 		d, err := m.DORA(ctx, metrics.Query{ProjectIDs: []int64{p.ID}, Since: now.Add(-doraWindow), Until: now,
 			Bucket: metrics.BucketMonth, Now: now})
 		if err != nil {
-			return fmt.Errorf("DORA of %s: %w", p.Path, err)
+			return 0, fmt.Errorf("DORA of %s: %w", p.Path, err)
 		}
 		rows = append(rows, DORAGauge{
 			Project:                    p.Path,
@@ -43,13 +49,27 @@ func (t *Telemetry) RefreshDORA(ctx context.Context, m *metrics.Metrics, now tim
 		})
 	}
 	t.SetDORA(rows)
-	return nil
+	return len(rows), nil
 }
 
 // RunDORA refreshes the DORA gauges at once and then every every
-// (DefaultDORARefresh when not positive) until ctx ends. A failed refresh
+// (DefaultDORARefresh when not positive) until ctx ends. Until a refresh
+// finds a project (a new store, before its first sync), it tries again
+// with the store gauges, every DefaultTelemetryRefresh. A failed refresh
 // keeps the last figures and is logged.
 func (t *Telemetry) RunDORA(ctx context.Context, m *metrics.Metrics, every time.Duration) {
-	t.repeat(ctx, every, DefaultDORARefresh, func(ctx context.Context) error { return t.RefreshDORA(ctx, m, time.Now()) },
-		"metrics: computing the DORA gauges failed; they keep their last figures")
+	if every <= 0 {
+		every = DefaultDORARefresh
+	}
+	var last time.Time
+	t.repeat(ctx, min(every, DefaultTelemetryRefresh), DefaultTelemetryRefresh, func(ctx context.Context) error {
+		if !last.IsZero() && time.Since(last) < every {
+			return nil
+		}
+		n, err := t.refreshDORA(ctx, m, time.Now())
+		if err == nil && n > 0 {
+			last = time.Now()
+		}
+		return err
+	}, "metrics: computing the DORA gauges failed; they keep their last figures")
 }
