@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"embed"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -15,7 +17,7 @@ var templateFS embed.FS
 
 var (
 	indexTmpl = template.Must(template.ParseFS(templateFS, "templates/index.html"))
-	errorTmpl = template.Must(template.ParseFS(templateFS, "templates/error.html"))
+	errorTmpl = pageTemplate("error")
 )
 
 // pageError answers an error in JSON, the API's form, except to a browser
@@ -25,11 +27,21 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, status int, m
 		writeError(w, status, msg)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := errorTmpl.Execute(w, map[string]any{"Status": status, "Text": http.StatusText(status), "Message": msg}); err != nil {
+	s.errorPage(w, status, msg)
+}
+
+// errorPage answers an error as a page, on the layout like every page.
+func (s *Server) errorPage(w http.ResponseWriter, status int, msg string) {
+	var buf bytes.Buffer
+	p := page{Title: fmt.Sprintf("%d %s", status, http.StatusText(status)), Static: staticVersion, Nav: navPages,
+		Data: map[string]any{"Status": status, "Text": http.StatusText(status), "Message": msg}}
+	if err := errorTmpl.ExecuteTemplate(&buf, "layout", p); err != nil {
 		s.log.Error("render error page", "err", err)
 	}
+	pageSecurity(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // index shows the most recent changes, so the demo's URL opens on something

@@ -98,6 +98,7 @@ func New(st Store, log *slog.Logger) *Server {
 		{"POST", "/api/v1/webhooks/test", s.testWebhooks},
 		{"GET", "/metrics", s.serveMetrics},
 		{"GET", "/{$}", s.index},
+		{"GET", "/static/{path...}", s.serveStatic},
 	}
 	allowed := map[string][]string{}
 	var paths []string
