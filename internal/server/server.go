@@ -99,6 +99,8 @@ func New(st Store, log *slog.Logger) *Server {
 		{"GET", "/metrics", s.serveMetrics},
 		{"GET", "/{$}", s.index},
 		{"GET", "/static/{path...}", s.serveStatic},
+		{"GET", "/sync", s.syncPage},
+		{"POST", "/sync/deliveries/{id}/replay", s.replayPage},
 	}
 	allowed := map[string][]string{}
 	var paths []string
@@ -498,23 +500,8 @@ func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) replayDelivery(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		s.fail(w, r, badRequest("delivery id must be a positive number"))
-		return
-	}
-	if _, err := s.store.Delivery(r.Context(), id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			err = &apiError{http.StatusNotFound, fmt.Sprintf("no delivery %d", id)}
-		}
-		s.fail(w, r, err)
-		return
-	}
-	if s.replay == nil {
-		writeError(w, http.StatusServiceUnavailable, s.hints.Webhooks)
-		return
-	}
-	if err := s.replay(r.Context(), id); err != nil {
+	id, err := s.replayByID(r.Context(), r.PathValue("id"))
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
