@@ -21,6 +21,7 @@ bench:
 	$(GO) test -run '^$$' -bench Webhook -benchtime 3s ./internal/ingest/
 	$(GO) test -run '^$$' -bench EventsAPI -benchtime 2s ./internal/server/
 	$(GO) test -run '^$$' -bench MetricsEndpoints -benchtime 50x -timeout 60m ./internal/server/
+	$(GO) test -run '^$$' -bench '^BenchmarkPages$$' -benchtime 20x -timeout 60m ./internal/server/
 
 build:
 	CGO_ENABLED=0 $(GO) build -o labtrail ./cmd/labtrail
