@@ -431,6 +431,34 @@ func TestBrowserPages(t *testing.T) {
 		}
 	})
 
+	t.Run("replay a delivery", func(t *testing.T) {
+		// The sync page's Replay button, sent by htmx: the page's main
+		// part is replaced by the one the redirect leads to, which says
+		// how the replay went.
+		problems.take()
+		visit(t, ctx, w.base+"/sync")
+		id := eval[string](t, ctx, `(() => { const r = document.querySelector('#deliveries-table tbody tr'); return r ? r.id.replace('delivery-', '') : ''; })()`)
+		if id == "" {
+			t.Fatal("the sync page lists no delivery")
+		}
+		if err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.CSS(`#delivery-`+id+` button`)),
+			chromedp.WaitVisible(chromedp.ID("replay-result")),
+		); err != nil {
+			t.Fatalf("replay delivery %s: %v", id, err)
+		}
+		got := eval[string](t, ctx, `document.getElementById('replay-result').innerText`)
+		if !strings.Contains(got, "Delivery "+id+" ") || !strings.Contains(got, "was replayed") {
+			t.Errorf("after Replay the page says %q", got)
+		}
+		if loc := eval[string](t, ctx, `location.pathname`); loc != "/sync" {
+			t.Errorf("htmx left the page for %s", loc)
+		}
+		for _, pr := range problems.take() {
+			t.Errorf("replay: %s", pr)
+		}
+	})
+
 	t.Run("phone", func(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(400, 850, chromedp.EmulateMobile, chromedp.EmulateTouch)); err != nil {
 			t.Fatal(err)
