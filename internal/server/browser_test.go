@@ -564,20 +564,7 @@ func browserOverview(t *testing.T, ctx context.Context, base, query string) {
 	if p := q.Get("project"); p != "" {
 		api.Set("project", p)
 	}
-	var d struct {
-		DeploymentFrequency struct {
-			PerDay *float64 `json:"per_day"`
-		} `json:"deployment_frequency"`
-		LeadTime struct {
-			MedianSeconds *float64 `json:"median_seconds"`
-		} `json:"lead_time"`
-		ChangeFailureRate struct {
-			Rate *float64 `json:"rate"`
-		} `json:"change_failure_rate"`
-		TimeToRestore struct {
-			MedianSeconds *float64 `json:"median_seconds"`
-		} `json:"time_to_restore"`
-	}
+	var d metrics.DORA
 	browserJSON(t, base+"/api/v1/metrics/dora?"+api.Encode(), &d)
 	shown := 0
 	for _, k := range []struct {

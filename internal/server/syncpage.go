@@ -115,7 +115,11 @@ type syncPageData struct {
 	Failed, Pending countText
 	Replayed        *replayNote
 	AllProjects     []store.Project
-	ReplayQuery     string
+	// ReplayQuery is the page's filter for the Replay forms' action, so
+	// their redirect comes back to the same view.
+	ReplayQuery string
+	// F is the project filter, for links that keep it.
+	F *pageFilter
 }
 
 // syncParams are the parameters GET /sync takes.
@@ -188,13 +192,8 @@ func (s *Server) syncData(ctx context.Context, q url.Values, now time.Time) (*sy
 		}
 		d.Replayed = note
 	}
-	keep := d.filterValues()
-	if d.Cursor != "" {
-		keep.Set("cursor", d.Cursor)
-	}
-	if len(keep) > 0 {
-		d.ReplayQuery = "?" + keep.Encode()
-	}
+	d.F = &pageFilter{Path: "/sync", Projects: d.Selected, Group: d.Group}
+	d.ReplayQuery = queryLink("", d.F, "status", d.Status, "cursor", d.Cursor)
 	return d, nil
 }
 
@@ -368,38 +367,11 @@ func sameOrigin(r *http.Request) bool {
 	return false
 }
 
-// IsSelected tells whether project path p is in the project filter.
-func (d *syncPageData) IsSelected(p string) bool {
-	return slices.ContainsFunc(d.Selected, func(x string) bool { return strings.EqualFold(x, p) })
-}
-
-// filterValues are the page's filter as URL parameters.
-func (d *syncPageData) filterValues() url.Values {
-	v := url.Values{}
-	for _, p := range d.Selected {
-		v.Add("project", p)
-	}
-	if d.Group != "" {
-		v.Set("group", d.Group)
-	}
-	if d.Status != "" {
-		v.Set("status", d.Status)
-	}
-	return v
-}
-
-// deliveriesLink is the sync page with its filter and the given cursor.
-func (d *syncPageData) deliveriesLink(cursor string) string {
-	v := d.filterValues()
-	if cursor != "" {
-		v.Set("cursor", cursor)
-	}
-	if len(v) == 0 {
-		return "/sync#deliveries"
-	}
-	return "/sync?" + v.Encode() + "#deliveries"
-}
-
 // OlderLink is the next page of deliveries; NewestLink the first.
-func (d *syncPageData) OlderLink() string  { return d.deliveriesLink(d.NextCursor) }
-func (d *syncPageData) NewestLink() string { return d.deliveriesLink("") }
+func (d *syncPageData) OlderLink() string {
+	return queryLink("/sync", d.F, "status", d.Status, "cursor", d.NextCursor) + "#deliveries"
+}
+
+func (d *syncPageData) NewestLink() string {
+	return queryLink("/sync", d.F, "status", d.Status) + "#deliveries"
+}
