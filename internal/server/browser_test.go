@@ -22,7 +22,7 @@ import (
 
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -514,7 +514,7 @@ func browserFilters(t *testing.T, ctx context.Context, u string, problems *brows
 			t.Errorf("%s: the %s field offers nothing to choose", u, field)
 			continue
 		}
-		_, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil,
+		_, err := chromedp.Run(ctx, chromedp.WaitEvent(cdppage.LoadEventFired, nil,
 			chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`))))
 		if err != nil {
 			t.Fatalf("%s: submit the filter: %v", u, err)
