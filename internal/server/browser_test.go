@@ -498,7 +498,9 @@ func browserFilters(t *testing.T, ctx context.Context, u string, problems *brows
 		if !slices.Contains(fields, field) {
 			continue
 		}
-		visit(t, ctx, u)
+		if tried > 0 {
+			visit(t, ctx, u) // back to the page's defaults
+		}
 		problems.take()
 		before := eval[[]string](t, ctx, shownJS)
 		// Pick a value other than the current one: the first project,
