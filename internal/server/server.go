@@ -97,7 +97,10 @@ func New(st Store, log *slog.Logger) *Server {
 		{"POST", "/api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery},
 		{"POST", "/api/v1/webhooks/test", s.testWebhooks},
 		{"GET", "/metrics", s.serveMetrics},
-		{"GET", "/{$}", s.index},
+		{"GET", "/{$}", s.overview},
+		{"GET", "/merge-requests", s.mergeRequestsPage},
+		{"GET", "/pipelines", s.pipelinesPage},
+		{"GET", "/deployments", s.deploymentsPage},
 		{"GET", "/static/{path...}", s.serveStatic},
 	}
 	allowed := map[string][]string{}
