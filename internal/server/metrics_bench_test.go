@@ -639,6 +639,12 @@ func benchEndpoint(b *testing.B, target string) {
 		return body
 	}
 	b.Logf("%s: %s", target, answerSummary(b, get()))
+	measureLatency(b, func() { get() })
+}
+
+// measureLatency calls get once per op and reports the latency
+// percentiles of the calls.
+func measureLatency(b *testing.B, get func()) {
 	var lat []time.Duration
 	for b.Loop() {
 		start := time.Now()

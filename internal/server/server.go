@@ -1,5 +1,5 @@
-// Package server is labtrail's HTTP face: the JSON API over the store, a
-// small page of recent changes, and health checks.
+// Package server is labtrail's HTTP face: the JSON API over the store, the
+// dashboard's pages, and health checks.
 package server
 
 import (
