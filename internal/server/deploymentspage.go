@@ -67,20 +67,13 @@ type deploymentsPageData struct {
 // that followed it. One DORA computation, and the production
 // environments' names.
 func (s *Server) deploymentsPage(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.startMetricsPage(w, r, filterOptions{window: "30d", extraParam: []string{"environment"}})
+	v, ok := s.startMetricsPage(w, r, "deployments", "Deployments", "dora", filterOptions{window: "30d", extraParam: []string{"environment"}})
 	if !ok {
 		return
 	}
-	d := deploymentsPageData{metricsState: v.state(s, "dora"), Environment: strings.TrimSpace(r.URL.Query().Get("environment"))}
-	v.p.Title = "Deployments"
-	v.p.Data = &d
-	if d.Disabled || d.NoProjects {
-		if d.Environment != "" {
-			s.failPage(w, r, &apiError{http.StatusNotFound, fmt.Sprintf("unknown environment %q: no production environment is stored", d.Environment)})
-			return
-		}
-		s.render(w, r, "deployments", v.p)
-		return
+	d := deploymentsPageData{metricsState: v.st, Environment: strings.TrimSpace(r.URL.Query().Get("environment"))}
+	if d.Environment != "" {
+		v.p.Title = "Deployments to " + d.Environment
 	}
 	dora, err := s.delivery.DORA(r.Context(), v.q)
 	if err != nil {
@@ -149,5 +142,5 @@ func (s *Server) deploymentsPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortFunc(d.Groups, func(a, b environmentGroup) int { return strings.Compare(a.Name, b.Name) })
-	s.render(w, r, "deployments", v.p)
+	v.render(s, w, r, &d)
 }

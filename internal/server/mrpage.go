@@ -27,15 +27,8 @@ type mrPageData struct {
 // throughput per bucket, the slowest open merge requests, by author and
 // by project. One computation of the flow.
 func (s *Server) mergeRequestsPage(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.startMetricsPage(w, r, filterOptions{window: "30d", bucket: true})
+	v, ok := s.startMetricsPage(w, r, "merge_requests", "Merge requests", "merge-requests", filterOptions{window: "30d", bucket: true})
 	if !ok {
-		return
-	}
-	d := mrPageData{metricsState: v.state(s, "merge-requests")}
-	v.p.Title = "Merge requests"
-	v.p.Data = &d
-	if d.Disabled || d.NoProjects {
-		s.render(w, r, "merge_requests", v.p)
 		return
 	}
 	flow, err := s.delivery.MergeRequests(r.Context(), v.q)
@@ -43,7 +36,7 @@ func (s *Server) mergeRequestsPage(w http.ResponseWriter, r *http.Request) {
 		s.failPage(w, r, metricsError(err))
 		return
 	}
-	d.Flow = flow
+	d := mrPageData{metricsState: v.st, Flow: flow}
 	d.Stages = []mrStage{
 		{ID: "coding", Name: "Coding", About: "first commit to opened", S: flow.Coding},
 		{ID: "pickup", Name: "Pickup", About: "opened to first review (approval or comment by someone else)", S: flow.Pickup},
@@ -66,5 +59,5 @@ func (s *Server) mergeRequestsPage(w http.ResponseWriter, r *http.Request) {
 		d.Throughput.X = append(d.Throughput.X, b.Start.Unix())
 		d.Throughput.Series[0].Values = append(d.Throughput.Series[0].Values, count(b.Merged))
 	}
-	s.render(w, r, "merge_requests", v.p)
+	v.render(s, w, r, &d)
 }

@@ -45,10 +45,12 @@ func rawNumber(v any) string {
 // metricsView is where a metrics page starts: its filter read from the
 // URL, the layout's page, and the metrics query of its window.
 type metricsView struct {
-	p   page
-	f   *pageFilter
-	q   metrics.Query
-	now time.Time
+	name string // its template
+	p    page
+	f    *pageFilter
+	q    metrics.Query
+	now  time.Time
+	st   metricsState
 }
 
 // metricsState is the part of every metrics page's data that says whether
@@ -64,9 +66,12 @@ type metricsState struct {
 	API string
 }
 
-// startMetricsPage reads a metrics page's filter. It answers the request
-// itself (a 400 or 404 page) when it returns false.
-func (s *Server) startMetricsPage(w http.ResponseWriter, r *http.Request, o filterOptions) (metricsView, bool) {
+// startMetricsPage reads the filter of the metrics page name, whose
+// figures come from the metrics endpoint named (dora, merge-requests,
+// pipelines). When it returns false it has answered the request: with a
+// 400 or 404 page, or with the page saying there is nothing to compute
+// (no metrics on this server, no project synced).
+func (s *Server) startMetricsPage(w http.ResponseWriter, r *http.Request, name, title, endpoint string, o filterOptions) (metricsView, bool) {
 	// Whole seconds: the API link carries the window in RFC 3339, and its
 	// answer must be over exactly the window the page shows.
 	now := time.Now().UTC().Truncate(time.Second)
@@ -80,21 +85,27 @@ func (s *Server) startMetricsPage(w http.ResponseWriter, r *http.Request, o filt
 		s.failPage(w, r, err)
 		return metricsView{}, false
 	}
-	p.Now = now
+	p.Now, p.Title = now, title
 	since, until := f.bounded(now)
 	if !since.Before(until) {
 		s.failPage(w, r, badRequest("the window starts (%s) after it ends (%s): choose dates up to today", since.Format(time.DateOnly), until.Format(time.DateOnly)))
 		return metricsView{}, false
 	}
 	q := metrics.Query{ProjectIDs: f.IDs, Since: since, Until: until, Bucket: metrics.Bucket(f.Bucket), Now: now}
-	return metricsView{p: p, f: f, q: q, now: now}, true
+	v := metricsView{name: name, p: p, f: f, q: q, now: now, st: metricsState{
+		Disabled: s.delivery == nil, NoProjects: len(p.Projects) == 0,
+		Since: since, Until: until, API: metricsAPI(endpoint, f, q)}}
+	if v.st.Disabled || v.st.NoProjects {
+		v.render(s, w, r, &v.st)
+		return metricsView{}, false
+	}
+	return v, true
 }
 
-// state is the page's metricsState for the metrics endpoint named (dora,
-// merge-requests, pipelines).
-func (v metricsView) state(s *Server, endpoint string) metricsState {
-	return metricsState{Disabled: s.delivery == nil, NoProjects: len(v.p.Projects) == 0,
-		Since: v.q.Since, Until: v.q.Until, API: metricsAPI(endpoint, v.f, v.q)}
+// render shows the page with data.
+func (v metricsView) render(s *Server, w http.ResponseWriter, r *http.Request, data any) {
+	v.p.Data = data
+	s.render(w, r, v.name, v.p)
 }
 
 // metricsAPI is the metrics API request for the filter's projects over q's
@@ -245,18 +256,12 @@ type overviewData struct {
 // each of the latest five, seven short listings of the changes before it;
 // the computations run side by side.
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.startMetricsPage(w, r, filterOptions{window: "30d"})
+	v, ok := s.startMetricsPage(w, r, "overview", "Overview", "dora", filterOptions{window: "30d"})
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	d := overviewData{metricsState: v.state(s, "dora"), WebhooksOff: s.webhook == nil, WebhookHint: s.hints.Webhooks}
-	v.p.Title = "Overview"
-	v.p.Data = &d
-	if d.Disabled || d.NoProjects {
-		s.render(w, r, "overview", v.p)
-		return
-	}
+	d := overviewData{metricsState: v.st, WebhooksOff: s.webhook == nil, WebhookHint: s.hints.Webhooks}
 	m, q := s.delivery, v.q
 	periods := make([]metrics.DORA, len(trendPeriods))
 	var window metrics.DORA
@@ -332,7 +337,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 			d.Trend[k].Cells = append(d.Trend[k].Cells, trendCell{Period: d.Periods[i], doraKey: key, API: api})
 		}
 	}
-	s.render(w, r, "overview", v.p)
+	v.render(s, w, r, &d)
 }
 
 // latestIncidents are the latest incidents of q's window, each with the

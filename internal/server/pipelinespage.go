@@ -34,15 +34,8 @@ type pipelinesPageData struct {
 // most failing and the flaky jobs, failures by stage and reason. One
 // computation of the health.
 func (s *Server) pipelinesPage(w http.ResponseWriter, r *http.Request) {
-	v, ok := s.startMetricsPage(w, r, filterOptions{window: "30d", bucket: true})
+	v, ok := s.startMetricsPage(w, r, "pipelines", "Pipelines", "pipelines", filterOptions{window: "30d", bucket: true})
 	if !ok {
-		return
-	}
-	d := pipelinesPageData{metricsState: v.state(s, "pipelines")}
-	v.p.Title = "Pipelines"
-	v.p.Data = &d
-	if d.Disabled || d.NoProjects {
-		s.render(w, r, "pipelines", v.p)
 		return
 	}
 	h, err := s.delivery.Pipelines(r.Context(), v.q)
@@ -50,7 +43,7 @@ func (s *Server) pipelinesPage(w http.ResponseWriter, r *http.Request) {
 		s.failPage(w, r, metricsError(err))
 		return
 	}
-	d.H = h
+	d := pipelinesPageData{metricsState: v.st, H: h}
 	for st, n := range h.Statuses {
 		d.Statuses = append(d.Statuses, statusCount{st, n})
 	}
@@ -68,7 +61,7 @@ func (s *Server) pipelinesPage(w http.ResponseWriter, r *http.Request) {
 	d.Failing, d.MoreFailing = firstRows(h.FailingJobs)
 	d.Flaky, d.MoreFlaky = firstRows(h.FlakyJobs)
 	d.ByRef, d.MoreRef = firstRows(h.ByRef)
-	s.render(w, r, "pipelines", v.p)
+	v.render(s, w, r, &d)
 }
 
 // firstRows is the first pipelineRows of xs, and how many are left out.
