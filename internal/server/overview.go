@@ -87,6 +87,9 @@ func (s *Server) startMetricsPage(w http.ResponseWriter, r *http.Request, name, 
 	}
 	p.Now, p.Title = now, title
 	since, until := f.bounded(now)
+	if since.Equal(until) && f.Window != "custom" {
+		until = until.Add(time.Second) // today, asked at midnight
+	}
 	if !since.Before(until) {
 		s.failPage(w, r, badRequest("the window starts (%s) after it ends (%s): choose dates up to today", since.Format(time.DateOnly), until.Format(time.DateOnly)))
 		return metricsView{}, false

@@ -463,3 +463,27 @@ func TestOverviewUnsafeStoredURL(t *testing.T) {
 		t.Error("the page links to javascript:")
 	}
 }
+
+// Without a window a page is over the last 30 days to now, in whole
+// seconds, and its as-JSON link asks the API for exactly that window.
+func TestMetricsPagesDefaultWindow(t *testing.T) {
+	ts, _, _ := pagesSetup(t)
+	for _, p := range []string{"/", "/merge-requests", "/pipelines", "/deployments"} {
+		before := time.Now().UTC().Truncate(time.Second)
+		doc := okPage(t, ts.URL+p)
+		after := time.Now().UTC()
+		link, err := url.Parse(attrs(doc, "as-json")["href"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		since, err1 := time.Parse(time.RFC3339, link.Query().Get("since"))
+		until, err2 := time.Parse(time.RFC3339, link.Query().Get("until"))
+		if err1 != nil || err2 != nil || until.Before(before) || until.After(after) || !since.Equal(until.AddDate(0, 0, -30)) {
+			t.Errorf("%s: as-JSON link %s is not the last 30 days to now", p, link)
+		}
+		if attrs(doc, "window-since")["data-value"] != since.Format(time.RFC3339) || attrs(doc, "window-until")["data-value"] != until.Format(time.RFC3339) {
+			t.Errorf("%s: the window shown is not the link's", p)
+		}
+		apiAnswer(t, ts.URL+link.String())
+	}
+}
