@@ -40,7 +40,8 @@ const (
 // by bob with its first commit, an approval and a size, merged and then
 // shipped by the next day's production deployment; an open merge request
 // in acme/web; pipelines on two days with durations and a flaky job; and
-// a second incident, closed, in acme/api.
+// a second incident, closed, in acme/api; and a production deployment
+// of acme/web on Saturday 2 May, before the tests' window and week.
 func pagesSetup(t *testing.T) (*httptest.Server, *sqlite.Store, *bytes.Buffer) {
 	t.Helper()
 	ts, st, logs := deliverySetup(t)
@@ -70,6 +71,9 @@ func pagesSetup(t *testing.T) (*httptest.Server, *sqlite.Store, *bytes.Buffer) {
 	evs := []change.Event{mr, open, incident,
 		ev(change.KindDeployment, change.DeploymentID(11, 2), 11, "success", day2(90), map[string]any{
 			"iid": 2, "environment": "production", "status": "success", "finished_at": day2(90).Format(time.RFC3339)}),
+		// Before the window and the week, within the last 7 days.
+		ev(change.KindDeployment, change.DeploymentID(10, 9), 10, "success", dt(-48*60), map[string]any{
+			"iid": 9, "environment": "production", "status": "success", "finished_at": dt(-48 * 60).Format(time.RFC3339)}),
 		pipeline(20, "success", dt(5), 100), pipeline(21, "failed", dt(6), 300),
 		pipeline(22, "success", day2(5), 50),
 		job(1, "failed", "script_failure", dt(7)), job(2, "success", "", dt(8)),
@@ -321,6 +325,14 @@ func TestOverviewFiltersChangeFigures(t *testing.T) {
 	}
 	if f := figure(t, api, "week-merged"); f == nil || *f != 2 {
 		t.Errorf("acme/api merged this week: %v, want 2", show(f))
+	}
+	// The last 7 days hold acme/web's deployment of Saturday; the week
+	// from Monday does not.
+	if f := figure(t, all, "week-deployments"); f == nil || *f != 4 {
+		t.Errorf("deployments this week: %v, want 4", show(f))
+	}
+	if f := figure(t, all, "dora-deployment-frequency-7d"); f == nil || *f != 5.0/7 {
+		t.Errorf("deployments a day over the last 7 days: %v, want 5/7", show(f))
 	}
 	before := okPage(t, ts.URL+"/?since=2026-04-01&until=2026-04-30")
 	for _, id := range []string{"dora-deployment-frequency", "dora-lead-time", "dora-change-failure-rate", "dora-time-to-restore"} {
