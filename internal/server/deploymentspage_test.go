@@ -20,6 +20,15 @@ func TestDeploymentsPage(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
+	// Eleven merge requests more, which its first deployment ships besides
+	// mr-13-1: twelve, more than a row names.
+	for i := int64(10); i < 21; i++ {
+		at := dt(150 + int(i))
+		if _, err := st.Upsert(t.Context(), ev(change.KindMergeRequest, change.MergeRequestID(13, i), 13, "merged", at, map[string]any{
+			"iid": i, "target_branch": "main", "merged_at": at.Format("2006-01-02T15:04:05Z07:00")})); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, filter := range []string{"", "project=acme/api&", "group=acme&"} {
 		t.Run(filter, func(t *testing.T) {
 			doc := okPage(t, ts.URL+"/deployments?"+filter+pagesWindow)
@@ -35,7 +44,11 @@ func TestDeploymentsPage(t *testing.T) {
 					t.Fatalf("deployment %s is not listed", id)
 				}
 				row = row[:strings.Index(row, "</tr>")]
-				for _, c := range append(d["changes"].([]any), d["incidents"].([]any)...) {
+				changes := d["changes"].([]any)
+				if len(changes) > 10 {
+					changes = changes[:10] // a row names ten
+				}
+				for _, c := range append(changes, d["incidents"].([]any)...) {
 					if !strings.Contains(row, `href="/events/`+c.(string)+`"`) {
 						t.Errorf("%s's row does not link %s", id, c)
 					}
@@ -58,6 +71,11 @@ func TestDeploymentsPage(t *testing.T) {
 	}
 	if strings.Contains(eu, `data-environment="production"`) || !strings.Contains(eu, `<tr id="dep-deployment-13-2"`) {
 		t.Error("environment=prod-eu shows other environments, or not its own")
+	}
+	row := eu[strings.Index(eu, `<tr id="dep-deployment-13-2"`):]
+	row = row[:strings.Index(row, "</tr>")]
+	if n := strings.Count(row, `href="/events/mr-`); n != 10 || !strings.Contains(row, "and 2 more") {
+		t.Errorf("a deployment that shipped 12 merge requests names %d and says %q", n, row)
 	}
 	if !strings.Contains(eu, `aria-current="page">prod-eu</a>`) {
 		t.Error("the environment asked for is not marked current")
