@@ -246,7 +246,6 @@ type overviewData struct {
 	WeekMRAPI, WeekPLAPI string
 	WeekDoraAPI          string
 	Incidents            []incidentRow
-	IncidentsAPI         string
 }
 
 // overview is GET /: the four keys with their levels and trend, the week's
