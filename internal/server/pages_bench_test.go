@@ -51,7 +51,7 @@ func BenchmarkPages(b *testing.B) {
 		case strings.Contains(b.Name(), "/timeline-page-500/"):
 			u, _ := url.Parse(target)
 			for n := 1; n < 500; n++ {
-				next, ok := olderLink(benchGet(b, client, target))
+				next, ok := nextPageLink(benchGet(b, client, target))
 				if !ok {
 					b.Skipf("%s: the history holds %d pages of it, not 500", u.RequestURI(), n)
 				}
@@ -77,12 +77,12 @@ func BenchmarkPages(b *testing.B) {
 	})
 }
 
-// olderRe finds a page's link to its next (older) page.
-var olderRe = regexp.MustCompile(`<a[^>]*href="([^"]+)"[^>]*rel="next"|<a[^>]*rel="next"[^>]*href="([^"]+)"`)
+// nextPageRe finds a page's link to its next (older) page.
+var nextPageRe = regexp.MustCompile(`<a[^>]*href="([^"]+)"[^>]*rel="next"|<a[^>]*rel="next"[^>]*href="([^"]+)"`)
 
-// olderLink is the path of the page after body's, its rel="next" link.
-func olderLink(body []byte) (string, bool) {
-	m := olderRe.FindSubmatch(body)
+// nextPageLink is the path of the page after body's, its rel="next" link.
+func nextPageLink(body []byte) (string, bool) {
+	m := nextPageRe.FindSubmatch(body)
 	if m == nil {
 		return "", false
 	}
