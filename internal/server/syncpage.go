@@ -104,6 +104,9 @@ type syncPageData struct {
 	Kinds, KindErrs int
 	NeverSynced     bool
 	HistoryUntil    time.Time
+	// Incomplete is how many active projects have a kind never polled
+	// to the end, left out of HistoryUntil.
+	Incomplete      int
 	Rate            rateBudget
 	Webhooks        bool
 	WebhooksHint    string
@@ -230,7 +233,10 @@ func (s *Server) syncProjects(ctx context.Context, d *syncPageData, ids []int64)
 		}
 		if sp.Active() {
 			d.Active++
-			if !sp.Complete.IsZero() && (d.HistoryUntil.IsZero() || sp.Complete.Before(d.HistoryUntil)) {
+			switch {
+			case sp.Complete.IsZero():
+				d.Incomplete++
+			case d.HistoryUntil.IsZero() || sp.Complete.Before(d.HistoryUntil):
 				d.HistoryUntil = sp.Complete
 			}
 		} else {

@@ -47,6 +47,8 @@ func newSyncWorld(t *testing.T, webhooks bool, deliveries int) *syncWorld {
 		store.Project{ID: 2, Path: "acme/gone", Name: "gone", Status: store.ProjectNotFound,
 			StatusDetail: "GET /api/v4/projects/2: 404 Project Not Found", StatusAt: at},
 		store.Project{ID: 3, Path: "tools/cli", Name: "cli", Status: store.ProjectActive},
+		// Selected, never polled yet.
+		store.Project{ID: 4, Path: "tools/new", Name: "new", Status: store.ProjectActive},
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +149,7 @@ func TestSyncPageShowsProjectsKindsRateLimitAndDeliveries(t *testing.T) {
 		"acme/web", "tools/cli", "acme/gone",
 		"stopped: GitLab answers 404", "404 Project Not Found", // why it stopped
 		"pipelines: GitLab answered 500 Internal Server Error", // a failing kind's error
+		"No poll of this project has finished yet",             // tools/new
 		`class="row-bad"`,
 	} {
 		if !strings.Contains(projects, html.EscapeString(want)) && !strings.Contains(projects, want) {
@@ -159,7 +162,9 @@ func TestSyncPageShowsProjectsKindsRateLimitAndDeliveries(t *testing.T) {
 	}
 	summary := syncSection(t, body, "sync-summary")
 	for _, want := range []string{
-		`id="sync-active" data-value="2"`, `id="sync-errors" data-value="1"`, `id="sync-failed" data-value="1"`,
+		`id="sync-active" data-value="3"`, `id="sync-errors" data-value="1"`, `id="sync-failed" data-value="1"`,
+		// tools/new was never polled: left out of the date, and said so.
+		`id="sync-incomplete" data-value="1"`,
 		// The newest answer carrying RateLimit-Remaining, not the newest call.
 		`data-value="1234"`, "1 refused (429)", "1 unanswered",
 		// History is complete up to the oldest success of an active project.
