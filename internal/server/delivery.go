@@ -179,6 +179,8 @@ type changesBefore struct {
 	// Truncated says more changes happened in the window than the
 	// maxChanges newest returned.
 	Truncated bool `json:"truncated"`
+	// incident is the incident's event, when asked by incident.
+	incident change.Event
 }
 
 // changesBefore answers what changed in the window before a moment, or
@@ -194,16 +196,26 @@ func (s *Server) changesBefore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var all []change.Event
+	if res.Changes, res.Truncated, err = s.listChanges(r.Context(), f, maxChanges); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// listChanges lists the changes changeQuery's filter selects, newest
+// first, at most limit of them (never nil); truncated says there were
+// more.
+func (s *Server) listChanges(ctx context.Context, f store.Filter, limit int) (all []change.Event, truncated bool, err error) {
+	f.Limit = limit
 	for _, k := range changeKinds {
 		f.Kinds, f.States, f.Cursor = []change.Kind{k.kind}, k.states, ""
-		page, err := s.store.List(r.Context(), f)
+		page, err := s.store.List(ctx, f)
 		if err != nil {
-			s.fail(w, r, err)
-			return
+			return nil, false, err
 		}
 		all = append(all, page.Events...)
-		res.Truncated = res.Truncated || page.NextCursor != ""
+		truncated = truncated || page.NextCursor != ""
 	}
 	sort.SliceStable(all, func(i, j int) bool {
 		if !all[i].OccurredAt.Equal(all[j].OccurredAt) {
@@ -211,17 +223,16 @@ func (s *Server) changesBefore(w http.ResponseWriter, r *http.Request) {
 		}
 		return all[i].ID > all[j].ID
 	})
-	if len(all) > maxChanges {
-		all, res.Truncated = all[:maxChanges], true
+	if len(all) > limit {
+		all, truncated = all[:limit], true
 	}
 	for i := range all {
 		all[i].SafeURLs("")
 	}
-	res.Changes = all
-	if res.Changes == nil {
-		res.Changes = []change.Event{}
+	if all == nil {
+		all = []change.Event{}
 	}
-	writeJSON(w, http.StatusOK, res)
+	return all, truncated, nil
 }
 
 // changeQuery reads at (or incident), window and the projects into the
@@ -263,7 +274,7 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 		if len(values(q, "project")) > 0 || len(values(q, "group")) > 0 {
 			return res, f, badRequest("incident selects its own project: leave out project and group")
 		}
-		res.At, res.Incident, f.ProjectIDs = e.CreatedAt.UTC(), id, []int64{e.ProjectID}
+		res.At, res.Incident, f.ProjectIDs, res.incident = e.CreatedAt.UTC(), id, []int64{e.ProjectID}, e
 	default:
 		res.At = time.Now().UTC()
 		if len(at) > 0 {
