@@ -1,0 +1,167 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// What DORA links one event to, for the event's detail page: the
+// production deployments that shipped a merge request, the merge requests
+// a deployment shipped and the incidents that followed it. Each is the
+// rule DORA computes over a window (linkChanges, shippedBy,
+// linkIncidents), applied to one event with a few bounded reads.
+
+// ShippedBy returns the production deployments that shipped the merge
+// request id of project, merged at mergedAt: per production environment,
+// the first successful deployment that finished at or after the merge, if
+// it deployed the merge request's target branch; earliest first. A merge
+// request the store holds no merged fact of was shipped by none.
+func (m *Metrics) ShippedBy(ctx context.Context, project int64, id string, mergedAt time.Time) ([]store.DeploymentFact, error) {
+	if mergedAt.IsZero() {
+		return nil, nil
+	}
+	// A millisecond either side: the fact's time is the store's, which
+	// may be rounded (PostgreSQL keeps microseconds); the id decides.
+	mergedAt = mergedAt.UTC()
+	mrs, err := m.st.MergedChanges(ctx, store.FactFilter{ProjectIDs: []int64{project}, Since: mergedAt.Add(-time.Millisecond), Until: past(mergedAt)})
+	if err != nil {
+		return nil, fmt.Errorf("merge request: %w", err)
+	}
+	var mr *store.MergeRequestFact
+	for i := range mrs {
+		if mrs[i].ID == id {
+			mr = &mrs[i]
+		}
+	}
+	if mr == nil {
+		return nil, nil
+	}
+	isProd, err := m.production(ctx, []int64{project})
+	if err != nil {
+		return nil, err
+	}
+	// Each environment's first deployment at or after the merge: the
+	// only one there that can have shipped it.
+	_, next, err := m.st.DeploymentEdges(ctx, []int64{project}, time.Time{}, mr.MergedAt)
+	if err != nil {
+		return nil, fmt.Errorf("deployment edges: %w", err)
+	}
+	ship := newShipping()
+	for _, e := range next {
+		if !isProd(e.ProjectID, e.Environment) || e.FinishedAt.IsZero() {
+			continue
+		}
+		at := e.FinishedAt.UTC()
+		ds, err := m.st.Deployments(ctx, store.FactFilter{ProjectIDs: []int64{project}, Since: at, Until: past(at)})
+		if err != nil {
+			return nil, fmt.Errorf("deployments: %w", err)
+		}
+		for _, d := range ds {
+			if d.Environment == e.Environment && d.Status == "success" {
+				d.FinishedAt = d.FinishedAt.UTC()
+				ship.add(&deploy{DeploymentFact: d})
+			}
+		}
+	}
+	ship.sort()
+	var out []store.DeploymentFact
+	for _, d := range ship.shippedBy(utcMR(*mr)) {
+		out = append(out, d.DeploymentFact)
+	}
+	return out, nil
+}
+
+// DeploymentLinks are what DORA links one deployment to.
+type DeploymentLinks struct {
+	// Counted says DORA counts the deployment: it succeeded, finished,
+	// and its environment is production.
+	Counted bool
+	// Changes are the merge requests it shipped, oldest merge first, by
+	// the rule of its environment (whether production or not).
+	Changes []string
+	// Incidents are the incidents of its project opened after it
+	// finished and at or before the project's next production deployment
+	// finished: any makes it a failed deployment. Only for one DORA
+	// counts.
+	Incidents []string
+}
+
+// LinksOf returns what DORA links the deployment id of project, finished
+// at finishedAt, to. A deployment the store holds no successful finished
+// fact of is linked to nothing.
+func (m *Metrics) LinksOf(ctx context.Context, project int64, id string, finishedAt time.Time) (DeploymentLinks, error) {
+	var out DeploymentLinks
+	if finishedAt.IsZero() {
+		return out, nil
+	}
+	at := finishedAt.UTC()
+	ds, err := m.st.Deployments(ctx, store.FactFilter{ProjectIDs: []int64{project}, Since: at.Add(-time.Millisecond), Until: past(at)})
+	if err != nil {
+		return out, fmt.Errorf("deployments: %w", err)
+	}
+	var self *deploy
+	for _, d := range ds {
+		if d.ID == id && d.Status == "success" {
+			d.FinishedAt = d.FinishedAt.UTC()
+			self = &deploy{DeploymentFact: d}
+		}
+	}
+	if self == nil {
+		return out, nil
+	}
+	at = self.FinishedAt
+	// It and any deployment of its environment that finished with it:
+	// shippedBy orders those by id.
+	ship := newShipping()
+	for _, d := range ds {
+		switch {
+		case d.ID == id:
+			ship.add(self)
+		case d.Environment == self.Environment && d.Status == "success" && d.FinishedAt.UTC().Equal(at):
+			d.FinishedAt = at
+			ship.add(&deploy{DeploymentFact: d})
+		}
+	}
+	ship.sort()
+	isProd, err := m.production(ctx, []int64{project})
+	if err != nil {
+		return out, err
+	}
+	out.Counted = isProd(project, self.Environment)
+	// The merges it can have shipped are those since its environment's
+	// previous deployment finished, before it.
+	prev, next, err := m.st.DeploymentEdges(ctx, []int64{project}, at, at.Add(time.Microsecond))
+	if err != nil {
+		return out, fmt.Errorf("deployment edges: %w", err)
+	}
+	k := envKey{project, self.Environment}
+	for _, e := range prev {
+		if e.Environment == self.Environment && !e.FinishedAt.IsZero() {
+			ship.prev[k] = e.FinishedAt.UTC()
+		}
+	}
+	q := Query{ProjectIDs: []int64{project}, Since: at, Until: past(at)}
+	if err := m.linkChanges(ctx, q, ship); err != nil {
+		return out, err
+	}
+	out.Changes = nonNil(self.changes)
+	out.Incidents = []string{}
+	if !out.Counted {
+		return out, nil
+	}
+	if _, err := m.linkIncidents(ctx, q, []*deploy{self}, next, isProd); err != nil {
+		return out, err
+	}
+	out.Incidents = nonNil(self.incidents)
+	return out, nil
+}
+
+// IsIncident reports whether an issue of this type and these labels is an
+// incident to DORA: issue_type "incident", or a configured label.
+func (m *Metrics) IsIncident(issueType string, labels []string) bool {
+	return m.incident(store.IssueFact{IssueType: strings.TrimSpace(issueType), Labels: labels})
+}
