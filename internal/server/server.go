@@ -98,6 +98,8 @@ func New(st Store, log *slog.Logger) *Server {
 		{"POST", "/api/v1/webhooks/test", s.testWebhooks},
 		{"GET", "/metrics", s.serveMetrics},
 		{"GET", "/{$}", s.index},
+		{"GET", "/timeline", s.timelinePage},
+		{"GET", "/events/{id}", s.eventPage},
 		{"GET", "/static/{path...}", s.serveStatic},
 	}
 	allowed := map[string][]string{}

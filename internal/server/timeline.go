@@ -1,0 +1,151 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// timelineLimit is how many changes a page of the timeline shows unless
+// the URL asks for another number (limit, 1..store.MaxLimit).
+const timelineLimit = 50
+
+type timelineData struct {
+	Events []change.Event
+	// Next is the link to the page after this one, "" on the last;
+	// NextCursor the cursor it carries.
+	Next, NextCursor string
+	// First is the link to the first page, "" on the first page.
+	First string
+	// Paged says this is not the first page.
+	Paged bool
+	// Filtered says the filter selects less than everything.
+	Filtered bool
+	// Stored is false when the store holds no event at all.
+	Stored bool
+	// Total is how many events are stored, shown when the timeline is
+	// not filtered (a count of a filtered set would read all of it);
+	// -1 when not counted.
+	Total int
+	// Limit is the page size asked for, 0 for the default.
+	Limit int
+	// Fragment says the answer is the rows and pager alone.
+	Fragment bool
+}
+
+var timelineTmpl = pageTemplate("timeline")
+
+// timelinePage is GET /timeline: every change, newest first, filtered by
+// the URL and paged by the store's keyset cursor, so any page costs what
+// the first does. An htmx request (the "Load more" button) gets the rows
+// and the new pager only.
+func (s *Server) timelinePage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := time.Now().UTC()
+	f, err := s.parsePageFilter(ctx, r, filterOptions{window: "all", kinds: true, allowAll: true,
+		extraParam: []string{"cursor", "limit"}}, now)
+	if err != nil {
+		s.failPage(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	if len(values(q, "cursor")) > 1 || len(values(q, "limit")) > 1 {
+		s.failPage(w, r, badRequest("cursor and limit may each be given once"))
+		return
+	}
+	sf := store.Filter{ProjectIDs: f.IDs, Since: f.Since, Until: f.Until, Cursor: q.Get("cursor"), Limit: timelineLimit}
+	for _, k := range f.Kinds {
+		sf.Kinds = append(sf.Kinds, change.Kind(k))
+	}
+	if f.Author != "" {
+		sf.Authors = []string{f.Author}
+	}
+	if f.State != "" {
+		sf.States = []string{f.State}
+	}
+	d := timelineData{Total: -1, Stored: true}
+	if d.Limit, err = limitParam(q.Get("limit")); err != nil {
+		s.failPage(w, r, err)
+		return
+	}
+	if d.Limit > 0 {
+		sf.Limit = d.Limit
+	}
+	pg, err := s.store.List(ctx, sf)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalidCursor) {
+			err = badRequest("invalid cursor: follow the page's Older link rather than editing it, or start again at /timeline")
+		}
+		s.failPage(w, r, err)
+		return
+	}
+	for i := range pg.Events {
+		pg.Events[i].SafeURLs("")
+	}
+	d.Events, d.NextCursor, d.Paged = pg.Events, pg.NextCursor, sf.Cursor != ""
+	d.Filtered = len(f.IDs) > 0 || f.Group != "" || len(f.Kinds) > 0 || f.Author != "" || f.State != "" || f.Window != "all"
+	limit := ""
+	if d.Limit > 0 {
+		limit = q.Get("limit")
+	}
+	if pg.NextCursor != "" {
+		d.Next = queryLink("/timeline", f, "cursor", pg.NextCursor, "limit", limit)
+	}
+	if d.Paged {
+		d.First = queryLink("/timeline", f, "limit", limit)
+	}
+	switch {
+	case !d.Filtered && !d.Paged:
+		// Counting every event is one index scan; a filtered set is not
+		// counted.
+		if d.Total, err = s.store.Count(ctx, ""); err != nil {
+			s.failPage(w, r, err)
+			return
+		}
+		d.Stored = d.Total > 0
+	case len(d.Events) == 0 && !d.Paged:
+		// Nothing matches: is there anything at all?
+		any, err := s.store.List(ctx, store.Filter{Limit: 1})
+		if err != nil {
+			s.failPage(w, r, err)
+			return
+		}
+		d.Stored = len(any.Events) > 0
+	}
+	if r.Header.Get("HX-Request") == "true" && d.Paged {
+		d.Fragment = true
+		s.renderFragment(w, timelineTmpl, "timeline-more", page{F: f, Data: &d, Now: now})
+		return
+	}
+	p, err := s.pageContext(ctx, f)
+	if err != nil {
+		s.failPage(w, r, err)
+		return
+	}
+	p.Title, p.Data, p.Now = "Timeline", &d, now
+	w.Header().Set("Vary", "HX-Request")
+	s.render(w, r, "timeline", p)
+}
+
+// renderFragment writes the block name of t alone, as htmx swaps it into
+// a page already shown. The same URL without htmx is the whole page.
+func (s *Server) renderFragment(w http.ResponseWriter, t *template.Template, name string, p page) {
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, name, p); err != nil {
+		s.log.Error("render fragment", "block", name, "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "this part of the page could not be shown; the server log says why")
+		return
+	}
+	h := w.Header()
+	pageSecurity(h)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Vary", "HX-Request")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
