@@ -57,7 +57,7 @@ type related struct {
 }
 
 type file struct {
-	Path                string
+	Path                 string
 	Additions, Deletions int
 }
 
