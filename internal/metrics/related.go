@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,6 +158,54 @@ func (m *Metrics) LinksOf(ctx context.Context, project int64, id string, finishe
 		return out, err
 	}
 	out.Incidents = nonNil(self.incidents)
+	return out, nil
+}
+
+// FollowedBy returns the production deployments DORA counts as failed
+// because of the incident id of project, opened at openedAt: its
+// project's latest successful production deployment that finished before
+// it was opened, as LinksOf links it (so by the same rule). A project
+// with two production environments may have two, finished at once.
+func (m *Metrics) FollowedBy(ctx context.Context, project int64, id string, openedAt time.Time) ([]store.DeploymentFact, error) {
+	if openedAt.IsZero() {
+		return nil, nil
+	}
+	isProd, err := m.production(ctx, []int64{project})
+	if err != nil {
+		return nil, err
+	}
+	// Finished strictly before the opening: one that finished as it was
+	// opened is the next deployment, the incident its predecessor's.
+	prev, _, err := m.st.DeploymentEdges(ctx, []int64{project}, openedAt.UTC(), time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("deployment edges: %w", err)
+	}
+	var last time.Time
+	for _, e := range prev {
+		if isProd(e.ProjectID, e.Environment) && e.FinishedAt.After(last) {
+			last = e.FinishedAt.UTC()
+		}
+	}
+	if last.IsZero() {
+		return nil, nil
+	}
+	ds, err := m.st.Deployments(ctx, store.FactFilter{ProjectIDs: []int64{project}, Since: last, Until: past(last)})
+	if err != nil {
+		return nil, fmt.Errorf("deployments: %w", err)
+	}
+	var out []store.DeploymentFact
+	for _, d := range ds {
+		if !d.FinishedAt.UTC().Equal(last) || !isProd(d.ProjectID, d.Environment) {
+			continue
+		}
+		l, err := m.LinksOf(ctx, project, d.ID, d.FinishedAt)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(l.Incidents, id) {
+			out = append(out, d)
+		}
+	}
 	return out, nil
 }
 

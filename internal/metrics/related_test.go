@@ -30,7 +30,7 @@ func TestRelatedLinksAreDORAs(t *testing.T) {
 			if len(dora.Deployments) < 5 {
 				t.Fatalf("the world has more production deployments than %d", len(dora.Deployments))
 			}
-			shippedBy := map[string][]string{}
+			shippedBy, followed := map[string][]string{}, map[string][]string{}
 			for _, d := range dora.Deployments {
 				l, err := m.LinksOf(ctx, d.ProjectID, d.ID, d.FinishedAt)
 				if err != nil {
@@ -42,6 +42,30 @@ func TestRelatedLinksAreDORAs(t *testing.T) {
 				for _, c := range d.Changes {
 					shippedBy[c] = append(shippedBy[c], d.ID)
 				}
+				for _, in := range d.Incidents {
+					followed[in] = append(followed[in], d.ID)
+				}
+			}
+			incidents := 0
+			for _, e := range w.events {
+				if e.Kind != change.KindIssue || !m.IsIncident(e.Attrs["issue_type"].(string), e.Attrs["labels"].([]string)) {
+					continue
+				}
+				incidents++
+				ds, err := m.FollowedBy(ctx, e.ProjectID, e.ID, e.CreatedAt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, d := range ds {
+					got = append(got, d.ID)
+				}
+				if want := followed[e.ID]; !slices.Equal(got, want) {
+					t.Errorf("incident %s followed %v, DORA says %v", e.ID, got, want)
+				}
+			}
+			if incidents < 5 || len(followed) < 3 {
+				t.Fatalf("too few incidents to compare: %d, %d linked", incidents, len(followed))
 			}
 			merged := 0
 			for _, e := range w.events {

@@ -551,6 +551,21 @@ func (s *Server) issueDetail(ctx context.Context, d *eventData, a attrs) error {
 		f.text("Time to restore", humanDuration(closed.Sub(ev.CreatedAt).Seconds()))
 	}
 	d.Fields = f
+	after := related{ID: "incident-deployment", Title: "The deployment it followed",
+		Rule:  "DORA's change-failure rule, reversed: the project's latest successful production deployment that finished before it was opened, which it counts as failed.",
+		Empty: "No production deployment of this project finished before it was opened."}
+	ds, err := s.delivery.FollowedBy(ctx, ev.ProjectID, ev.ID, ev.CreatedAt)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(ds))
+	for i, dp := range ds {
+		ids[i] = dp.ID
+	}
+	if after.Events, after.More, err = s.eventsByID(ctx, ids); err != nil {
+		return err
+	}
+	d.Related = append(d.Related, after)
 	before := related{ID: "incident-changes", Title: "Changes before it",
 		Rule: fmt.Sprintf("What changed what runs in this project in the %s before it was opened: deployments, merged merge requests, finished pipelines, releases, tags, images and environments; newest first.",
 			humanDuration(DefaultChangeWindow.Seconds())),

@@ -229,6 +229,9 @@ func TestEventPageIncident(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("changes before %v, want %v", got, want)
 	}
+	if got := linked(section(t, body, "incident-deployment")); !slices.Equal(got, []string{"deployment-10-2"}) {
+		t.Errorf("followed %v, want deployment-10-2", got)
+	}
 	if !strings.Contains(body, `href="/api/v1/changes/before?incident=issue-10-7"`) {
 		t.Error("no link to the changes as JSON")
 	}
