@@ -353,11 +353,7 @@ func (s *Server) mergeRequestDetail(ctx context.Context, d *eventData, a attrs) 
 		if err != nil {
 			return err
 		}
-		ids := make([]string, len(ds))
-		for i, dp := range ds {
-			ids[i] = dp.ID
-		}
-		if deps.Events, deps.More, err = s.eventsByID(ctx, ids); err != nil {
+		if deps.Events, deps.More, err = s.deploymentEvents(ctx, ds); err != nil {
 			return err
 		}
 	}
@@ -558,11 +554,7 @@ func (s *Server) issueDetail(ctx context.Context, d *eventData, a attrs) error {
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(ds))
-	for i, dp := range ds {
-		ids[i] = dp.ID
-	}
-	if after.Events, after.More, err = s.eventsByID(ctx, ids); err != nil {
+	if after.Events, after.More, err = s.deploymentEvents(ctx, ds); err != nil {
 		return err
 	}
 	d.Related = append(d.Related, after)
@@ -666,6 +658,15 @@ func (s *Server) eventsByID(ctx context.Context, ids []string) (evs []change.Eve
 		evs = append(evs, e)
 	}
 	return evs, more, nil
+}
+
+// deploymentEvents are the events of deployments the metrics linked.
+func (s *Server) deploymentEvents(ctx context.Context, ds []store.DeploymentFact) ([]change.Event, int, error) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	return s.eventsByID(ctx, ids)
 }
 
 // cut keeps the first n of xs and counts the rest.

@@ -105,6 +105,8 @@ func (s *Server) timelinePage(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Stored = len(some.Events) > 0
 	}
+	// The same URL answers htmx with part of the page.
+	w.Header().Set("Vary", "HX-Request")
 	if r.Header.Get("HX-Request") == "true" && d.Paged {
 		d.Fragment = true
 		s.renderFragment(w, timelineTmpl, "timeline-more", page{F: f, Data: &d, Now: now})
@@ -116,7 +118,6 @@ func (s *Server) timelinePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Title, p.Data, p.Now = "Timeline", &d, now
-	w.Header().Set("Vary", "HX-Request")
 	s.render(w, r, "timeline", p)
 }
 
@@ -129,11 +130,5 @@ func (s *Server) renderFragment(w http.ResponseWriter, t *template.Template, nam
 		s.errorPage(w, http.StatusInternalServerError, "this part of the page could not be shown; the server log says why")
 		return
 	}
-	h := w.Header()
-	pageSecurity(h)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Vary", "HX-Request")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	writeHTML(w, buf.Bytes())
 }
