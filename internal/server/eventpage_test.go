@@ -16,6 +16,7 @@ import (
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
+	"github.com/labtrail/labtrail/internal/store/storetest"
 )
 
 // mt is the event page tests' clock: minute m after the merge of MR !1,
@@ -40,13 +41,9 @@ func rfc(t time.Time) string { return t.Format(time.RFC3339) }
 //	  production main success at 60 (ships !1), 3 staging main success at
 //	  30, 4 production main failed at 90
 //	issues 7 an incident opened at 120 (after deployment 2), 8 a bug
-func detailWorld(t *testing.T, withMetrics bool) *httptest.Server {
+func detailWorld(t *testing.T, withMetrics bool, open func(testing.TB) store.Store) *httptest.Server {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ev.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := open(t)
 	if err := st.PutProjects(t.Context(), store.Project{ID: 10, Path: "acme/web"}); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +116,14 @@ func detailWorld(t *testing.T, withMetrics bool) *httptest.Server {
 	return ts
 }
 
+// onBackends runs test on each backend (PostgreSQL when
+// LABTRAIL_TEST_POSTGRES_URL is set).
+func onBackends(t *testing.T, test func(t *testing.T, open func(testing.TB) store.Store)) {
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) { test(t, be.Open) })
+	}
+}
+
 // section is the part of body in the element with id, to its </section>.
 func section(t *testing.T, body, id string) string {
 	t.Helper()
@@ -159,119 +164,127 @@ func eventPage(t *testing.T, ts *httptest.Server, id string) string {
 // head commit; not another branch's) and the production deployment that
 // shipped it by DORA's rule (not staging's, not a failed one).
 func TestEventPageMergeRequest(t *testing.T) {
-	ts := detailWorld(t, true)
-	body := eventPage(t, ts, "mr-10-1")
-	attrs := html.UnescapeString(section(t, body, "event-attrs"))
-	for _, want := range []string{"feat-1 → main", "Merged by", "carol", "backend", "dan", `datetime="2026-05-04T10:00:00Z"`, "+12 −4", "aaa111"} {
-		if !strings.Contains(attrs, want) {
-			t.Errorf("details lack %q", want)
+	onBackends(t, func(t *testing.T, open func(testing.TB) store.Store) {
+		ts := detailWorld(t, true, open)
+		body := eventPage(t, ts, "mr-10-1")
+		attrs := html.UnescapeString(section(t, body, "event-attrs"))
+		for _, want := range []string{"feat-1 → main", "Merged by", "carol", "backend", "dan", `datetime="2026-05-04T10:00:00Z"`, "+12 −4", "aaa111"} {
+			if !strings.Contains(attrs, want) {
+				t.Errorf("details lack %q", want)
+			}
 		}
-	}
-	if !strings.Contains(body, `id="event-approvals"`) || !strings.Contains(body, "web/main.go") {
-		t.Error("no approvals or files")
-	}
-	if got, want := linked(section(t, body, "mr-pipelines")), []string{"pipeline-10-101", "pipeline-10-100"}; !slices.Equal(got, want) {
-		t.Errorf("pipelines %v, want %v", got, want)
-	}
-	if got, want := linked(section(t, body, "mr-deployments")), []string{"deployment-10-2"}; !slices.Equal(got, want) {
-		t.Errorf("shipped by %v, want %v", got, want)
-	}
-	if !strings.Contains(section(t, body, "event-timeline"), "merged") || !strings.Contains(body, `id="event-raw"`) {
-		t.Error("no states or raw attributes")
-	}
-	// !3 targets develop, which no deployment deployed.
-	if got := linked(section(t, eventPage(t, ts, "mr-10-3"), "mr-deployments")); len(got) != 0 {
-		t.Errorf("!3 shipped by %v", got)
-	}
+		if !strings.Contains(body, `id="event-approvals"`) || !strings.Contains(body, "web/main.go") {
+			t.Error("no approvals or files")
+		}
+		if got, want := linked(section(t, body, "mr-pipelines")), []string{"pipeline-10-101", "pipeline-10-100"}; !slices.Equal(got, want) {
+			t.Errorf("pipelines %v, want %v", got, want)
+		}
+		if got, want := linked(section(t, body, "mr-deployments")), []string{"deployment-10-2"}; !slices.Equal(got, want) {
+			t.Errorf("shipped by %v, want %v", got, want)
+		}
+		if !strings.Contains(section(t, body, "event-timeline"), "merged") || !strings.Contains(body, `id="event-raw"`) {
+			t.Error("no states or raw attributes")
+		}
+		// !3 targets develop, which no deployment deployed.
+		if got := linked(section(t, eventPage(t, ts, "mr-10-3"), "mr-deployments")); len(got) != 0 {
+			t.Errorf("!3 shipped by %v", got)
+		}
+	})
 }
 
 // A deployment's page lists the merge requests it shipped and the
 // incident that followed it; a staging one what it shipped, but DORA
 // counts no incident for it.
 func TestEventPageDeployment(t *testing.T) {
-	ts := detailWorld(t, true)
-	body := eventPage(t, ts, "deployment-10-2")
-	if got, want := linked(section(t, body, "deployment-changes")), []string{"mr-10-1"}; !slices.Equal(got, want) {
-		t.Errorf("shipped %v, want %v", got, want)
-	}
-	if got, want := linked(section(t, body, "deployment-incidents")), []string{"issue-10-7"}; !slices.Equal(got, want) {
-		t.Errorf("incidents %v, want %v", got, want)
-	}
-	attrs := section(t, body, "event-attrs")
-	for _, want := range []string{"production", "yes: a production deployment", `href="/events/pipeline-10-102"`} {
-		if !strings.Contains(attrs, want) {
-			t.Errorf("details lack %q", want)
+	onBackends(t, func(t *testing.T, open func(testing.TB) store.Store) {
+		ts := detailWorld(t, true, open)
+		body := eventPage(t, ts, "deployment-10-2")
+		if got, want := linked(section(t, body, "deployment-changes")), []string{"mr-10-1"}; !slices.Equal(got, want) {
+			t.Errorf("shipped %v, want %v", got, want)
 		}
-	}
-	if got := linked(section(t, eventPage(t, ts, "deployment-10-1"), "deployment-changes")); !slices.Equal(got, []string{"mr-10-2"}) {
-		t.Errorf("the previous deployment shipped %v, want mr-10-2", got)
-	}
-	staging := eventPage(t, ts, "deployment-10-3")
-	if got := linked(section(t, staging, "deployment-changes")); !slices.Equal(got, []string{"mr-10-2", "mr-10-1"}) {
-		t.Errorf("staging shipped %v", got)
-	}
-	if s := section(t, staging, "deployment-incidents"); !strings.Contains(s, "production deployments only") || len(linked(s)) != 0 {
-		t.Errorf("staging incidents: %s", s)
-	}
-	if s := section(t, eventPage(t, ts, "deployment-10-4"), "deployment-changes"); !strings.Contains(s, "Only a successful") {
-		t.Errorf("a failed deployment: %s", s)
-	}
+		if got, want := linked(section(t, body, "deployment-incidents")), []string{"issue-10-7"}; !slices.Equal(got, want) {
+			t.Errorf("incidents %v, want %v", got, want)
+		}
+		attrs := section(t, body, "event-attrs")
+		for _, want := range []string{"production", "yes: a production deployment", `href="/events/pipeline-10-102"`} {
+			if !strings.Contains(attrs, want) {
+				t.Errorf("details lack %q", want)
+			}
+		}
+		if got := linked(section(t, eventPage(t, ts, "deployment-10-1"), "deployment-changes")); !slices.Equal(got, []string{"mr-10-2"}) {
+			t.Errorf("the previous deployment shipped %v, want mr-10-2", got)
+		}
+		staging := eventPage(t, ts, "deployment-10-3")
+		if got := linked(section(t, staging, "deployment-changes")); !slices.Equal(got, []string{"mr-10-2", "mr-10-1"}) {
+			t.Errorf("staging shipped %v", got)
+		}
+		if s := section(t, staging, "deployment-incidents"); !strings.Contains(s, "production deployments only") || len(linked(s)) != 0 {
+			t.Errorf("staging incidents: %s", s)
+		}
+		if s := section(t, eventPage(t, ts, "deployment-10-4"), "deployment-changes"); !strings.Contains(s, "Only a successful") {
+			t.Errorf("a failed deployment: %s", s)
+		}
+	})
 }
 
 // An incident's page lists what changed in its project before it was
 // opened, as GET /api/v1/changes/before does; a plain issue has no such
 // list.
 func TestEventPageIncident(t *testing.T) {
-	ts := detailWorld(t, true)
-	body := eventPage(t, ts, "issue-10-7")
-	got := linked(section(t, body, "incident-changes"))
-	want := []string{"deployment-10-4", "deployment-10-2", "deployment-10-3", "mr-10-3", "pipeline-10-102", "mr-10-1", "pipeline-10-103", "pipeline-10-101", "pipeline-10-100"}
-	if !slices.Equal(got, want) {
-		t.Errorf("changes before %v, want %v", got, want)
-	}
-	if got := linked(section(t, body, "incident-deployment")); !slices.Equal(got, []string{"deployment-10-2"}) {
-		t.Errorf("followed %v, want deployment-10-2", got)
-	}
-	if !strings.Contains(body, `href="/api/v1/changes/before?incident=issue-10-7"`) {
-		t.Error("no link to the changes as JSON")
-	}
-	if plain := eventPage(t, ts, "issue-10-8"); strings.Contains(plain, `id="incident-changes"`) {
-		t.Error("a plain issue lists changes before it")
-	}
+	onBackends(t, func(t *testing.T, open func(testing.TB) store.Store) {
+		ts := detailWorld(t, true, open)
+		body := eventPage(t, ts, "issue-10-7")
+		got := linked(section(t, body, "incident-changes"))
+		want := []string{"deployment-10-4", "deployment-10-2", "deployment-10-3", "mr-10-3", "pipeline-10-102", "mr-10-1", "pipeline-10-103", "pipeline-10-101", "pipeline-10-100"}
+		if !slices.Equal(got, want) {
+			t.Errorf("changes before %v, want %v", got, want)
+		}
+		if got := linked(section(t, body, "incident-deployment")); !slices.Equal(got, []string{"deployment-10-2"}) {
+			t.Errorf("followed %v, want deployment-10-2", got)
+		}
+		if !strings.Contains(body, `href="/api/v1/changes/before?incident=issue-10-7"`) {
+			t.Error("no link to the changes as JSON")
+		}
+		if plain := eventPage(t, ts, "issue-10-8"); strings.Contains(plain, `id="incident-changes"`) {
+			t.Error("a plain issue lists changes before it")
+		}
+	})
 }
 
 // A pipeline's page lists its jobs, failed first, and not another
 // pipeline's of the same commit; one on a merge request's ref links it.
 func TestEventPagePipeline(t *testing.T) {
-	ts := detailWorld(t, true)
-	body := eventPage(t, ts, "pipeline-10-100")
-	if got, want := linked(section(t, body, "pipeline-jobs")), []string{"job-10-1001", "job-10-1000"}; !slices.Equal(got, want) {
-		t.Errorf("jobs %v, want %v", got, want)
-	}
-	// The failed jobs are first in the jobs' list, which says why; the
-	// pipeline's own list of them is shown only when its jobs are not
-	// stored.
-	if !strings.Contains(section(t, body, "pipeline-jobs"), "script_failure") || strings.Contains(body, `id="event-failed-jobs"`) {
-		t.Error("the jobs' list does not say why the job failed, or the failed jobs are listed twice")
-	}
-	for _, want := range []string{"5m", "12s", "feat-1"} {
-		if !strings.Contains(section(t, body, "event-attrs"), want) {
-			t.Errorf("details lack %q", want)
+	onBackends(t, func(t *testing.T, open func(testing.TB) store.Store) {
+		ts := detailWorld(t, true, open)
+		body := eventPage(t, ts, "pipeline-10-100")
+		if got, want := linked(section(t, body, "pipeline-jobs")), []string{"job-10-1001", "job-10-1000"}; !slices.Equal(got, want) {
+			t.Errorf("jobs %v, want %v", got, want)
 		}
-	}
-	if got := linked(section(t, eventPage(t, ts, "pipeline-10-101"), "pipeline-mr")); !slices.Equal(got, []string{"mr-10-1"}) {
-		t.Errorf("pipeline 101's merge request: %v", got)
-	}
-	// A job links back to its pipeline.
-	if !strings.Contains(eventPage(t, ts, "job-10-1001"), `href="/events/pipeline-10-100"`) {
-		t.Error("the job does not link its pipeline")
-	}
+		// The failed jobs are first in the jobs' list, which says why; the
+		// pipeline's own list of them is shown only when its jobs are not
+		// stored.
+		if !strings.Contains(section(t, body, "pipeline-jobs"), "script_failure") || strings.Contains(body, `id="event-failed-jobs"`) {
+			t.Error("the jobs' list does not say why the job failed, or the failed jobs are listed twice")
+		}
+		for _, want := range []string{"5m", "12s", "feat-1"} {
+			if !strings.Contains(section(t, body, "event-attrs"), want) {
+				t.Errorf("details lack %q", want)
+			}
+		}
+		if got := linked(section(t, eventPage(t, ts, "pipeline-10-101"), "pipeline-mr")); !slices.Equal(got, []string{"mr-10-1"}) {
+			t.Errorf("pipeline 101's merge request: %v", got)
+		}
+		// A job links back to its pipeline.
+		if !strings.Contains(eventPage(t, ts, "job-10-1001"), `href="/events/pipeline-10-100"`) {
+			t.Error("the job does not link its pipeline")
+		}
+	})
 }
 
 // Without the delivery metrics the page still shows, saying why the DORA
 // links are missing.
 func TestEventPageWithoutMetrics(t *testing.T) {
-	ts := detailWorld(t, false)
+	ts := detailWorld(t, false, storetest.Backends()[0].Open)
 	if s := section(t, eventPage(t, ts, "deployment-10-2"), "deployment-changes"); !strings.Contains(s, "not set up") {
 		t.Errorf("no word on the metrics: %s", s)
 	}
@@ -283,7 +296,7 @@ func TestEventPageWithoutMetrics(t *testing.T) {
 // An unknown or malformed id is a 404 page naming it, a parameter a 400;
 // never a 500.
 func TestEventPageErrors(t *testing.T) {
-	ts := detailWorld(t, true)
+	ts := detailWorld(t, true, storetest.Backends()[0].Open)
 	for _, tc := range []struct {
 		path string
 		code int

@@ -422,3 +422,42 @@ func BenchmarkTimelineAndEventPages(b *testing.B) {
 		})
 	}
 }
+
+// Every link of the timeline answers 200, the entries' pages included:
+// a branch whose name has a slash, a tag with a dot, an image digest.
+func TestTimelineLinksResolve(t *testing.T) {
+	now := time.Now().UTC()
+	ts, _ := timelineServer(t,
+		tlEvent{change.BranchID(10, "feature/login-form"), change.KindBranch, 10, "pushed", "alice", now.Add(-time.Hour)},
+		tlEvent{change.TagID(10, "v1.2.0"), change.KindTag, 10, "tagged", "alice", now.Add(-2 * time.Hour)},
+		tlEvent{change.ImageID(10, 3, "v1.2.0", "sha256:"+strings.Repeat("ab", 32)), change.KindImage, 10, "pushed", "bob", now.Add(-3 * time.Hour)},
+		tlEvent{change.CommitID(11, strings.Repeat("c", 40)), change.KindCommit, 11, "committed", "carol", now.Add(-4 * time.Hour)},
+		tlEvent{"mr-11-2", change.KindMergeRequest, 11, "opened", "carol", now.Add(-5 * time.Hour)},
+	)
+	_, body := page(t, ts.URL+"/timeline?limit=3")
+	hrefs := regexp.MustCompile(`href="(/[^"]*)"`).FindAllStringSubmatch(body, -1)
+	if len(hrefs) < 10 {
+		t.Fatalf("only %d links", len(hrefs))
+	}
+	for _, m := range hrefs {
+		u := html.UnescapeString(m[1])
+		if strings.HasPrefix(u, "/api/") {
+			if code, _ := get(t, ts.URL+u); code != 200 {
+				t.Errorf("%s: status %d", u, code)
+			}
+			continue
+		}
+		if strings.HasPrefix(u, "/static/") || u == "/" || u == "/merge-requests" || u == "/pipelines" || u == "/deployments" || u == "/sync" {
+			continue // the frame's and other pages', tested with them
+		}
+		if code, b := page(t, ts.URL+u); code != 200 {
+			t.Errorf("%s: status %d: %.300s", u, code, b)
+		}
+	}
+	for _, id := range []string{change.BranchID(10, "feature/login-form"), change.TagID(10, "v1.2.0"),
+		change.ImageID(10, 3, "v1.2.0", "sha256:"+strings.Repeat("ab", 32))} {
+		if code, b := page(t, ts.URL+"/events/"+url.PathEscape(id)); code != 200 || !strings.Contains(b, html.EscapeString(id)) {
+			t.Errorf("%s: status %d", id, code)
+		}
+	}
+}
