@@ -185,6 +185,7 @@ func TestEventPageMergeRequest(t *testing.T) {
 		if !strings.Contains(section(t, body, "event-timeline"), "merged") || !strings.Contains(body, `id="event-raw"`) {
 			t.Error("no states or raw attributes")
 		}
+		linksResolve(t, ts, body, 10)
 		// !3 targets develop, which no deployment deployed.
 		if got := linked(section(t, eventPage(t, ts, "mr-10-3"), "mr-deployments")); len(got) != 0 {
 			t.Errorf("!3 shipped by %v", got)
@@ -211,6 +212,7 @@ func TestEventPageDeployment(t *testing.T) {
 				t.Errorf("details lack %q", want)
 			}
 		}
+		linksResolve(t, ts, body, 5)
 		if got := linked(section(t, eventPage(t, ts, "deployment-10-1"), "deployment-changes")); !slices.Equal(got, []string{"mr-10-2"}) {
 			t.Errorf("the previous deployment shipped %v, want mr-10-2", got)
 		}
@@ -242,6 +244,7 @@ func TestEventPageIncident(t *testing.T) {
 		if got := linked(section(t, body, "incident-deployment")); !slices.Equal(got, []string{"deployment-10-2"}) {
 			t.Errorf("followed %v, want deployment-10-2", got)
 		}
+		linksResolve(t, ts, body, 5)
 		if !strings.Contains(body, `href="/api/v1/changes/before?incident=issue-10-7"`) {
 			t.Error("no link to the changes as JSON")
 		}
@@ -271,6 +274,7 @@ func TestEventPagePipeline(t *testing.T) {
 				t.Errorf("details lack %q", want)
 			}
 		}
+		linksResolve(t, ts, body, 5)
 		if got := linked(section(t, eventPage(t, ts, "pipeline-10-101"), "pipeline-mr")); !slices.Equal(got, []string{"mr-10-1"}) {
 			t.Errorf("pipeline 101's merge request: %v", got)
 		}
