@@ -559,8 +559,8 @@ func (s *Server) issueDetail(ctx context.Context, d *eventData, a attrs) error {
 	}
 	d.Related = append(d.Related, after)
 	before := related{ID: "incident-changes", Title: "Changes before it",
-		Rule: fmt.Sprintf("What changed what runs in this project in the %s before it was opened: deployments, merged merge requests, finished pipelines, releases, tags, images and environments; newest first.",
-			humanDuration(DefaultChangeWindow.Seconds())),
+		Rule: fmt.Sprintf("What changed what runs in this project in the %g hours before it was opened: deployments, merged merge requests, finished pipelines, releases, tags, images and environments; newest first.",
+			DefaultChangeWindow.Hours()),
 		Empty:    "Nothing changed in this project in that window.",
 		Link:     "/api/v1/changes/before?incident=" + url.QueryEscape(ev.ID),
 		LinkText: "These changes as JSON (window= looks further back, up to 30 days)"}
