@@ -93,8 +93,8 @@ type eventData struct {
 // eventPage is GET /events/{id}.
 func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := checkParams(r.URL.Query(), nil); err != nil {
-		s.failPage(w, r, err)
+	for k := range r.URL.Query() {
+		s.failPage(w, r, badRequest("unknown parameter %q: the event page takes none", k))
 		return
 	}
 	id := r.PathValue("id")
