@@ -30,6 +30,10 @@ type PipelineHealth struct {
 	FlakyJobs        []FlakyJob       `json:"flaky_jobs"`
 	FailuresByStage  []StageFailures  `json:"failures_by_stage"`
 	FailuresByReason []ReasonFailures `json:"failures_by_reason"`
+	// Bucket and Series are the window's pipelines per bucket
+	// (pipelineseries.go).
+	Bucket Bucket           `json:"bucket"`
+	Series []PipelineBucket `json:"series"`
 }
 
 // RefHealth is the pipelines of one ref (across projects).
@@ -143,6 +147,8 @@ func (m *Metrics) Pipelines(ctx context.Context, q Query) (PipelineHealth, error
 	slices.SortFunc(out.ByRef, func(a, b RefHealth) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Ref, b.Ref))
 	})
+
+	out.Bucket, out.Series = q.Bucket, pipelineSeries(q, ps)
 
 	j := <-jobs
 	if j.err != nil {

@@ -81,6 +81,12 @@ func TestPipelines(t *testing.T) {
 			{Reason: "stuck_or_timeout_failure", Failures: 1},
 			{Reason: "unknown", Failures: 1},
 		},
+		// Every pipeline of the window is in its first week.
+		Bucket: metrics.BucketWeek,
+		Series: []metrics.PipelineBucket{
+			{Start: since, Pipelines: 7, Success: 3, Failed: 1, SuccessRate: f(0.75), DurationMedianSeconds: f(200)},
+			{Start: h(7 * 24)},
+		},
 	}
 	sameJSON(t, got, want)
 

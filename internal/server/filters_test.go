@@ -2,9 +2,7 @@ package server_test
 
 import (
 	"bytes"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -116,13 +114,6 @@ func TestUnsafeStoredURLsNotServed(t *testing.T) {
 			t.Errorf("served %v", m)
 		}
 	}
-	resp, err := http.Get(ts.URL + "/?kind=issue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	page, _ := io.ReadAll(resp.Body)
-	if strings.Contains(string(page), "javascript") {
-		t.Errorf("the page links to javascript:")
-	}
+	// The overview lists incidents: TestOverviewUnsafeStoredURL checks
+	// that it shows one without its unsafe URL.
 }

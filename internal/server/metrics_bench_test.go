@@ -577,10 +577,7 @@ func historyPostgres(b *testing.B) store.Store {
 func BenchmarkMetricsEndpoints(b *testing.B) {
 	since, until := historyEnd.AddDate(0, 0, -90), historyEnd
 	window := url.Values{"since": {since.Format(time.RFC3339)}, "until": {until.Format(time.RFC3339)}}
-	endpoints := []struct {
-		name, path string
-		query      url.Values
-	}{
+	endpoints := []historyTarget{
 		{"dora", "/api/v1/metrics/dora", window},
 		{"merge-requests", "/api/v1/metrics/merge-requests", window},
 		{"pipelines", "/api/v1/metrics/pipelines", window},
@@ -589,6 +586,20 @@ func BenchmarkMetricsEndpoints(b *testing.B) {
 		{"changes-6h", "/api/v1/changes/before", url.Values{"at": {until.Format(time.RFC3339)}}},
 		{"changes-30d", "/api/v1/changes/before", url.Values{"at": {until.Format(time.RFC3339)}, "window": {"720h"}}},
 	}
+	benchHistory(b, endpoints, benchEndpoint)
+}
+
+// historyTarget is a request a history benchmark makes: its name, path
+// and parameters.
+type historyTarget struct {
+	name, path string
+	query      url.Values
+}
+
+// benchHistory measures each target with measure, over every project and
+// over one, on each backend's history, served over real HTTP with the
+// delivery metrics on.
+func benchHistory(b *testing.B, targets []historyTarget, measure func(*testing.B, string)) {
 	scopes := []struct {
 		name    string
 		project []string
@@ -604,7 +615,7 @@ func BenchmarkMetricsEndpoints(b *testing.B) {
 			srv.EnableMetrics(metrics.New(st, metrics.Config{}))
 			hs := httptest.NewServer(srv)
 			defer hs.Close()
-			for _, ep := range endpoints {
+			for _, ep := range targets {
 				for _, sc := range scopes {
 					q := url.Values{}
 					for k, v := range ep.query {
@@ -614,7 +625,7 @@ func BenchmarkMetricsEndpoints(b *testing.B) {
 						q["project"] = sc.project
 					}
 					target := hs.URL + ep.path + "?" + q.Encode()
-					b.Run(ep.name+"/"+sc.name, func(b *testing.B) { benchEndpoint(b, target) })
+					b.Run(ep.name+"/"+sc.name, func(b *testing.B) { measure(b, target) })
 				}
 			}
 		})
@@ -626,19 +637,28 @@ func BenchmarkMetricsEndpoints(b *testing.B) {
 // not measured, checks the answer and logs its size.
 func benchEndpoint(b *testing.B, target string) {
 	client := &http.Client{}
-	get := func() []byte {
-		resp, err := client.Get(target)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			b.Fatalf("%s: status %d: %v %s", target, resp.StatusCode, err, body)
-		}
-		return body
+	b.Logf("%s: %s", target, answerSummary(b, benchGet(b, client, target)))
+	measureLatency(b, func() { benchGet(b, client, target) })
+}
+
+// benchGet GETs target and reads its answer to the end; anything but 200
+// fails the benchmark.
+func benchGet(b *testing.B, client *http.Client, target string) []byte {
+	resp, err := client.Get(target)
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.Logf("%s: %s", target, answerSummary(b, get()))
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("%s: status %d: %v %s", target, resp.StatusCode, err, body)
+	}
+	return body
+}
+
+// measureLatency calls get once per op and reports the latency
+// percentiles of the calls.
+func measureLatency(b *testing.B, get func()) {
 	var lat []time.Duration
 	for b.Loop() {
 		start := time.Now()

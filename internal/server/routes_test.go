@@ -27,8 +27,9 @@ func TestErrorsAreJSONWithTheirStatus(t *testing.T) {
 		{"POST", "/api/v2/events", "", 404, "", "no such endpoint", false},
 		{"GET", "/api/v1/nothing", "text/html", 404, "", "no such endpoint", false},
 		{"GET", "/favicon.ico", "", 404, "", "no such endpoint", false},
-		{"GET", "/?kind=bogus", "", 400, "", "unknown kind", false},
-		{"GET", "/?kind=bogus", "text/html,application/xhtml+xml", 400, "", "unknown kind", true},
+		// The overview is a page: its errors are pages, whoever asks.
+		{"GET", "/?kind=bogus", "", 400, "", "unknown parameter &#34;kind&#34;", true},
+		{"GET", "/?window=year", "text/html,application/xhtml+xml", 400, "", "window must be", true},
 		{"GET", "/nothing", "text/html", 404, "", "no such endpoint", true},
 	}
 	for _, tc := range tests {

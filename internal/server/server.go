@@ -1,5 +1,5 @@
-// Package server is labtrail's HTTP face: the JSON API over the store, a
-// small page of recent changes, and health checks.
+// Package server is labtrail's HTTP face: the JSON API over the store, the
+// dashboard's pages, and health checks.
 package server
 
 import (
@@ -97,7 +97,10 @@ func New(st Store, log *slog.Logger) *Server {
 		{"POST", "/api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery},
 		{"POST", "/api/v1/webhooks/test", s.testWebhooks},
 		{"GET", "/metrics", s.serveMetrics},
-		{"GET", "/{$}", s.index},
+		{"GET", "/{$}", s.overview},
+		{"GET", "/merge-requests", s.mergeRequestsPage},
+		{"GET", "/pipelines", s.pipelinesPage},
+		{"GET", "/deployments", s.deploymentsPage},
 		{"GET", "/timeline", s.timelinePage},
 		{"GET", "/events/{id}", s.eventPage},
 		{"GET", "/static/{path...}", s.serveStatic},

@@ -22,17 +22,14 @@ import (
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
 
-// page asks for u as a browser does and returns the status and body.
-func page(t *testing.T, u string, header ...string) (int, string) {
+// htmxPage asks for u as htmx does, for part of a page.
+func htmxPage(t *testing.T, u string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest("GET", u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Accept", "text/html")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
+	req.Header.Set("HX-Request", "true")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +39,8 @@ func page(t *testing.T, u string, header ...string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode == 200 && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("%s: content type %q", u, resp.Header.Get("Content-Type"))
+	if vary := resp.Header.Get("Vary"); vary != "HX-Request" {
+		t.Errorf("%s: Vary %q, want HX-Request", u, vary)
 	}
 	return resp.StatusCode, string(b)
 }
@@ -248,7 +245,7 @@ func TestTimelineCursorPaging(t *testing.T) {
 	if !strings.Contains(first, `hx-get="`+html.EscapeString(next)+`"`) {
 		t.Errorf("the Older link has no hx-get to the same page")
 	}
-	code, frag := page(t, ts.URL+next, "HX-Request", "true")
+	code, frag := htmxPage(t, ts.URL+next)
 	if code != 200 || strings.Contains(frag, "<html") || strings.Contains(frag, "<nav aria-label=\"Main\"") {
 		t.Fatalf("fragment: status %d, a whole page: %.300s", code, frag)
 	}
@@ -387,36 +384,13 @@ func BenchmarkTimelineAndEventPages(b *testing.B) {
 			defer hs.Close()
 			for _, tg := range targets {
 				b.Run(tg.name, func(b *testing.B) {
-					client := &http.Client{}
-					get := func() string {
-						req, _ := http.NewRequest("GET", hs.URL+tg.path, nil)
-						req.Header.Set("Accept", "text/html")
-						resp, err := client.Do(req)
-						if err != nil {
-							b.Fatal(err)
-						}
-						body, err := io.ReadAll(resp.Body)
-						resp.Body.Close()
-						if err != nil || resp.StatusCode != 200 {
-							b.Fatalf("%s: status %d: %v %.500s", tg.path, resp.StatusCode, err, body)
-						}
-						return string(body)
-					}
-					body := get()
+					client, target := &http.Client{}, hs.URL+tg.path
+					body := string(benchGet(b, client, target))
 					if strings.HasPrefix(tg.name, "timeline") && len(entries(body)) == 0 {
 						b.Fatalf("%s: an empty timeline", tg.path)
 					}
-					b.Logf("%s: %d entries, %d related links, %d bytes", tg.path, len(entries(body)), len(linked(body)), len(body))
-					var lat []time.Duration
-					for b.Loop() {
-						start := time.Now()
-						get()
-						lat = append(lat, time.Since(start))
-					}
-					slices.Sort(lat)
-					at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-					b.ReportMetric(float64(at(0.5).Microseconds())/1000, "p50-ms")
-					b.ReportMetric(float64(at(0.95).Microseconds())/1000, "p95-ms")
+					b.Logf("%s: %d entries, %d links to events, %d bytes", tg.path, len(entries(body)), len(linked(body)), len(body))
+					measureLatency(b, func() { benchGet(b, client, target) })
 				})
 			}
 		})

@@ -1,0 +1,39 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Incident is an incident opened in a window, by the rule DORA counts
+// them with (issue_type "incident" or a configured label).
+type Incident struct {
+	ID        string    `json:"id"`
+	ProjectID int64     `json:"project_id"`
+	CreatedAt time.Time `json:"created_at"`
+	// ClosedAt is zero while it is open.
+	ClosedAt time.Time `json:"closed_at"`
+}
+
+// Incidents returns the latest incidents opened in q's window, newest
+// first, at most limit of them; they are those TimeToRestore counts.
+func (m *Metrics) Incidents(ctx context.Context, q Query, limit int) ([]Incident, error) {
+	q, err := q.normalize()
+	if err != nil {
+		return nil, err
+	}
+	issues, err := m.st.Issues(ctx, q.filter())
+	if err != nil {
+		return nil, fmt.Errorf("issues: %w", err)
+	}
+	out := []Incident{}
+	// Issues come oldest first: the newest are at the end.
+	for i := len(issues) - 1; i >= 0 && len(out) < limit; i-- {
+		is := issues[i]
+		if m.incident(is) && !is.CreatedAt.IsZero() {
+			out = append(out, Incident{ID: is.ID, ProjectID: is.ProjectID, CreatedAt: is.CreatedAt.UTC(), ClosedAt: is.ClosedAt.UTC()})
+		}
+	}
+	return out, nil
+}
