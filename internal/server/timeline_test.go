@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,34 +15,10 @@ import (
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
-	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
-
-// htmxPage asks for u as htmx does, for part of a page.
-func htmxPage(t *testing.T, u string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest("GET", u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("HX-Request", "true")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if vary := resp.Header.Get("Vary"); vary != "HX-Request" {
-		t.Errorf("%s: Vary %q, want HX-Request", u, vary)
-	}
-	return resp.StatusCode, string(b)
-}
 
 var entryID = regexp.MustCompile(`<li class="tl-item" id="ev-([^"]+)">`)
 
@@ -245,7 +220,7 @@ func TestTimelineCursorPaging(t *testing.T) {
 	if !strings.Contains(first, `hx-get="`+html.EscapeString(next)+`"`) {
 		t.Errorf("the Older link has no hx-get to the same page")
 	}
-	code, frag := htmxPage(t, ts.URL+next)
+	code, frag := page(t, ts.URL+next, "HX-Request", "true")
 	if code != 200 || strings.Contains(frag, "<html") || strings.Contains(frag, "<nav aria-label=\"Main\"") {
 		t.Fatalf("fragment: status %d, a whole page: %.300s", code, frag)
 	}
@@ -255,7 +230,16 @@ func TestTimelineCursorPaging(t *testing.T) {
 	if !strings.Contains(frag, `id="timeline-pager" aria-label="Pages" hx-swap-oob="true"`) {
 		t.Errorf("the fragment does not replace the pager: %s", frag)
 	}
-	// Without htmx the same URL is the whole page.
+	// Without htmx the same URL is the whole page, so caches keep them
+	// apart.
+	resp, err := http.Get(ts.URL + next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("Vary"); v != "HX-Request" {
+		t.Errorf("Vary %q, want HX-Request", v)
+	}
 	if _, whole := page(t, ts.URL+next); !strings.Contains(whole, "<html") || !slices.Equal(entries(whole), want[7:14]) {
 		t.Errorf("page 2 without htmx is not the whole page")
 	}
@@ -371,30 +355,19 @@ func BenchmarkTimelineAndEventPages(b *testing.B) {
 		{"event-deployment", "/events/" + change.DeploymentID(7, 700_200)},
 		{"event-incident", "/events/" + change.IssueID(7, 50)},
 	}
-	backends := []struct {
-		name string
-		open func(*testing.B) store.Store
-	}{{"sqlite", historySQLite}, {"postgres", historyPostgres}}
-	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			st := be.open(b)
-			srv := server.New(st, nil)
-			srv.EnableMetrics(metrics.New(st, metrics.Config{}))
-			hs := httptest.NewServer(srv)
-			defer hs.Close()
-			for _, tg := range targets {
-				b.Run(tg.name, func(b *testing.B) {
-					client, target := &http.Client{}, hs.URL+tg.path
-					body := string(benchGet(b, client, target))
-					if strings.HasPrefix(tg.name, "timeline") && len(entries(body)) == 0 {
-						b.Fatalf("%s: an empty timeline", tg.path)
-					}
-					b.Logf("%s: %d entries, %d links to events, %d bytes", tg.path, len(entries(body)), len(linked(body)), len(body))
-					measureLatency(b, func() { benchGet(b, client, target) })
-				})
-			}
-		})
-	}
+	onHistory(b, func(b *testing.B, base string) {
+		for _, tg := range targets {
+			b.Run(tg.name, func(b *testing.B) {
+				client, target := &http.Client{}, base+tg.path
+				body := string(benchGet(b, client, target))
+				if strings.HasPrefix(tg.name, "timeline") && len(entries(body)) == 0 {
+					b.Fatalf("%s: an empty timeline", tg.path)
+				}
+				b.Logf("%s: %d entries, %d links to events, %d bytes", tg.path, len(entries(body)), len(linked(body)), len(body))
+				measureLatency(b, func() { benchGet(b, client, target) })
+			})
+		}
+	})
 }
 
 // Every link of the timeline answers 200, the entries' pages included:
