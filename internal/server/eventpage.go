@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -93,8 +94,8 @@ type eventData struct {
 // eventPage is GET /events/{id}.
 func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	for k := range r.URL.Query() {
-		s.failPage(w, r, badRequest("unknown parameter %q: the event page takes none", k))
+	if q := r.URL.Query(); len(q) > 0 {
+		s.failPage(w, r, badRequest("unknown parameter %q: the event page takes none", slices.Sorted(maps.Keys(q))[0]))
 		return
 	}
 	id := r.PathValue("id")
