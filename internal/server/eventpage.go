@@ -27,6 +27,9 @@ import (
 // counted.
 const relatedMax = 25
 
+// filesMax is how many of a merge request's files the page lists.
+const filesMax = 100
+
 // jobsMax is how many jobs of a pipeline the page lists.
 const jobsMax = 200
 
@@ -82,6 +85,7 @@ type eventData struct {
 	Approvals  []approvalRow
 	Files      []file
 	MoreFiles  int
+	FilesTotal int
 	FailedJobs []jobRow
 	// Jobs are a pipeline's jobs from the store, failed first.
 	Jobs     []jobRow
@@ -305,13 +309,12 @@ func (s *Server) mergeRequestDetail(ctx context.Context, d *eventData, a attrs) 
 	for _, ap := range a.objs("approvals") {
 		d.Approvals = append(d.Approvals, approvalRow{User: ap.str("user"), At: ap.time("approved_at")})
 	}
-	for i, fl := range a.objs("changed_files") {
-		if i == 100 {
-			d.MoreFiles = len(a.objs("changed_files")) - 100
-			break
-		}
+	files := a.objs("changed_files")
+	for _, fl := range files {
 		d.Files = append(d.Files, file{Path: fl.str("path"), Additions: int(fl.int("additions")), Deletions: int(fl.int("deletions"))})
 	}
+	d.Files, d.MoreFiles = cut(d.Files, filesMax)
+	d.FilesTotal = len(files)
 
 	// Its pipelines: those of its branch, of GitLab's merge request refs,
 	// or of its head commit, from a day before it was opened until an

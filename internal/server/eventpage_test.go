@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"net/http/httptest"
 	"path/filepath"
@@ -353,5 +354,41 @@ func TestEventPageEscapes(t *testing.T) {
 	// Its jobs are not stored: the failed ones come from the pipeline.
 	if !strings.Contains(body, `id="event-failed-jobs"`) || !strings.Contains(body, "&lt;img src=x") {
 		t.Error("the pipeline's failed jobs are not listed")
+	}
+}
+
+// A merge request of many files lists the first 100 and says how many it
+// has; one with neither files nor anything related still shows.
+func TestEventPageManyFiles(t *testing.T) {
+	st := storetest.Backends()[0].Open(t)
+	at := mt(0)
+	var files []map[string]any
+	for i := range 150 {
+		files = append(files, map[string]any{"path": fmt.Sprintf("pkg/f%03d.go", i), "additions": 1, "deletions": 0})
+	}
+	evs := []change.Event{
+		{ID: "mr-10-5", Kind: change.KindMergeRequest, ProjectID: 10, ProjectPath: "acme/web", Title: "Big", State: "opened",
+			CreatedAt: at, UpdatedAt: at, OccurredAt: at, Source: change.SourcePoll,
+			Attrs: map[string]any{"iid": 5, "source_branch": "big", "target_branch": "main", "changed_files": files}},
+		{ID: "mr-10-6", Kind: change.KindMergeRequest, ProjectID: 10, ProjectPath: "acme/web", Title: "Bare", State: "opened",
+			CreatedAt: at, UpdatedAt: at, OccurredAt: at, Source: change.SourcePoll},
+	}
+	if _, err := st.Upsert(t.Context(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(st, nil)
+	srv.EnableMetrics(metrics.New(st, metrics.Config{}))
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	body := eventPage(t, ts, "mr-10-5")
+	if !strings.Contains(body, "Files changed (100 listed of 150)") || strings.Count(body, "<code>pkg/f") != 100 {
+		t.Errorf("files: %d listed", strings.Count(body, "<code>pkg/f"))
+	}
+	if s := section(t, body, "mr-deployments"); !strings.Contains(s, "not merged") {
+		t.Errorf("an open MR's deployments: %s", s)
+	}
+	bare := eventPage(t, ts, "mr-10-6")
+	if strings.Contains(bare, `id="event-raw"`) || strings.Contains(bare, `id="event-files"`) {
+		t.Error("a merge request without attributes shows raw attributes or files")
 	}
 }
