@@ -317,18 +317,22 @@ func (s *Server) mergeRequestDetail(ctx context.Context, d *eventData, a attrs) 
 	d.FilesTotal = len(files)
 
 	// Its pipelines: those of its branch, of GitLab's merge request refs,
-	// or of its head commit, from a day before it was opened until an
-	// hour after it was merged or closed.
+	// or of its head commit, from its first commit (or a day before it was
+	// opened) until an hour after it was merged or closed.
 	iid := idOf(ev.ID)
 	pipes := related{ID: "mr-pipelines", Title: "Pipelines",
-		Rule:  "Pipelines of this project on the source branch, on refs/merge-requests/" + strconv.FormatInt(iid, 10) + "/…, or on the head commit, from a day before the merge request was opened until an hour after it was merged or closed; newest first.",
+		Rule:  "Pipelines of this project on the source branch, on refs/merge-requests/" + strconv.FormatInt(iid, 10) + "/…, or on the head commit, from its first commit (or a day before it was opened) until an hour after it was merged or closed; newest first.",
 		Empty: "No pipeline of its branch or head commit is stored."}
 	if rs, ok := s.store.(store.RelatedStore); ok {
 		refs := []string{fmt.Sprintf("refs/merge-requests/%d/head", iid), fmt.Sprintf("refs/merge-requests/%d/merge", iid)}
 		if b := a.str("source_branch"); b != "" {
 			refs = append(refs, b)
 		}
-		since := clampTime(ev.CreatedAt.Add(-24 * time.Hour))
+		since := ev.CreatedAt.Add(-24 * time.Hour)
+		if first := a.time("first_commit_at"); !first.IsZero() && first.Before(since) {
+			since = first // a branch pushed long before its merge request was opened
+		}
+		since = clampTime(since)
 		var until time.Time
 		if end := cmp.Or(a.time("merged_at"), a.time("closed_at")); !end.IsZero() && ev.State != "opened" {
 			until = clampTime(end.Add(time.Hour))

@@ -36,7 +36,9 @@ func rfc(t time.Time) string { return t.Format(time.RFC3339) }
 //	  develop, merged at 10 (another branch)
 //	pipelines 100 feat-1 failed at -120 (jobs 1000 build success, 1001 test
 //	  failed, both sha aaa111), 101 on refs/merge-requests/1/head success
-//	  at -60, 102 main on the merge commit at 5, 103 other-branch at -30;
+//	  at -60, 102 main on the merge commit at 5, 103 other-branch at -30,
+//	  104 feat-1 at -2500 (after !1's first commit at -3000), 105 feat-1
+//	  at -3100 (before it);
 //	  job 1002 of pipeline 102 on sha aaa111 too
 //	deployments 1 production main success at -1440 (the previous one), 2
 //	  production main success at 60 (ships !1), 3 staging main success at
@@ -58,8 +60,9 @@ func detailWorld(t *testing.T, withMetrics bool, open func(testing.TB) store.Sto
 		ev := e(change.KindMergeRequest, change.MergeRequestID(10, iid), "merged", "MR "+src, src, "aaa111", merged, map[string]any{
 			"iid": iid, "source_branch": src, "target_branch": dst, "merged_at": rfc(merged), "merged_by": "carol",
 			"labels": []string{"backend"}, "reviewers": []string{"dan"}, "commit_count": 3, "additions": 12, "deletions": 4,
-			"approvals":     []map[string]any{{"user": "dan", "approved_at": rfc(merged.Add(-30 * time.Minute))}},
-			"changed_files": []map[string]any{{"path": "web/main.go", "additions": 12, "deletions": 4}},
+			"first_commit_at": rfc(merged.Add(-50 * time.Hour)),
+			"approvals":       []map[string]any{{"user": "dan", "approved_at": rfc(merged.Add(-30 * time.Minute))}},
+			"changed_files":   []map[string]any{{"path": "web/main.go", "additions": 12, "deletions": 4}},
 		})
 		ev.CreatedAt = merged.Add(-5 * time.Hour)
 		return ev
@@ -95,6 +98,11 @@ func detailWorld(t *testing.T, withMetrics bool, open func(testing.TB) store.Sto
 		pipeline(101, "refs/merge-requests/1/head", "aaa111", "success", mt(-60), nil),
 		pipeline(102, "main", "ccc333", "success", mt(5), nil),
 		pipeline(103, "other-branch", "ddd444", "success", mt(-30), nil),
+		// On the branch since its first commit, long before the MR was
+		// opened; and before its first commit (a branch of that name
+		// before).
+		pipeline(104, "feat-1", "eee555", "success", mt(-2500), nil),
+		pipeline(105, "feat-1", "fff666", "success", mt(-3100), nil),
 		job(1000, 100, "build", "success", mt(-125)),
 		job(1001, 100, "test", "failed", mt(-121)),
 		job(1002, 102, "lint", "success", mt(4)),
@@ -177,7 +185,7 @@ func TestEventPageMergeRequest(t *testing.T) {
 		if !strings.Contains(body, `id="event-approvals"`) || !strings.Contains(body, "web/main.go") {
 			t.Error("no approvals or files")
 		}
-		if got, want := linked(section(t, body, "mr-pipelines")), []string{"pipeline-10-101", "pipeline-10-100"}; !slices.Equal(got, want) {
+		if got, want := linked(section(t, body, "mr-pipelines")), []string{"pipeline-10-101", "pipeline-10-100", "pipeline-10-104"}; !slices.Equal(got, want) {
 			t.Errorf("pipelines %v, want %v", got, want)
 		}
 		if got, want := linked(section(t, body, "mr-deployments")), []string{"deployment-10-2"}; !slices.Equal(got, want) {
