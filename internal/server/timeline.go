@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
@@ -17,9 +18,8 @@ const timelineLimit = 50
 
 type timelineData struct {
 	Events []change.Event
-	// Next is the link to the page after this one, "" on the last;
-	// NextCursor the cursor it carries.
-	Next, NextCursor string
+	// Next is the link to the page after this one, "" on the last.
+	Next string
 	// First is the link to the first page, "" on the first page.
 	First string
 	// Paged says this is not the first page.
@@ -84,11 +84,11 @@ func (s *Server) timelinePage(w http.ResponseWriter, r *http.Request) {
 	for i := range pg.Events {
 		pg.Events[i].SafeURLs("")
 	}
-	d.Events, d.NextCursor, d.Paged = pg.Events, pg.NextCursor, sf.Cursor != ""
+	d.Events, d.Paged = pg.Events, sf.Cursor != ""
 	d.Filtered = len(f.IDs) > 0 || f.Group != "" || len(f.Kinds) > 0 || f.Author != "" || f.State != "" || f.Window != "all"
 	limit := ""
 	if d.Limit > 0 {
-		limit = q.Get("limit")
+		limit = strconv.Itoa(d.Limit)
 	}
 	if pg.NextCursor != "" {
 		d.Next = queryLink("/timeline", f, "cursor", pg.NextCursor, "limit", limit)
