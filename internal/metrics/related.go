@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -19,39 +20,27 @@ import (
 // ShippedBy returns the production deployments that shipped the merge
 // request id of project, merged at mergedAt: per production environment,
 // the first successful deployment that finished at or after the merge, if
-// it deployed the merge request's target branch; earliest first. A merge
-// request the store holds no merged fact of was shipped by none.
+// it deployed the merge request's target branch; earliest first. It is
+// linkChanges over those deployments, from each environment's previous
+// one, so the rule is DORA's to the letter: a merge request the store
+// holds no merged fact of was shipped by none.
 func (m *Metrics) ShippedBy(ctx context.Context, project int64, id string, mergedAt time.Time) ([]store.DeploymentFact, error) {
 	if mergedAt.IsZero() {
 		return nil, nil
 	}
-	// A millisecond either side: the fact's time is the store's, which
-	// may be rounded (PostgreSQL keeps microseconds); the id decides.
 	mergedAt = mergedAt.UTC()
-	mrs, err := m.st.MergedChanges(ctx, store.FactFilter{ProjectIDs: []int64{project}, Since: mergedAt.Add(-time.Millisecond), Until: past(mergedAt)})
-	if err != nil {
-		return nil, fmt.Errorf("merge request: %w", err)
-	}
-	var mr *store.MergeRequestFact
-	for i := range mrs {
-		if mrs[i].ID == id {
-			mr = &mrs[i]
-		}
-	}
-	if mr == nil {
-		return nil, nil
-	}
 	isProd, err := m.production(ctx, []int64{project})
 	if err != nil {
 		return nil, err
 	}
-	// Each environment's first deployment at or after the merge: the
-	// only one there that can have shipped it.
-	_, next, err := m.st.DeploymentEdges(ctx, []int64{project}, time.Time{}, mr.MergedAt)
+	// Each environment's first deployment at or after the merge, the only
+	// one there that can have shipped it, and the one before it.
+	prev, next, err := m.st.DeploymentEdges(ctx, []int64{project}, mergedAt, mergedAt)
 	if err != nil {
 		return nil, fmt.Errorf("deployment edges: %w", err)
 	}
 	ship := newShipping()
+	var until time.Time
 	for _, e := range next {
 		if !isProd(e.ProjectID, e.Environment) || e.FinishedAt.IsZero() {
 			continue
@@ -62,17 +51,37 @@ func (m *Metrics) ShippedBy(ctx context.Context, project int64, id string, merge
 			return nil, fmt.Errorf("deployments: %w", err)
 		}
 		for _, d := range ds {
-			if d.Environment == e.Environment && d.Status == "success" {
-				d.FinishedAt = d.FinishedAt.UTC()
+			if d.Environment == e.Environment && d.Status == "success" && d.FinishedAt.UTC().Equal(at) {
+				d.FinishedAt = at
 				ship.add(&deploy{DeploymentFact: d})
+				until = maxTime(until, past(at))
 			}
 		}
 	}
-	ship.sort()
-	var out []store.DeploymentFact
-	for _, d := range ship.shippedBy(utcMR(*mr)) {
-		out = append(out, d.DeploymentFact)
+	if len(ship.byEnv) == 0 {
+		return nil, nil
 	}
+	ship.sort()
+	for _, e := range prev {
+		k := envKey{e.ProjectID, e.Environment}
+		if _, ok := ship.byEnv[k]; ok && !e.FinishedAt.IsZero() {
+			ship.prev[k] = e.FinishedAt.UTC()
+		}
+	}
+	if err := m.linkChanges(ctx, Query{ProjectIDs: []int64{project}, Since: mergedAt, Until: until}, ship); err != nil {
+		return nil, err
+	}
+	var out []store.DeploymentFact
+	for _, ds := range ship.byEnv {
+		for _, d := range ds {
+			if slices.Contains(d.changes, id) {
+				out = append(out, d.DeploymentFact)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b store.DeploymentFact) int {
+		return cmp.Or(a.FinishedAt.Compare(b.FinishedAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
 
