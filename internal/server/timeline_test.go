@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
 	"net/http"
@@ -350,13 +351,44 @@ func BenchmarkTimelineAndEventPages(b *testing.B) {
 		{"timeline-kind-project", "/timeline?kind=merge_request&project=" + url.QueryEscape(historyPath(7))},
 		{"timeline-author-dates", "/timeline?author=dev3&since=" + historyEnd.AddDate(0, 0, -30).Format(time.DateOnly) + "&until=" + historyEnd.Format(time.DateOnly)},
 		{"timeline-group-state-deep", "/timeline?group=" + url.QueryEscape(strings.Split(historyPath(7), "/")[0]) + "&state=failed&cursor=" + deep},
-		{"event-mr", "/events/" + change.MergeRequestID(7, 1000)},
-		{"event-pipeline", "/events/" + change.PipelineID(7, 7_001_200)},
-		{"event-deployment", "/events/" + change.DeploymentID(7, 700_200)},
-		{"event-incident", "/events/" + change.IssueID(7, 50)},
 	}
 	onHistory(b, func(b *testing.B, base string) {
-		for _, tg := range targets {
+		// The event pages of a production deployment with changes and an
+		// incident, as DORA links them, of the first change it shipped,
+		// of its incident, and of a failed pipeline with its jobs.
+		type doraDeployment struct {
+			ID        string   `json:"id"`
+			Changes   []string `json:"changes"`
+			Incidents []string `json:"incidents"`
+		}
+		var dora struct {
+			Deployments []doraDeployment `json:"deployments"`
+		}
+		q := url.Values{"project": {historyPath(7)}, "since": {historyEnd.AddDate(0, 0, -90).Format(time.RFC3339)}, "until": {historyEnd.Format(time.RFC3339)}}
+		if err := json.Unmarshal(benchGet(b, &http.Client{}, base+"/api/v1/metrics/dora?"+q.Encode()), &dora); err != nil {
+			b.Fatal(err)
+		}
+		i := slices.IndexFunc(dora.Deployments, func(d doraDeployment) bool { return len(d.Changes) > 0 && len(d.Incidents) > 0 })
+		if i < 0 {
+			b.Fatal("no production deployment with changes and an incident")
+		}
+		d := dora.Deployments[i]
+		var failed struct {
+			Events []struct {
+				ID string `json:"id"`
+			} `json:"events"`
+		}
+		q = url.Values{"project": {historyPath(7)}, "kind": {"pipeline"}, "state": {"failed"}, "limit": {"1"}}
+		if err := json.Unmarshal(benchGet(b, &http.Client{}, base+"/api/v1/events?"+q.Encode()), &failed); err != nil || len(failed.Events) == 0 {
+			b.Fatalf("no failed pipeline: %v", err)
+		}
+		all := slices.Concat(targets, []struct{ name, path string }{
+			{"event-mr", "/events/" + d.Changes[0]},
+			{"event-pipeline", "/events/" + failed.Events[0].ID},
+			{"event-deployment", "/events/" + d.ID},
+			{"event-incident", "/events/" + d.Incidents[0]},
+		})
+		for _, tg := range all {
 			b.Run(tg.name, func(b *testing.B) {
 				client, target := &http.Client{}, base+tg.path
 				body := string(benchGet(b, client, target))
