@@ -93,6 +93,10 @@ type eventData struct {
 	Related  []related
 	// Raw is the attributes as JSON.
 	Raw string
+	// Project is the path of the event's project as labtrail syncs it now
+	// (it may have been renamed since), for a link to its timeline; "" if
+	// labtrail no longer syncs it.
+	Project string
 }
 
 // eventPage is GET /events/{id}.
@@ -117,6 +121,14 @@ func (s *Server) eventPage(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.SafeURLs("")
 	d := eventData{Event: ev, Timeline: tl}
+	ps, err := s.store.Projects(ctx)
+	if err != nil {
+		s.failPage(w, r, err)
+		return
+	}
+	if i := slices.IndexFunc(ps, func(p store.Project) bool { return p.ID == ev.ProjectID }); i >= 0 {
+		d.Project = ps[i].Path
+	}
 	a := attrs(ev.Attrs)
 	if raw, err := json.MarshalIndent(ev.Attrs, "", "  "); err == nil && len(ev.Attrs) > 0 {
 		d.Raw = string(raw)

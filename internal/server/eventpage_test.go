@@ -359,6 +359,9 @@ func TestEventPageEscapes(t *testing.T) {
 	if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Error("the title is not shown escaped")
 	}
+	if strings.Contains(body, "/timeline?project=") {
+		t.Error("a link to the timeline of a project labtrail does not sync")
+	}
 	// Its jobs are not stored: the failed ones come from the pipeline.
 	if !strings.Contains(body, `id="event-failed-jobs"`) || !strings.Contains(body, "&lt;img src=x") {
 		t.Error("the pipeline's failed jobs are not listed")
@@ -366,7 +369,8 @@ func TestEventPageEscapes(t *testing.T) {
 }
 
 // A merge request of many files lists the first 100 and says how many it
-// has; one with neither files nor anything related still shows.
+// has; one with neither files nor anything related still shows; the
+// project links to its timeline under its current path.
 func TestEventPageManyFiles(t *testing.T) {
 	st := storetest.Backends()[0].Open(t)
 	at := mt(0)
@@ -384,6 +388,10 @@ func TestEventPageManyFiles(t *testing.T) {
 	if _, err := st.Upsert(t.Context(), evs...); err != nil {
 		t.Fatal(err)
 	}
+	// The project was renamed since.
+	if err := st.PutProjects(t.Context(), store.Project{ID: 10, Path: "acme/renamed"}); err != nil {
+		t.Fatal(err)
+	}
 	srv := server.New(st, nil)
 	srv.EnableMetrics(metrics.New(st, metrics.Config{}))
 	ts := httptest.NewServer(srv)
@@ -394,6 +402,9 @@ func TestEventPageManyFiles(t *testing.T) {
 	}
 	if s := section(t, body, "mr-deployments"); !strings.Contains(s, "not merged") {
 		t.Errorf("an open MR's deployments: %s", s)
+	}
+	if !strings.Contains(body, `href="/timeline?project=acme%2Frenamed"`) {
+		t.Error("the project's link is not to its timeline under its current path")
 	}
 	bare := eventPage(t, ts, "mr-10-6")
 	if strings.Contains(bare, `id="event-raw"`) || strings.Contains(bare, `id="event-files"`) {
