@@ -604,6 +604,26 @@ func benchHistory(b *testing.B, targets []historyTarget, measure func(*testing.B
 		name    string
 		project []string
 	}{{"all", nil}, {"project", []string{historyPath(7)}}}
+	onHistory(b, func(b *testing.B, base string) {
+		for _, ep := range targets {
+			for _, sc := range scopes {
+				q := url.Values{}
+				for k, v := range ep.query {
+					q[k] = v
+				}
+				if sc.project != nil {
+					q["project"] = sc.project
+				}
+				target := base + ep.path + "?" + q.Encode()
+				b.Run(ep.name+"/"+sc.name, func(b *testing.B) { measure(b, target) })
+			}
+		}
+	})
+}
+
+// onHistory runs bench on each backend's history, served over real HTTP
+// (at base) with the delivery metrics on.
+func onHistory(b *testing.B, bench func(b *testing.B, base string)) {
 	backends := []struct {
 		name string
 		open func(*testing.B) store.Store
@@ -615,19 +635,7 @@ func benchHistory(b *testing.B, targets []historyTarget, measure func(*testing.B
 			srv.EnableMetrics(metrics.New(st, metrics.Config{}))
 			hs := httptest.NewServer(srv)
 			defer hs.Close()
-			for _, ep := range targets {
-				for _, sc := range scopes {
-					q := url.Values{}
-					for k, v := range ep.query {
-						q[k] = v
-					}
-					if sc.project != nil {
-						q["project"] = sc.project
-					}
-					target := hs.URL + ep.path + "?" + q.Encode()
-					b.Run(ep.name+"/"+sc.name, func(b *testing.B) { measure(b, target) })
-				}
-			}
+			bench(b, hs.URL)
 		})
 	}
 }

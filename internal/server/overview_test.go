@@ -84,14 +84,18 @@ func pagesSetup(t *testing.T) (*httptest.Server, *sqlite.Store, *bytes.Buffer) {
 	return ts, st, logs
 }
 
-// page GETs a page as a browser would.
-func page(t *testing.T, u string) (int, string) {
+// page GETs a page as a browser would, with the headers given as pairs
+// of name and value besides.
+func page(t *testing.T, u string, header ...string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest("GET", u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Accept", "text/html")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -101,6 +101,8 @@ func New(st Store, log *slog.Logger) *Server {
 		{"GET", "/merge-requests", s.mergeRequestsPage},
 		{"GET", "/pipelines", s.pipelinesPage},
 		{"GET", "/deployments", s.deploymentsPage},
+		{"GET", "/timeline", s.timelinePage},
+		{"GET", "/events/{id}", s.eventPage},
 		{"GET", "/static/{path...}", s.serveStatic},
 		{"GET", "/sync", s.syncPage},
 		{"POST", "/sync/deliveries/{id}/replay", s.replayPage},

@@ -160,12 +160,18 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p p
 		s.errorPage(w, http.StatusInternalServerError, "this page could not be shown; the server log says why")
 		return
 	}
+	writeHTML(w, buf.Bytes())
+}
+
+// writeHTML sends a rendered page, or part of one, with status 200 and
+// the headers every page has.
+func writeHTML(w http.ResponseWriter, b []byte) {
 	h := w.Header()
 	pageSecurity(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(b)
 }
 
 // failPage is fail for pages: the same status and message as the API
