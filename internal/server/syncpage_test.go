@@ -103,26 +103,6 @@ func newSyncWorld(t *testing.T, webhooks bool, deliveries int) *syncWorld {
 	return w
 }
 
-// syncGet fetches a page as a browser would ask for it.
-func syncGet(t *testing.T, u string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest("GET", u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/html")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
 // syncSection is the HTML of the element with the given id up to the next
 // </section>: enough to tell what a part of the page lists.
 func syncSection(t *testing.T, body, id string) string {
@@ -140,7 +120,7 @@ func syncSection(t *testing.T, body, id string) string {
 
 func TestSyncPageShowsProjectsKindsRateLimitAndDeliveries(t *testing.T) {
 	w := newSyncWorld(t, true, 3)
-	code, body := syncGet(t, w.url+"/sync")
+	code, body := page(t, w.url+"/sync")
 	if code != 200 {
 		t.Fatalf("GET /sync: %d\n%s", code, body)
 	}
@@ -191,7 +171,7 @@ func TestSyncPageShowsProjectsKindsRateLimitAndDeliveries(t *testing.T) {
 
 func TestSyncPageFilters(t *testing.T) {
 	w := newSyncWorld(t, true, 3)
-	_, all := syncGet(t, w.url+"/sync")
+	_, all := page(t, w.url+"/sync")
 	for _, c := range []struct {
 		query        string
 		shown, least []string
@@ -201,7 +181,7 @@ func TestSyncPageFilters(t *testing.T) {
 		{"group=acme", []string{"acme/web", "acme/gone"}, []string{"tools/cli"}},
 		{"project=3", []string{"tools/cli"}, []string{"acme/web", "acme/gone"}},
 	} {
-		code, body := syncGet(t, w.url+"/sync?"+c.query)
+		code, body := page(t, w.url+"/sync?"+c.query)
 		if code != 200 {
 			t.Fatalf("%s: %d", c.query, code)
 		}
@@ -217,7 +197,7 @@ func TestSyncPageFilters(t *testing.T) {
 			}
 		}
 	}
-	code, failed := syncGet(t, w.url+"/sync?status=failed")
+	code, failed := page(t, w.url+"/sync?status=failed")
 	if code != 200 {
 		t.Fatal(code)
 	}
@@ -233,7 +213,7 @@ func TestSyncPageFilters(t *testing.T) {
 			t.Errorf("without a filter delivery %d is not listed", id)
 		}
 	}
-	_, ignored := syncGet(t, w.url+"/sync?status=ignored")
+	_, ignored := page(t, w.url+"/sync?status=ignored")
 	if !strings.Contains(ignored, "No ignored delivery") {
 		t.Errorf("status=ignored with none: no empty state")
 	}
@@ -241,12 +221,12 @@ func TestSyncPageFilters(t *testing.T) {
 
 func TestSyncPageDeliveriesArePaged(t *testing.T) {
 	w := newSyncWorld(t, true, 75)
-	_, first := syncGet(t, w.url+"/sync")
+	_, first := page(t, w.url+"/sync")
 	m := regexp.MustCompile(`href="(/sync\?cursor=[^"#]+)#deliveries" rel="next"`).FindStringSubmatch(first)
 	if m == nil {
 		t.Fatal("75 deliveries and no link to older ones")
 	}
-	code, second := syncGet(t, w.url+html.UnescapeString(m[1]))
+	code, second := page(t, w.url+html.UnescapeString(m[1]))
 	if code != 200 {
 		t.Fatalf("older page: %d", code)
 	}
@@ -280,7 +260,7 @@ func TestSyncPageEmptyStates(t *testing.T) {
 	api.SetHints(server.Hints{Webhooks: "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token"})
 	ts := httptest.NewServer(api)
 	t.Cleanup(ts.Close)
-	code, body := syncGet(t, ts.URL+"/sync")
+	code, body := page(t, ts.URL+"/sync")
 	if code != 200 {
 		t.Fatalf("empty store: %d\n%s", code, body)
 	}
@@ -292,13 +272,13 @@ func TestSyncPageEmptyStates(t *testing.T) {
 
 	// Webhooks on, none received yet.
 	w := newSyncWorld(t, true, 0)
-	_, body = syncGet(t, w.url+"/sync")
+	_, body = page(t, w.url+"/sync")
 	if !strings.Contains(body, "No webhook delivery received yet") {
 		t.Error("webhooks on and no delivery: no empty state")
 	}
 	// Webhooks off with deliveries stored from before: listed, no Replay.
 	w = newSyncWorld(t, false, 2)
-	_, body = syncGet(t, w.url+"/sync")
+	_, body = page(t, w.url+"/sync")
 	if !strings.Contains(body, "Webhooks are off") || !strings.Contains(body, fmt.Sprintf(`id="delivery-%d"`, w.failedID)) {
 		t.Error("webhooks off: the page should say so and still list stored deliveries")
 	}
@@ -322,7 +302,7 @@ func TestSyncPageBadParameters(t *testing.T) {
 		{"replayed=x", 400, "replayed must be"},
 		{"status=failed&status=pending", 400, "more than once"},
 	} {
-		code, body := syncGet(t, w.url+"/sync?"+c.query)
+		code, body := page(t, w.url+"/sync?"+c.query)
 		if code != c.code || !strings.Contains(body, c.msg) {
 			t.Errorf("/sync?%s: %d, want %d naming %q", c.query, code, c.code, c.msg)
 		}
@@ -382,7 +362,7 @@ func TestSyncPageReplay(t *testing.T) {
 	if w.replayed.Load() != w.failedID {
 		t.Fatalf("replay ran for %d, want %d", w.replayed.Load(), w.failedID)
 	}
-	code, body := syncGet(t, w.url+loc.RequestURI())
+	code, body := page(t, w.url+loc.RequestURI())
 	if code != 200 || !strings.Contains(body, fmt.Sprintf("Delivery %d (Merge Request Hook) was replayed: it is now", w.failedID)) ||
 		!strings.Contains(syncSection(t, body, "replay-result"), "processed") {
 		t.Errorf("after the replay the page does not say how it went: %d", code)
