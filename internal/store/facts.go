@@ -60,6 +60,26 @@ type MergeRequestFact struct {
 	Files       int
 }
 
+// MergeFlowFact is what the merge-request flow reads of a merged merge
+// request: MergeRequestFact's columns that it needs, two of them combined
+// by the store, so that a window of tens of thousands is fewer values to
+// read.
+type MergeFlowFact struct {
+	ProjectID     int64
+	ProjectPath   string
+	Author        string
+	TargetBranch  string
+	CreatedAt     time.Time
+	MergedAt      time.Time
+	FirstCommitAt time.Time
+	// FirstReviewAt is the earlier of FirstApprovalAt and FirstNoteAt
+	// that is not zero; zero when both are.
+	FirstReviewAt time.Time
+	// Lines is Additions plus Deletions.
+	Lines int
+	Files int
+}
+
 // DeploymentFact is what the metrics read of a deployment.
 type DeploymentFact struct {
 	ID          string
@@ -154,6 +174,9 @@ type MetricsStore interface {
 	// FirstCommitAt. A window holds tens of thousands of merges, and every
 	// column read costs.
 	MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error)
+	// MergeFlow is MergedMergeRequests as MergeFlowFacts, in the same
+	// order.
+	MergeFlow(ctx context.Context, f FactFilter) ([]MergeFlowFact, error)
 	// OpenMergeRequests returns up to limit merge requests in state
 	// opened, oldest created_at first.
 	OpenMergeRequests(ctx context.Context, projects []int64, limit int) ([]MergeRequestFact, error)

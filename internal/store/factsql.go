@@ -87,6 +87,30 @@ func (s SQL[T]) MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeR
 	})
 }
 
+// MergeFlow implements MetricsStore. Every column it reads is in
+// fact_mr_merged.
+func (s SQL[T]) MergeFlow(ctx context.Context, f FactFilter) ([]MergeFlowFact, error) {
+	if err := s.checkFacts("merge flow", f); err != nil {
+		return nil, err
+	}
+	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
+	zero := q.Arg(s.Dialect.Time(time.Time{}))
+	return facts(ctx, s, "merge flow", `SELECT project_id, project_path, author, target_branch, created_at, merged_at,
+		first_commit_at, CASE WHEN first_approval_at = `+zero+` OR (first_note_at <> `+zero+` AND first_note_at < first_approval_at)
+			THEN first_note_at ELSE first_approval_at END, additions + deletions, files
+		FROM fact_merge_requests`+q.WhereSQL()+` ORDER BY merged_at, id`, q.Args(), func(r Row) (MergeFlowFact, error) {
+		var (
+			m                              MergeFlowFact
+			created, merged, first, review T
+		)
+		err := r.Scan(&m.ProjectID, &m.ProjectPath, &m.Author, &m.TargetBranch, &created, &merged, &first, &review,
+			&m.Lines, &m.Files)
+		m.CreatedAt, m.MergedAt, m.FirstCommitAt, m.FirstReviewAt = s.Scan.From(created), s.Scan.From(merged),
+			s.Scan.From(first), s.Scan.From(review)
+		return m, err
+	})
+}
+
 // MergedChanges implements MetricsStore.
 func (s SQL[T]) MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error) {
 	if err := s.checkFacts("merged changes", f); err != nil {

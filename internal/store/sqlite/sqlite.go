@@ -65,6 +65,11 @@ func DSN(path string) string {
 		// NORMAL loses at most the last commits on power loss, never
 		// consistency, in WAL mode; FULL would fsync on every commit.
 		"&_pragma=synchronous(NORMAL)" +
+		// Reads map the file instead of copying each page out of it with
+		// a system call into a 2 MB cache per connection: a metric over a
+		// 90-day window reads thousands of pages, most of them again on
+		// every request.
+		"&_pragma=mmap_size(1073741824)" +
 		"&_txlock=immediate"
 }
 
