@@ -294,18 +294,22 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 		// environments' previous deployments, are shipped by none here.
 		filters = []store.FactFilter{{Since: since, Until: q.Until}}
 	}
-	var mrs []store.MergeRequestFact
+	var mrs []store.ChangeFact
 	for _, f := range filters {
 		if len(f.ProjectIDs) == 0 && len(filters) > 1 {
 			continue // an empty list would mean every project
 		}
-		got, err := m.st.MergedChanges(ctx, f)
+		got, err := inHalves(ctx, f, m.st.MergedChanges)
 		if err != nil {
 			return fmt.Errorf("merged merge requests: %w", err)
 		}
-		mrs = append(mrs, got...)
+		if mrs == nil {
+			mrs = got
+		} else {
+			mrs = append(mrs, got...)
+		}
 	}
-	byMerge := func(a, b store.MergeRequestFact) int {
+	byMerge := func(a, b store.ChangeFact) int {
 		return cmp.Or(a.MergedAt.Compare(b.MergedAt), cmp.Compare(a.ID, b.ID))
 	}
 	// Each read comes in this order already; two reads are merged. Moving
@@ -314,7 +318,6 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 		slices.SortStableFunc(mrs, byMerge)
 	}
 	for i := range mrs {
-		mrs[i] = utcMR(mrs[i])
 		mr := &mrs[i]
 		by := ship.shippedBy(mr.ProjectID, mr.TargetBranch, mr.MergedAt)
 		for _, d := range by {
@@ -357,11 +360,7 @@ func (m *Metrics) leadTime(q Query, deps []*deploy) LeadTime {
 	var lead, mergeToDeploy []float64
 	for _, d := range deps {
 		for _, mr := range d.leadChanges {
-			from := mr.FirstCommitAt
-			if from.IsZero() {
-				from = mr.CreatedAt
-			}
-			v := seconds(d.FinishedAt.Sub(from))
+			v := seconds(d.FinishedAt.Sub(mr.StartedAt))
 			lead = append(lead, v)
 			mergeToDeploy = append(mergeToDeploy, seconds(d.FinishedAt.Sub(mr.MergedAt)))
 			if i := s.at(d.FinishedAt); i >= 0 {

@@ -99,7 +99,7 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		if mrs, err = m.st.MergeFlow(gctx, q.filter()); err != nil {
+		if mrs, err = inHalves(gctx, q.filter(), m.st.MergeFlow); err != nil {
 			return fmt.Errorf("merged merge requests: %w", err)
 		}
 		return nil

@@ -27,7 +27,7 @@ type deploy struct {
 	incidents []string // issue ids, oldest first
 	// leadChanges are the changes whose lead time it ends: those it
 	// shipped first.
-	leadChanges []*store.MergeRequestFact
+	leadChanges []*store.ChangeFact
 }
 
 // shipping holds production deployments per environment, oldest first,

@@ -80,6 +80,17 @@ type MergeFlowFact struct {
 	Files int
 }
 
+// ChangeFact is what lead time reads of a merged merge request.
+type ChangeFact struct {
+	ID           string
+	ProjectID    int64
+	TargetBranch string
+	MergedAt     time.Time
+	// StartedAt is when the change began: its first commit
+	// (FirstCommitAt), or its creation when that is unknown.
+	StartedAt time.Time
+}
+
 // DeploymentFact is what the metrics read of a deployment.
 type DeploymentFact struct {
 	ID          string
@@ -170,10 +181,9 @@ type MetricsStore interface {
 	// window be read from one index).
 	MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeRequestFact, error)
 	// MergedChanges is MergedMergeRequests with only what lead time
-	// reads: ID, ProjectID, TargetBranch, CreatedAt, MergedAt and
-	// FirstCommitAt. A window holds tens of thousands of merges, and every
-	// column read costs.
-	MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error)
+	// reads, as ChangeFacts, in the same order. A window holds tens of
+	// thousands of merges, and every column read costs.
+	MergedChanges(ctx context.Context, f FactFilter) ([]ChangeFact, error)
 	// MergeFlow is MergedMergeRequests as MergeFlowFacts, in the same
 	// order.
 	MergeFlow(ctx context.Context, f FactFilter) ([]MergeFlowFact, error)

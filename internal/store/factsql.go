@@ -112,20 +112,22 @@ func (s SQL[T]) MergeFlow(ctx context.Context, f FactFilter) ([]MergeFlowFact, e
 }
 
 // MergedChanges implements MetricsStore.
-func (s SQL[T]) MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error) {
+func (s SQL[T]) MergedChanges(ctx context.Context, f FactFilter) ([]ChangeFact, error) {
 	if err := s.checkFacts("merged changes", f); err != nil {
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
-	return facts(ctx, s, "merged changes", `SELECT id, project_id, target_branch, created_at, merged_at, first_commit_at
-		FROM fact_merge_requests`+q.WhereSQL()+` ORDER BY merged_at, id`, q.Args(), func(r Row) (MergeRequestFact, error) {
+	zero := q.Arg(s.Dialect.Time(time.Time{}))
+	return facts(ctx, s, "merged changes", `SELECT id, project_id, target_branch, merged_at,
+		CASE WHEN first_commit_at = `+zero+` THEN created_at ELSE first_commit_at END
+		FROM fact_merge_requests`+q.WhereSQL()+` ORDER BY merged_at, id`, q.Args(), func(r Row) (ChangeFact, error) {
 		var (
-			m                      MergeRequestFact
-			created, merged, first T
+			c               ChangeFact
+			merged, started T
 		)
-		err := r.Scan(&m.ID, &m.ProjectID, &m.TargetBranch, &created, &merged, &first)
-		m.CreatedAt, m.MergedAt, m.FirstCommitAt, m.State = s.Scan.From(created), s.Scan.From(merged), s.Scan.From(first), "merged"
-		return m, err
+		err := r.Scan(&c.ID, &c.ProjectID, &c.TargetBranch, &merged, &started)
+		c.MergedAt, c.StartedAt = s.Scan.From(merged), s.Scan.From(started)
+		return c, err
 	})
 }
 

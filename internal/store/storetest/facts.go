@@ -298,9 +298,11 @@ func FactsRebuilt(t *testing.T, s store.Store, forget func(sql string), reopen f
 	}
 }
 
-// testFactsMergeFlow: MergeFlow is MergedMergeRequests narrowed, the first
-// review being the earlier of the first approval and the first note, for
-// each combination of them, in the same order and under the same filters.
+// testFactsMergeFlow: MergeFlow and MergedChanges are MergedMergeRequests
+// narrowed, in the same order and under the same filters: the first review
+// the earlier of the first approval and the first note (for each
+// combination of them), a change's start its first commit or else its
+// creation.
 func testFactsMergeFlow(t *testing.T, s store.Store) {
 	approved := func(m int) map[string]any {
 		return map[string]any{"approvals": []any{map[string]any{"user": "bob", "approved_at": stamp(at(m))}}}
@@ -330,6 +332,18 @@ func testFactsMergeFlow(t *testing.T, s store.Store) {
 		got := mustFacts(s.MergeFlow(ctx(t), f))(t, "merge flow")
 		if len(mrs) == 0 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("merge flow of %+v:\n got %+v\nwant %+v", f, got, want)
+		}
+		var wantChanges []store.ChangeFact
+		for _, m := range mrs {
+			started := m.FirstCommitAt
+			if started.IsZero() {
+				started = m.CreatedAt
+			}
+			wantChanges = append(wantChanges, store.ChangeFact{ID: m.ID, ProjectID: m.ProjectID, TargetBranch: m.TargetBranch,
+				MergedAt: m.MergedAt, StartedAt: started})
+		}
+		if got := mustFacts(s.MergedChanges(ctx(t), f))(t, "merged changes"); !reflect.DeepEqual(got, wantChanges) {
+			t.Fatalf("merged changes of %+v:\n got %+v\nwant %+v", f, got, wantChanges)
 		}
 	}
 	// The reviews, spelled out.
