@@ -125,7 +125,10 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 	out := MergeRequestFlow{Since: q.Since, Until: q.Until, Bucket: q.Bucket}
 	s := newSeries(q.Bucket, q.Since, q.Until)
 	throughput := make([]int, len(s.starts))
-	var coding, pickup, review, deploy, cycle, lines, files []float64
+	// Each holds a value of most merge requests: sized once, not grown.
+	coding, pickup, review := make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs))
+	deploy, cycle := make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs))
+	lines, files := make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs))
 	type group struct {
 		name    string
 		project int64

@@ -204,8 +204,8 @@ type MetricsStore interface {
 	// ID, ProjectID, IssueType, Labels, CreatedAt and ClosedAt only.
 	Issues(ctx context.Context, f FactFilter) ([]IssueFact, error)
 	// Pipelines returns the pipelines created in the window, oldest
-	// first, with Ref, Status, CreatedAt and the durations only (read
-	// from one index).
+	// first, with Ref, Status and the durations only (read from one
+	// index).
 	Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, error)
 	// JobStats counts the jobs created in the window.
 	JobStats(ctx context.Context, f FactFilter) (JobStats, error)
