@@ -345,7 +345,11 @@ func facts[T, R any](ctx context.Context, s SQL[T], what, stmt string, args []an
 		chunks [][]R
 		n      int
 	)
-	err := s.Query(ctx, stmt, args, func(rows Rows) error {
+	query := s.Query
+	if s.FactQuery != nil {
+		query = s.FactQuery
+	}
+	err := query(ctx, stmt, args, func(rows Rows) error {
 		for rows.Next() {
 			if n%chunk == 0 {
 				chunks = append(chunks, make([]R, 0, chunk))

@@ -112,7 +112,8 @@ func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	s := &Store{db: db, write: make(chan struct{}, 1)}
-	s.SQL = store.SQL[int64]{Name: "sqlite", Dialect: dialect, Scan: scan, Query: s.query, Snapshot: s.snapshot, Exec: s.exec,
+	s.SQL = store.SQL[int64]{Name: "sqlite", Dialect: dialect, Scan: scan, Query: s.query, FactQuery: s.factQuery,
+		Snapshot: s.snapshot, Exec: s.exec,
 		// AUTOINCREMENT moves past explicit ids by itself.
 		Insert: func(ctx context.Context, _, stmt string, args ...[]any) (int, error) {
 			return s.exec(ctx, stmt, args...)
