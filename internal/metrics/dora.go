@@ -109,19 +109,16 @@ func (m *Metrics) DORA(ctx context.Context, q Query) (DORA, error) {
 	if err != nil {
 		return DORA{}, err
 	}
-	isProd, err := m.production(ctx, q.ProjectIDs)
+	w, err := m.windowDeployments(ctx, q)
 	if err != nil {
 		return DORA{}, err
 	}
+	isProd := w.isProd
 
 	// The window's production deployments, per environment.
-	all, err := m.st.Deployments(ctx, q.filter())
-	if err != nil {
-		return DORA{}, fmt.Errorf("deployments: %w", err)
-	}
 	ship := newShipping()
 	var deps []*deploy
-	for _, d := range all {
+	for _, d := range w.all {
 		if d.Status == "success" && !d.FinishedAt.IsZero() && isProd(d.ProjectID, d.Environment) {
 			d.FinishedAt = d.FinishedAt.UTC()
 			dp := &deploy{DeploymentFact: d}
@@ -131,11 +128,7 @@ func (m *Metrics) DORA(ctx context.Context, q Query) (DORA, error) {
 	}
 	ship.sort()
 
-	prevEdges, nextEdges, err := m.st.DeploymentEdges(ctx, q.ProjectIDs, q.Since, q.Until)
-	if err != nil {
-		return DORA{}, fmt.Errorf("deployment edges: %w", err)
-	}
-	for _, e := range prevEdges {
+	for _, e := range w.prev {
 		k := envKey{e.ProjectID, e.Environment}
 		if _, ok := ship.byEnv[k]; ok && isProd(k.project, k.env) && !e.FinishedAt.IsZero() {
 			ship.prev[k] = e.FinishedAt.UTC()
@@ -151,7 +144,7 @@ func (m *Metrics) DORA(ctx context.Context, q Query) (DORA, error) {
 	}
 	done := make(chan linked, 1)
 	go func() {
-		is, err := m.linkIncidents(ctx, q, deps, nextEdges, isProd)
+		is, err := m.linkIncidents(ctx, q, deps, w.next, isProd)
 		done <- linked{is, err}
 	}()
 	changesErr := m.linkChanges(ctx, q, ship)
@@ -301,18 +294,22 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 		// environments' previous deployments, are shipped by none here.
 		filters = []store.FactFilter{{Since: since, Until: q.Until}}
 	}
-	var mrs []store.MergeRequestFact
+	var mrs []store.ChangeFact
 	for _, f := range filters {
 		if len(f.ProjectIDs) == 0 && len(filters) > 1 {
 			continue // an empty list would mean every project
 		}
-		got, err := m.st.MergedChanges(ctx, f)
+		got, err := inHalves(ctx, f, m.st.MergedChanges)
 		if err != nil {
 			return fmt.Errorf("merged merge requests: %w", err)
 		}
-		mrs = append(mrs, got...)
+		if mrs == nil {
+			mrs = got
+		} else {
+			mrs = append(mrs, got...)
+		}
 	}
-	byMerge := func(a, b store.MergeRequestFact) int {
+	byMerge := func(a, b store.ChangeFact) int {
 		return cmp.Or(a.MergedAt.Compare(b.MergedAt), cmp.Compare(a.ID, b.ID))
 	}
 	// Each read comes in this order already; two reads are merged. Moving
@@ -321,9 +318,8 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 		slices.SortStableFunc(mrs, byMerge)
 	}
 	for i := range mrs {
-		mrs[i] = utcMR(mrs[i])
 		mr := &mrs[i]
-		by := ship.shippedBy(*mr)
+		by := ship.shippedBy(mr.ProjectID, mr.TargetBranch, mr.MergedAt)
 		for _, d := range by {
 			d.changes = append(d.changes, mr.ID)
 		}
@@ -364,11 +360,7 @@ func (m *Metrics) leadTime(q Query, deps []*deploy) LeadTime {
 	var lead, mergeToDeploy []float64
 	for _, d := range deps {
 		for _, mr := range d.leadChanges {
-			from := mr.FirstCommitAt
-			if from.IsZero() {
-				from = mr.CreatedAt
-			}
-			v := seconds(d.FinishedAt.Sub(from))
+			v := seconds(d.FinishedAt.Sub(mr.StartedAt))
 			lead = append(lead, v)
 			mergeToDeploy = append(mergeToDeploy, seconds(d.FinishedAt.Sub(mr.MergedAt)))
 			if i := s.at(d.FinishedAt); i >= 0 {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/labtrail/labtrail/internal/store"
 )
 
@@ -87,11 +89,35 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 	if err != nil {
 		return MergeRequestFlow{}, err
 	}
-	mrs, err := m.st.MergedMergeRequests(ctx, q.filter())
-	if err != nil {
-		return MergeRequestFlow{}, fmt.Errorf("merged merge requests: %w", err)
+	// The merges, the open merge requests and the deployments are read at
+	// once: none needs another, and the merges, the widest, take as long
+	// as the rest together.
+	var (
+		mrs  []store.MergeFlowFact
+		open []store.MergeRequestFact
+		w    windowDeploys
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if mrs, err = inHalves(gctx, q.filter(), m.st.MergeFlow); err != nil {
+			return fmt.Errorf("merged merge requests: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if open, err = m.st.OpenMergeRequests(gctx, q.ProjectIDs, SlowestOpenLimit); err != nil {
+			return fmt.Errorf("open merge requests: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		w, err = m.windowDeployments(gctx, q)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return MergeRequestFlow{}, err
 	}
-	ship, err := m.shippingAfter(ctx, q, mrs)
+	ship, err := m.shippingAfter(ctx, q, w, mrs)
 	if err != nil {
 		return MergeRequestFlow{}, err
 	}
@@ -99,7 +125,10 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 	out := MergeRequestFlow{Since: q.Since, Until: q.Until, Bucket: q.Bucket}
 	s := newSeries(q.Bucket, q.Since, q.Until)
 	throughput := make([]int, len(s.starts))
-	var coding, pickup, review, deploy, cycle, lines, files []float64
+	// Each holds a value of most merge requests: sized once, not grown.
+	coding, pickup, review := make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs))
+	deploy, cycle := make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs))
+	lines, files := make([]float64, 0, len(mrs)), make([]float64, 0, len(mrs))
 	type group struct {
 		name    string
 		project int64
@@ -111,7 +140,6 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 		if mr.MergedAt.IsZero() {
 			continue
 		}
-		mr = utcMR(mr)
 		out.Merged++
 		if i := s.at(mr.MergedAt); i >= 0 {
 			throughput[i]++
@@ -123,7 +151,7 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 			pickup = append(pickup, seconds(fr.Sub(mr.CreatedAt)))
 			review = append(review, seconds(mr.MergedAt.Sub(fr)))
 		}
-		if by := ship.shippedBy(mr); len(by) > 0 {
+		if by := ship.shippedBy(mr.ProjectID, mr.TargetBranch, mr.MergedAt); len(by) > 0 {
 			deploy = append(deploy, seconds(by[0].FinishedAt.Sub(mr.MergedAt)))
 		}
 		start := mr.FirstCommitAt
@@ -132,7 +160,7 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 		}
 		c := seconds(mr.MergedAt.Sub(start))
 		cycle = append(cycle, c)
-		lines = append(lines, float64(mr.Additions+mr.Deletions))
+		lines = append(lines, float64(mr.Lines))
 		files = append(files, float64(mr.Files))
 
 		a := authors[mr.Author]
@@ -173,10 +201,6 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 	out.ByAuthor = groups(mapValues(authors))
 	out.ByProject = groups(mapValues(projects))
 
-	open, err := m.st.OpenMergeRequests(ctx, q.ProjectIDs, SlowestOpenLimit)
-	if err != nil {
-		return MergeRequestFlow{}, fmt.Errorf("open merge requests: %w", err)
-	}
 	out.SlowestOpen = make([]OpenMergeRequest, 0, len(open))
 	for _, mr := range open {
 		mr = utcMR(mr)
@@ -189,47 +213,33 @@ func (m *Metrics) MergeRequests(ctx context.Context, q Query) (MergeRequestFlow,
 }
 
 // firstReview is the earliest of the first approval and the first note by
-// someone else, or zero if neither came before the merge: a comment after
-// the merge reviewed nothing that was waiting.
-func firstReview(mr store.MergeRequestFact) time.Time {
-	fr := mr.FirstApprovalAt
-	if fr.IsZero() || (!mr.FirstNoteAt.IsZero() && mr.FirstNoteAt.Before(fr)) {
-		fr = mr.FirstNoteAt
-	}
-	if fr.After(mr.MergedAt) {
+// someone else (the store's FirstReviewAt), or zero if it did not come
+// before the merge: a comment after the merge reviewed nothing that was
+// waiting.
+func firstReview(mr store.MergeFlowFact) time.Time {
+	if mr.FirstReviewAt.After(mr.MergedAt) {
 		return time.Time{}
 	}
-	return fr
+	return mr.FirstReviewAt
 }
 
-// shippingAfter loads the production deployments that may have shipped
-// mrs, all merged in q's window: every one of the window, and the first of
-// each production environment after it (for merge requests merged after
-// that environment's last deployment in the window).
-func (m *Metrics) shippingAfter(ctx context.Context, q Query, mrs []store.MergeRequestFact) (*shipping, error) {
+// shippingAfter holds the production deployments that may have shipped
+// mrs, all merged in q's window: every one of the window (w), and the
+// first of each production environment after it (for merge requests
+// merged after that environment's last deployment in the window).
+func (m *Metrics) shippingAfter(ctx context.Context, q Query, w windowDeploys, mrs []store.MergeFlowFact) (*shipping, error) {
 	ship := newShipping()
 	if len(mrs) == 0 {
 		return ship, nil
 	}
-	isProd, err := m.production(ctx, q.ProjectIDs)
-	if err != nil {
-		return nil, err
-	}
-	all, err := m.st.Deployments(ctx, q.filter())
-	if err != nil {
-		return nil, fmt.Errorf("deployments: %w", err)
-	}
+	isProd := w.isProd
 	last := make(map[envKey]time.Time)
-	for _, d := range all {
+	for _, d := range w.all {
 		if d.Status == "success" && !d.FinishedAt.IsZero() && isProd(d.ProjectID, d.Environment) {
 			d.FinishedAt = d.FinishedAt.UTC()
 			ship.add(&deploy{DeploymentFact: d})
 			last[envKey{d.ProjectID, d.Environment}] = maxTime(last[envKey{d.ProjectID, d.Environment}], d.FinishedAt)
 		}
-	}
-	_, next, err := m.st.DeploymentEdges(ctx, q.ProjectIDs, q.Since, q.Until)
-	if err != nil {
-		return nil, fmt.Errorf("deployment edges: %w", err)
 	}
 	// The next deployment of an environment matters only to a merge
 	// request of its project merged after the environment's last one in
@@ -241,7 +251,7 @@ func (m *Metrics) shippingAfter(ctx context.Context, q Query, mrs []store.MergeR
 	want := make(map[envKey]time.Time)
 	var projects []int64
 	var until time.Time
-	for _, e := range next {
+	for _, e := range w.next {
 		k := envKey{e.ProjectID, e.Environment}
 		if e.FinishedAt.IsZero() || !isProd(k.project, k.env) || !lastMerge[k.project].After(last[k]) {
 			continue

@@ -94,7 +94,7 @@ func (m *Metrics) Pipelines(ctx context.Context, q Query) (PipelineHealth, error
 		js, err := m.st.JobStats(ctx, q.filter())
 		jobs <- jobStats{js, err}
 	}()
-	ps, err := m.st.Pipelines(ctx, q.filter())
+	ps, err := inHalves(ctx, q.filter(), m.st.Pipelines)
 	if err != nil {
 		<-jobs
 		return PipelineHealth{}, fmt.Errorf("pipelines: %w", err)

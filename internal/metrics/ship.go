@@ -2,8 +2,12 @@ package metrics
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"slices"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -23,7 +27,7 @@ type deploy struct {
 	incidents []string // issue ids, oldest first
 	// leadChanges are the changes whose lead time it ends: those it
 	// shipped first.
-	leadChanges []*store.MergeRequestFact
+	leadChanges []*store.ChangeFact
 }
 
 // shipping holds production deployments per environment, oldest first,
@@ -63,16 +67,17 @@ func (s *shipping) sort() {
 	}
 }
 
-// shippedBy returns the deployments here that shipped m, at most one per
-// environment, earliest first.
-func (s *shipping) shippedBy(m store.MergeRequestFact) []*deploy {
-	if m.MergedAt.IsZero() {
+// shippedBy returns the deployments here that shipped the merge request
+// of project into target merged at merged, at most one per environment,
+// earliest first.
+func (s *shipping) shippedBy(project int64, target string, merged time.Time) []*deploy {
+	if merged.IsZero() {
 		return nil
 	}
 	var out []*deploy
-	for _, k := range s.envsOf[m.ProjectID] {
+	for _, k := range s.envsOf[project] {
 		ds := s.byEnv[k]
-		i, _ := slices.BinarySearchFunc(ds, m.MergedAt, func(d *deploy, t time.Time) int {
+		i, _ := slices.BinarySearchFunc(ds, merged, func(d *deploy, t time.Time) int {
 			if d.FinishedAt.Before(t) {
 				return -1
 			}
@@ -81,10 +86,10 @@ func (s *shipping) shippedBy(m store.MergeRequestFact) []*deploy {
 		if i == len(ds) {
 			continue // not deployed to this environment yet
 		}
-		if prev, ok := s.prev[k]; i == 0 && ok && !m.MergedAt.After(prev) {
+		if prev, ok := s.prev[k]; i == 0 && ok && !merged.After(prev) {
 			continue // shipped by a deployment before these
 		}
-		if d := ds[i]; d.Ref == m.TargetBranch {
+		if d := ds[i]; d.Ref == target {
 			out = append(out, d)
 		}
 	}
@@ -92,4 +97,44 @@ func (s *shipping) shippedBy(m store.MergeRequestFact) []*deploy {
 		return cmp.Or(a.FinishedAt.Compare(b.FinishedAt), cmp.Compare(a.ID, b.ID))
 	})
 	return out
+}
+
+// windowDeploys is what DORA and the merge-request flow both read of
+// deployments before anything else.
+type windowDeploys struct {
+	isProd func(project int64, env string) bool
+	// all are the window's successful deployments, oldest first.
+	all []store.DeploymentFact
+	// prev and next are each environment's last successful deployment
+	// before the window and first at or after its end
+	// (DeploymentEdges).
+	prev, next []store.DeploymentFact
+}
+
+// windowDeployments reads which environments are production, the
+// window's deployments and their edges. The three reads need nothing of
+// each other: they run at once, each on a connection of its own.
+func (m *Metrics) windowDeployments(ctx context.Context, q Query) (windowDeploys, error) {
+	var w windowDeploys
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		w.isProd, err = m.production(gctx, q.ProjectIDs)
+		return err
+	})
+	g.Go(func() (err error) {
+		if w.all, err = m.st.Deployments(gctx, q.filter()); err != nil {
+			return fmt.Errorf("deployments: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if w.prev, w.next, err = m.st.DeploymentEdges(gctx, q.ProjectIDs, q.Since, q.Until); err != nil {
+			return fmt.Errorf("deployment edges: %w", err)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return windowDeploys{}, err
+	}
+	return w, nil
 }

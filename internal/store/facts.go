@@ -60,6 +60,37 @@ type MergeRequestFact struct {
 	Files       int
 }
 
+// MergeFlowFact is what the merge-request flow reads of a merged merge
+// request: MergeRequestFact's columns that it needs, two of them combined
+// by the store, so that a window of tens of thousands is fewer values to
+// read.
+type MergeFlowFact struct {
+	ProjectID     int64
+	ProjectPath   string
+	Author        string
+	TargetBranch  string
+	CreatedAt     time.Time
+	MergedAt      time.Time
+	FirstCommitAt time.Time
+	// FirstReviewAt is the earlier of FirstApprovalAt and FirstNoteAt
+	// that is not zero; zero when both are.
+	FirstReviewAt time.Time
+	// Lines is Additions plus Deletions.
+	Lines int
+	Files int
+}
+
+// ChangeFact is what lead time reads of a merged merge request.
+type ChangeFact struct {
+	ID           string
+	ProjectID    int64
+	TargetBranch string
+	MergedAt     time.Time
+	// StartedAt is when the change began: its first commit
+	// (FirstCommitAt), or its creation when that is unknown.
+	StartedAt time.Time
+}
+
 // DeploymentFact is what the metrics read of a deployment.
 type DeploymentFact struct {
 	ID          string
@@ -150,10 +181,12 @@ type MetricsStore interface {
 	// window be read from one index).
 	MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeRequestFact, error)
 	// MergedChanges is MergedMergeRequests with only what lead time
-	// reads: ID, ProjectID, TargetBranch, CreatedAt, MergedAt and
-	// FirstCommitAt. A window holds tens of thousands of merges, and every
-	// column read costs.
-	MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error)
+	// reads, as ChangeFacts, in the same order. A window holds tens of
+	// thousands of merges, and every column read costs.
+	MergedChanges(ctx context.Context, f FactFilter) ([]ChangeFact, error)
+	// MergeFlow is MergedMergeRequests as MergeFlowFacts, in the same
+	// order.
+	MergeFlow(ctx context.Context, f FactFilter) ([]MergeFlowFact, error)
 	// OpenMergeRequests returns up to limit merge requests in state
 	// opened, oldest created_at first.
 	OpenMergeRequests(ctx context.Context, projects []int64, limit int) ([]MergeRequestFact, error)
@@ -171,8 +204,8 @@ type MetricsStore interface {
 	// ID, ProjectID, IssueType, Labels, CreatedAt and ClosedAt only.
 	Issues(ctx context.Context, f FactFilter) ([]IssueFact, error)
 	// Pipelines returns the pipelines created in the window, oldest
-	// first, with Ref, Status, CreatedAt and the durations only (read
-	// from one index).
+	// first, with Ref, Status and the durations only (read from one
+	// index).
 	Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, error)
 	// JobStats counts the jobs created in the window.
 	JobStats(ctx context.Context, f FactFilter) (JobStats, error)

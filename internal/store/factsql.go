@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -87,21 +88,47 @@ func (s SQL[T]) MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeR
 	})
 }
 
+// MergeFlow implements MetricsStore. Every column it reads is in
+// fact_mr_merged.
+func (s SQL[T]) MergeFlow(ctx context.Context, f FactFilter) ([]MergeFlowFact, error) {
+	if err := s.checkFacts("merge flow", f); err != nil {
+		return nil, err
+	}
+	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
+	zero := q.Arg(s.Dialect.Time(time.Time{}))
+	return facts(ctx, s, "merge flow", `SELECT project_id, project_path, author, target_branch, created_at, merged_at,
+		first_commit_at, CASE WHEN first_approval_at = `+zero+` OR (first_note_at <> `+zero+` AND first_note_at < first_approval_at)
+			THEN first_note_at ELSE first_approval_at END, additions + deletions, files
+		FROM fact_merge_requests`+q.WhereSQL()+` ORDER BY merged_at, id`, q.Args(), func(r Row) (MergeFlowFact, error) {
+		var (
+			m                              MergeFlowFact
+			created, merged, first, review T
+		)
+		err := r.Scan(&m.ProjectID, &m.ProjectPath, &m.Author, &m.TargetBranch, &created, &merged, &first, &review,
+			&m.Lines, &m.Files)
+		m.CreatedAt, m.MergedAt, m.FirstCommitAt, m.FirstReviewAt = s.Scan.From(created), s.Scan.From(merged),
+			s.Scan.From(first), s.Scan.From(review)
+		return m, err
+	})
+}
+
 // MergedChanges implements MetricsStore.
-func (s SQL[T]) MergedChanges(ctx context.Context, f FactFilter) ([]MergeRequestFact, error) {
+func (s SQL[T]) MergedChanges(ctx context.Context, f FactFilter) ([]ChangeFact, error) {
 	if err := s.checkFacts("merged changes", f); err != nil {
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
-	return facts(ctx, s, "merged changes", `SELECT id, project_id, target_branch, created_at, merged_at, first_commit_at
-		FROM fact_merge_requests`+q.WhereSQL()+` ORDER BY merged_at, id`, q.Args(), func(r Row) (MergeRequestFact, error) {
+	zero := q.Arg(s.Dialect.Time(time.Time{}))
+	return facts(ctx, s, "merged changes", `SELECT id, project_id, target_branch, merged_at,
+		CASE WHEN first_commit_at = `+zero+` THEN created_at ELSE first_commit_at END
+		FROM fact_merge_requests`+q.WhereSQL()+` ORDER BY merged_at, id`, q.Args(), func(r Row) (ChangeFact, error) {
 		var (
-			m                      MergeRequestFact
-			created, merged, first T
+			c               ChangeFact
+			merged, started T
 		)
-		err := r.Scan(&m.ID, &m.ProjectID, &m.TargetBranch, &created, &merged, &first)
-		m.CreatedAt, m.MergedAt, m.FirstCommitAt, m.State = s.Scan.From(created), s.Scan.From(merged), s.Scan.From(first), "merged"
-		return m, err
+		err := r.Scan(&c.ID, &c.ProjectID, &c.TargetBranch, &merged, &started)
+		c.MergedAt, c.StartedAt = s.Scan.From(merged), s.Scan.From(started)
+		return c, err
 	})
 }
 
@@ -217,19 +244,34 @@ func (s SQL[T]) Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, er
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
-	// The columns of fact_pipelines_created: a window over every project
+	// Columns of fact_pipelines_created: a window over every project
 	// reads that index alone.
-	return facts(ctx, s, "pipelines", `SELECT ref, status, created_at, duration, queued_duration
+	return facts(ctx, s, "pipelines", `SELECT ref, status, duration, queued_duration
 		FROM fact_pipelines`+q.WhereSQL()+` ORDER BY created_at`, q.Args(),
 		func(r Row) (PipelineFact, error) {
-			var (
-				p       PipelineFact
-				created T
-			)
-			err := r.Scan(&p.Ref, &p.Status, &created, &p.Duration, &p.QueuedDuration)
-			p.CreatedAt = s.Scan.From(created)
-			return p, err
+			var p PipelineFact
+			return p, r.Scan(&p.Ref, &p.Status, &nullFloat{&p.Duration}, &nullFloat{&p.QueuedDuration})
 		})
+}
+
+// nullFloat scans a nullable number into *p (nil for NULL) without the
+// reflection database/sql scans a **float64 with, tens of thousands of
+// times a request.
+type nullFloat struct{ p **float64 }
+
+func (n *nullFloat) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*n.p = nil
+	case float64:
+		*n.p = &v
+	case int64:
+		f := float64(v)
+		*n.p = &f
+	default:
+		return fmt.Errorf("a number: got %T", src)
+	}
+	return nil
 }
 
 // JobStats implements MetricsStore. The counting is done by the database:
@@ -303,7 +345,11 @@ func facts[T, R any](ctx context.Context, s SQL[T], what, stmt string, args []an
 		chunks [][]R
 		n      int
 	)
-	err := s.Query(ctx, stmt, args, func(rows Rows) error {
+	query := s.Query
+	if s.FactQuery != nil {
+		query = s.FactQuery
+	}
+	err := query(ctx, stmt, args, func(rows Rows) error {
 		for rows.Next() {
 			if n%chunk == 0 {
 				chunks = append(chunks, make([]R, 0, chunk))

@@ -20,6 +20,10 @@ type SQL[T any] struct {
 	Dialect Dialect
 	Scan    Scanner[T]
 	Query   Querier
+	// FactQuery, when set, runs the fact reads (facts) instead of Query:
+	// a backend's faster way for rows scanned only into *string, *int64,
+	// *int, *float64 and sql.Scanner.
+	FactQuery Querier
 	// Snapshot runs fn with a Querier whose statements all read one
 	// moment of the database.
 	Snapshot func(ctx context.Context, fn func(Querier) error) error

@@ -65,6 +65,11 @@ func DSN(path string) string {
 		// NORMAL loses at most the last commits on power loss, never
 		// consistency, in WAL mode; FULL would fsync on every commit.
 		"&_pragma=synchronous(NORMAL)" +
+		// Reads map the file instead of copying each page out of it with
+		// a system call into a 2 MB cache per connection: a metric over a
+		// 90-day window reads thousands of pages, most of them again on
+		// every request.
+		"&_pragma=mmap_size(1073741824)" +
 		"&_txlock=immediate"
 }
 
@@ -107,7 +112,8 @@ func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	s := &Store{db: db, write: make(chan struct{}, 1)}
-	s.SQL = store.SQL[int64]{Name: "sqlite", Dialect: dialect, Scan: scan, Query: s.query, Snapshot: s.snapshot, Exec: s.exec,
+	s.SQL = store.SQL[int64]{Name: "sqlite", Dialect: dialect, Scan: scan, Query: s.query, FactQuery: s.factQuery,
+		Snapshot: s.snapshot, Exec: s.exec,
 		// AUTOINCREMENT moves past explicit ids by itself.
 		Insert: func(ctx context.Context, _, stmt string, args ...[]any) (int, error) {
 			return s.exec(ctx, stmt, args...)

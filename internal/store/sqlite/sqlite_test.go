@@ -108,6 +108,7 @@ func TestPragmas(t *testing.T) {
 			{"foreign_keys", "1"},
 			{"busy_timeout", "10000"},
 			{"synchronous", "1"},
+			{"mmap_size", "1073741824"},
 		} {
 			var got string
 			if err := c.QueryRowContext(t.Context(), "PRAGMA "+p.pragma).Scan(&got); err != nil {

@@ -18,6 +18,7 @@ var factTests = []struct {
 }{
 	{"FactsOfEachKind", testFactsOfEachKind},
 	{"FactsFirstNoteEitherOrder", testFactsFirstNote},
+	{"FactsMergeFlow", testFactsMergeFlow},
 	{"FactsFollowTheStoredVersion", testFactsFollowStored},
 	{"FactsWindowsAndProjects", testFactsWindows},
 	{"FactsJobStats", testFactsJobStats},
@@ -294,5 +295,69 @@ func FactsRebuilt(t *testing.T, s store.Store, forget func(sql string), reopen f
 	}
 	if deps := mustFacts(s.Deployments(ctx(t), store.FactFilter{}))(t, "deployments"); len(deps) != 1 {
 		t.Fatalf("deployments derived again: %+v", deps)
+	}
+}
+
+// testFactsMergeFlow: MergeFlow and MergedChanges are MergedMergeRequests
+// narrowed, in the same order and under the same filters: the first review
+// the earlier of the first approval and the first note (for each
+// combination of them), a change's start its first commit or else its
+// creation.
+func testFactsMergeFlow(t *testing.T, s store.Store) {
+	approved := func(m int) map[string]any {
+		return map[string]any{"approvals": []any{map[string]any{"user": "bob", "approved_at": stamp(at(m))}}}
+	}
+	other := mergedMR(6, 3, 40, map[string]any{"additions": 1, "deletions": 2})
+	other.ProjectID, other.ProjectPath, other.ID = 2, "group/project-2", change.MergeRequestID(2, 6)
+	mustUpsert(t, s,
+		mergedMR(1, 0, 30, map[string]any{"additions": 12, "deletions": 3, "first_commit_at": stamp(at(-5))}), // no review
+		mergedMR(2, 0, 31, approved(10)),                        // an approval only
+		mergedMR(3, 0, 32, nil), mrNote(1, 3, "bob", 12, false), // a note only
+		mergedMR(4, 0, 33, approved(20)), mrNote(2, 4, "carol", 14, false), // the note first
+		mergedMR(5, 0, 33, approved(8)), mrNote(3, 5, "carol", 14, false), // the approval first
+		mergedMR(7, 0, 50, approved(60)), // reviewed after the merge: the metric's rule, not the store's
+		other)
+	for _, f := range []store.FactFilter{{}, {Since: at(31), Until: at(40)}, {ProjectIDs: []int64{2}}, {Until: at(33)}} {
+		mrs := mustFacts(s.MergedMergeRequests(ctx(t), f))(t, "merged")
+		var want []store.MergeFlowFact
+		for _, m := range mrs {
+			review := m.FirstApprovalAt
+			if review.IsZero() || (!m.FirstNoteAt.IsZero() && m.FirstNoteAt.Before(review)) {
+				review = m.FirstNoteAt
+			}
+			want = append(want, store.MergeFlowFact{ProjectID: m.ProjectID, ProjectPath: m.ProjectPath, Author: m.Author,
+				TargetBranch: m.TargetBranch, CreatedAt: m.CreatedAt, MergedAt: m.MergedAt, FirstCommitAt: m.FirstCommitAt,
+				FirstReviewAt: review, Lines: m.Additions + m.Deletions, Files: m.Files})
+		}
+		got := mustFacts(s.MergeFlow(ctx(t), f))(t, "merge flow")
+		if len(mrs) == 0 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("merge flow of %+v:\n got %+v\nwant %+v", f, got, want)
+		}
+		var wantChanges []store.ChangeFact
+		for _, m := range mrs {
+			started := m.FirstCommitAt
+			if started.IsZero() {
+				started = m.CreatedAt
+			}
+			wantChanges = append(wantChanges, store.ChangeFact{ID: m.ID, ProjectID: m.ProjectID, TargetBranch: m.TargetBranch,
+				MergedAt: m.MergedAt, StartedAt: started})
+		}
+		if got := mustFacts(s.MergedChanges(ctx(t), f))(t, "merged changes"); !reflect.DeepEqual(got, wantChanges) {
+			t.Fatalf("merged changes of %+v:\n got %+v\nwant %+v", f, got, wantChanges)
+		}
+	}
+	// The reviews, spelled out.
+	got := mustFacts(s.MergeFlow(ctx(t), store.FactFilter{ProjectIDs: []int64{1}}))(t, "merge flow")
+	wantReview := []time.Time{{}, at(10), at(12), at(14), at(8), at(60)}
+	if len(got) != len(wantReview) {
+		t.Fatalf("merge flow: %+v", got)
+	}
+	for i, m := range got {
+		if !m.FirstReviewAt.Equal(wantReview[i]) {
+			t.Errorf("merge request %d: first review %v, want %v", i, m.FirstReviewAt, wantReview[i])
+		}
+	}
+	if got[0].Lines != 15 || !got[0].FirstCommitAt.Equal(at(-5)) {
+		t.Errorf("lines %d, first commit %v; want 15, %v", got[0].Lines, got[0].FirstCommitAt, at(-5))
 	}
 }

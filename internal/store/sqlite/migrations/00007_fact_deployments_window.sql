@@ -1,0 +1,13 @@
+-- +goose Up
+-- The successful deployments of a window, in the order Deployments returns
+-- them, read from the index alone: the DORA and merge-request metrics read
+-- thousands of them per request, and looking each row up in the table
+-- (in insertion order, so scattered over it) cost more than the rest of
+-- the read.
+CREATE INDEX fact_deployments_window ON fact_deployments (finished_at, id, project_id, project_path, environment,
+    status, ref, sha, web_url) WHERE status = 'success';
+DROP INDEX fact_deployments_finished;
+
+-- +goose Down
+CREATE INDEX fact_deployments_finished ON fact_deployments (finished_at) WHERE status = 'success';
+DROP INDEX fact_deployments_window;
