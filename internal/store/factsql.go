@@ -246,11 +246,17 @@ func (s SQL[T]) Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, er
 	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
 	// Columns of fact_pipelines_created: a window over every project
 	// reads that index alone.
-	return facts(ctx, s, "pipelines", `SELECT ref, status, duration, queued_duration
+	// created_at places a pipeline in the health series' buckets.
+	return facts(ctx, s, "pipelines", `SELECT created_at, ref, status, duration, queued_duration
 		FROM fact_pipelines`+q.WhereSQL()+` ORDER BY created_at`, q.Args(),
 		func(r Row) (PipelineFact, error) {
-			var p PipelineFact
-			return p, r.Scan(&p.Ref, &p.Status, &nullFloat{&p.Duration}, &nullFloat{&p.QueuedDuration})
+			var (
+				p       PipelineFact
+				created T
+			)
+			err := r.Scan(&created, &p.Ref, &p.Status, &nullFloat{&p.Duration}, &nullFloat{&p.QueuedDuration})
+			p.CreatedAt = s.Scan.From(created)
+			return p, err
 		})
 }
 
