@@ -46,10 +46,14 @@ func checkParams(q url.Values, known []string) error {
 }
 
 // selectProjects reads project (ids or paths) and group (a path prefix,
-// subgroups included) into project ids: nil for every project. A project
-// or group labtrail does not sync is a 404.
+// subgroups included) parameters into project ids: nil for every project.
+// A project or group labtrail does not sync is a 404.
 func (s *Server) selectProjects(ctx context.Context, q url.Values) ([]int64, error) {
-	refs, groups := values(q, "project"), values(q, "group")
+	return s.projectSelection(ctx, values(q, "project"), values(q, "group"))
+}
+
+// projectSelection is selectProjects over refs and groups already read.
+func (s *Server) projectSelection(ctx context.Context, refs, groups []string) ([]int64, error) {
 	if len(refs) == 0 && len(groups) == 0 {
 		return nil, nil
 	}

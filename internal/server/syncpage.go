@@ -165,11 +165,11 @@ func (s *Server) syncData(ctx context.Context, q url.Values, now time.Time) (*sy
 		}
 		replayed = n
 	}
-	sel := url.Values{"project": d.Selected}
+	var groups []string
 	if d.Group != "" {
-		sel.Set("group", d.Group)
+		groups = []string{d.Group}
 	}
-	ids, err := s.selectProjects(ctx, sel)
+	ids, err := s.projectSelection(ctx, d.Selected, groups)
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,6 @@ var pageFuncs = template.FuncMap{
 	"levelCls": func(l any) string { return "level level-" + strings.ToLower(fmt.Sprint(l)) },
 	"query":    queryLink,
 	"eventURL": func(id string) string { return "/events/" + url.PathEscape(id) },
-	"deref":    deref,
 }
 
 // pages holds each page's template, parsed with the layout.
@@ -296,11 +295,11 @@ func (s *Server) parsePageFilter(ctx context.Context, r *http.Request, o filterO
 	f := &pageFilter{Path: r.URL.Path, WithKinds: o.kinds, WithBucket: o.bucket, AllowAll: o.allowAll}
 	f.Projects = values(q, "project")
 	f.Group = strings.Trim(strings.TrimSpace(q.Get("group")), "/")
-	sel := url.Values{"project": f.Projects}
+	var groups []string
 	if f.Group != "" {
-		sel.Set("group", f.Group)
+		groups = []string{f.Group}
 	}
-	ids, err := s.selectProjects(ctx, sel)
+	ids, err := s.projectSelection(ctx, f.Projects, groups)
 	if err != nil {
 		return nil, err
 	}
@@ -446,23 +445,6 @@ func dateTag(t time.Time) template.HTML {
 	}
 	t = t.UTC()
 	return template.HTML(fmt.Sprintf(`<time datetime="%s" data-format="date">%s</time>`, t.Format(time.RFC3339), t.Format(time.DateOnly)))
-}
-
-// deref is a *float64's value for templates, or nil.
-func deref(p any) any {
-	switch v := p.(type) {
-	case *float64:
-		if v == nil {
-			return nil
-		}
-		return *v
-	case *int:
-		if v == nil {
-			return nil
-		}
-		return *v
-	}
-	return p
 }
 
 // toFloat reads a number, a pointer to one, or nil (ok false).
