@@ -105,24 +105,98 @@ type Deployment struct {
 
 // DORA computes the four keys over q's window.
 func (m *Metrics) DORA(ctx context.Context, q Query) (DORA, error) {
-	q, err := q.normalize()
+	ds, err := m.DORAs(ctx, q)
 	if err != nil {
 		return DORA{}, err
 	}
+	return ds[0], nil
+}
+
+// DORAs computes the four keys over each of qs. Windows that end at the
+// same time over the same projects (the overview's last 7, 30 and 90
+// days) are nested: they are computed from one read of the widest, each
+// answer equal to its own DORA call's. Others are computed one by one.
+func (m *Metrics) DORAs(ctx context.Context, qs ...Query) ([]DORA, error) {
+	out := make([]DORA, len(qs))
+	norm := make([]Query, len(qs))
+	for i, q := range qs {
+		var err error
+		if norm[i], err = q.normalize(); err != nil {
+			return nil, err
+		}
+	}
+	if len(norm) == 0 {
+		return out, nil
+	}
+	wide := norm[0]
+	for _, q := range norm[1:] {
+		if !nested(wide, q) {
+			for i, q := range norm {
+				b, err := m.doraBase(ctx, q)
+				if err != nil {
+					return nil, err
+				}
+				out[i] = b.over(q)
+			}
+			return out, nil
+		}
+		if q.Since.Before(wide.Since) {
+			wide.Since = q.Since
+		}
+	}
+	b, err := m.doraBase(ctx, wide)
+	if err != nil {
+		return nil, err
+	}
+	for i, q := range norm {
+		out[i] = b.over(q)
+	}
+	return out, nil
+}
+
+// nested reports whether a and b end together over the same projects, so
+// that the wider one's read answers both.
+func nested(a, b Query) bool {
+	return a.Until.Equal(b.Until) && slices.Equal(a.ProjectIDs, b.ProjectIDs)
+}
+
+// doraBase is what DORA reads over a window, before it is summed up over
+// the window or over a later-starting one that ends with it: whichever
+// window's deployments a change, an incident or a deployment's previous
+// one falls in, it links the same way, as every link looks only forward
+// from a deployment (to the incidents before its project's next
+// production deployment) or back to its environment's previous one,
+// which the wider read holds or has as an edge.
+type doraBase struct {
+	// deps are the window's production deployments.
+	deps []*deploy
+	// incidents are the incidents opened since the window began.
+	incidents []store.IssueFact
+	// shipped are the merge requests the deployments shipped, each with
+	// the deployments that shipped it, earliest first.
+	shipped []shippedChange
+}
+
+type shippedChange struct {
+	mr *store.ChangeFact
+	by []*deploy
+}
+
+func (m *Metrics) doraBase(ctx context.Context, q Query) (*doraBase, error) {
 	w, err := m.windowDeployments(ctx, q)
 	if err != nil {
-		return DORA{}, err
+		return nil, err
 	}
 	isProd := w.isProd
 
 	// The window's production deployments, per environment.
 	ship := newShipping()
-	var deps []*deploy
+	b := &doraBase{}
 	for _, d := range w.all {
 		if d.Status == "success" && !d.FinishedAt.IsZero() && isProd(d.ProjectID, d.Environment) {
 			d.FinishedAt = d.FinishedAt.UTC()
 			dp := &deploy{DeploymentFact: d}
-			deps = append(deps, dp)
+			b.deps = append(b.deps, dp)
 			ship.add(dp)
 		}
 	}
@@ -137,31 +211,42 @@ func (m *Metrics) DORA(ctx context.Context, q Query) (DORA, error) {
 
 	// Incidents are read and linked beside the changes: both reads are
 	// wide, neither needs the other, and each writes only its own fields
-	// of the deployments (incidents; changes and leadChanges).
+	// of the deployments (incidents; changes).
 	type linked struct {
 		incidents []store.IssueFact
 		err       error
 	}
 	done := make(chan linked, 1)
 	go func() {
-		is, err := m.linkIncidents(ctx, q, deps, w.next, isProd)
+		is, err := m.linkIncidents(ctx, q, b.deps, w.next, isProd)
 		done <- linked{is, err}
 	}()
-	changesErr := m.linkChanges(ctx, q, ship)
+	shipped, changesErr := m.linkChanges(ctx, q, ship)
 	l := <-done
 	if changesErr != nil {
-		return DORA{}, changesErr
+		return nil, changesErr
 	}
 	if l.err != nil {
-		return DORA{}, l.err
+		return nil, l.err
 	}
-	incidents := l.incidents
+	b.incidents, b.shipped = l.incidents, shipped
+	return b, nil
+}
 
+// over sums b up over q's window, which ends when b's does and starts
+// when b's does or later.
+func (b *doraBase) over(q Query) DORA {
+	deps := make([]*deploy, 0, len(b.deps))
+	for _, d := range b.deps {
+		if !d.FinishedAt.Before(q.Since) {
+			deps = append(deps, d)
+		}
+	}
 	out := DORA{Since: q.Since, Until: q.Until, Bucket: q.Bucket}
 	out.DeploymentFrequency = deploymentFrequency(q, deps)
-	out.LeadTime = m.leadTime(q, deps)
+	out.LeadTime = leadTime(q, b.shipped)
 	out.ChangeFailureRate = changeFailureRate(deps)
-	out.TimeToRestore = timeToRestore(q, incidents)
+	out.TimeToRestore = timeToRestore(q, b.incidents)
 
 	slices.SortStableFunc(deps, func(a, b *deploy) int {
 		return cmp.Or(b.FinishedAt.Compare(a.FinishedAt), cmp.Compare(b.ID, a.ID))
@@ -174,7 +259,7 @@ func (m *Metrics) DORA(ctx context.Context, q Query) (DORA, error) {
 			Changes: nonNil(d.changes), Incidents: nonNil(d.incidents), Failed: len(d.incidents) > 0,
 		})
 	}
-	return out, nil
+	return out
 }
 
 // linkIncidents links each deployment to the incidents of its project
@@ -211,7 +296,8 @@ func (m *Metrics) linkIncidents(ctx context.Context, q Query, deps []*deploy, ne
 		}
 		issueUntil = maxTime(issueUntil, past(last))
 	}
-	issues, err := m.st.Issues(ctx, store.FactFilter{ProjectIDs: q.ProjectIDs, Since: q.Since, Until: issueUntil})
+	issues, err := m.st.Issues(ctx, store.FactFilter{ProjectIDs: q.ProjectIDs, Since: q.Since, Until: issueUntil,
+		IncidentLabels: m.incidentLabels})
 	if err != nil {
 		return nil, fmt.Errorf("issues: %w", err)
 	}
@@ -253,9 +339,9 @@ func (m *Metrics) linkIncidents(ctx context.Context, q Query, deps []*deploy, ne
 // window (or, for an environment's first deployment, ever): projects with
 // such a first deployment are read without a lower bound, the others from
 // their earliest previous deployment.
-func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) error {
+func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) ([]shippedChange, error) {
 	if len(ship.byEnv) == 0 {
-		return nil
+		return nil, nil
 	}
 	lower := make(map[int64]time.Time) // per project; zero: unbounded
 	for k := range ship.byEnv {
@@ -301,7 +387,7 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 		}
 		got, err := inHalves(ctx, f, m.st.MergedChanges)
 		if err != nil {
-			return fmt.Errorf("merged merge requests: %w", err)
+			return nil, fmt.Errorf("merged merge requests: %w", err)
 		}
 		if mrs == nil {
 			mrs = got
@@ -317,6 +403,7 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 	if !slices.IsSortedFunc(mrs, byMerge) {
 		slices.SortStableFunc(mrs, byMerge)
 	}
+	var shipped []shippedChange
 	for i := range mrs {
 		mr := &mrs[i]
 		by := ship.shippedBy(mr.ProjectID, mr.TargetBranch, mr.MergedAt)
@@ -324,10 +411,10 @@ func (m *Metrics) linkChanges(ctx context.Context, q Query, ship *shipping) erro
 			d.changes = append(d.changes, mr.ID)
 		}
 		if len(by) > 0 {
-			by[0].leadChanges = append(by[0].leadChanges, mr)
+			shipped = append(shipped, shippedChange{mr, by})
 		}
 	}
-	return nil
+	return shipped, nil
 }
 
 func deploymentFrequency(q Query, deps []*deploy) DeploymentFrequency {
@@ -354,18 +441,22 @@ func deploymentFrequency(q Query, deps []*deploy) DeploymentFrequency {
 // leadTime measures each change once, at the earliest of the window's
 // production deployments that shipped it: a change deployed to two
 // production environments reached production at the first.
-func (m *Metrics) leadTime(q Query, deps []*deploy) LeadTime {
+func leadTime(q Query, shipped []shippedChange) LeadTime {
 	s := newSeries(q.Bucket, q.Since, q.Until)
 	perBucket := make([][]float64, len(s.starts))
 	var lead, mergeToDeploy []float64
-	for _, d := range deps {
-		for _, mr := range d.leadChanges {
-			v := seconds(d.FinishedAt.Sub(mr.StartedAt))
-			lead = append(lead, v)
-			mergeToDeploy = append(mergeToDeploy, seconds(d.FinishedAt.Sub(mr.MergedAt)))
-			if i := s.at(d.FinishedAt); i >= 0 {
-				perBucket[i] = append(perBucket[i], v)
-			}
+	for _, sc := range shipped {
+		// by is earliest first, all before the window's end.
+		i := slices.IndexFunc(sc.by, func(d *deploy) bool { return !d.FinishedAt.Before(q.Since) })
+		if i < 0 {
+			continue
+		}
+		d := sc.by[i]
+		v := seconds(d.FinishedAt.Sub(sc.mr.StartedAt))
+		lead = append(lead, v)
+		mergeToDeploy = append(mergeToDeploy, seconds(d.FinishedAt.Sub(sc.mr.MergedAt)))
+		if i := s.at(d.FinishedAt); i >= 0 {
+			perBucket[i] = append(perBucket[i], v)
 		}
 	}
 	sum := Summarize(lead)

@@ -23,7 +23,9 @@ func (m *Metrics) Incidents(ctx context.Context, q Query, limit int) ([]Incident
 	if err != nil {
 		return nil, err
 	}
-	issues, err := m.st.Issues(ctx, q.filter())
+	f := q.filter()
+	f.IncidentLabels = m.incidentLabels
+	issues, err := m.st.Issues(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("issues: %w", err)
 	}

@@ -68,7 +68,7 @@ func (m *Metrics) ShippedBy(ctx context.Context, project int64, id string, merge
 			ship.prev[k] = e.FinishedAt.UTC()
 		}
 	}
-	if err := m.linkChanges(ctx, Query{ProjectIDs: []int64{project}, Since: mergedAt, Until: until}, ship); err != nil {
+	if _, err := m.linkChanges(ctx, Query{ProjectIDs: []int64{project}, Since: mergedAt, Until: until}, ship); err != nil {
 		return nil, err
 	}
 	var out []store.DeploymentFact
@@ -155,7 +155,7 @@ func (m *Metrics) LinksOf(ctx context.Context, project int64, id string, finishe
 		}
 	}
 	q := Query{ProjectIDs: []int64{project}, Since: at, Until: past(at)}
-	if err := m.linkChanges(ctx, q, ship); err != nil {
+	if _, err := m.linkChanges(ctx, q, ship); err != nil {
 		return out, err
 	}
 	out.Changes = nonNil(self.changes)

@@ -25,9 +25,6 @@ type deploy struct {
 	store.DeploymentFact
 	changes   []string // merge request ids, oldest merge first
 	incidents []string // issue ids, oldest first
-	// leadChanges are the changes whose lead time it ends: those it
-	// shipped first.
-	leadChanges []*store.ChangeFact
 }
 
 // shipping holds production deployments per environment, oldest first,

@@ -252,8 +252,8 @@ type overviewData struct {
 // merges, deployments and failed pipelines, and the latest incidents with
 // what changed before each.
 //
-// Its cost is three DORA computations (the last 7, 30 and 90 days; the
-// window, when it is not one of them, is a fourth), one merge-request flow
+// Its cost is one DORA read of the widest of the last 7, 30 and 90 days and
+// the window, summed up over each (metrics.DORAs), one merge-request flow
 // and one pipeline health over the week, the window's incidents and, for
 // each of the latest five, seven short listings of the changes before it;
 // the computations run side by side.
@@ -280,18 +280,28 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	d.WeekStart, d.ThisWeek = week.Since, q.Until.Equal(v.now)
 
 	g, gctx := errgroup.WithContext(ctx)
-	for i, n := range trendPeriods {
-		g.Go(func() error {
+	// The periods and the window end together: one read of the widest
+	// answers them all (metrics.DORAs).
+	g.Go(func() error {
+		qs := make([]metrics.Query, 0, len(trendPeriods)+1)
+		for _, n := range trendPeriods {
 			pq := q
 			pq.Since = q.Until.AddDate(0, 0, -n)
-			var err error
-			periods[i], err = m.DORA(gctx, pq)
+			qs = append(qs, pq)
+		}
+		if windowIn < 0 {
+			qs = append(qs, q)
+		}
+		ds, err := m.DORAs(gctx, qs...)
+		if err != nil {
 			return err
-		})
-	}
-	if windowIn < 0 {
-		g.Go(func() (err error) { window, err = m.DORA(gctx, q); return err })
-	}
+		}
+		copy(periods, ds)
+		if windowIn < 0 {
+			window = ds[len(trendPeriods)]
+		}
+		return nil
+	})
 	g.Go(func() error {
 		mr, err := m.MergeRequests(gctx, week)
 		d.WeekMerged = mr.Merged

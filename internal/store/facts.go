@@ -32,6 +32,11 @@ type FactFilter struct {
 	ProjectIDs []int64
 	Since      time.Time // inclusive
 	Until      time.Time // exclusive
+	// IncidentLabels, when not nil, lets Issues leave out issues that are
+	// not incidents: those whose issue_type is not "incident" and that
+	// carry none of these labels (compared case-insensitively). It may
+	// still return some that are not; the caller decides exactly.
+	IncidentLabels []string
 }
 
 // MergeRequestFact is what the metrics read of a merge request.

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -218,6 +221,9 @@ func (s SQL[T]) Issues(ctx context.Context, f FactFilter) ([]IssueFact, error) {
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+	if f.IncidentLabels != nil {
+		incidentsOnly(q, f.IncidentLabels)
+	}
 	return facts(ctx, s, "issues", `SELECT id, project_id, issue_type, labels, created_at, closed_at
 		FROM fact_issues`+q.WhereSQL()+` ORDER BY created_at, id`, q.Args(),
 		func(r Row) (IssueFact, error) {
@@ -236,6 +242,41 @@ func (s SQL[T]) Issues(ctx context.Context, f FactFilter) ([]IssueFact, error) {
 			}
 			return is, err
 		})
+}
+
+// incidentsOnly leaves out of an issues query those that cannot be
+// incidents: not of type incident, and with no label that could be one of
+// labels. A label is looked for in the lower-cased JSON of the issue's
+// labels, which holds it as written when it is plain ASCII without the
+// characters JSON escapes; when one is not, any labelled issue is kept.
+func incidentsOnly(q *Query, labels []string) {
+	conds := []string{"issue_type = 'incident'"}
+	var args []any
+	for _, l := range labels {
+		l = strings.ToLower(strings.TrimSpace(l))
+		if l == "" {
+			continue
+		}
+		if !plainLabel(l) {
+			conds, args = []string{"issue_type = 'incident'", "labels <> '[]'"}, nil
+			break
+		}
+		conds = append(conds, "lower(labels) LIKE ? ESCAPE '!'")
+		args = append(args, "%"+likeEscaper.Replace(l)+"%")
+	}
+	q.Where("("+strings.Join(conds, " OR ")+")", args...)
+}
+
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
+// plainLabel: printable ASCII that JSON writes as it is.
+func plainLabel(l string) bool {
+	for _, r := range l {
+		if r < 0x20 || r > 0x7e || strings.ContainsRune(`"\<>&`, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Pipelines implements MetricsStore.
@@ -291,7 +332,21 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 		var j JobRuns
 		return j, r.Scan(&j.Name, &j.Runs, &j.Failures)
 	}
+	days := len(f.ProjectIDs) == 0 && s.Dialect.JobDays
+	var whole [2]time.Time // the window's whole days
+	if days {
+		whole = [2]time.Time{ceilDay(f.Since), f.Until.UTC().Truncate(24 * time.Hour)}
+		days = !f.Since.IsZero() && !f.Until.IsZero() && whole[0].Before(whole[1])
+	}
 	err := s.Snapshot(ctx, func(qr Querier) error {
+		if days {
+			var err error
+			out, err = s.jobDayStats(ctx, qr, f, whole)
+			if err != nil {
+				return err
+			}
+			return s.flakyJobs(ctx, qr, f, &out)
+		}
 		// The names that failed, from the failed runs alone (a partial
 		// index), then each one's runs counted on (name, created_at): a
 		// window holds hundreds of thousands of runs, and grouping them
@@ -322,24 +377,105 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 		}); err != nil {
 			return err
 		}
-		// A failed run in the window, and a later successful run of the
-		// same name on the same project and sha (at any time after).
-		q = s.factQueryOn("f.", f.ProjectIDs, "created_at", f.Since, f.Until)
-		q.Where("f.status = 'failed'")
-		out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (
-				SELECT DISTINCT f.project_id, f.sha, f.name FROM fact_jobs f`+q.WhereSQL()+` AND EXISTS (
-					SELECT 1 FROM fact_jobs ok WHERE ok.project_id = f.project_id AND ok.sha = f.sha AND ok.name = f.name
-					AND ok.status = 'success' AND ok.created_at > f.created_at)
-			) flaky GROUP BY name ORDER BY name`, q.Args(), func(r Row) (FlakyJob, error) {
-			var j FlakyJob
-			return j, r.Scan(&j.Name, &j.Commits)
-		})
-		return err
+		return s.flakyJobs(ctx, qr, f, &out)
 	})
 	if err != nil {
 		return JobStats{}, s.errorf("job stats: %w", err)
 	}
 	return out, nil
+}
+
+// flakyJobs counts, per job name, the commits with a failed run in the
+// window and a later successful run of the same name on the same project
+// and sha (at any time after).
+func (s SQL[T]) flakyJobs(ctx context.Context, qr Querier, f FactFilter, out *JobStats) error {
+	q := s.factQueryOn("f.", f.ProjectIDs, "created_at", f.Since, f.Until)
+	q.Where("f.status = 'failed'")
+	var err error
+	out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (
+			SELECT DISTINCT f.project_id, f.sha, f.name FROM fact_jobs f`+q.WhereSQL()+` AND EXISTS (
+				SELECT 1 FROM fact_jobs ok WHERE ok.project_id = f.project_id AND ok.sha = f.sha AND ok.name = f.name
+				AND ok.status = 'success' AND ok.created_at > f.created_at)
+		) flaky GROUP BY name ORDER BY name`, q.Args(), func(r Row) (FlakyJob, error) {
+		var j FlakyJob
+		return j, r.Scan(&j.Name, &j.Commits)
+	})
+	return err
+}
+
+// jobDayStats counts the jobs of a window over every project as the rest
+// of JobStats does, its whole days (whole[0] up to whole[1]) from
+// fact_job_days and the partial days at its edges from fact_jobs.
+func (s SQL[T]) jobDayStats(ctx context.Context, qr Querier, f FactFilter, whole [2]time.Time) (JobStats, error) {
+	type key struct{ name, stage, status, reason string }
+	counts := make(map[key]int)
+	add := func(r Row) (struct{}, error) {
+		var (
+			k key
+			n int
+		)
+		if err := r.Scan(&k.name, &k.stage, &k.status, &k.reason, &n); err != nil {
+			return struct{}{}, err
+		}
+		counts[k] += n
+		return struct{}{}, nil
+	}
+	t := s.Dialect.Time
+	if _, err := rowsOf(ctx, qr, `SELECT name, stage, status, failure_reason, SUM(runs) FROM fact_job_days
+		WHERE day >= `+s.Dialect.Param(1)+` AND day < `+s.Dialect.Param(2)+`
+		GROUP BY name, stage, status, failure_reason`, []any{t(whole[0]), t(whole[1])}, add); err != nil {
+		return JobStats{}, err
+	}
+	for _, edge := range [][2]time.Time{{f.Since, whole[0]}, {whole[1], f.Until}} {
+		if !edge[0].Before(edge[1]) {
+			continue
+		}
+		q := s.factQuery(nil, "created_at", edge[0], edge[1])
+		if _, err := rowsOf(ctx, qr, `SELECT name, stage, status, failure_reason, COUNT(*) FROM fact_jobs`+q.WhereSQL()+`
+			GROUP BY name, stage, status, failure_reason`, q.Args(), add); err != nil {
+			return JobStats{}, err
+		}
+	}
+	var out JobStats
+	byName := make(map[string]*JobRuns)
+	failures := make(map[[2]string]int)
+	for k, n := range counts {
+		if n == 0 {
+			continue
+		}
+		r := byName[k.name]
+		if r == nil {
+			r = &JobRuns{Name: k.name}
+			byName[k.name] = r
+		}
+		r.Runs += n
+		if k.status == "failed" {
+			r.Failures += n
+			failures[[2]string{k.stage, k.reason}] += n
+		}
+	}
+	for _, r := range byName {
+		if r.Failures > 0 {
+			out.ByName = append(out.ByName, *r)
+		}
+	}
+	slices.SortFunc(out.ByName, func(a, b JobRuns) int { return cmp.Compare(a.Name, b.Name) })
+	for k, n := range failures {
+		out.Failures = append(out.Failures, JobFailures{Stage: k[0], Reason: k[1], Count: n})
+	}
+	slices.SortFunc(out.Failures, func(a, b JobFailures) int {
+		return cmp.Or(cmp.Compare(a.Stage, b.Stage), cmp.Compare(a.Reason, b.Reason))
+	})
+	return out, nil
+}
+
+// ceilDay is the start of the first whole UTC day at or after t.
+func ceilDay(t time.Time) time.Time {
+	d := t.UTC().Truncate(24 * time.Hour)
+	if d.Before(t) {
+		d = d.Add(24 * time.Hour)
+	}
+	return d
 }
 
 // facts runs a fact query. A window holds tens of thousands of rows:

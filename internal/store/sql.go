@@ -34,6 +34,9 @@ type Dialect struct {
 	// Check refuses a time the backend cannot hold, naming it name; nil
 	// when it holds every time.
 	Check func(name string, t time.Time) error
+	// JobDays says the backend keeps fact_job_days, the jobs of each
+	// UTC day counted over every project (its migration says how).
+	JobDays bool
 }
 
 // CheckEvent refuses an event that fails Validate, or holds a time the

@@ -1,8 +1,13 @@
 package storetest
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +27,8 @@ var factTests = []struct {
 	{"FactsFollowTheStoredVersion", testFactsFollowStored},
 	{"FactsWindowsAndProjects", testFactsWindows},
 	{"FactsJobStats", testFactsJobStats},
+	{"FactsJobStatsAcrossDays", testFactsJobStatsAcrossDays},
+	{"FactsIncidentLabels", testFactsIncidentLabels},
 	{"FactsFollowImport", testFactsFollowImport},
 }
 
@@ -359,5 +366,156 @@ func testFactsMergeFlow(t *testing.T, s store.Store) {
 	}
 	if got[0].Lines != 15 || !got[0].FirstCommitAt.Equal(at(-5)) {
 		t.Errorf("lines %d, first commit %v; want 15, %v", got[0].Lines, got[0].FirstCommitAt, at(-5))
+	}
+}
+
+// testFactsJobStatsAcrossDays counts the jobs of windows over several
+// days, with edges on and between midnights, over every project and over
+// some, after runs were rewritten (their status, name, stage, reason and
+// creation time changed), and checks each count against the runs as the
+// test wrote them last. A backend that counts whole days apart
+// (fact_job_days) must count exactly what fact_jobs holds.
+func testFactsJobStatsAcrossDays(t *testing.T, s store.Store) {
+	type run struct {
+		project          int64
+		name, stage      string
+		status, reason   string
+		sha              string
+		created, updated time.Time
+	}
+	day0 := base.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	runs := map[int64]*run{}
+	r := rand.New(rand.NewPCG(3, 14))
+	event := func(id int64, x *run) change.Event {
+		e := kindEvent(change.KindJob, change.JobID(x.project, id), 0, 0, map[string]any{
+			"name": x.name, "stage": x.stage, "status": x.status, "failure_reason": x.reason, "pipeline_id": id,
+		})
+		e.ProjectID, e.ProjectPath = x.project, fmt.Sprintf("group/project-%d", x.project)
+		e.CreatedAt, e.UpdatedAt, e.OccurredAt, e.ObservedAt = x.created, x.updated, x.updated, x.updated
+		e.State, e.SHA = x.status, x.sha
+		return e
+	}
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	newRun := func(updated time.Time) *run {
+		status := pick("success", "success", "failed", "canceled")
+		reason := ""
+		if status == "failed" {
+			reason = pick("script_failure", "runner_system_failure", "")
+		}
+		return &run{project: int64(1 + r.IntN(3)), name: pick("unit", "lint", "e2e", "build"), stage: pick("test", "build"),
+			status: status, reason: reason, sha: pick("aaaaaaa", "bbbbbbb", "ccccccc"),
+			created: day0.Add(time.Duration(r.IntN(6*24*60)) * time.Minute), updated: updated}
+	}
+	var batch []change.Event
+	for id := int64(1); id <= 400; id++ {
+		x := newRun(at(1))
+		runs[id] = x
+		batch = append(batch, event(id, x))
+	}
+	mustUpsert(t, s, batch...)
+	// Rewrite a quarter of the runs, each to another run.
+	batch = batch[:0]
+	for id := int64(1); id <= 400; id += 4 {
+		x := newRun(at(2))
+		x.project = runs[id].project // the id names the project
+		runs[id] = x
+		batch = append(batch, event(id, x))
+	}
+	mustUpsert(t, s, batch...)
+
+	windows := [][2]time.Time{
+		{day0, day0.Add(6 * 24 * time.Hour)},                                             // whole days
+		{day0.Add(90 * time.Minute), day0.Add(5*24*time.Hour + 7*time.Minute)},           // partial days at both edges
+		{day0.Add(-time.Hour), day0.Add(24 * time.Hour)},                                 // one whole day and an edge before it
+		{day0.Add(2*24*time.Hour + time.Minute), day0.Add(3*24*time.Hour - time.Minute)}, // within a day
+		{day0.Add(24 * time.Hour), day0.Add(24*time.Hour + 1)},
+	}
+	for _, w := range windows {
+		for _, projects := range [][]int64{nil, {2}, {1, 3}} {
+			want := store.JobStats{}
+			byName := map[string]*store.JobRuns{}
+			failures := map[[2]string]int{}
+			in := func(p int64) bool { return len(projects) == 0 || slices.Contains(projects, p) }
+			for _, x := range runs {
+				if !in(x.project) || x.created.Before(w[0]) || !x.created.Before(w[1]) {
+					continue
+				}
+				jr := byName[x.name]
+				if jr == nil {
+					jr = &store.JobRuns{Name: x.name}
+					byName[x.name] = jr
+				}
+				jr.Runs++
+				if x.status == "failed" {
+					jr.Failures++
+					failures[[2]string{x.stage, x.reason}]++
+				}
+			}
+			for _, jr := range byName {
+				if jr.Failures > 0 {
+					want.ByName = append(want.ByName, *jr)
+				}
+			}
+			slices.SortFunc(want.ByName, func(a, b store.JobRuns) int { return strings.Compare(a.Name, b.Name) })
+			for k, n := range failures {
+				want.Failures = append(want.Failures, store.JobFailures{Stage: k[0], Reason: k[1], Count: n})
+			}
+			slices.SortFunc(want.Failures, func(a, b store.JobFailures) int {
+				return cmp.Or(strings.Compare(a.Stage, b.Stage), strings.Compare(a.Reason, b.Reason))
+			})
+			got := mustFacts(s.JobStats(ctx(t), store.FactFilter{ProjectIDs: projects, Since: w[0], Until: w[1]}))(t, "job stats")
+			if len(got.ByName) == 0 && len(want.ByName) == 0 && len(got.Failures) == 0 && len(want.Failures) == 0 {
+				continue
+			}
+			if !reflect.DeepEqual(got.ByName, want.ByName) || !reflect.DeepEqual(got.Failures, want.Failures) {
+				t.Fatalf("job stats of %v..%v over %v:\n got %+v %+v\nwant %+v %+v", w[0], w[1], projects,
+					got.ByName, got.Failures, want.ByName, want.Failures)
+			}
+		}
+	}
+}
+
+// testFactsIncidentLabels: with IncidentLabels, Issues keeps every
+// incident (by type, or by a label in any case, among others, with the
+// characters LIKE and JSON treat apart) and leaves out what cannot be one.
+func testFactsIncidentLabels(t *testing.T, s store.Store) {
+	issue := func(iid int64, typ string, labels ...string) change.Event {
+		ls := []any{}
+		for _, l := range labels {
+			ls = append(ls, l)
+		}
+		return kindEvent(change.KindIssue, change.IssueID(1, iid), int(iid), int(iid), map[string]any{
+			"iid": iid, "issue_type": typ, "labels": ls})
+	}
+	mustUpsert(t, s,
+		issue(1, "incident"),
+		issue(2, "issue", "bug", "SEV_1"),
+		issue(3, "issue", "bug"),
+		issue(4, "issue", " Sev-2% "),
+		issue(5, "issue", "sevX1"), // the _ of SEV_1 matches any character only in LIKE
+		issue(6, "issue", "a&b"),   // JSON writes & as \u0026
+		issue(7, "issue"),
+	)
+	ids := func(labels []string) []string {
+		t.Helper()
+		var out []string
+		for _, is := range mustFacts(s.Issues(ctx(t), store.FactFilter{IncidentLabels: labels}))(t, "issues") {
+			out = append(out, is.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		labels []string
+		want   []string
+	}{
+		{nil, []string{"issue-1-1", "issue-1-2", "issue-1-3", "issue-1-4", "issue-1-5", "issue-1-6", "issue-1-7"}},
+		{[]string{}, []string{"issue-1-1"}},
+		{[]string{"sev_1"}, []string{"issue-1-1", "issue-1-2"}},
+		{[]string{"Sev-2%", "nothing"}, []string{"issue-1-1", "issue-1-4"}},
+		{[]string{"a&b"}, []string{"issue-1-1", "issue-1-2", "issue-1-3", "issue-1-4", "issue-1-5", "issue-1-6"}},
+	} {
+		if got := ids(c.labels); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("issues with incident labels %q: %v, want %v", c.labels, got, c.want)
+		}
 	}
 }
