@@ -359,23 +359,39 @@ func (s *Server) latestIncidents(ctx context.Context, q metrics.Query) ([]incide
 	if err != nil {
 		return nil, err
 	}
-	rows := make([]incidentRow, 0, len(incs))
-	for _, in := range incs {
-		res, f, err := s.changeQuery(ctx, url.Values{"incident": {in.ID}})
-		var ae *apiError
-		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
-			continue // its event is gone since the metrics read it
-		}
-		if err != nil {
-			return nil, err
-		}
-		row := incidentRow{Event: res.incident, ClosedAt: in.ClosedAt, Window: res.WindowSeconds,
-			API: "/api/v1/changes/before?" + url.Values{"incident": {in.ID}}.Encode()}
-		row.Event.SafeURLs("")
-		if row.Changes, row.Truncated, err = s.listChanges(ctx, f, overviewChanges); err != nil {
-			return nil, err
-		}
-		rows = append(rows, row)
+	// Each incident's listings are short reads of their own: they run a
+	// few at a time, and the rows keep the incidents' order.
+	rows := make([]*incidentRow, len(incs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(3)
+	for i, in := range incs {
+		g.Go(func() error {
+			res, f, err := s.changeQuery(gctx, url.Values{"incident": {in.ID}})
+			var ae *apiError
+			if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+				return nil // its event is gone since the metrics read it
+			}
+			if err != nil {
+				return err
+			}
+			row := incidentRow{Event: res.incident, ClosedAt: in.ClosedAt, Window: res.WindowSeconds,
+				API: "/api/v1/changes/before?" + url.Values{"incident": {in.ID}}.Encode()}
+			row.Event.SafeURLs("")
+			if row.Changes, row.Truncated, err = s.listChanges(gctx, f, overviewChanges); err != nil {
+				return err
+			}
+			rows[i] = &row
+			return nil
+		})
 	}
-	return rows, nil
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]incidentRow, 0, len(rows))
+	for _, r := range rows {
+		if r != nil {
+			out = append(out, *r)
+		}
+	}
+	return out, nil
 }
