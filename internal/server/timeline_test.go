@@ -155,6 +155,16 @@ func TestTimelineFilters(t *testing.T) {
 	if _, body := page(t, ts.URL+"/timeline?kind=issue"); !strings.Contains(body, "Changes the filter selects") {
 		t.Errorf("a filtered timeline does not say so: %s", summary(body))
 	}
+	// The kind field chooses several, and shows them chosen.
+	_, body = page(t, ts.URL+"/timeline?kind=issue&kind=pipeline")
+	for _, want := range []string{`<select name="kind" multiple`, `<option value="issue" selected>`, `<option value="pipeline" selected>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the kind field of two kinds chosen lacks %s", want)
+		}
+	}
+	if strings.Contains(body, `<option value="merge_request" selected>`) {
+		t.Error("a kind not chosen is shown chosen")
+	}
 }
 
 func summary(body string) string {
