@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -186,14 +187,25 @@ type envKey struct {
 // production returns whether an environment is production: its tier is
 // "production" or its name matches a configured glob.
 func (m *Metrics) production(ctx context.Context, projects []int64) (func(project int64, env string) bool, error) {
+	isProd, _, err := m.productionFilter(ctx, projects)
+	return isProd, err
+}
+
+// productionFilter is production, and a filter a store can apply to
+// deployments to read those to production environments and few others.
+func (m *Metrics) productionFilter(ctx context.Context, projects []int64) (func(project int64, env string) bool, *store.EnvFilter, error) {
 	envs, err := m.st.Environments(ctx, projects)
 	if err != nil {
-		return nil, fmt.Errorf("environments: %w", err)
+		return nil, nil, fmt.Errorf("environments: %w", err)
 	}
 	tier := make(map[envKey]bool)
+	filter := &store.EnvFilter{Patterns: m.prodGlobs}
 	for _, e := range envs {
 		if e.Tier == "production" {
 			tier[envKey{e.ProjectID, e.Name}] = true
+			if !slices.Contains(filter.Names, e.Name) {
+				filter.Names = append(filter.Names, e.Name)
+			}
 		}
 	}
 	memo := make(map[envKey]bool)
@@ -214,7 +226,7 @@ func (m *Metrics) production(ctx context.Context, projects []int64) (func(projec
 		}
 		memo[k] = v
 		return v
-	}, nil
+	}, filter, nil
 }
 
 // incident reports whether an issue is an incident: issue_type

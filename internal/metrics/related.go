@@ -35,7 +35,7 @@ func (m *Metrics) ShippedBy(ctx context.Context, project int64, id string, merge
 	}
 	// Each environment's first deployment at or after the merge, the only
 	// one there that can have shipped it, and the one before it.
-	prev, next, err := m.st.DeploymentEdges(ctx, []int64{project}, mergedAt, mergedAt)
+	prev, next, err := m.st.DeploymentEdges(ctx, []int64{project}, mergedAt, mergedAt, nil)
 	if err != nil {
 		return nil, fmt.Errorf("deployment edges: %w", err)
 	}
@@ -144,7 +144,7 @@ func (m *Metrics) LinksOf(ctx context.Context, project int64, id string, finishe
 	out.Counted = isProd(project, self.Environment)
 	// The merges it can have shipped are those since its environment's
 	// previous deployment finished, before it.
-	prev, next, err := m.st.DeploymentEdges(ctx, []int64{project}, at, at.Add(time.Microsecond))
+	prev, next, err := m.st.DeploymentEdges(ctx, []int64{project}, at, at.Add(time.Microsecond), nil)
 	if err != nil {
 		return out, fmt.Errorf("deployment edges: %w", err)
 	}
@@ -185,7 +185,7 @@ func (m *Metrics) FollowedBy(ctx context.Context, project int64, id string, open
 	}
 	// Finished strictly before the opening: one that finished as it was
 	// opened is the next deployment, the incident its predecessor's.
-	prev, _, err := m.st.DeploymentEdges(ctx, []int64{project}, openedAt.UTC(), time.Time{})
+	prev, _, err := m.st.DeploymentEdges(ctx, []int64{project}, openedAt.UTC(), time.Time{}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("deployment edges: %w", err)
 	}

@@ -100,32 +100,37 @@ func (s *shipping) shippedBy(project int64, target string, merged time.Time) []*
 // deployments before anything else.
 type windowDeploys struct {
 	isProd func(project int64, env string) bool
-	// all are the window's successful deployments, oldest first.
+	// all are the window's successful deployments to production
+	// environments (and maybe a few others), oldest first.
 	all []store.DeploymentFact
-	// prev and next are each environment's last successful deployment
+	// prev and next are each environment's (as all's) last successful deployment
 	// before the window and first at or after its end
 	// (DeploymentEdges).
 	prev, next []store.DeploymentFact
 }
 
-// windowDeployments reads which environments are production, the
-// window's deployments and their edges. The three reads need nothing of
-// each other: they run at once, each on a connection of its own.
+// windowDeployments reads which environments are production, then the
+// window's deployments and their edges, of production environments (and
+// few others): the two reads need nothing of each other and run at once,
+// each on a connection of its own.
 func (m *Metrics) windowDeployments(ctx context.Context, q Query) (windowDeploys, error) {
 	var w windowDeploys
+	isProd, envs, err := m.productionFilter(ctx, q.ProjectIDs)
+	if err != nil {
+		return w, err
+	}
+	w.isProd = isProd
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		w.isProd, err = m.production(gctx, q.ProjectIDs)
-		return err
-	})
-	g.Go(func() (err error) {
-		if w.all, err = m.st.Deployments(gctx, q.filter()); err != nil {
+		f := q.filter()
+		f.Environments = envs
+		if w.all, err = m.st.Deployments(gctx, f); err != nil {
 			return fmt.Errorf("deployments: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() (err error) {
-		if w.prev, w.next, err = m.st.DeploymentEdges(gctx, q.ProjectIDs, q.Since, q.Until); err != nil {
+		if w.prev, w.next, err = m.st.DeploymentEdges(gctx, q.ProjectIDs, q.Since, q.Until, envs); err != nil {
 			return fmt.Errorf("deployment edges: %w", err)
 		}
 		return nil

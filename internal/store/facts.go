@@ -37,6 +37,17 @@ type FactFilter struct {
 	// carry none of these labels (compared case-insensitively). It may
 	// still return some that are not; the caller decides exactly.
 	IncidentLabels []string
+	// Environments, when not nil, lets Deployments leave out deployments
+	// to environments it does not match. It may still return some; the
+	// caller decides exactly.
+	Environments *EnvFilter
+}
+
+// EnvFilter matches environment names: those named one of Names, and
+// those that match one of Patterns (globs as path.Match reads them).
+type EnvFilter struct {
+	Names    []string
+	Patterns []string
 }
 
 // MergeRequestFact is what the metrics read of a merge request.
@@ -202,7 +213,7 @@ type MetricsStore interface {
 	// successful deployment that finished before before, and the earliest
 	// that finished at or after from; each carries only its project,
 	// environment and finished_at.
-	DeploymentEdges(ctx context.Context, projects []int64, before, from time.Time) (prev, next []DeploymentFact, err error)
+	DeploymentEdges(ctx context.Context, projects []int64, before, from time.Time, envs *EnvFilter) (prev, next []DeploymentFact, err error)
 	// Environments returns every environment of the projects.
 	Environments(ctx context.Context, projects []int64) ([]EnvironmentFact, error)
 	// Issues returns the issues created in the window, oldest first, with

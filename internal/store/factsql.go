@@ -165,18 +165,24 @@ func (s SQL[T]) Deployments(ctx context.Context, f FactFilter) ([]DeploymentFact
 	}
 	q := s.factQuery(f.ProjectIDs, "finished_at", f.Since, f.Until)
 	q.Where("status = 'success'")
+	if f.Environments != nil {
+		environmentsIn(q, f.Environments)
+	}
 	return facts(ctx, s, "deployments", `SELECT `+deploymentFactColumns+` FROM fact_deployments`+q.WhereSQL()+
 		` ORDER BY finished_at, id`, q.Args(), s.scanDeployment)
 }
 
 // DeploymentEdges implements MetricsStore.
-func (s SQL[T]) DeploymentEdges(ctx context.Context, projects []int64, before, from time.Time) (prev, next []DeploymentFact, err error) {
+func (s SQL[T]) DeploymentEdges(ctx context.Context, projects []int64, before, from time.Time, envs *EnvFilter) (prev, next []DeploymentFact, err error) {
 	if err := s.check([]string{"before", "from"}, before, from); err != nil {
 		return nil, nil, s.errorf("deployment edges: %w", err)
 	}
 	edge := func(agg string, since, until time.Time) ([]DeploymentFact, error) {
 		q := s.factQuery(projects, "finished_at", since, until)
 		q.Where("status = 'success'")
+		if envs != nil {
+			environmentsIn(q, envs)
+		}
 		return facts(ctx, s, "deployment edges", `SELECT project_id, environment, `+agg+`(finished_at) FROM fact_deployments`+
 			q.WhereSQL()+` GROUP BY project_id, environment ORDER BY project_id, environment`, q.Args(),
 			func(r Row) (DeploymentFact, error) {
@@ -242,6 +248,70 @@ func (s SQL[T]) Issues(ctx context.Context, f FactFilter) ([]IssueFact, error) {
 			}
 			return is, err
 		})
+}
+
+// environmentsIn keeps the rows whose environment f may match: one of
+// its names, or a LIKE made of each glob, which matches at least what the
+// glob does (a class [...] or an escaped character becomes any one
+// character).
+func environmentsIn(q *Query, f *EnvFilter) {
+	var conds []string
+	var args []any
+	if len(f.Names) > 0 {
+		marks := make([]string, len(f.Names))
+		for i, n := range f.Names {
+			marks[i], args = "?", append(args, n)
+		}
+		conds = append(conds, "environment IN ("+strings.Join(marks, ", ")+")")
+	}
+	for _, g := range f.Patterns {
+		conds = append(conds, "environment LIKE ? ESCAPE '!'")
+		args = append(args, globLike(g))
+	}
+	if len(conds) == 0 {
+		q.Where("1 = 0")
+		return
+	}
+	q.Where("("+strings.Join(conds, " OR ")+")", args...)
+}
+
+// globLike is a LIKE pattern matching at least what glob g matches.
+func globLike(g string) string {
+	rs := []rune(g)
+	var b strings.Builder
+	for i := 0; i < len(rs); i++ {
+		switch c := rs[i]; c {
+		case '*':
+			b.WriteByte('%')
+		case '?':
+			b.WriteByte('_')
+		case '[':
+			// A class is one character: skip to its end.
+			j := i + 1
+			if j < len(rs) && rs[j] == '^' {
+				j++
+			}
+			if j < len(rs) && rs[j] == ']' {
+				j++
+			}
+			for j < len(rs) && rs[j] != ']' {
+				if rs[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			b.WriteByte('_')
+			i = j
+		case '\\':
+			if i+1 < len(rs) {
+				i++
+				b.WriteString(likeEscaper.Replace(string(rs[i])))
+			}
+		default:
+			b.WriteString(likeEscaper.Replace(string(c)))
+		}
+	}
+	return b.String()
 }
 
 // incidentsOnly leaves out of an issues query those that cannot be

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -29,6 +30,7 @@ var factTests = []struct {
 	{"FactsJobStats", testFactsJobStats},
 	{"FactsJobStatsAcrossDays", testFactsJobStatsAcrossDays},
 	{"FactsIncidentLabels", testFactsIncidentLabels},
+	{"FactsEnvironmentFilter", testFactsEnvironmentFilter},
 	{"FactsFollowImport", testFactsFollowImport},
 }
 
@@ -208,7 +210,7 @@ func testFactsWindows(t *testing.T, s store.Store) {
 	if len(got) != 2 {
 		t.Fatalf("every project: %v", got)
 	}
-	prev, next, err := s.DeploymentEdges(ctx(t), []int64{1}, at(20), at(26))
+	prev, next, err := s.DeploymentEdges(ctx(t), []int64{1}, at(20), at(26), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,6 +518,59 @@ func testFactsIncidentLabels(t *testing.T, s store.Store) {
 	} {
 		if got := ids(c.labels); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("issues with incident labels %q: %v, want %v", c.labels, got, c.want)
+		}
+	}
+}
+
+// testFactsEnvironmentFilter: with Environments, Deployments and
+// DeploymentEdges keep every deployment to an environment named or
+// matching a glob (path.Match), whatever characters the names hold, and
+// leave out the environments matched by neither.
+func testFactsEnvironmentFilter(t *testing.T, s store.Store) {
+	names := []string{"production", "staging", "prod-eu", "prod-us/east", "prod_x", "prod%1", "Production",
+		"review/feat-1", "prodé", "pröd", "p[1]", "qa"}
+	var es []change.Event
+	for i, n := range names {
+		es = append(es, deployment(int64(i+1), n, "success", "main", 10+i))
+	}
+	mustUpsert(t, s, es...)
+	for _, f := range []store.EnvFilter{
+		{Names: []string{"production"}},
+		{Names: []string{"production", "qa"}, Patterns: []string{"prod-*"}},
+		{Patterns: []string{"prod?1", "pr[oö]d", "p\\[1]", "review/*"}},
+		{Patterns: []string{"prod_x"}},
+		{Patterns: []string{"*"}},
+		{Patterns: []string{"[^a-z]roduction"}},
+		{},
+	} {
+		got := map[string]bool{}
+		for _, d := range mustFacts(s.Deployments(ctx(t), store.FactFilter{Environments: &f}))(t, "deployments") {
+			got[d.Environment] = true
+		}
+		prev, _, err := s.DeploymentEdges(ctx(t), nil, at(100), time.Time{}, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edges := map[string]bool{}
+		for _, d := range prev {
+			edges[d.Environment] = true
+		}
+		for _, n := range names {
+			want := slices.Contains(f.Names, n)
+			for _, p := range f.Patterns {
+				if ok, _ := path.Match(p, n); ok {
+					want = true
+				}
+			}
+			if want && (!got[n] || !edges[n]) {
+				t.Errorf("filter %+v: deployments to %q left out (deployments %v, edges %v)", f, n, got[n], edges[n])
+			}
+		}
+		if len(f.Names) == 0 && len(f.Patterns) == 0 && (len(got) > 0 || len(edges) > 0) {
+			t.Errorf("an empty filter kept %v and %v", got, edges)
+		}
+		if len(f.Names) == 1 && len(f.Patterns) == 0 && len(got) != 1 {
+			t.Errorf("filter %+v kept %v", f, got)
 		}
 	}
 }
