@@ -459,6 +459,20 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 // window and a later successful run of the same name on the same project
 // and sha (at any time after).
 func (s SQL[T]) flakyJobs(ctx context.Context, qr Querier, f FactFilter, out *JobStats) error {
+	if s.Dialect.JobDays {
+		// The failed runs carry whether they are flaky (see
+		// fact_jobs_flaky in the SQLite migrations).
+		q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+		q.Where("status = 'failed' AND flaky = 1")
+		var err error
+		out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (
+				SELECT DISTINCT project_id, sha, name FROM fact_jobs`+q.WhereSQL()+`
+			) flaky GROUP BY name ORDER BY name`, q.Args(), func(r Row) (FlakyJob, error) {
+			var j FlakyJob
+			return j, r.Scan(&j.Name, &j.Commits)
+		})
+		return err
+	}
 	q := s.factQueryOn("f.", f.ProjectIDs, "created_at", f.Since, f.Until)
 	q.Where("f.status = 'failed'")
 	var err error

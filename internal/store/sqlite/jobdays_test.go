@@ -16,7 +16,9 @@ import (
 )
 
 // TestJobDaysFollowJobs checks that fact_job_days holds exactly the
-// counts of fact_jobs per day, name, stage, status and reason after jobs
+// counts of fact_jobs per day, name, stage, status and reason, and that
+// the failed runs flagged flaky are exactly those with a later success of
+// their name on their sha, after jobs
 // are written, rewritten and deleted (with their events), and after its
 // migration fills it from jobs stored before it.
 func TestJobDaysFollowJobs(t *testing.T) {
@@ -30,7 +32,7 @@ func TestJobDaysFollowJobs(t *testing.T) {
 	job := func(id int64, status string, created time.Time, updated int) change.Event {
 		return change.Event{ID: change.JobID(1, id), Kind: change.KindJob, ProjectID: 1, ProjectPath: "g/p",
 			Title: "unit", State: status, SHA: "abcdef0", CreatedAt: created, UpdatedAt: day.Add(time.Duration(updated) * time.Minute),
-			Source: change.SourcePoll, Attrs: map[string]any{"name": fmt.Sprint("job-", id%3), "stage": "test",
+			Source: change.SourcePoll, Attrs: map[string]any{"name": fmt.Sprint("job-", id%4), "stage": "test",
 				"status": status, "failure_reason": map[bool]string{true: "script_failure"}[status == "failed"]}}
 	}
 	var es []change.Event
@@ -91,6 +93,32 @@ func TestJobDaysFollowJobs(t *testing.T) {
 		if !reflect.DeepEqual(days, jobs) {
 			t.Fatalf("%s: fact_job_days\n%v\nfact_jobs counted\n%v", when, days, jobs)
 		}
+		ids := func(q string) []string {
+			rows, err := s.DB().QueryContext(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var out []string
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, id)
+			}
+			return out
+		}
+		flagged := ids(`SELECT id FROM fact_jobs WHERE flaky = 1 ORDER BY id`)
+		flaky := ids(`SELECT id FROM fact_jobs f WHERE status = 'failed' AND EXISTS (SELECT 1 FROM fact_jobs ok
+			WHERE ok.project_id = f.project_id AND ok.sha = f.sha AND ok.name = f.name AND ok.status = 'success'
+			AND ok.created_at > f.created_at) ORDER BY id`)
+		if len(flaky) == 0 {
+			t.Fatalf("%s: no flaky run: the flags are not checked", when)
+		}
+		if !reflect.DeepEqual(flagged, flaky) {
+			t.Fatalf("%s: runs flagged flaky %v, flaky %v", when, flagged, flaky)
+		}
 	}
 	check("written")
 
@@ -103,7 +131,7 @@ func TestJobDaysFollowJobs(t *testing.T) {
 	}
 	check("rewritten")
 
-	if _, err := s.DB().ExecContext(ctx, `DELETE FROM events WHERE kind = 'job' AND id LIKE 'job-1-1%'`); err != nil {
+	if _, err := s.DB().ExecContext(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM fact_jobs WHERE status = 'success' ORDER BY created_at DESC LIMIT 12)`); err != nil {
 		t.Fatal(err)
 	}
 	check("deleted")

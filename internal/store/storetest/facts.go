@@ -465,13 +465,38 @@ func testFactsJobStatsAcrossDays(t *testing.T, s store.Store) {
 			slices.SortFunc(want.Failures, func(a, b store.JobFailures) int {
 				return cmp.Or(strings.Compare(a.Stage, b.Stage), strings.Compare(a.Reason, b.Reason))
 			})
+			// Flaky: the (project, sha, name) of a failed run in the window
+			// with a successful run of the same after it, at any time.
+			flaky := map[string]map[string]bool{}
+			for _, x := range runs {
+				if !in(x.project) || x.status != "failed" || x.created.Before(w[0]) || !x.created.Before(w[1]) {
+					continue
+				}
+				for _, y := range runs {
+					if y.project == x.project && y.sha == x.sha && y.name == x.name && y.status == "success" && y.created.After(x.created) {
+						if flaky[x.name] == nil {
+							flaky[x.name] = map[string]bool{}
+						}
+						flaky[x.name][fmt.Sprint(x.project, x.sha)] = true
+					}
+				}
+			}
+			for name, commits := range flaky {
+				want.Flaky = append(want.Flaky, store.FlakyJob{Name: name, Commits: len(commits)})
+			}
+			slices.SortFunc(want.Flaky, func(a, b store.FlakyJob) int { return strings.Compare(a.Name, b.Name) })
 			got := mustFacts(s.JobStats(ctx(t), store.FactFilter{ProjectIDs: projects, Since: w[0], Until: w[1]}))(t, "job stats")
-			if len(got.ByName) == 0 && len(want.ByName) == 0 && len(got.Failures) == 0 && len(want.Failures) == 0 {
+			if len(got.ByName) == 0 && len(want.ByName) == 0 && len(got.Failures) == 0 && len(want.Failures) == 0 &&
+				len(got.Flaky) == 0 && len(want.Flaky) == 0 {
 				continue
 			}
-			if !reflect.DeepEqual(got.ByName, want.ByName) || !reflect.DeepEqual(got.Failures, want.Failures) {
-				t.Fatalf("job stats of %v..%v over %v:\n got %+v %+v\nwant %+v %+v", w[0], w[1], projects,
-					got.ByName, got.Failures, want.ByName, want.Failures)
+			if !reflect.DeepEqual(got.ByName, want.ByName) || !reflect.DeepEqual(got.Failures, want.Failures) ||
+				!reflect.DeepEqual(got.Flaky, want.Flaky) {
+				t.Fatalf("job stats of %v..%v over %v:\n got %+v %+v %+v\nwant %+v %+v %+v", w[0], w[1], projects,
+					got.ByName, got.Failures, got.Flaky, want.ByName, want.Failures, want.Flaky)
+			}
+			if w == windows[0] && projects == nil && len(want.Flaky) == 0 {
+				t.Fatal("no flaky job in the whole world: the flaky count is not checked")
 			}
 		}
 	}

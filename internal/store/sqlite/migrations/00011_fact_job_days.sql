@@ -1,4 +1,7 @@
 -- +goose Up
+-- Two things the pipeline health of a window over every project reads
+-- instead of counting fact_jobs run by run.
+--
 -- The jobs of each UTC day counted by name, stage, status and failure
 -- reason, over every project: the pipeline health of a window over every
 -- project counts its whole days here (a few hundred rows) and reads
@@ -66,7 +69,55 @@ BEGIN
 END;
 -- +goose StatementEnd
 
+-- Whether a failed run is flaky: a later run of the same name on the same
+-- project and sha succeeded. Kept by triggers like fact_job_days: each
+-- change to a run sets the flags of its group (project, sha, name), a few
+-- runs read on fact_jobs_runs. The flaky-job count of a window then reads
+-- the flaky failed runs alone, instead of looking for a later success of
+-- every failed run of the window.
+ALTER TABLE fact_jobs ADD COLUMN flaky INTEGER NOT NULL DEFAULT 0;
+UPDATE fact_jobs SET flaky = 1 WHERE status = 'failed' AND EXISTS (
+    SELECT 1 FROM fact_jobs ok WHERE ok.project_id = fact_jobs.project_id AND ok.sha = fact_jobs.sha
+    AND ok.name = fact_jobs.name AND ok.status = 'success' AND ok.created_at > fact_jobs.created_at);
+CREATE INDEX fact_jobs_flaky ON fact_jobs (created_at, name, project_id, sha) WHERE status = 'failed' AND flaky = 1;
+
+-- +goose StatementBegin
+CREATE TRIGGER fact_jobs_flaky_insert AFTER INSERT ON fact_jobs BEGIN
+    UPDATE fact_jobs SET flaky = (status = 'failed' AND EXISTS (
+        SELECT 1 FROM fact_jobs ok WHERE ok.project_id = fact_jobs.project_id AND ok.sha = fact_jobs.sha
+        AND ok.name = fact_jobs.name AND ok.status = 'success' AND ok.created_at > fact_jobs.created_at))
+    WHERE project_id = NEW.project_id AND sha = NEW.sha AND name = NEW.name;
+END;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE TRIGGER fact_jobs_flaky_delete AFTER DELETE ON fact_jobs BEGIN
+    UPDATE fact_jobs SET flaky = (status = 'failed' AND EXISTS (
+        SELECT 1 FROM fact_jobs ok WHERE ok.project_id = fact_jobs.project_id AND ok.sha = fact_jobs.sha
+        AND ok.name = fact_jobs.name AND ok.status = 'success' AND ok.created_at > fact_jobs.created_at))
+    WHERE project_id = OLD.project_id AND sha = OLD.sha AND name = OLD.name;
+END;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE TRIGGER fact_jobs_flaky_update AFTER UPDATE OF project_id, sha, name, status, created_at ON fact_jobs
+WHEN OLD.project_id IS NOT NEW.project_id OR OLD.sha IS NOT NEW.sha OR OLD.name IS NOT NEW.name
+  OR OLD.status IS NOT NEW.status OR OLD.created_at IS NOT NEW.created_at
+BEGIN
+    UPDATE fact_jobs SET flaky = (status = 'failed' AND EXISTS (
+        SELECT 1 FROM fact_jobs ok WHERE ok.project_id = fact_jobs.project_id AND ok.sha = fact_jobs.sha
+        AND ok.name = fact_jobs.name AND ok.status = 'success' AND ok.created_at > fact_jobs.created_at))
+    WHERE (project_id = OLD.project_id AND sha = OLD.sha AND name = OLD.name)
+       OR (project_id = NEW.project_id AND sha = NEW.sha AND name = NEW.name);
+END;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP TRIGGER fact_jobs_flaky_update;
+DROP TRIGGER fact_jobs_flaky_delete;
+DROP TRIGGER fact_jobs_flaky_insert;
+DROP INDEX fact_jobs_flaky;
+ALTER TABLE fact_jobs DROP COLUMN flaky;
 DROP TRIGGER fact_job_days_update;
 DROP TRIGGER fact_job_days_delete;
 DROP TRIGGER fact_job_days_insert;
