@@ -203,6 +203,7 @@ type Store interface {
 	AuditStore
 	PortStore
 	MetricsStore
+	TokenStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

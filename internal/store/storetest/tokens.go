@@ -1,0 +1,88 @@
+package storetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"testing"
+
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// The API tokens and the admin audit trail (issue 14), held for every
+// backend.
+var tokenTests = []struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+}{
+	{"Tokens", testTokens},
+	{"AdminAudit", testAdminAudit},
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	h := func(v string) []byte { x := sha256.Sum256([]byte(v)); return x[:] }
+	exp := at(60 * 24 * 90)
+	a, err := s.CreateToken(ctx(t), store.Token{Name: "ci", Scope: "deploy", Hash: h("one"), CreatedAt: at(0), ExpiresAt: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == 0 || a.Name != "ci" || a.Scope != "deploy" || !a.CreatedAt.Equal(at(0)) || !a.ExpiresAt.Equal(exp) ||
+		!a.LastUsedAt.IsZero() || !a.RevokedAt.IsZero() || !bytes.Equal(a.Hash, h("one")) {
+		t.Fatalf("created %+v", a)
+	}
+	if _, err := s.CreateToken(ctx(t), store.Token{Name: "ci", Scope: "read", Hash: h("two"), CreatedAt: at(1)}); !errors.Is(err, store.ErrTokenExists) {
+		t.Fatalf("a second token named ci: %v", err)
+	}
+	b, err := s.CreateToken(ctx(t), store.Token{Name: "42", Scope: "admin", Hash: h("three"), CreatedAt: at(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TokenByHash(ctx(t), h("three"))
+	if err != nil || got.ID != b.ID || !got.ExpiresAt.IsZero() {
+		t.Fatalf("by hash: %+v %v", got, err)
+	}
+	if _, err := s.TokenByHash(ctx(t), h("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown hash: %v", err)
+	}
+	if err := s.TouchToken(ctx(t), a.ID, at(5)); err != nil {
+		t.Fatal(err)
+	}
+	// A name that is a number names that token, before the token of
+	// that id.
+	r, err := s.RevokeToken(ctx(t), "42", at(6))
+	if err != nil || r.ID != b.ID || !r.RevokedAt.Equal(at(6)) {
+		t.Fatalf("revoke 42: %+v %v", r, err)
+	}
+	if _, err := s.RevokeToken(ctx(t), "nope", at(7)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoke an unknown token: %v", err)
+	}
+	all, err := s.Tokens(ctx(t))
+	if err != nil || len(all) != 2 || all[0].Name != "ci" || !all[0].LastUsedAt.Equal(at(5)) || all[1].RevokedAt.IsZero() {
+		t.Fatalf("tokens: %+v %v", all, err)
+	}
+	// Revoking again keeps the first revocation's time.
+	if r, err := s.RevokeToken(ctx(t), "42", at(9)); err != nil || !r.RevokedAt.Equal(at(6)) {
+		t.Fatalf("revoke twice: %+v %v", r, err)
+	}
+}
+
+func testAdminAudit(t *testing.T, s store.Store) {
+	for i, a := range []store.AdminAction{
+		{Time: at(1), Actor: "cli", Action: "token.create", Target: "ci", OK: true},
+		{Time: at(2), Actor: "ci", Action: "delivery.replay", Target: "7", Remote: "10.0.0.1", OK: false, Detail: "rate limited"},
+		{Time: at(3), Actor: "root", Action: "webhook.test", OK: true},
+	} {
+		if err := s.AppendAdminAction(ctx(t), a); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	got, err := s.AdminActions(ctx(t), 0, 2)
+	if err != nil || len(got) != 2 || got[0].Action != "webhook.test" || got[1].Action != "delivery.replay" ||
+		got[1].OK || got[1].Remote != "10.0.0.1" || !got[1].Time.Equal(at(2)) || got[1].Detail != "rate limited" {
+		t.Fatalf("newest two: %+v %v", got, err)
+	}
+	older, err := s.AdminActions(ctx(t), got[1].ID, 10)
+	if err != nil || len(older) != 1 || older[0].Action != "token.create" || !older[0].OK {
+		t.Fatalf("older: %+v %v", older, err)
+	}
+}
