@@ -23,26 +23,30 @@ import (
 // REPOS), overridden by flags. The settings table below is the one place
 // that reads them; each command registers only the settings it uses.
 type config struct {
-	GitLabURL         string
-	Token             string
-	PollInterval      time.Duration
-	Repos             []string
-	Groups            []string
-	Branches          []string
-	MaxProjects       int
-	IncludeArchived   bool
-	AuditRetention    time.Duration
-	HTTPTimeout       time.Duration
-	Concurrency       int
-	GraphQL           string // gitlab.GraphQLAuto or gitlab.GraphQLOff
-	WebhookSecrets    []string
-	SigningSecrets    []string
-	WebhookAllow      []netip.Prefix
-	WebhookURL        string // labtrail's webhook address as GitLab reaches it
-	ConvertBatch      int    // deliveries converted in one transaction
-	WebhookMemory     int64  // bytes of webhook payloads held at once
-	DB                string
-	Addr              string
+	GitLabURL       string
+	Token           string
+	PollInterval    time.Duration
+	Repos           []string
+	Groups          []string
+	Branches        []string
+	MaxProjects     int
+	IncludeArchived bool
+	AuditRetention  time.Duration
+	HTTPTimeout     time.Duration
+	Concurrency     int
+	GraphQL         string // gitlab.GraphQLAuto or gitlab.GraphQLOff
+	WebhookSecrets  []string
+	SigningSecrets  []string
+	WebhookAllow    []netip.Prefix
+	WebhookURL      string // labtrail's webhook address as GitLab reaches it
+	ConvertBatch    int    // deliveries converted in one transaction
+	WebhookMemory   int64  // bytes of webhook payloads held at once
+	DB              string
+	Addr            string
+	// Auth is LABTRAIL_AUTH: "on", "off", or "" (on unless Addr is a
+	// loopback address). MetricsPublic leaves GET /metrics open.
+	Auth              string
+	MetricsPublic     bool
 	RequestsPerMinute int
 	LogLevel          slog.Level
 	// JobTimeout bounds one background job; RescueAfter is how long a
@@ -282,6 +286,26 @@ var (
 	// serveSettings are the API server's own.
 	serveSettings = []*setting{
 		addrSetting,
+		{flag: "auth", env: "LABTRAIL_AUTH", typ: "on|off",
+			help: "access control: API tokens and sign-in (docs/security.md); default on, or off when --addr is a loopback address",
+			set: func(c *config, v string) error {
+				switch v = strings.ToLower(strings.TrimSpace(v)); v {
+				case "", "on", "off":
+					c.Auth = v
+					return nil
+				}
+				return errors.New("must be on or off")
+			}},
+		{flag: "metrics-public", env: "LABTRAIL_METRICS_PUBLIC", def: "true", typ: "bool",
+			help: "with access control on, serve GET /metrics to anyone (false: to read tokens only)",
+			set: func(c *config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return errors.New("must be true or false")
+				}
+				c.MetricsPublic = b
+				return nil
+			}},
 		{flag: "webhook-read-timeout", env: "LABTRAIL_WEBHOOK_READ_TIMEOUT", def: server.DefaultWebhookReadTimeout.String(), typ: "duration",
 			help: "longest GitLab may take to send one webhook's body (up to 25 MB), instead of --read-timeout",
 			set:  duration(func(c *config) *time.Duration { return &c.HTTP.WebhookRead })},

@@ -31,6 +31,7 @@ func commands() []command {
 		{"sync", "sync GitLab into the database (--once: one pass, then exit)", runSync},
 		{"check", "check the GitLab URL and token", runCheck},
 		{"hooks", "install, list and test the GitLab webhooks that feed labtrail", runHooks},
+		{"tokens", "create, list and revoke the API tokens that access control asks for", runTokens},
 		{"migrate", "apply database migrations (--from/--to: copy a history into another database)", runMigrate},
 		{"sim", "run the GitLab simulator", runSim},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},

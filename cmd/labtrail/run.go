@@ -191,6 +191,9 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	api := server.New(st, log)
 	api.EnableTelemetry(tel)
 	api.EnableMetrics(delivery)
+	if err := enableAuth(ctx, api, st, &c, log); err != nil {
+		return err
+	}
 	api.SetHints(server.Hints{
 		Webhooks:    "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token",
 		WebhookTest: "webhook test needs LABTRAIL_WEBHOOK_SECRET and LABTRAIL_WEBHOOK_URL (labtrail's webhook address as GitLab reaches it)",

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/store"
@@ -66,6 +67,21 @@ type Server struct {
 	// webhookRead bounds reading one webhook's body (Timeouts.WebhookRead);
 	// zero leaves the server's read deadline.
 	webhookRead, write time.Duration
+
+	routes   []route
+	tokens   *auth.Tokens // EnableAuth; nil: access control off
+	authOpts AuthOptions
+	sessions Sessions
+	limits   limiters
+}
+
+// route is one method and path, what it needs and what answers it.
+type route struct {
+	method, path string
+	need         auth.Scope
+	h            http.HandlerFunc
+	limit        *limitRule // per caller, when set
+	action       string     // the admin audit's name for it, when it is an admin action
 }
 
 // New returns a server reading from st.
@@ -77,40 +93,39 @@ func New(st Store, log *slog.Logger) *Server {
 		Webhooks:    "webhooks are not set up on this server",
 		WebhookTest: "the webhook test is not set up on this server",
 	}}
-	routes := []struct {
-		method, path string
-		h            http.HandlerFunc
-	}{
-		{"GET", "/healthz", s.healthz},
-		{"GET", "/readyz", s.readyz},
-		{"GET", "/api/v1/events", s.listEvents},
-		{"GET", "/api/v1/events/{id}", s.getEvent},
-		{"GET", "/api/v1/projects", s.projects},
-		{"GET", "/api/v1/sync/status", s.syncStatus},
-		{"GET", "/api/v1/audit", s.audit},
-		{"GET", "/api/v1/metrics/dora", serveMetric(s, (*metrics.Metrics).DORA)},
-		{"GET", "/api/v1/metrics/merge-requests", serveMetric(s, (*metrics.Metrics).MergeRequests)},
-		{"GET", "/api/v1/metrics/pipelines", serveMetric(s, (*metrics.Metrics).Pipelines)},
-		{"GET", "/api/v1/changes/before", s.changesBefore},
-		{"POST", "/api/v1/webhooks/gitlab", s.receiveWebhook},
-		{"GET", "/api/v1/webhooks/deliveries", s.deliveries},
-		{"POST", "/api/v1/webhooks/deliveries/{id}/replay", s.replayDelivery},
-		{"POST", "/api/v1/webhooks/test", s.testWebhooks},
-		{"GET", "/metrics", s.serveMetrics},
-		{"GET", "/{$}", s.overview},
-		{"GET", "/merge-requests", s.mergeRequestsPage},
-		{"GET", "/pipelines", s.pipelinesPage},
-		{"GET", "/deployments", s.deploymentsPage},
-		{"GET", "/timeline", s.timelinePage},
-		{"GET", "/events/{id}", s.eventPage},
-		{"GET", "/static/{path...}", s.serveStatic},
-		{"GET", "/sync", s.syncPage},
-		{"POST", "/sync/deliveries/{id}/replay", s.replayPage},
+	read, admin := auth.ScopeRead, auth.ScopeAdmin
+	s.routes = []route{
+		{method: "GET", path: "/healthz", need: scopeOpen, h: s.healthz},
+		{method: "GET", path: "/readyz", need: scopeOpen, h: s.readyz},
+		{method: "GET", path: "/api/v1/events", need: read, h: s.listEvents},
+		{method: "GET", path: "/api/v1/events/{id}", need: read, h: s.getEvent},
+		{method: "GET", path: "/api/v1/projects", need: read, h: s.projects},
+		{method: "GET", path: "/api/v1/sync/status", need: read, h: s.syncStatus},
+		{method: "GET", path: "/api/v1/audit", need: admin, h: s.audit},
+		{method: "GET", path: "/api/v1/admin/audit", need: admin, h: s.adminAudit},
+		{method: "GET", path: "/api/v1/metrics/dora", need: read, h: serveMetric(s, (*metrics.Metrics).DORA)},
+		{method: "GET", path: "/api/v1/metrics/merge-requests", need: read, h: serveMetric(s, (*metrics.Metrics).MergeRequests)},
+		{method: "GET", path: "/api/v1/metrics/pipelines", need: read, h: serveMetric(s, (*metrics.Metrics).Pipelines)},
+		{method: "GET", path: "/api/v1/changes/before", need: read, h: s.changesBefore},
+		{method: "POST", path: "/api/v1/webhooks/gitlab", need: scopeOpen, h: s.receiveWebhook}, // its own secret
+		{method: "GET", path: "/api/v1/webhooks/deliveries", need: read, h: s.deliveries},
+		{method: "POST", path: "/api/v1/webhooks/deliveries/{id}/replay", need: admin, h: s.replayDelivery, limit: replayLimit, action: "delivery.replay"},
+		{method: "POST", path: "/api/v1/webhooks/test", need: admin, h: s.testWebhooks, limit: hookTestLimit, action: "webhook.test"},
+		{method: "GET", path: "/metrics", need: scopeMetrics, h: s.serveMetrics},
+		{method: "GET", path: "/{$}", need: read, h: s.overview},
+		{method: "GET", path: "/merge-requests", need: read, h: s.mergeRequestsPage},
+		{method: "GET", path: "/pipelines", need: read, h: s.pipelinesPage},
+		{method: "GET", path: "/deployments", need: read, h: s.deploymentsPage},
+		{method: "GET", path: "/timeline", need: read, h: s.timelinePage},
+		{method: "GET", path: "/events/{id}", need: read, h: s.eventPage},
+		{method: "GET", path: "/static/{path...}", need: scopeOpen, h: s.serveStatic},
+		{method: "GET", path: "/sync", need: read, h: s.syncPage},
+		{method: "POST", path: "/sync/deliveries/{id}/replay", need: admin, h: s.replayPage, limit: replayLimit, action: "delivery.replay"},
 	}
 	allowed := map[string][]string{}
 	var paths []string
-	for _, rt := range routes {
-		s.mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+	for _, rt := range s.routes {
+		s.mux.HandleFunc(rt.method+" "+rt.path, s.guard(rt))
 		if allowed[rt.path] == nil {
 			paths = append(paths, rt.path)
 		}
