@@ -89,7 +89,7 @@ type limitRule struct {
 // Actions that spend GitLab's budget or queue work are limited per caller
 // (token, session, or client address when anonymous).
 var (
-	replayLimit   = &limitRule{every: time.Second, burst: 20}      // 60 a minute after a burst of 20
+	replayLimit   = &limitRule{every: time.Second, burst: 20}     // 60 a minute after a burst of 20
 	hookTestLimit = &limitRule{every: 10 * time.Second, burst: 3} // each test calls GitLab for every project
 )
 
@@ -258,7 +258,6 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 
 // adminAudit is GET /api/v1/admin/audit: the admin audit trail, newest
 // first (limit, and before: an entry's id, to page).
