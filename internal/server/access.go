@@ -215,11 +215,16 @@ func callerKey(r *http.Request, p *auth.Principal) string {
 	if p != nil && p.Kind == "session" {
 		return "session:" + p.Name
 	}
+	return "addr:" + clientHost(r)
+}
+
+// clientHost is the address r came from, without its port.
+func clientHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		return r.RemoteAddr
 	}
-	return "addr:" + host
+	return host
 }
 
 // adminAction appends to the admin audit trail, when there is one.
@@ -231,12 +236,8 @@ func (s *Server) adminAction(r *http.Request, p *auth.Principal, action string, 
 	if p != nil {
 		actor = p.Name
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
 	a := store.AdminAction{Time: time.Now().UTC(), Actor: actor, Action: action, Target: r.PathValue("id"),
-		Detail: detail, Remote: host, OK: ok}
+		Detail: detail, Remote: clientHost(r), OK: ok}
 	// Written before the answer ends; a failure to write it is logged,
 	// and does not change the answer.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
