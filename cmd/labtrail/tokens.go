@@ -54,7 +54,11 @@ func enableAuth(ctx context.Context, api *server.Server, st store.Store, c *conf
 		}
 		return nil
 	}
-	api.EnableAuth(auth.NewTokens(st), server.AuthOptions{MetricsPublic: c.MetricsPublic, Audit: st})
+	tokens := auth.NewTokens(st)
+	api.EnableAuth(tokens, server.AuthOptions{MetricsPublic: c.MetricsPublic, Audit: st})
+	// Cookies are Secure except on loopback, where there is no TLS to
+	// carry them.
+	api.EnableSessions(auth.NewSessions(st, tokens, !loopback(c.Addr)))
 	ts, err := st.Tokens(ctx)
 	if err != nil {
 		return err

@@ -67,6 +67,9 @@ type Principal struct {
 	// see (a GitLab user sees the projects they are a member of); nil
 	// means every project.
 	Projects map[int64]bool
+	// CSRF is the form token of a session's pages (Kind "session"): a
+	// form POST must carry it.
+	CSRF string
 }
 
 // CanSee reports whether p may see project id.

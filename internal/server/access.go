@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,12 +29,6 @@ const scopeOpen = auth.ScopeNone
 // scopeMetrics marks GET /metrics: open or read, as EnableAuth says.
 const scopeMetrics auth.Scope = -1
 
-// Sessions resolves a dashboard session cookie to its principal. It
-// returns nil, nil when the request carries no session.
-type Sessions interface {
-	Principal(r *http.Request) (*auth.Principal, error)
-}
-
 // AuthOptions are EnableAuth's.
 type AuthOptions struct {
 	// MetricsPublic leaves GET /metrics open; else it needs read.
@@ -51,9 +46,10 @@ func (s *Server) EnableAuth(tokens *auth.Tokens, o AuthOptions) {
 	s.tokens, s.authOpts = tokens, o
 }
 
-// EnableSessions makes requests without a Bearer token fall back to a
-// session cookie.
-func (s *Server) EnableSessions(sess Sessions) { s.sessions = sess }
+// EnableSessions lets people sign in to the dashboard (GET and POST
+// /signin) and makes requests without a Bearer token fall back to their
+// session cookie. It needs EnableAuth.
+func (s *Server) EnableSessions(sess *auth.Sessions) { s.sessions = sess }
 
 // RouteAccess is a route and the scope it needs, as Routes lists them.
 type RouteAccess struct {
@@ -91,6 +87,7 @@ type limitRule struct {
 var (
 	replayLimit   = &limitRule{every: time.Second, burst: 20}     // 60 a minute after a burst of 20
 	hookTestLimit = &limitRule{every: 10 * time.Second, burst: 3} // each test calls GitLab for every project
+	signinLimit   = &limitRule{every: 6 * time.Second, burst: 10} // guessing a token is hopeless; flooding the store is not
 )
 
 // limiters hold each caller's buckets.
@@ -141,6 +138,12 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 			var msg string
 			p, status, msg = s.authenticate(r)
 			if p == nil {
+				if status == http.StatusUnauthorized && s.sessions != nil && r.Method == http.MethodGet &&
+					!strings.HasPrefix(r.URL.Path, "/api/") && r.Header.Get("Authorization") == "" {
+					// A person at a page: to the sign-in form, and back.
+					http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+					return
+				}
 				if status == http.StatusUnauthorized {
 					challenge := `Bearer realm="labtrail"`
 					if r.Header.Get("Authorization") != "" {
@@ -155,6 +158,12 @@ func (s *Server) guard(rt route) http.HandlerFunc {
 				s.pageError(w, r, http.StatusForbidden, r.Method+" "+rt.path+" needs a token of scope "+need.String()+"; "+p.Name+"'s is "+p.Scope.String())
 				return
 			}
+		}
+		if r.Method == http.MethodPost && p.Kind == "session" && !auth.CheckCSRF(p, r.PostFormValue("csrf")) {
+			// A form of a session's page carries its token; one without it
+			// was not made by labtrail's page.
+			s.pageError(w, r, http.StatusForbidden, "this form's token is missing or wrong: send it from labtrail's own page")
+			return
 		}
 		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 		if rt.limit != nil {

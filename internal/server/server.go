@@ -71,7 +71,7 @@ type Server struct {
 	routes   []route
 	tokens   *auth.Tokens // EnableAuth; nil: access control off
 	authOpts AuthOptions
-	sessions Sessions
+	sessions *auth.Sessions
 	limits   limiters
 }
 
@@ -121,6 +121,9 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/static/{path...}", need: scopeOpen, h: s.serveStatic},
 		{method: "GET", path: "/sync", need: read, h: s.syncPage},
 		{method: "POST", path: "/sync/deliveries/{id}/replay", need: admin, h: s.replayPage, limit: replayLimit, action: "delivery.replay"},
+		{method: "GET", path: "/signin", need: scopeOpen, h: s.signinPage},
+		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
+		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
 	}
 	allowed := map[string][]string{}
 	var paths []string

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -105,6 +106,9 @@ type page struct {
 	States   []string
 	Now      time.Time
 	Data     any
+	// SignedIn names whoever is signed in to a session, and CSRF is the
+	// form token its forms carry; both empty without a session.
+	SignedIn, CSRF string
 }
 
 var pageFuncs = template.FuncMap{
@@ -137,6 +141,11 @@ func pageTemplate(name string) *template.Template {
 // render writes page name with status 200. It renders into a buffer first,
 // so a template error is a clean 500 page rather than half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
+	s.renderStatus(w, r, http.StatusOK, name, p)
+}
+
+// renderStatus is render with another status.
+func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
 	t := pages[name]
 	if t == nil {
 		t = pageTemplate(name)
@@ -153,23 +162,28 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p p
 	if p.Now.IsZero() {
 		p.Now = time.Now().UTC()
 	}
+	if pr := auth.FromContext(r.Context()); pr != nil && pr.Kind == "session" {
+		p.SignedIn, p.CSRF = pr.Name, pr.CSRF
+	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
 		s.errorPage(w, http.StatusInternalServerError, "this page could not be shown; the server log says why")
 		return
 	}
-	writeHTML(w, buf.Bytes())
+	writeHTMLStatus(w, status, buf.Bytes())
 }
 
 // writeHTML sends a rendered page, or part of one, with status 200 and
 // the headers every page has.
-func writeHTML(w http.ResponseWriter, b []byte) {
+func writeHTML(w http.ResponseWriter, b []byte) { writeHTMLStatus(w, http.StatusOK, b) }
+
+func writeHTMLStatus(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	pageSecurity(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
 

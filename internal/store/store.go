@@ -204,6 +204,7 @@ type Store interface {
 	PortStore
 	MetricsStore
 	TokenStore
+	SessionStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

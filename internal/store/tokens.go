@@ -182,3 +182,87 @@ func (s SQL[T]) AdminActions(ctx context.Context, before int64, limit int) ([]Ad
 	}
 	return out, nil
 }
+
+// Session is a dashboard session as the store keeps it: the SHA-256 of
+// the id its cookie holds, never the id.
+type Session struct {
+	IDHash    []byte
+	TokenID   int64
+	Name      string
+	Scope     string
+	CSRF      string // the form token its pages carry
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// SessionStore keeps dashboard sessions.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByHash returns the session whose id hashes to h
+	// (ErrNotFound when none).
+	SessionByHash(ctx context.Context, h []byte) (Session, error)
+	// DeleteSession ends the session whose id hashes to h, and every
+	// session expired before now.
+	DeleteSession(ctx context.Context, h []byte, now time.Time) error
+	// TokenByID returns the token of id (ErrNotFound when none).
+	TokenByID(ctx context.Context, id int64) (Token, error)
+}
+
+// CreateSession implements SessionStore; it also drops sessions expired
+// by the new one's start.
+func (s SQL[T]) CreateSession(ctx context.Context, se Session) error {
+	if err := s.check([]string{"created_at", "expires_at"}, se.CreatedAt, se.ExpiresAt); err != nil {
+		return s.errorf("create session: %w", err)
+	}
+	tm := s.Dialect.Time
+	if _, err := s.Exec(ctx, `DELETE FROM sessions WHERE expires_at < `+s.Dialect.Param(1), []any{tm(se.CreatedAt)}); err != nil {
+		return s.errorf("create session: %w", err)
+	}
+	if _, err := s.Exec(ctx, `INSERT INTO sessions (id_hash, token_id, name, scope, csrf, created_at, expires_at) VALUES (`+s.Dialect.Params(7)+`)`,
+		[]any{se.IDHash, se.TokenID, se.Name, se.Scope, se.CSRF, tm(se.CreatedAt), tm(se.ExpiresAt)}); err != nil {
+		return s.errorf("create session: %w", err)
+	}
+	return nil
+}
+
+// SessionByHash implements SessionStore.
+func (s SQL[T]) SessionByHash(ctx context.Context, h []byte) (Session, error) {
+	out, err := rowsOf(ctx, s.Query, `SELECT id_hash, token_id, name, scope, csrf, created_at, expires_at FROM sessions WHERE id_hash = `+s.Dialect.Param(1),
+		[]any{h}, func(r Row) (Session, error) {
+			var (
+				se           Session
+				created, exp T
+			)
+			err := r.Scan(&se.IDHash, &se.TokenID, &se.Name, &se.Scope, &se.CSRF, &created, &exp)
+			se.CreatedAt, se.ExpiresAt = s.Scan.From(created), s.Scan.From(exp)
+			return se, err
+		})
+	switch {
+	case err != nil:
+		return Session{}, s.errorf("session: %w", err)
+	case len(out) == 0:
+		return Session{}, ErrNotFound
+	}
+	return out[0], nil
+}
+
+// DeleteSession implements SessionStore.
+func (s SQL[T]) DeleteSession(ctx context.Context, h []byte, now time.Time) error {
+	if _, err := s.Exec(ctx, `DELETE FROM sessions WHERE id_hash = `+s.Dialect.Param(1)+` OR expires_at < `+s.Dialect.Param(2),
+		[]any{h, s.Dialect.Time(now)}); err != nil {
+		return s.errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// TokenByID implements SessionStore.
+func (s SQL[T]) TokenByID(ctx context.Context, id int64) (Token, error) {
+	ts, err := s.tokenWhere(ctx, "id = ?", id)
+	switch {
+	case err != nil:
+		return Token{}, s.errorf("token: %w", err)
+	case len(ts) == 0:
+		return Token{}, ErrNotFound
+	}
+	return ts[0], nil
+}

@@ -17,6 +17,49 @@ var tokenTests = []struct {
 }{
 	{"Tokens", testTokens},
 	{"AdminAudit", testAdminAudit},
+	{"Sessions", testSessions},
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	h := func(v string) []byte { x := sha256.Sum256([]byte(v)); return x[:] }
+	tok, err := s.CreateToken(ctx(t), store.Token{Name: "me", Scope: "read", Hash: h("tok"), CreatedAt: at(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.TokenByID(ctx(t), tok.ID); err != nil || got.Name != "me" {
+		t.Fatalf("token by id: %+v %v", got, err)
+	}
+	if _, err := s.TokenByID(ctx(t), tok.ID+100); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown token id: %v", err)
+	}
+	old := store.Session{IDHash: h("old"), TokenID: tok.ID, Name: "me", Scope: "read", CSRF: "c0", CreatedAt: at(0), ExpiresAt: at(10)}
+	cur := store.Session{IDHash: h("cur"), TokenID: tok.ID, Name: "me", Scope: "read", CSRF: "c1", CreatedAt: at(5), ExpiresAt: at(100)}
+	for _, se := range []store.Session{old, cur} {
+		if err := s.CreateSession(ctx(t), se); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.SessionByHash(ctx(t), h("cur"))
+	if err != nil || got.TokenID != tok.ID || got.CSRF != "c1" || !got.ExpiresAt.Equal(at(100)) || !got.CreatedAt.Equal(at(5)) {
+		t.Fatalf("session: %+v %v", got, err)
+	}
+	// A new session drops the sessions expired by its start.
+	if err := s.CreateSession(ctx(t), store.Session{IDHash: h("new"), TokenID: tok.ID, Name: "me", Scope: "read", CSRF: "c2",
+		CreatedAt: at(20), ExpiresAt: at(200)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionByHash(ctx(t), h("old")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an expired session is kept: %v", err)
+	}
+	if err := s.DeleteSession(ctx(t), h("cur"), at(21)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionByHash(ctx(t), h("cur")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a deleted session: %v", err)
+	}
+	if _, err := s.SessionByHash(ctx(t), h("new")); err != nil {
+		t.Errorf("another session went with it: %v", err)
+	}
 }
 
 func testTokens(t *testing.T, s store.Store) {
