@@ -66,6 +66,13 @@ type config struct {
 	QueueShutdownTimeout time.Duration
 	// Metrics are the team's conventions the delivery metrics read.
 	Metrics metrics.Config
+
+	// Signing in with GitLab (LABTRAIL_OAUTH_CLIENT_ID and _SECRET), the
+	// address browsers reach labtrail at, and the GitLab usernames that
+	// are admins.
+	OAuthClientID, OAuthClientSecret string
+	PublicURL                        string
+	Admins                           []string
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -322,6 +329,24 @@ var (
 		{flag: "incident-labels", env: "LABTRAIL_INCIDENT_LABELS", def: "incident", typ: "list",
 			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
 			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
+		{flag: "oauth-client-id", env: "LABTRAIL_OAUTH_CLIENT_ID", typ: "string",
+			help: "the Application ID of labtrail's OAuth application in GitLab: turns on signing in with GitLab (docs/security.md)",
+			set:  text(func(c *config) *string { return &c.OAuthClientID })},
+		{env: "LABTRAIL_OAUTH_CLIENT_SECRET", help: "the Secret of labtrail's OAuth application in GitLab",
+			set: text(func(c *config) *string { return &c.OAuthClientSecret })},
+		{flag: "public-url", env: "LABTRAIL_PUBLIC_URL", typ: "url",
+			help: "labtrail's address as browsers reach it, e.g. https://labtrail.example.com (the GitLab sign-in's redirect URI is it + /auth/gitlab/callback); default from LABTRAIL_WEBHOOK_URL or a loopback --addr",
+			set: func(c *config, v string) error {
+				u, err := url.Parse(v)
+				if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "") {
+					return errors.New("must be an http(s) URL with no path, such as https://labtrail.example.com")
+				}
+				c.PublicURL = strings.TrimSuffix(v, "/")
+				return nil
+			}},
+		{flag: "admins", env: "LABTRAIL_ADMINS", typ: "list",
+			help: "comma-separated GitLab usernames who get scope admin when they sign in with GitLab; everyone else gets read",
+			set:  list(func(c *config) *[]string { return &c.Admins })},
 	}
 
 	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",

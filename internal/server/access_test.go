@@ -51,6 +51,8 @@ var accessMatrix = map[string]string{
 	"GET /signin":                                  "open",
 	"POST /signin":                                 "open",
 	"POST /signout":                                "open",
+	"GET /auth/gitlab":                             "open",
+	"GET /auth/gitlab/callback":                    "open",
 }
 
 // accessServer is a server with access control on over a new SQLite

@@ -72,6 +72,7 @@ type Server struct {
 	tokens   *auth.Tokens // EnableAuth; nil: access control off
 	authOpts AuthOptions
 	sessions *auth.Sessions
+	oauth    *auth.GitLabOAuth // EnableGitLabSignin
 	limits   limiters
 }
 
@@ -89,7 +90,7 @@ func New(st Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: st, log: log, mux: http.NewServeMux(), hints: Hints{
+	s := &Server{store: visibleStore{st}, log: log, mux: http.NewServeMux(), hints: Hints{
 		Webhooks:    "webhooks are not set up on this server",
 		WebhookTest: "the webhook test is not set up on this server",
 	}}
@@ -124,6 +125,8 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/signin", need: scopeOpen, h: s.signinPage},
 		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
 		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
+		{method: "GET", path: "/auth/gitlab", need: scopeOpen, h: s.gitlabSignin, limit: signinLimit},
+		{method: "GET", path: "/auth/gitlab/callback", need: scopeOpen, h: s.gitlabCallback, limit: signinLimit},
 	}
 	allowed := map[string][]string{}
 	var paths []string
@@ -492,6 +495,9 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
+	if s.refuseRestricted(w, r, "webhook deliveries") {
+		return
+	}
 	q := r.URL.Query()
 	f := store.DeliveryFilter{Status: q.Get("status"), Cursor: q.Get("cursor")}
 	switch f.Status {
