@@ -370,11 +370,6 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, eventsPage{Events: page.Events, NextCursor: page.NextCursor})
 }
 
-type eventWithTimeline struct {
-	change.Event
-	Timeline []change.TimelineEntry `json:"timeline"`
-}
-
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	ev, tl, err := s.store.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -384,13 +379,9 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if tl == nil {
-		tl = []change.TimelineEntry{}
-	}
 	// A second line of defence: what was stored before URLs were checked
-	// where events are made is not handed out either.
-	ev.SafeURLs("")
-	writeJSON(w, http.StatusOK, eventWithTimeline{ev, tl})
+	// where events are made is not handed out either (NewRecorded).
+	writeJSON(w, http.StatusOK, change.NewRecorded(ev, tl))
 }
 
 func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
