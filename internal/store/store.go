@@ -206,6 +206,7 @@ type Store interface {
 	TokenStore
 	SessionStore
 	ArchiveStore
+	DigestStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error
