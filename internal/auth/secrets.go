@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/labtrail/labtrail/internal/store"
 )
 
 // Secrets kept at rest (a connection's GitLab token and webhook secret)
@@ -104,15 +106,9 @@ func LoadKey(text, path string) (Key, error) {
 	return k, nil
 }
 
-// Sealed is a secret as it is kept: the id of the key that sealed it and
-// the nonce followed by the ciphertext. The zero Sealed is no secret.
-type Sealed struct {
-	KeyID string
-	Data  []byte
-}
-
-// IsZero reports whether s holds no secret.
-func (s Sealed) IsZero() bool { return s.KeyID == "" && len(s.Data) == 0 }
+// Sealed is a secret as it is kept (store.Sealed): the id of the key
+// that sealed it and the nonce followed by the ciphertext.
+type Sealed = store.Sealed
 
 // Keyring seals secrets under its current key and opens values sealed
 // under any of its keys (the current one and, during a rotation, older

@@ -205,6 +205,7 @@ type Store interface {
 	MetricsStore
 	TokenStore
 	SessionStore
+	ConnectionStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error
