@@ -73,6 +73,8 @@ type Server struct {
 	authOpts AuthOptions
 	sessions *auth.Sessions
 	limits   limiters
+
+	connections Connections // EnableConnections
 }
 
 // route is one method and path, what it needs and what answers it.
@@ -124,6 +126,10 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/signin", need: scopeOpen, h: s.signinPage},
 		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
 		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
+		{method: "POST", path: "/api/v1/webhooks/gitlab/{connection}", need: scopeOpen, h: s.receiveConnectionWebhook}, // its connection's secret
+		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
+		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
+		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
 	}
 	allowed := map[string][]string{}
 	var paths []string
