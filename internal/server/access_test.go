@@ -52,6 +52,10 @@ var accessMatrix = map[string]string{
 	"POST /signin":                                 "open",
 	"POST /signout":                                "open",
 	"POST /api/v1/deployments":                     "deploy",
+	"POST /api/v1/webhooks/gitlab/{connection}":    "open",
+	"GET /api/v1/admin/connections":                "admin",
+	"POST /api/v1/admin/connections":               "admin",
+	"DELETE /api/v1/admin/connections/{id}":        "admin",
 }
 
 // accessServer is a server with access control on over a new SQLite

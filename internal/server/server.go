@@ -74,6 +74,8 @@ type Server struct {
 	sessions *auth.Sessions
 	limits   limiters
 	reported DeploymentReported // OnDeploymentReported
+
+	connections Connections // EnableConnections
 }
 
 // route is one method and path, what it needs and what answers it.
@@ -126,6 +128,10 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
 		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
 		{method: "POST", path: "/api/v1/deployments", need: auth.ScopeDeploy, h: s.reportDeployment},
+		{method: "POST", path: "/api/v1/webhooks/gitlab/{connection}", need: scopeOpen, h: s.receiveConnectionWebhook}, // its connection's secret
+		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
+		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
+		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
 	}
 	allowed := map[string][]string{}
 	var paths []string

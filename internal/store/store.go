@@ -207,6 +207,7 @@ type Store interface {
 	SessionStore
 	ArchiveStore
 	DigestStore
+	ConnectionStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error
