@@ -183,7 +183,10 @@ func (r *deploymentR) ID() *graphql.ID {
 	id := graphql.ID(globalID("Deployment", r.d.id))
 	return &id
 }
-func (r *deploymentR) Iid() *string         { return strPtr(itoa(r.d.iid)) }
+func (r *deploymentR) Iid() *graphql.ID {
+	id := graphql.ID(itoa(r.d.iid))
+	return &id
+}
 func (r *deploymentR) Ref() *string         { return strPtr(r.d.pl.ref) }
 func (r *deploymentR) Sha() *string         { return strPtr(r.d.pl.sha) }
 func (r *deploymentR) Status() *string      { return strPtr(strings.ToUpper(r.d.status)) }
