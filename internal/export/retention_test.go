@@ -175,4 +175,3 @@ func TestRetentionWithoutS3AndDeliveryBodies(t *testing.T) {
 		t.Errorf("pruned %d bodies, want the processed one", res.DeliveryBodies)
 	}
 }
-
