@@ -124,6 +124,7 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/signin", need: scopeOpen, h: s.signinPage},
 		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
 		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
+		{method: "GET", path: "/api/v1/export", need: read, h: s.exportEvents},
 	}
 	allowed := map[string][]string{}
 	var paths []string
