@@ -69,6 +69,8 @@ type config struct {
 	QueueShutdownTimeout time.Duration
 	// Metrics are the team's conventions the delivery metrics read.
 	Metrics metrics.Config
+	// Export is the S3 export's and retention's (exports.go).
+	Export exportConfig
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,

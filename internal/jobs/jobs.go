@@ -116,6 +116,8 @@ type Config struct {
 	// which interval a periodic sync belongs to for its one-per-interval
 	// uniqueness; default time.Now. The database's clock still dates jobs.
 	Now func() time.Time
+	// Tasks are other parts' periodic jobs (tasks.go).
+	Tasks []Task
 }
 
 // DefaultJobTimeout bounds a job when Config.JobTimeout is zero.
@@ -325,6 +327,10 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	}
 	river.AddWorker(workers, &deliveryWorker{wake: cfg.Converter})
 	river.AddWorker(workers, &sweepWorker{wake: cfg.Converter})
+	tasks, err := taskJobs(workers, cfg.Tasks)
+	if err != nil {
+		return nil, err
+	}
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -335,7 +341,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		Test:                 river.TestConfig{Time: timeGenerator(cfg.Now)},
-		PeriodicJobs: []*river.PeriodicJob{
+		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(
 				river.PeriodicInterval(cfg.Interval),
 				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, once(cfg.Interval) },
@@ -349,7 +355,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, once(time.Minute) },
 				&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true},
 			),
-		},
+		}, tasks...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)

@@ -26,6 +26,7 @@ var accessMatrix = map[string]string{
 	"GET /readyz":                                  "open",
 	"GET /api/v1/events":                           "read",
 	"GET /api/v1/events/{id}":                      "read",
+	"GET /api/v1/export":                           "read",
 	"GET /api/v1/projects":                         "read",
 	"GET /api/v1/sync/status":                      "read",
 	"GET /api/v1/audit":                            "admin",

@@ -132,6 +132,7 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
 		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
 		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
+		{method: "GET", path: "/api/v1/export", need: read, h: s.exportEvents},
 	}
 	allowed := map[string][]string{}
 	var paths []string
