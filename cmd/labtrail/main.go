@@ -34,7 +34,10 @@ func commands() []command {
 		{"tokens", "create, list and revoke the API tokens that access control asks for", runTokens},
 		{"migrate", "apply database migrations (--from/--to: copy a history into another database)", runMigrate},
 		{"sim", "run the GitLab simulator", runSim},
+		{"export", "write events with their timelines as NDJSON or CSV (a file or standard output)", runExport},
+		{"import", "load an NDJSON export, or days of the S3 export, under the ordering rule", runImport},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},
+		{"ci", "report a deployment to labtrail from a GitLab CI job (ci report)", runCI},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "labtrail", version)
 			return nil

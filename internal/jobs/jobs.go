@@ -24,6 +24,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -41,6 +42,9 @@ func (ScheduleSyncArgs) Kind() string { return ScheduleKind }
 type SyncProjectArgs struct {
 	ProjectID int64  `json:"project_id" river:"unique"`
 	Path      string `json:"path"`
+	// Kinds, when the change detection sweep found only some kinds
+	// changed, are those to sync; empty means every kind.
+	Kinds []change.Kind `json:"kinds,omitempty"`
 }
 
 // Kind names the job in River's table.
@@ -112,6 +116,8 @@ type Config struct {
 	// which interval a periodic sync belongs to for its one-per-interval
 	// uniqueness; default time.Now. The database's clock still dates jobs.
 	Now func() time.Time
+	// Tasks are other parts' periodic jobs (tasks.go).
+	Tasks []Task
 }
 
 // DefaultJobTimeout bounds a job when Config.JobTimeout is zero.
@@ -321,6 +327,10 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	}
 	river.AddWorker(workers, &deliveryWorker{wake: cfg.Converter})
 	river.AddWorker(workers, &sweepWorker{wake: cfg.Converter})
+	tasks, err := taskJobs(workers, cfg.Tasks)
+	if err != nil {
+		return nil, err
+	}
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -331,7 +341,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		Test:                 river.TestConfig{Time: timeGenerator(cfg.Now)},
-		PeriodicJobs: []*river.PeriodicJob{
+		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(
 				river.PeriodicInterval(cfg.Interval),
 				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, once(cfg.Interval) },
@@ -345,7 +355,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, once(time.Minute) },
 				&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true},
 			),
-		},
+		}, tasks...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
@@ -466,7 +476,7 @@ func (w *scheduleWorker) Work(ctx context.Context, job *river.Job[ScheduleSyncAr
 	ps := d.Due
 	params := make([]river.InsertManyParams, 0, len(ps))
 	for _, p := range ps {
-		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path}})
+		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path, Kinds: d.Kinds[p.ID]}})
 	}
 	if len(d.Projects) == 0 {
 		w.log.Warn("no projects to sync: check the selected projects and groups, and the token's memberships")
@@ -496,7 +506,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncProjectArgs]) 
 		return err
 	}
 	ctx = ingest.WithJob(ctx, fmt.Sprintf("river job %d: sync %s", job.ID, proj.Path))
-	counts, err := w.poller.SyncProject(ctx, proj)
+	counts, err := w.poller.SyncProjectKinds(ctx, proj, job.Args.Kinds)
 	if w.onSynced != nil {
 		w.onSynced(ingest.ProjectResult{Project: proj, Counts: counts, Err: err})
 	}

@@ -26,6 +26,7 @@ var accessMatrix = map[string]string{
 	"GET /readyz":                                  "open",
 	"GET /api/v1/events":                           "read",
 	"GET /api/v1/events/{id}":                      "read",
+	"GET /api/v1/export":                           "read",
 	"GET /api/v1/projects":                         "read",
 	"GET /api/v1/sync/status":                      "read",
 	"GET /api/v1/audit":                            "admin",
@@ -53,6 +54,11 @@ var accessMatrix = map[string]string{
 	"POST /signout":                                "open",
 	"GET /auth/gitlab":                             "open",
 	"GET /auth/gitlab/callback":                    "open",
+	"POST /api/v1/deployments":                     "deploy",
+	"POST /api/v1/webhooks/gitlab/{connection}":    "open",
+	"GET /api/v1/admin/connections":                "admin",
+	"POST /api/v1/admin/connections":               "admin",
+	"DELETE /api/v1/admin/connections/{id}":        "admin",
 }
 
 // accessServer is a server with access control on over a new SQLite
@@ -138,6 +144,7 @@ func TestAccessMatrix(t *testing.T) {
 				wantStatus = http.StatusUnauthorized
 			case who == "admin":
 			case (want == "read" || want == "metrics") && who == "read":
+			case want == "deploy" && who == "deploy":
 			default:
 				wantStatus = http.StatusForbidden
 			}
