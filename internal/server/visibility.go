@@ -213,3 +213,15 @@ func visibleEvents(ctx context.Context, evs []change.Event) []change.Event {
 	}
 	return slices.DeleteFunc(evs, func(e change.Event) bool { return !visible(ctx, e) })
 }
+
+// ViewedStoreMethods are the methods of Store whose answers visibleStore
+// has been checked for: narrowed to the principal's projects (List, Get,
+// Projects, SyncStates, ListDeliveries, Delivery), admin-only (ListAudit),
+// writes, or no project's data. A method added to Store must be added
+// here once it is narrowed, or a GitLab user could read every project
+// through it; a test holds the two together.
+var ViewedStoreMethods = []string{
+	"AppendAudit", "Count", "Delivery", "Get", "List", "ListAudit", "ListDeliveries", "MarkDelivery", "Ping",
+	"Projects", "PruneAudit", "PutDelivery", "PutProjects", "PutSyncState", "SyncState", "SyncStates", "Upsert",
+	"Versions", "VersionsByPrefix",
+}
