@@ -594,13 +594,7 @@ func TestSignInWithGitLabNoProjects(t *testing.T) {
 // GitLab's form, and back to the page, signed in, the session cookie out
 // of the page's reach, the user's projects only.
 func TestBrowserSignInWithGitLab(t *testing.T) {
-	exe := chromiumPath()
-	if exe == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed: .ci/run installs it (apt-get install chromium)")
-		}
-		t.Skip("chromium is not installed")
-	}
+	exe := needChromium(t)
 	w := newGitLabWorld(t)
 	ctx := startBrowser(t, exe, &browserProblems{host: strings.TrimPrefix(w.hs.URL, "http://")})
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)

@@ -139,11 +139,16 @@ func (s *Server) inner() any {
 // related is the store's RelatedStore, when it has one, seen by the
 // request's principal: a project it cannot see has no related events.
 func (s *Server) related() (store.RelatedStore, bool) {
-	rs, ok := s.inner().(store.RelatedStore)
+	return viewed(s, func(r store.RelatedStore) store.RelatedStore { return visibleRelated{r} })
+}
+
+// viewed is the store's role R, when it has it, through view.
+func viewed[R any](s *Server, view func(R) R) (R, bool) {
+	r, ok := s.inner().(R)
 	if !ok {
-		return nil, false
+		return r, false
 	}
-	return visibleRelated{rs}, true
+	return view(r), true
 }
 
 type visibleRelated struct{ store.RelatedStore }
@@ -161,11 +166,7 @@ func (v visibleRelated) RefPipelines(ctx context.Context, projectID int64, refs 
 // linked is the store's LinkedStore, when it has one, seen by the
 // request's principal.
 func (s *Server) linked() (store.LinkedStore, bool) {
-	ls, ok := s.inner().(store.LinkedStore)
-	if !ok {
-		return nil, false
-	}
-	return visibleLinked{ls}, true
+	return viewed(s, func(l store.LinkedStore) store.LinkedStore { return visibleLinked{l} })
 }
 
 type visibleLinked struct{ store.LinkedStore }
@@ -178,11 +179,7 @@ func (v visibleLinked) LinkedDeployments(ctx context.Context, id string) ([]chan
 // exportSource is the store's export.Source, when it has one, seen by
 // the request's principal.
 func (s *Server) exportSource() (export.Source, bool) {
-	src, ok := s.inner().(export.Source)
-	if !ok {
-		return nil, false
-	}
-	return visibleHistories{src}, true
+	return viewed(s, func(src export.Source) export.Source { return visibleHistories{src} })
 }
 
 type visibleHistories struct{ export.Source }
