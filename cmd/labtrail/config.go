@@ -66,6 +66,9 @@ type config struct {
 	QueueShutdownTimeout time.Duration
 	// Metrics are the team's conventions the delivery metrics read.
 	Metrics metrics.Config
+	// EnvironmentCallback is LABTRAIL_ENVIRONMENT_CALLBACK: set the GitLab
+	// environment's external URL to what a reported deployment deployed.
+	EnvironmentCallback bool
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -322,7 +325,19 @@ var (
 		{flag: "incident-labels", env: "LABTRAIL_INCIDENT_LABELS", def: "incident", typ: "list",
 			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
 			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
+		environmentCallbackSetting,
 	}
+
+	environmentCallbackSetting = &setting{flag: "environment-callback", env: "LABTRAIL_ENVIRONMENT_CALLBACK", def: "false", typ: "bool",
+		help: "set a GitLab environment's external URL to the url of each successful reported deployment (docs/ci.md); the token then needs the api scope",
+		set: func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.EnvironmentCallback = b
+			return nil
+		}}
 
 	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",
 		set: func(c *config, v string) error {

@@ -147,6 +147,7 @@ type Sim struct {
 	hooks *webhooks // nil unless Options.WebhookURL is set
 
 	projHooks projectHooks // project webhooks added through the API (hooks.go)
+	envWrites envWrites    // environment writes answered (envwrites.go)
 
 	graphqlOff           atomic.Bool  // Options.NoGraphQL, SetGraphQL
 	graphqlMaxComplexity atomic.Int64 // Options.GraphQLMaxComplexity; 0: GitLab's
