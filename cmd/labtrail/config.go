@@ -71,6 +71,9 @@ type config struct {
 	Metrics metrics.Config
 	// Export is the S3 export's and retention's (exports.go).
 	Export exportConfig
+	// EnvironmentCallback is LABTRAIL_ENVIRONMENT_CALLBACK: set the GitLab
+	// environment's external URL to what a reported deployment deployed.
+	EnvironmentCallback bool
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -311,14 +314,7 @@ var (
 			}},
 		{flag: "metrics-public", env: "LABTRAIL_METRICS_PUBLIC", def: "true", typ: "bool",
 			help: "with access control on, serve GET /metrics to anyone (false: to read tokens only)",
-			set: func(c *config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return errors.New("must be true or false")
-				}
-				c.MetricsPublic = b
-				return nil
-			}},
+			set:  boolean(func(c *config) *bool { return &c.MetricsPublic })},
 		{flag: "webhook-read-timeout", env: "LABTRAIL_WEBHOOK_READ_TIMEOUT", def: server.DefaultWebhookReadTimeout.String(), typ: "duration",
 			help: "longest GitLab may take to send one webhook's body (up to 25 MB), instead of --read-timeout",
 			set:  duration(func(c *config) *time.Duration { return &c.HTTP.WebhookRead })},
@@ -335,7 +331,12 @@ var (
 		{flag: "incident-labels", env: "LABTRAIL_INCIDENT_LABELS", def: "incident", typ: "list",
 			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
 			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
+		environmentCallbackSetting,
 	}
+
+	environmentCallbackSetting = &setting{flag: "environment-callback", env: "LABTRAIL_ENVIRONMENT_CALLBACK", def: "false", typ: "bool",
+		help: "set a GitLab environment's external URL to the url of each successful reported deployment (docs/ci.md); the token then needs the api scope",
+		set:  boolean(func(c *config) *bool { return &c.EnvironmentCallback })}
 
 	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",
 		set: func(c *config, v string) error {
@@ -345,6 +346,18 @@ var (
 			return nil
 		}}
 )
+
+// boolean makes a setting's set for a true/false field of the config.
+func boolean(field func(*config) *bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
 
 // text, list, positive and duration make a setting's set for a field of
 // the config.
