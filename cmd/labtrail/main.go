@@ -36,6 +36,7 @@ func commands() []command {
 		{"sim", "run the GitLab simulator", runSim},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},
 		{"ci", "report a deployment to labtrail from a GitLab CI job (ci report)", runCI},
+		{"digest", "make the summary of the last day or week and send it to Slack, a webhook or stdout", runDigest},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "labtrail", version)
 			return nil
