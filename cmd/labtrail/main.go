@@ -38,6 +38,7 @@ func commands() []command {
 		{"import", "load an NDJSON export, or days of the S3 export, under the ordering rule", runImport},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},
 		{"ci", "report a deployment to labtrail from a GitLab CI job (ci report; ci template prints the CI template)", runCI},
+		{"digest", "make the summary of the last day or week and send it to Slack, a webhook or stdout", runDigest},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "labtrail", version)
 			return nil
