@@ -66,6 +66,10 @@ type config struct {
 	QueueShutdownTimeout time.Duration
 	// Metrics are the team's conventions the delivery metrics read.
 	Metrics metrics.Config
+	// SecretKey(File) is the key connection secrets are sealed under;
+	// OldSecretKey(File) the one they were, for labtrail secrets rotate.
+	SecretKey, SecretKeyFile       string
+	OldSecretKey, OldSecretKeyFile string
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -322,6 +326,20 @@ var (
 		{flag: "incident-labels", env: "LABTRAIL_INCIDENT_LABELS", def: "incident", typ: "list",
 			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
 			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
+	}
+
+	// secretKeySettings are the key connection secrets are sealed under.
+	secretKeySettings = []*setting{
+		{env: "LABTRAIL_SECRET_KEY", help: "the key (base64 of 32 bytes; labtrail secrets keygen makes one) the GitLab connections' tokens and webhook secrets are encrypted under",
+			set: text(func(c *config) *string { return &c.SecretKey })},
+		{flag: "secret-key-file", env: "LABTRAIL_SECRET_KEY_FILE", typ: "path", help: "a file holding LABTRAIL_SECRET_KEY, instead of it",
+			set: text(func(c *config) *string { return &c.SecretKeyFile })},
+	}
+	oldSecretKeySettings = []*setting{
+		{env: "LABTRAIL_OLD_SECRET_KEY", help: "labtrail secrets rotate: the key the secrets are encrypted under now",
+			set: text(func(c *config) *string { return &c.OldSecretKey })},
+		{flag: "old-key-file", env: "LABTRAIL_OLD_SECRET_KEY_FILE", typ: "path", help: "a file holding the old key, instead of LABTRAIL_OLD_SECRET_KEY",
+			set: text(func(c *config) *string { return &c.OldSecretKeyFile })},
 	}
 
 	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",
