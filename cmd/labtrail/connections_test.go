@@ -231,6 +231,22 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		}
 	}
 
+	// Each connection's events, and only they, by its filter.
+	for conn, wantPrefixed := range map[string]bool{nameOfSecond: true, "default": false} {
+		var page struct {
+			Events []apiEvent `json:"events"`
+		}
+		get("/api/v1/events?limit=1000&kind=merge_request&kind=pipeline&connection="+conn, &page)
+		if len(page.Events) == 0 {
+			t.Errorf("no events of connection %s", conn)
+		}
+		for _, e := range page.Events {
+			if strings.HasPrefix(e.ID, nameOfSecond+":") != wantPrefixed {
+				t.Errorf("connection=%s lists %s", conn, e.ID)
+			}
+		}
+	}
+
 	// Webhooks: each connection's path takes only its own secret.
 	pushBody := `{"object_kind":"push"}`
 	hdr := map[string]string{"X-Gitlab-Event": "Push Hook", "Content-Type": "application/json"}
