@@ -267,6 +267,9 @@ type connectionManager struct {
 	tel   ingest.Observer
 	// defaultInfo is the environment's connection, listed first.
 	defaultInfo server.ConnectionInfo
+	// healDelay is how long after a webhook that lacks details its
+	// project is synced (default 30s, as the job queue's).
+	healDelay time.Duration
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -326,8 +329,9 @@ func (m *connectionManager) run(c store.Connection) error {
 	}
 	projects := m.st.ConnectionProjects(name)
 	p := cc.poller(gl, ingest.ConnectionStore(m.st, name, projects), log)
+	healer := &connectionHealer{poller: p, projects: projects, delay: m.healDelay, log: log, wg: &m.wg, pending: map[int64]bool{}}
 	rc := &runningConnection{conn: c, poller: p,
-		scope: ingest.ConnectionScope{Projects: projects, Selection: p.Selection, Branches: cc.Branches}}
+		scope: ingest.ConnectionScope{Projects: projects, Selection: p.Selection, Branches: cc.Branches, Heal: healer}}
 	if secret != "" {
 		wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{Secrets: []string{secret}, Allow: cc.WebhookAllow,
 			Memory: cc.WebhookMemory, Connection: name}, m.st, m.conv, log)
@@ -349,6 +353,7 @@ func (m *connectionManager) run(c store.Connection) error {
 	}
 	ctx, stop := context.WithCancel(m.ctx)
 	rc.stop = stop
+	healer.ctx = ctx
 	m.running[name] = rc
 	m.wg.Add(1)
 	go func() {
@@ -482,4 +487,60 @@ func startConnections(ctx context.Context, c config, st store.Store, conv *inges
 		return nil, nil, err
 	}
 	return m, func() { cancel(); m.wait() }, nil
+}
+
+// connectionHealer syncs a project of a connection a little after a
+// webhook that lacked details asked for it (ingest.Healer), once for a
+// burst: the job queue does this for the default connection.
+type connectionHealer struct {
+	ctx      context.Context // the connection's: ends with it
+	poller   *ingest.Poller
+	projects store.ProjectStore
+	delay    time.Duration
+	log      *slog.Logger
+	wg       *sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[int64]bool
+}
+
+func (h *connectionHealer) HealProject(_ context.Context, id int64, path string) error {
+	h.mu.Lock()
+	if h.pending[id] || h.ctx == nil {
+		h.mu.Unlock()
+		return nil
+	}
+	h.pending[id] = true
+	h.mu.Unlock()
+	delay := h.delay
+	if delay <= 0 {
+		delay = 30 * time.Second
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		h.mu.Lock()
+		delete(h.pending, id)
+		h.mu.Unlock()
+		ps, err := h.projects.Projects(h.ctx)
+		if err != nil {
+			h.log.Warn("healing sync", "project", path, "err", err)
+			return
+		}
+		for _, p := range ps {
+			if p.ID == id {
+				if _, err := h.poller.SyncProject(h.ctx, p); err != nil && h.ctx.Err() == nil {
+					h.log.Warn("healing sync", "project", path, "err", err)
+				}
+				return
+			}
+		}
+		// Not stored yet: its connection's next poll finds it.
+	}()
+	return nil
 }
