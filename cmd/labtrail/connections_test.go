@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/store"
@@ -420,4 +421,75 @@ func dumpPostgres(t *testing.T, db string) []byte {
 		t.Fatal("the dump holds no connection")
 	}
 	return all.Bytes()
+}
+
+// TestSecretsRotateCommand: labtrail secrets rotate re-encrypts the
+// stored connections under the new key, refuses without the old one, and
+// afterwards the new key alone reads them.
+func TestSecretsRotateCommand(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "labtrail.db")
+	oldKey, _, _ := labtrail(t, nil, "secrets", "keygen")
+	newKey, _, _ := labtrail(t, nil, "secrets", "keygen")
+	oldKey, newKey = strings.TrimSpace(oldKey), strings.TrimSpace(newKey)
+	keyFile := filepath.Join(t.TempDir(), "old.key")
+	if err := os.WriteFile(keyFile, []byte(oldKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": oldKey, "LABTRAIL_CONNECTION_TOKEN": "glpat-rotate-me-1234",
+		"LABTRAIL_CONNECTION_WEBHOOK_SECRET": "rotate-hook-5678"}
+	if out, errOut, code := labtrail(t, env, "connections", "add", "--name", "second", "--url", "https://second.example"); code != 0 {
+		t.Fatalf("add: %d %s%s", code, out, errOut)
+	}
+	idOf := func(key string) string {
+		k, err := auth.ParseKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.ID
+	}
+	list := func() string {
+		out, errOut, code := labtrail(t, map[string]string{"LABTRAIL_DB": db}, "connections", "list")
+		if code != 0 {
+			t.Fatalf("list: %d %s", code, errOut)
+		}
+		return out
+	}
+	if !strings.Contains(list(), idOf(oldKey)) {
+		t.Fatalf("list does not show the old key's id:\n%s", list())
+	}
+	// Without the old key: refused, nothing changed.
+	if _, errOut, code := labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": newKey}, "secrets", "rotate"); code == 0 ||
+		!strings.Contains(errOut, "LABTRAIL_OLD_SECRET_KEY") {
+		t.Errorf("rotate without the old key: %d %s", code, errOut)
+	}
+	out, errOut, code := labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": newKey}, "secrets", "rotate", "--old-key-file", keyFile)
+	if code != 0 || !strings.Contains(out, "1 connections re-encrypted") {
+		t.Fatalf("rotate: %d %s%s", code, out, errOut)
+	}
+	if l := list(); !strings.Contains(l, idOf(newKey)) || strings.Contains(l, idOf(oldKey)) {
+		t.Errorf("after rotation:\n%s", l)
+	}
+	// The new key alone opens them.
+	st, err := openStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.ConnectionByName(context.Background(), "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := auth.ParseKey(newKey)
+	tok, sec, err := auth.NewKeyring(k).OpenConnection(c)
+	if err != nil || tok != "glpat-rotate-me-1234" || sec != "rotate-hook-5678" {
+		t.Errorf("open under the new key: %v", err)
+	}
+	var acts []string
+	as, _ := st.AdminActions(context.Background(), 0, 10)
+	for _, a := range as {
+		acts = append(acts, a.Action)
+	}
+	if !strings.Contains(strings.Join(acts, ","), "secrets.rotate") || !strings.Contains(strings.Join(acts, ","), "connection.add") {
+		t.Errorf("admin audit: %v", acts)
+	}
 }
