@@ -416,11 +416,18 @@ func (m *connectionManager) List(ctx context.Context) ([]server.ConnectionInfo, 
 	if err != nil {
 		return nil, err
 	}
-	out := []server.ConnectionInfo{m.defaultInfo}
+	def := m.defaultInfo
+	if def.Sync, err = server.SummarizeSync(ctx, m.st); err != nil {
+		return nil, err
+	}
+	out := []server.ConnectionInfo{def}
 	for _, c := range cs {
 		info := server.ConnectionInfo{Connection: c, Source: "store"}
 		if !c.WebhookSecret.IsZero() {
 			info.Webhook = "/api/v1/webhooks/gitlab/" + c.Name
+		}
+		if info.Sync, err = server.SummarizeSync(ctx, m.st.ConnectionProjects(c.Name)); err != nil {
+			return nil, err
 		}
 		out = append(out, info)
 	}

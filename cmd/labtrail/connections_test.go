@@ -310,6 +310,24 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		!strings.Contains(body, `"webhook":"/api/v1/webhooks/gitlab/second"`) {
 		t.Fatalf("GET connections: %d %s", st, body)
 	}
+	var listed struct {
+		Connections []struct {
+			Name string `json:"name"`
+			Sync struct {
+				Projects    int        `json:"projects"`
+				LastSuccess *time.Time `json:"last_success_at"`
+				Failing     int        `json:"failing"`
+			} `json:"sync"`
+		} `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(body), &listed); err != nil || len(listed.Connections) != 2 {
+		t.Fatalf("GET connections: %s %v", body, err)
+	}
+	for _, c := range listed.Connections {
+		if c.Sync.Projects != 2 || c.Sync.LastSuccess == nil || c.Sync.Failing != 0 {
+			t.Errorf("connection %s's sync: %+v", c.Name, c.Sync)
+		}
+	}
 	spec, _ := json.Marshal(map[string]any{"name": "third", "url": urlB, "token": thirdToken, "webhook_secret": thirdHook, "repos": []string{"x/y"}})
 	jsonHdr := map[string]string{"Content-Type": "application/json"}
 	if st, body := call("POST", "/api/v1/admin/connections", "", string(spec), jsonHdr); st != 201 || !strings.Contains(body, `"name":"third"`) {
