@@ -79,6 +79,10 @@ type config struct {
 	EnvironmentCallback bool
 	// Digest is where digests go and when (docs/digests.md).
 	Digest digestConfig
+	// SecretKey(File) is the key connection secrets are sealed under;
+	// OldSecretKey(File) the one they were, for labtrail secrets rotate.
+	SecretKey, SecretKeyFile       string
+	OldSecretKey, OldSecretKeyFile string
 }
 
 // digestConfig is the digests' settings.
@@ -245,7 +249,7 @@ var (
 		set:  list(func(c *config) *[]string { return &c.WebhookSecrets })}
 	webhookURLSetting = &setting{flag: "webhook-url", env: "LABTRAIL_WEBHOOK_URL", typ: "url",
 		help: "labtrail's webhook endpoint as GitLab reaches it, e.g. https://labtrail.example.com/api/v1/webhooks/gitlab",
-		set: webhookURL(func(c *config) *string { return &c.WebhookURL }, "https://labtrail.example.com/api/v1/webhooks/gitlab")}
+		set:  webhookURL(func(c *config) *string { return &c.WebhookURL }, "https://labtrail.example.com/api/v1/webhooks/gitlab")}
 	webhookSettings = []*setting{
 		webhookSecretSetting,
 		{env: "LABTRAIL_WEBHOOK_SIGNING_SECRET", typ: "list", help: "whsec_<base64> keys: also require GitLab's signed webhooks",
@@ -352,6 +356,19 @@ var (
 	environmentCallbackSetting = &setting{flag: "environment-callback", env: "LABTRAIL_ENVIRONMENT_CALLBACK", def: "false", typ: "bool",
 		help: "set a GitLab environment's external URL to the url of each successful reported deployment (docs/ci.md); the token then needs the api scope",
 		set:  boolean(func(c *config) *bool { return &c.EnvironmentCallback })}
+	// secretKeySettings are the key connection secrets are sealed under.
+	secretKeySettings = []*setting{
+		{env: "LABTRAIL_SECRET_KEY", help: "the key (base64 of 32 bytes; labtrail secrets keygen makes one) the GitLab connections' tokens and webhook secrets are encrypted under",
+			set: text(func(c *config) *string { return &c.SecretKey })},
+		{flag: "secret-key-file", env: "LABTRAIL_SECRET_KEY_FILE", typ: "path", help: "a file holding LABTRAIL_SECRET_KEY, instead of it",
+			set: text(func(c *config) *string { return &c.SecretKeyFile })},
+	}
+	oldSecretKeySettings = []*setting{
+		{env: "LABTRAIL_OLD_SECRET_KEY", help: "labtrail secrets rotate: the key the secrets are encrypted under now",
+			set: text(func(c *config) *string { return &c.OldSecretKey })},
+		{flag: "old-key-file", env: "LABTRAIL_OLD_SECRET_KEY_FILE", typ: "path", help: "a file holding the old key, instead of LABTRAIL_OLD_SECRET_KEY",
+			set: text(func(c *config) *string { return &c.OldSecretKeyFile })},
+	}
 
 	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",
 		set: func(c *config, v string) error {

@@ -32,6 +32,8 @@ func commands() []command {
 		{"check", "check the GitLab URL and token", runCheck},
 		{"hooks", "install, list and test the GitLab webhooks that feed labtrail", runHooks},
 		{"tokens", "create, list and revoke the API tokens that access control asks for", runTokens},
+		{"secrets", "make a secret key, and re-encrypt the stored secrets under a new one", runSecrets},
+		{"connections", "add, list and remove GitLab connections beside GITLAB_URL's", runConnections},
 		{"migrate", "apply database migrations (--from/--to: copy a history into another database)", runMigrate},
 		{"sim", "run the GitLab simulator", runSim},
 		{"export", "write events with their timelines as NDJSON or CSV (a file or standard output)", runExport},

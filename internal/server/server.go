@@ -313,6 +313,7 @@ func (s *Server) parseFilter(ctx context.Context, q url.Values) (store.Filter, e
 	}
 	f.Authors = values(q, "author")
 	f.States = values(q, "state")
+	f.Connections = values(q, "connection")
 	var err error
 	if f.Since, f.Until, err = parseWindow(get); err != nil {
 		return f, err
