@@ -52,13 +52,13 @@ var accessMatrix = map[string]string{
 	"GET /signin":                                  "open",
 	"POST /signin":                                 "open",
 	"POST /signout":                                "open",
-	"GET /auth/gitlab":                             "open",
-	"GET /auth/gitlab/callback":                    "open",
 	"POST /api/v1/deployments":                     "deploy",
 	"POST /api/v1/webhooks/gitlab/{connection}":    "open",
 	"GET /api/v1/admin/connections":                "admin",
 	"POST /api/v1/admin/connections":               "admin",
 	"DELETE /api/v1/admin/connections/{id}":        "admin",
+	"GET /auth/gitlab":                             "open",
+	"GET /auth/gitlab/callback":                    "open",
 }
 
 // accessServer is a server with access control on over a new SQLite

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,14 +127,14 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/signin", need: scopeOpen, h: s.signinPage},
 		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
 		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
-		{method: "GET", path: "/auth/gitlab", need: scopeOpen, h: s.gitlabSignin, limit: signinLimit},
-		{method: "GET", path: "/auth/gitlab/callback", need: scopeOpen, h: s.gitlabCallback, limit: signinLimit},
 		{method: "POST", path: "/api/v1/deployments", need: auth.ScopeDeploy, h: s.reportDeployment},
 		{method: "POST", path: "/api/v1/webhooks/gitlab/{connection}", need: scopeOpen, h: s.receiveConnectionWebhook}, // its connection's secret
 		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
 		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
 		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
 		{method: "GET", path: "/api/v1/export", need: read, h: s.exportEvents},
+		{method: "GET", path: "/auth/gitlab", need: scopeOpen, h: s.gitlabSignin, limit: signinLimit},
+		{method: "GET", path: "/auth/gitlab/callback", need: scopeOpen, h: s.gitlabCallback, limit: signinLimit},
 	}
 	allowed := map[string][]string{}
 	var paths []string
@@ -317,6 +316,7 @@ func (s *Server) parseFilter(ctx context.Context, q url.Values) (store.Filter, e
 	}
 	f.Authors = values(q, "author")
 	f.States = values(q, "state")
+	f.Connections = values(q, "connection")
 	var err error
 	if f.Since, f.Until, err = parseWindow(get); err != nil {
 		return f, err
@@ -341,17 +341,10 @@ func (s *Server) projectIDs(ctx context.Context, refs []string) ([]int64, error)
 
 // idsOf is projectIDs over the stored projects ps.
 func idsOf(ps []store.Project, refs []string) ([]int64, error) {
-	var ids []int64
-	for _, ref := range refs {
-		i := slices.IndexFunc(ps, func(p store.Project) bool {
-			return strconv.FormatInt(p.ID, 10) == ref || strings.EqualFold(p.Path, ref)
-		})
-		if i < 0 {
-			return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown project %q: not a project labtrail syncs (see GET /api/v1/projects)", ref)}
-		}
-		ids = append(ids, ps[i].ID)
+	if len(refs) == 0 {
+		return nil, nil
 	}
-	return ids, nil
+	return selectionError(store.SelectProjects(ps, refs, nil))
 }
 
 type eventsPage struct {
