@@ -56,6 +56,18 @@ func startCallbackServe(t *testing.T, simURL, db string) string {
 	return ""
 }
 
+// syncedServe starts a simulator, syncs it once into a new database and
+// runs serve (the callback on) over that database.
+func syncedServe(t *testing.T, o gitlabsim.Options) (*gitlabsim.Sim, string) {
+	t.Helper()
+	sim, simURL := startSim(t, o)
+	db := filepath.Join(t.TempDir(), "labtrail.db")
+	if out, errOut, code := labtrail(t, syncEnv(simURL, db), "sync", "--once"); code != 0 {
+		t.Fatalf("sync: %d\n%s%s", code, out, errOut)
+	}
+	return sim, startCallbackServe(t, simURL, db)
+}
+
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
@@ -86,12 +98,7 @@ func TestEnvironmentCallback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs serve against the simulator")
 	}
-	sim, simURL := startSim(t, gitlabsim.Options{Seed: 11, Projects: 1, MRs: 2, Pipelines: 2})
-	db := filepath.Join(t.TempDir(), "labtrail.db")
-	if out, errOut, code := labtrail(t, syncEnv(simURL, db), "sync", "--once"); code != 0 {
-		t.Fatalf("sync: %d\n%s%s", code, out, errOut)
-	}
-	base := startCallbackServe(t, simURL, db)
+	sim, base := syncedServe(t, gitlabsim.Options{Seed: 11, Projects: 1, MRs: 2, Pipelines: 2})
 	var envs struct {
 		Events []struct {
 			ID          string `json:"id"`
@@ -211,12 +218,7 @@ func TestReportReconciledWithGitLabDeployment(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs serve against the simulator")
 	}
-	_, simURL := startSim(t, gitlabsim.Options{Seed: 12, Projects: 1, MRs: 4, Pipelines: 6})
-	db := filepath.Join(t.TempDir(), "labtrail.db")
-	if out, errOut, code := labtrail(t, syncEnv(simURL, db), "sync", "--once"); code != 0 {
-		t.Fatalf("sync: %d\n%s%s", code, out, errOut)
-	}
-	base := startCallbackServe(t, simURL, db)
+	_, base := syncedServe(t, gitlabsim.Options{Seed: 12, Projects: 1, MRs: 4, Pipelines: 6})
 	var deps struct {
 		Events []struct {
 			ID          string `json:"id"`
