@@ -37,6 +37,7 @@ func commands() []command {
 		{"export", "write events with their timelines as NDJSON or CSV (a file or standard output)", runExport},
 		{"import", "load an NDJSON export, or days of the S3 export, under the ordering rule", runImport},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},
+		{"ci", "report a deployment to labtrail from a GitLab CI job (ci report)", runCI},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "labtrail", version)
 			return nil

@@ -88,6 +88,10 @@ type Converter struct {
 	OnBatch func(store.ConvertResult)
 	// Observer, if set, is told each delivery's outcome once it is stored.
 	Observer Observer
+	// Connections, if set, returns the added connections by name, with
+	// what converting their deliveries (ConnectionHeader) needs; one not
+	// (or no longer) among them has its deliveries kept as ignored.
+	Connections func() map[string]ConnectionScope
 
 	once sync.Once
 	wake chan struct{}
@@ -236,6 +240,10 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 		return store.ConvertResult{}, nil, err
 	}
 	k := newKnownProjects(projects, c.Selection, c.Branches)
+	known, err := c.connectionsKnown(ctx)
+	if err != nil {
+		return store.ConvertResult{}, nil, err
+	}
 	var (
 		claimed []store.Delivery
 		heal    map[int64]string
@@ -244,6 +252,10 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 		claimed, heal = ds, map[int64]string{}
 		out := make([]store.Conversion, len(ds))
 		for i, d := range ds {
+			if conn := d.Headers[ConnectionHeader]; conn != "" {
+				out[i] = convertForConnection(known, conn, d)
+				continue
+			}
 			var wh gitlab.Webhook
 			out[i], wh = k.convert(d)
 			if out[i].Status == store.DeliveryProcessed && len(wh.NeedsDetails) > 0 && wh.ProjectID > 0 {
@@ -275,6 +287,49 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 		c.OnBatch(res)
 	}
 	return res, claimed, nil
+}
+
+// ConnectionScope is what converting an added connection's deliveries
+// needs: its projects and selection, and the branches kept.
+type ConnectionScope struct {
+	Projects  store.ProjectStore
+	Selection gitlab.Selection
+	Branches  []string
+}
+
+// connectionsKnown reads the projects of every added connection, before
+// the batch's transaction (which may hold SQLite's only writer).
+func (c *Converter) connectionsKnown(ctx context.Context) (map[string]*knownProjects, error) {
+	if c.Connections == nil {
+		return nil, nil
+	}
+	out := map[string]*knownProjects{}
+	for name, sc := range c.Connections() {
+		ps, err := sc.Projects.Projects(ctx)
+		if err != nil {
+			return nil, err
+		}
+		k := newKnownProjects(ps, sc.Selection, sc.Branches)
+		out[name] = &k
+	}
+	return out, nil
+}
+
+// convertForConnection converts a delivery of connection conn: as the
+// default connection's, with that connection's projects and selection,
+// and the events under its ids. A connection's deliveries schedule no
+// healing sync: its own poller, on its next run, fills in what a
+// payload lacks.
+func convertForConnection(known map[string]*knownProjects, conn string, d store.Delivery) store.Conversion {
+	k, ok := known[conn]
+	if !ok || k == nil {
+		return store.Conversion{ID: d.ID, Status: store.DeliveryIgnored, Reason: fmt.Sprintf("connection %q is not configured", conn)}
+	}
+	cv, _ := k.convert(d)
+	for i := range cv.Events {
+		cv.Events[i].ID = store.ConnectionEventID(conn, cv.Events[i].ID)
+	}
+	return cv
 }
 
 // knownProjects is what converting a batch needs to know of the projects.

@@ -63,7 +63,17 @@ type WebhookConfig struct {
 	// MemoryWait is how long a delivery may wait for room before it gets
 	// 503 with Retry-After; default DefaultWebhookMemoryWait.
 	MemoryWait time.Duration
+	// Connection names the GitLab connection the endpoint serves ("" or
+	// store.DefaultConnection: the environment's). Its deliveries are
+	// stored marked with it (ConnectionHeader) and their events get its
+	// ids (store.ConnectionEventID).
+	Connection string
 }
+
+// ConnectionHeader is the stored header of a delivery that names its
+// connection. It is set by the endpoint the delivery came in on, never
+// taken from the request: keptHeaders keeps no header of that name.
+const ConnectionHeader = "Labtrail-Connection"
 
 // Enqueuer hands a stored delivery to the worker that converts it; the job
 // queue implements it.
@@ -204,6 +214,11 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Body:           body,
 		ReceivedAt:     h.now().UTC(),
 		Status:         store.DeliveryPending,
+	}
+	if conn := h.cfg.Connection; conn != "" && conn != store.DefaultConnection {
+		d.Headers[ConnectionHeader] = conn
+		// Two GitLabs' deliveries never count as retries of each other.
+		d.IdempotencyKey = conn + ":" + d.IdempotencyKey
 	}
 	id, dup, err := h.store.PutDelivery(r.Context(), d)
 	if err != nil {

@@ -52,6 +52,11 @@ var accessMatrix = map[string]string{
 	"GET /signin":                                  "open",
 	"POST /signin":                                 "open",
 	"POST /signout":                                "open",
+	"POST /api/v1/deployments":                     "deploy",
+	"POST /api/v1/webhooks/gitlab/{connection}":    "open",
+	"GET /api/v1/admin/connections":                "admin",
+	"POST /api/v1/admin/connections":               "admin",
+	"DELETE /api/v1/admin/connections/{id}":        "admin",
 }
 
 // accessServer is a server with access control on over a new SQLite
@@ -137,6 +142,7 @@ func TestAccessMatrix(t *testing.T) {
 				wantStatus = http.StatusUnauthorized
 			case who == "admin":
 			case (want == "read" || want == "metrics") && who == "read":
+			case want == "deploy" && who == "deploy":
 			default:
 				wantStatus = http.StatusForbidden
 			}

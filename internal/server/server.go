@@ -73,6 +73,9 @@ type Server struct {
 	authOpts AuthOptions
 	sessions *auth.Sessions
 	limits   limiters
+	reported DeploymentReported // OnDeploymentReported
+
+	connections Connections // EnableConnections
 }
 
 // route is one method and path, what it needs and what answers it.
@@ -124,6 +127,11 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/signin", need: scopeOpen, h: s.signinPage},
 		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
 		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
+		{method: "POST", path: "/api/v1/deployments", need: auth.ScopeDeploy, h: s.reportDeployment},
+		{method: "POST", path: "/api/v1/webhooks/gitlab/{connection}", need: scopeOpen, h: s.receiveConnectionWebhook}, // its connection's secret
+		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
+		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
+		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
 		{method: "GET", path: "/api/v1/export", need: read, h: s.exportEvents},
 	}
 	allowed := map[string][]string{}
@@ -381,8 +389,13 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A second line of defence: what was stored before URLs were checked
-	// where events are made is not handed out either (NewRecorded).
-	writeJSON(w, http.StatusOK, change.NewRecorded(ev, tl))
+	// where events are made is not handed out either (withLinks, NewRecorded).
+	v, err := s.withLinks(r.Context(), ev, tl)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) projects(w http.ResponseWriter, r *http.Request) {

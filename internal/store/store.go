@@ -206,6 +206,8 @@ type Store interface {
 	TokenStore
 	SessionStore
 	ArchiveStore
+	DigestStore
+	ConnectionStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

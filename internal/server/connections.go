@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labtrail/labtrail/internal/auth"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// Connections is what the admin API of GitLab connections drives and the
+// per-connection webhook endpoint asks: whoever runs the server keeps the
+// connections, seals their secrets and runs their pollers.
+type Connections interface {
+	// List returns every connection, the default one first. No secret
+	// is in it: store.Connection has no JSON form for them.
+	List(ctx context.Context) ([]ConnectionInfo, error)
+	// Add checks, seals and stores spec, and starts its poller; an error
+	// wrapping ErrBadConnection is the caller's fault (400),
+	// store.ErrConnectionExists a conflict (409).
+	Add(ctx context.Context, spec auth.ConnectionSpec) (store.Connection, error)
+	// Remove removes the connection named (store.ErrNotFound when none).
+	Remove(ctx context.Context, name string) error
+	// Webhook returns the webhook endpoint of the connection named; ok
+	// false when there is none, or it has no webhook secret.
+	Webhook(name string) (h http.Handler, ok bool)
+}
+
+// ErrBadConnection marks Connections.Add's errors that are the request's
+// fault.
+var ErrBadConnection = errors.New("bad connection")
+
+// ConnectionInfo is one connection as the admin API lists it.
+type ConnectionInfo struct {
+	store.Connection
+	// Source is "environment" for the default connection (GITLAB_URL,
+	// GITLAB_TOKEN), "store" for one added.
+	Source string `json:"source"`
+	// Webhook is its webhook endpoint's path, when it has a secret.
+	Webhook string `json:"webhook,omitempty"`
+}
+
+// EnableConnections turns on the admin API of GitLab connections and
+// their webhook endpoints.
+func (s *Server) EnableConnections(c Connections) { s.connections = c }
+
+func (s *Server) connectionsOff(w http.ResponseWriter) bool {
+	if s.connections == nil {
+		writeError(w, http.StatusServiceUnavailable, "connections are not set up on this server (they need LABTRAIL_SECRET_KEY)")
+		return true
+	}
+	return false
+}
+
+func (s *Server) receiveConnectionWebhook(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("connection")
+	if name == store.DefaultConnection {
+		s.receiveWebhook(w, r)
+		return
+	}
+	var h http.Handler
+	ok := false
+	if s.connections != nil {
+		h, ok = s.connections.Webhook(name)
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, "no GitLab connection of that name receives webhooks here")
+		return
+	}
+	s.extendDeadlines(w)
+	h.ServeHTTP(w, r)
+}
+
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) {
+	if s.connectionsOff(w) {
+		return
+	}
+	cs, err := s.connections.List(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"connections": cs})
+}
+
+func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) {
+	if s.connectionsOff(w) {
+		return
+	}
+	var spec auth.ConnectionSpec
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "send the connection as application/json")
+		return
+	}
+	if err := dec.Decode(&spec); err != nil {
+		// The decoder's message may quote the body, secrets and all.
+		writeError(w, http.StatusBadRequest, "the body is not a connection: a JSON object with name, url, token and optionally webhook_secret, repos, groups, max_projects, include_archived, requests_per_minute")
+		return
+	}
+	r.SetPathValue("id", spec.Name) // the admin audit's target
+	c, err := s.connections.Add(r.Context(), spec)
+	switch {
+	case errors.Is(err, store.ErrConnectionExists):
+		writeError(w, http.StatusConflict, "a connection named "+spec.Name+" exists: remove it first")
+		return
+	case errors.Is(err, ErrBadConnection):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		s.log.Error("add connection", "connection", spec.Name, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the connection could not be stored")
+		return
+	}
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (s *Server) removeConnection(w http.ResponseWriter, r *http.Request) {
+	if s.connectionsOff(w) {
+		return
+	}
+	switch err := s.connections.Remove(r.Context(), r.PathValue("id")); {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no connection of that name (the default one is the environment's and is not removed here)")
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}

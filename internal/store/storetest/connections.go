@@ -1,0 +1,151 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// The added GitLab connections (issue 14), held for every backend.
+var connectionTests = []struct {
+	name string
+	fn   func(t *testing.T, s store.Store)
+}{
+	{"Connections", testConnections},
+	{"ConnectionProjects", testConnectionProjects},
+}
+
+func testConnections(t *testing.T, s store.Store) {
+	b := store.Connection{Name: "second", URL: "https://gitlab.example.org",
+		Token:         store.Sealed{KeyID: "k1", Data: []byte{1, 2, 3}},
+		WebhookSecret: store.Sealed{KeyID: "k1", Data: []byte{4, 5}},
+		Repos:         []string{"a/b", "c/d"}, Groups: []string{"g"}, MaxProjects: 50, IncludeArchived: true,
+		RequestsPerMinute: 120, CreatedAt: at(0), UpdatedAt: at(0)}
+	got, err := s.AddConnection(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(got, want store.Connection) {
+		t.Helper()
+		if got.ID == 0 || got.Name != want.Name || got.URL != want.URL || got.Token.KeyID != want.Token.KeyID ||
+			!bytes.Equal(got.Token.Data, want.Token.Data) || got.WebhookSecret.KeyID != want.WebhookSecret.KeyID ||
+			!bytes.Equal(got.WebhookSecret.Data, want.WebhookSecret.Data) || len(got.Repos) != len(want.Repos) ||
+			len(got.Groups) != len(want.Groups) || got.MaxProjects != want.MaxProjects || got.IncludeArchived != want.IncludeArchived ||
+			got.RequestsPerMinute != want.RequestsPerMinute || !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+			t.Fatalf("connection\n got %+v\nwant %+v", got, want)
+		}
+		for i := range want.Repos {
+			if got.Repos[i] != want.Repos[i] {
+				t.Fatalf("repos %v, want %v", got.Repos, want.Repos)
+			}
+		}
+	}
+	check(got, b)
+	if _, err := s.AddConnection(ctx(t), b); !errors.Is(err, store.ErrConnectionExists) {
+		t.Fatalf("a second connection named second: %v", err)
+	}
+	for _, name := range []string{"default", "", "Bad", "with-hyphen", "1st"} {
+		if _, err := s.AddConnection(ctx(t), store.Connection{Name: name, URL: "https://x", CreatedAt: at(0), UpdatedAt: at(0)}); err == nil {
+			t.Errorf("a connection named %q was added", name)
+		}
+	}
+	// No secrets at all is kept as none.
+	c := store.Connection{Name: "third", URL: "https://third.example", CreatedAt: at(1), UpdatedAt: at(1)}
+	if got, err := s.AddConnection(ctx(t), c); err != nil || !got.Token.IsZero() || !got.WebhookSecret.IsZero() {
+		t.Fatalf("a connection without secrets: %+v %v", got, err)
+	}
+	all, err := s.Connections(ctx(t))
+	if err != nil || len(all) != 2 || all[0].Name != "second" || all[1].Name != "third" {
+		t.Fatalf("connections: %+v %v", all, err)
+	}
+	// A rotation re-seals both at once.
+	b2, c2 := all[0], all[1]
+	b2.Token, b2.WebhookSecret, b2.UpdatedAt = store.Sealed{KeyID: "k2", Data: []byte{9}}, store.Sealed{KeyID: "k2", Data: []byte{8}}, at(5)
+	c2.Token, c2.UpdatedAt = store.Sealed{KeyID: "k2", Data: []byte{7}}, at(5)
+	if err := s.UpdateConnections(ctx(t), b2, c2); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ConnectionByName(ctx(t), "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(got, b2)
+	if got, _ := s.ConnectionByName(ctx(t), "third"); got.Token.KeyID != "k2" || !bytes.Equal(got.Token.Data, []byte{7}) {
+		t.Fatalf("third after the update: %+v", got)
+	}
+	if err := s.UpdateConnections(ctx(t), store.Connection{Name: "none", UpdatedAt: at(6)}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("updating an unknown connection: %v", err)
+	}
+	if err := s.RemoveConnection(ctx(t), "third"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ConnectionByName(ctx(t), "third"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a removed connection: %v", err)
+	}
+	if err := s.RemoveConnection(ctx(t), "third"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("removing it again: %v", err)
+	}
+}
+
+func testConnectionProjects(t *testing.T, s store.Store) {
+	for _, name := range []string{"one", "two"} {
+		if _, err := s.AddConnection(ctx(t), store.Connection{Name: name, URL: "https://" + name, CreatedAt: at(0), UpdatedAt: at(0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Project 7 of three GitLabs: the default connection's and two added.
+	p := func(path string) store.Project {
+		return store.Project{ID: 7, Path: path, Name: path, WebURL: "https://x/" + path, LastActivityAt: at(1), Status: store.ProjectActive}
+	}
+	one, two := s.ConnectionProjects("one"), s.ConnectionProjects("two")
+	for _, c := range []struct {
+		ps   store.ProjectStore
+		path string
+	}{{s, "default/seven"}, {one, "one/seven"}, {two, "two/seven"}} {
+		if err := c.ps.PutProjects(ctx(t), p(c.path)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ps.PutSyncState(ctx(t), store.SyncState{ProjectID: 7, ProjectPath: c.path, Kind: change.KindMergeRequest,
+			Cursor: at(2), LastRunAt: at(3), LastSuccess: at(3), Fetched: 1, Stored: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		ps   store.ProjectStore
+		path string
+	}{{s, "default/seven"}, {one, "one/seven"}, {two, "two/seven"}} {
+		ps, err := c.ps.Projects(ctx(t))
+		if err != nil || len(ps) != 1 || ps[0].Path != c.path {
+			t.Fatalf("projects of %s: %+v %v", c.path, ps, err)
+		}
+		st, err := c.ps.SyncState(ctx(t), 7, change.KindMergeRequest)
+		if err != nil || st.ProjectPath != c.path || !st.Cursor.Equal(at(2)) {
+			t.Fatalf("sync state of %s: %+v %v", c.path, st, err)
+		}
+		sts, err := c.ps.SyncStates(ctx(t))
+		if err != nil || len(sts) != 1 || sts[0].ProjectPath != c.path {
+			t.Fatalf("sync states of %s: %+v %v", c.path, sts, err)
+		}
+	}
+	if st, err := one.SyncState(ctx(t), 8, change.KindPipeline); err != nil || !st.Cursor.IsZero() || st.ProjectID != 8 {
+		t.Fatalf("an unsynced project: %+v %v", st, err)
+	}
+	// Removing a connection removes its projects and state, no other's.
+	if err := s.RemoveConnection(ctx(t), "one"); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := one.Projects(ctx(t)); len(ps) != 0 {
+		t.Errorf("projects of a removed connection: %+v", ps)
+	}
+	if sts, _ := one.SyncStates(ctx(t)); len(sts) != 0 {
+		t.Errorf("sync states of a removed connection: %+v", sts)
+	}
+	for _, ps := range []store.ProjectStore{s, two} {
+		if got, _ := ps.Projects(ctx(t)); len(got) != 1 {
+			t.Errorf("another connection's projects went too: %+v", got)
+		}
+	}
+}
