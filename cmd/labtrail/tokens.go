@@ -109,12 +109,7 @@ func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer st.Close()
-	record := func(action, target string) {
-		if err := st.AppendAdminAction(ctx, store.AdminAction{Time: time.Now().UTC(), Actor: "cli", Action: action,
-			Target: target, OK: true}); err != nil {
-			fmt.Fprintln(stderr, "warning: admin audit:", err)
-		}
-	}
+	record := func(action, target string) { recordCLI(ctx, st, stderr, action, target, "") }
 	switch sub {
 	case "create":
 		sc, err := auth.ParseScope(scope)

@@ -112,6 +112,9 @@ type Config struct {
 	// ID names this process among the replicas (River's client id, seen
 	// in river_leader and each job's attempted_by); default River's own.
 	ID string
+	// EnvironmentURLs, when set, runs the environment URL callback's jobs
+	// (EnvironmentURLArgs); without it they are cancelled.
+	EnvironmentURLs EnvironmentURLSetter
 	// Now is the clock River schedules by: when periodic jobs fall due and
 	// which interval a periodic sync belongs to for its one-per-interval
 	// uniqueness; default time.Now. The database's clock still dates jobs.
@@ -331,6 +334,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	river.AddWorker(workers, &envURLWorker{set: cfg.EnvironmentURLs, state: cfg.Poller.Store, log: log, now: clock(cfg.Now)})
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -375,6 +379,14 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 			return err == nil && !res.UniqueSkippedAsDuplicate, err
 		}),
 	}, nil
+}
+
+// clock is now, or time.Now when nil.
+func clock(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
 }
 
 // newHealer schedules a project's sync delay from now with insert (which

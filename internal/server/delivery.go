@@ -61,28 +61,17 @@ func (s *Server) projectSelection(ctx context.Context, refs, groups []string) ([
 	if err != nil {
 		return nil, err
 	}
-	ids, err := idsOf(all, refs)
-	if err != nil {
-		return nil, err
+	return selectionError(store.SelectProjects(all, refs, groups))
+}
+
+// selectionError makes a project or group of a selection that labtrail
+// does not sync a 404 that says where the projects are listed.
+func selectionError(ids []int64, err error) ([]int64, error) {
+	var ue *store.UnknownSelectionError
+	if errors.As(err, &ue) {
+		return nil, &apiError{http.StatusNotFound, ue.Error() + " (see GET /api/v1/projects)"}
 	}
-	if len(groups) == 0 {
-		return ids, nil
-	}
-	for _, g := range groups {
-		g = strings.Trim(g, "/")
-		n := 0
-		for _, p := range all {
-			if len(p.Path) > len(g) && strings.EqualFold(p.Path[:len(g)+1], g+"/") {
-				ids = append(ids, p.ID)
-				n++
-			}
-		}
-		if n == 0 {
-			return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown group %q: no project labtrail syncs is in it (see GET /api/v1/projects)", g)}
-		}
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	return ids, err
 }
 
 // metricsQuery reads a metrics endpoint's parameters.

@@ -540,6 +540,38 @@ func (s *Server) deploymentDetail(ctx context.Context, d *eventData, a attrs) er
 			return err
 		}
 	}
+	if ls, ok := s.store.(store.LinkedStore); ok {
+		// A deployment reported to labtrail's API and GitLab's own of the
+		// same job (or sha, within minutes) are one deployment, counted
+		// once, as GitLab's.
+		same := related{ID: "deployment-linked", Title: "The same deployment, from its other source",
+			Rule: "A deployment reported to labtrail's API (source api) is linked to GitLab's deployment of the same project and environment with the same job, " +
+				"or with the same sha within " + store.LinkWindow.String() + "; the metrics count the two once, as GitLab's.",
+			Empty: "Only one source knows it."}
+		linked, err := ls.LinkedDeployments(ctx, ev.ID)
+		if err != nil {
+			return err
+		}
+		same.Events, same.More = cut(linked, relatedMax)
+		sources := []string{string(ev.Source)}
+		for _, l := range linked {
+			if !slices.Contains(sources, string(l.Source)) {
+				sources = append(sources, string(l.Source))
+			}
+		}
+		f.text("Sources", strings.Join(sources, ", "))
+		if ev.Source == change.SourceAPI && len(linked) > 0 {
+			for i := range f {
+				if f[i].Label == "Counted by DORA" {
+					f[i].Text = "once, as GitLab's deployment " + linked[0].ID
+				}
+			}
+			shipped.Events, incidents.Events = nil, nil
+			shipped.Off = "It is counted as GitLab's deployment " + linked[0].ID + ", whose page lists what it shipped."
+			incidents.Off = shipped.Off
+		}
+		d.Related = append(d.Related, same)
+	}
 	d.Fields = f
 	d.Related = append(d.Related, shipped, incidents)
 	return nil

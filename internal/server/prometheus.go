@@ -253,6 +253,9 @@ func (t *Telemetry) lastSuccesses(ctx context.Context) (map[string]float64, erro
 	kinds := map[change.Kind]bool{}
 	byProject := map[int64]map[change.Kind]time.Time{}
 	for _, s := range states {
+		if !s.Kind.Valid() {
+			continue // not a kind the poller syncs (the environment URL callback's status)
+		}
 		kinds[s.Kind] = true
 		if byProject[s.ProjectID] == nil {
 			byProject[s.ProjectID] = map[change.Kind]time.Time{}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -314,6 +313,7 @@ func (s *Server) parseFilter(ctx context.Context, q url.Values) (store.Filter, e
 	}
 	f.Authors = values(q, "author")
 	f.States = values(q, "state")
+	f.Connections = values(q, "connection")
 	var err error
 	if f.Since, f.Until, err = parseWindow(get); err != nil {
 		return f, err
@@ -338,17 +338,10 @@ func (s *Server) projectIDs(ctx context.Context, refs []string) ([]int64, error)
 
 // idsOf is projectIDs over the stored projects ps.
 func idsOf(ps []store.Project, refs []string) ([]int64, error) {
-	var ids []int64
-	for _, ref := range refs {
-		i := slices.IndexFunc(ps, func(p store.Project) bool {
-			return strconv.FormatInt(p.ID, 10) == ref || strings.EqualFold(p.Path, ref)
-		})
-		if i < 0 {
-			return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown project %q: not a project labtrail syncs (see GET /api/v1/projects)", ref)}
-		}
-		ids = append(ids, ps[i].ID)
+	if len(refs) == 0 {
+		return nil, nil
 	}
-	return ids, nil
+	return selectionError(store.SelectProjects(ps, refs, nil))
 }
 
 type eventsPage struct {
