@@ -229,7 +229,7 @@ var (
 		set:  list(func(c *config) *[]string { return &c.WebhookSecrets })}
 	webhookURLSetting = &setting{flag: "webhook-url", env: "LABTRAIL_WEBHOOK_URL", typ: "url",
 		help: "labtrail's webhook endpoint as GitLab reaches it, e.g. https://labtrail.example.com/api/v1/webhooks/gitlab",
-		set: webhookURL(func(c *config) *string { return &c.WebhookURL }, "https://labtrail.example.com/api/v1/webhooks/gitlab")}
+		set:  webhookURL(func(c *config) *string { return &c.WebhookURL }, "https://labtrail.example.com/api/v1/webhooks/gitlab")}
 	webhookSettings = []*setting{
 		webhookSecretSetting,
 		{env: "LABTRAIL_WEBHOOK_SIGNING_SECRET", typ: "list", help: "whsec_<base64> keys: also require GitLab's signed webhooks",
@@ -592,8 +592,8 @@ func webhookURL(field func(*config) *string, example string) func(*config, strin
 }
 
 // Digest settings (docs/digests.md): digestSettings are what making and
-// sending a digest needs, digestScheduleSettings what serve adds to send
-// one on a schedule.
+// sending a digest needs beside the metrics' conventions,
+// digestScheduleSettings what serve adds to send one on a schedule.
 var (
 	digestSettings = []*setting{
 		{flag: "tz", env: "LABTRAIL_DIGEST_TZ", def: "UTC", typ: "zone",
@@ -613,10 +613,11 @@ var (
 		{flag: "public-url", env: "LABTRAIL_PUBLIC_URL", typ: "url",
 			help: "labtrail's address as its users reach it, for the links in digests (default: from LABTRAIL_WEBHOOK_URL)",
 			set:  webhookURL(func(c *config) *string { return &c.Digest.PublicURL }, "https://labtrail.example.com")},
-		webhookURLSetting,
-		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"),
-		settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS"),
 	}
+	// digestCommandSettings are the digest command's: serve has the
+	// others already.
+	digestCommandSettings = []*setting{webhookURLSetting,
+		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"), settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS")}
 	digestScheduleSettings = []*setting{
 		{flag: "digest-schedule", env: "LABTRAIL_DIGEST_SCHEDULE", typ: "cron",
 			help: "when to send the digest, a cron expression in LABTRAIL_DIGEST_TZ (e.g. \"0 9 * * 1\": Mondays at 9); empty: never",

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -159,3 +160,60 @@ func TestDigestCommand(t *testing.T) {
 		t.Errorf("team/lib to slack and stdout: %d, %d posts\n%s", code, posts(), out)
 	}
 }
+
+// TestDigestSchedule reads LABTRAIL_DIGEST_SCHEDULE in LABTRAIL_DIGEST_TZ
+// as serve does, and refuses a schedule with nowhere to send.
+func TestDigestSchedule(t *testing.T) {
+	for _, k := range []string{"LABTRAIL_SLACK_WEBHOOK_URL", "LABTRAIL_DIGEST_WEBHOOK_URL", "LABTRAIL_DIGEST_PERIOD"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("LABTRAIL_DIGEST_SCHEDULE", "0 9 * * 1")
+	t.Setenv("LABTRAIL_DIGEST_TZ", "Europe/Paris")
+	conf := func(args ...string) (config, error) {
+		fs := newFlagSet("serve", "serve", io.Discard)
+		build := useSettings(fs, digestSettings, digestScheduleSettings)
+		if err := fs.Parse(args); err != nil {
+			return config{}, err
+		}
+		return build()
+	}
+	c, err := conf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.scheduledDigest(nil, quietLog()); err == nil || !strings.Contains(err.Error(), "LABTRAIL_SLACK_WEBHOOK_URL") {
+		t.Errorf("a schedule with nowhere to send: %v", err)
+	}
+	t.Setenv("LABTRAIL_DIGEST_WEBHOOK_URL", "https://example.com/hook")
+	if c, err = conf(); err != nil {
+		t.Fatal(err)
+	}
+	dg, err := c.scheduledDigest(nil, quietLog())
+	if err != nil || dg == nil {
+		t.Fatalf("scheduled digest: %v", err)
+	}
+	// Mondays at 9 in Paris: 8 UTC in winter, 7 UTC in summer (from 29
+	// March 2026).
+	for from, want := range map[time.Time]time.Time{
+		time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC): time.Date(2026, 3, 16, 8, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 16, 8, 0, 0, 0, time.UTC):  time.Date(2026, 3, 23, 8, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC): time.Date(2026, 3, 30, 7, 0, 0, 0, time.UTC),
+	} {
+		if got := dg.Schedule.Next(from); !got.Equal(want) {
+			t.Errorf("after %s: %s, want %s", from, got.UTC(), want)
+		}
+	}
+	// The week that ended last Monday at midnight in Paris.
+	if got := dg.PeriodEnd(time.Date(2026, 3, 16, 8, 0, 0, 0, time.UTC)); !got.Equal(time.Date(2026, 3, 15, 23, 0, 0, 0, time.UTC)) {
+		t.Errorf("period end %s", got.UTC())
+	}
+	t.Setenv("LABTRAIL_DIGEST_SCHEDULE", "every monday")
+	if _, err := conf(); err == nil || !strings.Contains(err.Error(), "LABTRAIL_DIGEST_SCHEDULE must be a cron expression") {
+		t.Errorf("a bad schedule: %v", err)
+	}
+	if _, err := conf("--digest-period", "month"); err == nil {
+		t.Error("a month period was taken")
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

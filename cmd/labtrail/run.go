@@ -118,7 +118,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	build := useSettings(fs, gitlabSettings, selectionSettings, syncSettings, webhookSettings, jobSettings,
-		serveSettings, listenerSettings, []*setting{logLevelSetting})
+		serveSettings, listenerSettings, []*setting{logLevelSetting}, digestSettings, digestScheduleSettings)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -175,8 +175,12 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	// syncs the deliveries ask for.
 	conv := &ingest.Converter{Store: st, Branches: c.Branches, Selection: poller.Selection, Log: log, Batch: c.ConvertBatch,
 		Observer: tel}
+	dg, err := c.scheduledDigest(st, log)
+	if err != nil {
+		return err
+	}
 	q, err := db.newQueue(ctx, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
-		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv})
+		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv, Digest: dg})
 	if err != nil {
 		return err
 	}
