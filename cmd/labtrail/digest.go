@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -169,14 +170,13 @@ func runDigest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// indent pretty-prints a JSON body for a reader.
+// indent pretty-prints a JSON body for a reader, its keys in their order.
 func indent(body []byte) string {
-	var v any
-	if json.Unmarshal(body, &v) != nil {
+	var b bytes.Buffer
+	if json.Indent(&b, body, "", "  ") != nil {
 		return string(body)
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	return string(b)
+	return b.String()
 }
 
 // zoned is a cron schedule read in a time zone (a CRON_TZ= prefix in the
