@@ -9,13 +9,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
@@ -217,3 +223,74 @@ func TestDigestSchedule(t *testing.T) {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestServeSendsTheScheduledDigest runs serve with a digest due every
+// second: the JSON webhook gets yesterday's digest once, and sync status
+// says it was sent.
+func TestServeSendsTheScheduledDigest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a labtrail process")
+	}
+	_, simURL := startSim(t, gitlabsim.Options{Seed: 3, Projects: 1, MRs: 5, Pipelines: 5})
+	var mu sync.Mutex
+	var keys []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var d struct {
+			Key string `json:"key"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		keys = append(keys, d.Key)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	got := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(keys) }
+
+	db := filepath.Join(t.TempDir(), "labtrail.db")
+	cmd := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--poll-interval", "3600")
+	cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
+		"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=info", "REPOS=", "LABTRAIL_AUTH=off",
+		"LABTRAIL_DIGEST_SCHEDULE=@every 1s", "LABTRAIL_DIGEST_PERIOD=day", "LABTRAIL_DIGEST_TZ=UTC",
+		"LABTRAIL_DIGEST_WEBHOOK_URL="+hook.URL+"/hooks/labtrail/s3cr3t", "LABTRAIL_SLACK_WEBHOOK_URL=")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("labtrail serve output:\n%s", logs.String())
+		}
+	})
+	want := "day:" + time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly) + ":UTC:all"
+	for deadline := time.Now().Add(60 * time.Second); len(got()) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no digest posted")
+		}
+	}
+	time.Sleep(3 * time.Second) // three more rounds of the schedule
+	if k := got(); len(k) != 1 || (k[0] != want && !strings.HasPrefix(k[0], "day:"+time.Now().UTC().Format(time.DateOnly))) {
+		t.Fatalf("posted %v, want once %s", k, want)
+	}
+	m := regexp.MustCompile(`labtrail serving on (\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no address in:\n%s", logs.String())
+	}
+	var status struct {
+		Digests []struct {
+			Key, Destination, State string
+		} `json:"digests"`
+	}
+	getJSON(t, strings.TrimRight(m[1], "/")+"/api/v1/sync/status", &status)
+	if len(status.Digests) != 1 || status.Digests[0].State != "sent" || status.Digests[0].Destination != "webhook" {
+		t.Errorf("sync status: %+v", status.Digests)
+	}
+	if strings.Contains(logs.String(), "s3cr3t") || !strings.Contains(logs.String(), "scheduled digest") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
