@@ -28,6 +28,7 @@ type Store interface {
 	store.ProjectStore
 	store.DeliveryStore
 	store.AuditStore
+	store.DigestStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 }
@@ -433,7 +434,13 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	for _, p := range ps {
 		statuses = append(statuses, projectStatus{p.ID, p.Path, p.Status, p.StatusDetail, p.StatusAt})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sync": sts, "projects": statuses})
+	// Digests sent or failing (docs/digests.md).
+	digests, err := s.digestSends(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sync": sts, "projects": statuses, "digests": digests})
 }
 
 // audit lists recorded GitLab API calls, newest first.
