@@ -57,6 +57,9 @@ type config struct {
 	// FullSweep is how often every project is synced whatever its
 	// activity; negative: every poll (no activity gating).
 	FullSweep time.Duration
+	// Sweep is how often quiet projects are asked, by GraphQL, which kinds
+	// changed; negative: never.
+	Sweep time.Duration
 	// HTTP bounds the clients of every listener; zero fields: the
 	// server's defaults.
 	HTTP server.Timeouts
@@ -191,6 +194,14 @@ var (
 			set: func(c *config, v string) (err error) {
 				c.FullSweep, err = parseSweep(v)
 				return err
+			}},
+		{flag: "sweep", env: "LABTRAIL_SWEEP", def: "15m", typ: "duration",
+			help: "how often quiet projects are asked through GraphQL, many per request, which kinds changed (only those are synced), e.g. 15m; 0: never",
+			set: func(c *config, v string) (err error) {
+				if c.Sweep, err = parseSweep(v); err != nil {
+					return errors.New("must be a duration such as 15m, or 0 for never")
+				}
+				return nil
 			}},
 		{flag: "audit-days", env: "LABTRAIL_AUDIT_DAYS", def: "30", typ: "float", help: "days the audit log of GitLab API calls is kept; 0 keeps it forever",
 			set: func(c *config, v string) error {

@@ -37,6 +37,7 @@ func commands() []command {
 		{"migrate", "apply database migrations (--from/--to: copy a history into another database)", runMigrate},
 		{"sim", "run the GitLab simulator", runSim},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},
+		{"ci", "report a deployment to labtrail from a GitLab CI job (ci report)", runCI},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "labtrail", version)
 			return nil

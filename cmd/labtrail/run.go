@@ -294,6 +294,7 @@ func (c config) poller(gl *gitlab.Client, st ingest.ProcessStore, log *slog.Logg
 		GitLab: gl, Store: st, Log: log, Branches: c.Branches,
 		Selection: gitlab.Selection{Repos: c.Repos, Groups: c.Groups, IncludeArchived: c.IncludeArchived, Max: c.MaxProjects},
 		FullSweep: c.FullSweep,
+		Sweep:     c.Sweep,
 	}
 }
 

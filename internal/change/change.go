@@ -56,10 +56,12 @@ func ParseKind(s string) (Kind, error) {
 // Source says which way an event came in.
 type Source string
 
-// The two ways in.
+// The ways in: GitLab's two, and a deployment reported to labtrail's own
+// API (POST /api/v1/deployments) by a CI job or a deploy tool.
 const (
 	SourcePoll    Source = "poll"
 	SourceWebhook Source = "webhook"
+	SourceAPI     Source = "api"
 )
 
 // Transition is one state an object passed through, and when.
@@ -111,7 +113,7 @@ func (e Event) Validate() error {
 		return fmt.Errorf("event %s: unknown kind %q", e.ID, e.Kind)
 	case e.UpdatedAt.IsZero():
 		return fmt.Errorf("event %s: no updated_at", e.ID)
-	case e.Source != SourcePoll && e.Source != SourceWebhook:
+	case e.Source != SourcePoll && e.Source != SourceWebhook && e.Source != SourceAPI:
 		return fmt.Errorf("event %s: unknown source %q", e.ID, e.Source)
 	}
 	return nil

@@ -45,6 +45,20 @@ func ReleaseID(projectID int64, tag string) string {
 // DeploymentID is deployment-<project_id>-<id>.
 func DeploymentID(projectID, id int64) string { return fmt.Sprintf("deployment-%d-%d", projectID, id) }
 
+// ReportedDeploymentID is deployment-<project_id>-ext-<environment>-<key>:
+// a deployment reported to labtrail's API, whose GitLab id (if GitLab
+// knows it at all) the reporter does not know. key is the reporting job's
+// id, or the sha deployed when no job reported it.
+func ReportedDeploymentID(projectID int64, environment, key string) string {
+	return fmt.Sprintf("deployment-%d-ext-%s-%s", projectID, environment, key)
+}
+
+// ReportedEnvironmentID is environment-<project_id>-ext-<name>: an
+// environment known from a reported deployment.
+func ReportedEnvironmentID(projectID int64, name string) string {
+	return fmt.Sprintf("environment-%d-ext-%s", projectID, name)
+}
+
 // EnvironmentID is environment-<project_id>-<id>.
 func EnvironmentID(projectID, id int64) string {
 	return fmt.Sprintf("environment-%d-%d", projectID, id)
@@ -78,7 +92,9 @@ type ParsedID struct {
 //   - a branch, tag or release name is non-empty valid UTF-8 without
 //     control characters;
 //   - an image's tag is such a name and its digest <algorithm>:<hex>,
-//     the algorithm lowercase letters and digits, without "-".
+//     the algorithm lowercase letters and digits, without "-";
+//   - a reported deployment's rest is ext-<environment>-<job id or sha>
+//     and a reported environment's ext-<name>, the environment a name.
 //
 // The error says which part is wrong, so a payload with a bad id can be
 // refused with a clear reason.
@@ -103,6 +119,12 @@ func ParseID(id string) (ParsedID, error) {
 		err = imageParts(rest)
 	case KindMergeRequest, KindIssue:
 		_, err = positive("iid", rest)
+	case KindDeployment, KindEnvironment:
+		if ext, ok := strings.CutPrefix(rest, "ext-"); ok {
+			err = reported(kind, ext)
+		} else {
+			_, err = positive(string(kind)+" id", rest)
+		}
 	default:
 		_, err = positive(string(kind)+" id", rest)
 	}
@@ -143,6 +165,26 @@ func name(what, s string) error {
 		return fmt.Errorf("%s %q is not valid UTF-8", what, s)
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
 		return fmt.Errorf("%s %q has a control character", what, s)
+	}
+	return nil
+}
+
+// reported checks the part after "ext-" of a reported deployment's or
+// environment's id.
+func reported(kind Kind, s string) error {
+	if kind == KindEnvironment {
+		return name("environment name", s)
+	}
+	i := strings.LastIndexByte(s, '-')
+	if i < 0 {
+		return fmt.Errorf("reported deployment %q has no environment and job id or sha", s)
+	}
+	env, key := s[:i], s[i+1:]
+	if err := name("environment name", env); err != nil {
+		return err
+	}
+	if _, err := positive("job id", key); err != nil && sha(key) != nil {
+		return fmt.Errorf("reported deployment's key %q is neither a job id nor a sha", key)
 	}
 	return nil
 }

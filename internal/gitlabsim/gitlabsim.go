@@ -148,6 +148,8 @@ type Sim struct {
 
 	projHooks projectHooks // project webhooks added through the API (hooks.go)
 
+	oauth oauthState // GitLab as an OAuth provider (oauth.go)
+
 	graphqlOff           atomic.Bool  // Options.NoGraphQL, SetGraphQL
 	graphqlMaxComplexity atomic.Int64 // Options.GraphQLMaxComplexity; 0: GitLab's
 }

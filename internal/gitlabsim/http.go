@@ -25,6 +25,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveGraphQL(w, r)
 	case path == "/api/v4" || strings.HasPrefix(path, "/api/v4/"):
 		s.serveAPI(w, r, strings.TrimPrefix(path, "/api/v4"))
+	case s.serveOAuth(w, r, path):
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
 	}
@@ -62,6 +63,9 @@ type call struct {
 	q      url.Values
 	params []string // unescaped path parameters, in order
 	base   string   // scheme://host for web URLs
+	// user is an OAuth access token's user; nil for Options.Token's,
+	// who is a member of every project.
+	user *user
 }
 
 func matchRoute(method string, segs []string) (route, []string) {
@@ -121,9 +125,15 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 	} else {
 		s.count(r.Method + " /api/v4" + rt.template)
 	}
-	_, authed, ok := s.admit(w, r)
+	token, authed, ok := s.admit(w, r)
 	if !ok {
 		return
+	}
+	// An OAuth access token is its user's (oauth.go).
+	var ot *oauthToken
+	if !authed {
+		ot = s.oauthUser(token)
+		authed = ot != nil
 	}
 
 	if rt.handle == nil {
@@ -134,7 +144,13 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "401 Unauthorized"})
 		return
 	}
-	if !rt.readUser && !s.canReadAPI() {
+	var as *user
+	if ot != nil {
+		if !s.oauthAdmit(w, r, ot, rt, segs) {
+			return
+		}
+		as = ot.user
+	} else if !rt.readUser && !s.canReadAPI() {
 		writeJSON(w, http.StatusForbidden, map[string]string{
 			"error":             "insufficient_scope",
 			"error_description": "The request requires higher privileges than provided by the access token.",
@@ -157,7 +173,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 	if r.Host != "" {
 		base = "http://" + r.Host
 	}
-	rt.handle(s, &call{w: w, r: r, q: r.URL.Query(), params: params, base: base})
+	rt.handle(s, &call{w: w, r: r, q: r.URL.Query(), params: params, base: base, user: as})
 }
 
 // admit does for every API request, REST or GraphQL, what GitLab does
@@ -187,6 +203,9 @@ func (s *Sim) admit(w http.ResponseWriter, r *http.Request) (token string, authe
 	}
 	if token == "" {
 		token = r.URL.Query().Get("private_token")
+	}
+	if token == "" {
+		token = r.URL.Query().Get("access_token") // an OAuth token, as GitLab's docs allow
 	}
 	authed = token != "" && token == s.opts.Token
 
@@ -314,7 +333,11 @@ func (c *call) notFound(what string) {
 
 func (s *Sim) getUser(c *call) {
 	s.mu.RLock()
-	u := s.w.me.current(c.base, s.now())
+	me := s.w.me
+	if c.user != nil {
+		me = c.user
+	}
+	u := me.current(c.base, s.now())
 	s.mu.RUnlock()
 	c.ok(u)
 }
@@ -438,7 +461,9 @@ func (s *Sim) listGroupProjects(c *call) {
 }
 
 // projectsPage filters, orders and pages projects. The token's user is a
-// member of every project, so membership=true changes nothing. Projects
+// member of every project; an OAuth token's user sees the projects they
+// are a member of (every project is private), so membership=true changes
+// nothing for either. Projects
 // with an injected 404 are left out, as projects the token cannot see.
 func (s *Sim) projectsPage(c *call, all []*project) {
 	orderBy := c.q.Get("order_by")
@@ -489,7 +514,7 @@ func (s *Sim) projectsPage(c *call, all []*project) {
 		if archived != "" && p.archived != (archived == "true") {
 			continue
 		}
-		if s.hidden(p) || idAfter != 0 && p.id <= idAfter || idBefore != 0 && p.id >= idBefore {
+		if s.hidden(p) || !s.member(c.user, p) || idAfter != 0 && p.id <= idAfter || idBefore != 0 && p.id >= idBefore {
 			continue
 		}
 		if search != "" && !strings.Contains(strings.ToLower(p.name), search) &&

@@ -24,6 +24,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -41,6 +42,9 @@ func (ScheduleSyncArgs) Kind() string { return ScheduleKind }
 type SyncProjectArgs struct {
 	ProjectID int64  `json:"project_id" river:"unique"`
 	Path      string `json:"path"`
+	// Kinds, when the change detection sweep found only some kinds
+	// changed, are those to sync; empty means every kind.
+	Kinds []change.Kind `json:"kinds,omitempty"`
 }
 
 // Kind names the job in River's table.
@@ -466,7 +470,7 @@ func (w *scheduleWorker) Work(ctx context.Context, job *river.Job[ScheduleSyncAr
 	ps := d.Due
 	params := make([]river.InsertManyParams, 0, len(ps))
 	for _, p := range ps {
-		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path}})
+		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path, Kinds: d.Kinds[p.ID]}})
 	}
 	if len(d.Projects) == 0 {
 		w.log.Warn("no projects to sync: check the selected projects and groups, and the token's memberships")
@@ -496,7 +500,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncProjectArgs]) 
 		return err
 	}
 	ctx = ingest.WithJob(ctx, fmt.Sprintf("river job %d: sync %s", job.ID, proj.Path))
-	counts, err := w.poller.SyncProject(ctx, proj)
+	counts, err := w.poller.SyncProjectKinds(ctx, proj, job.Args.Kinds)
 	if w.onSynced != nil {
 		w.onSynced(ingest.ProjectResult{Project: proj, Counts: counts, Err: err})
 	}

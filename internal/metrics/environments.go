@@ -3,6 +3,7 @@ package metrics
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 )
 
@@ -37,6 +38,52 @@ func (m *Metrics) ProductionEnvironments(ctx context.Context, projects []int64) 
 	}
 	slices.SortFunc(out, func(a, b Environment) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ProjectID, b.ProjectID))
+	})
+	return out, nil
+}
+
+// EnvironmentDeployments counts the successful deployments to one
+// environment name (across the projects) in a window.
+type EnvironmentDeployments struct {
+	Environment string `json:"environment"`
+	Count       int    `json:"count"`
+	// Production is whether some of them count as production
+	// deployments for DORA.
+	Production bool `json:"production"`
+}
+
+// DeploymentsByEnvironment counts the successful deployments that
+// finished in q's window per environment name, every environment (not
+// only production), most deployed first.
+func (m *Metrics) DeploymentsByEnvironment(ctx context.Context, q Query) ([]EnvironmentDeployments, error) {
+	q, err := q.normalize()
+	if err != nil {
+		return nil, err
+	}
+	isProd, err := m.production(ctx, q.ProjectIDs)
+	if err != nil {
+		return nil, err
+	}
+	deps, err := inHalves(ctx, q.filter(), m.st.Deployments)
+	if err != nil {
+		return nil, fmt.Errorf("deployments: %w", err)
+	}
+	by := map[string]*EnvironmentDeployments{}
+	for _, d := range deps {
+		e := by[d.Environment]
+		if e == nil {
+			e = &EnvironmentDeployments{Environment: d.Environment}
+			by[d.Environment] = e
+		}
+		e.Count++
+		e.Production = e.Production || isProd(d.ProjectID, d.Environment)
+	}
+	out := make([]EnvironmentDeployments, 0, len(by))
+	for _, e := range by {
+		out = append(out, *e)
+	}
+	slices.SortFunc(out, func(a, b EnvironmentDeployments) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Environment, b.Environment))
 	})
 	return out, nil
 }

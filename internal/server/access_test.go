@@ -51,6 +51,7 @@ var accessMatrix = map[string]string{
 	"GET /signin":                                  "open",
 	"POST /signin":                                 "open",
 	"POST /signout":                                "open",
+	"POST /api/v1/deployments":                     "deploy",
 	"POST /api/v1/webhooks/gitlab/{connection}":    "open",
 	"GET /api/v1/admin/connections":                "admin",
 	"POST /api/v1/admin/connections":               "admin",
@@ -140,6 +141,7 @@ func TestAccessMatrix(t *testing.T) {
 				wantStatus = http.StatusUnauthorized
 			case who == "admin":
 			case (want == "read" || want == "metrics") && who == "read":
+			case want == "deploy" && who == "deploy":
 			default:
 				wantStatus = http.StatusForbidden
 			}

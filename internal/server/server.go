@@ -73,6 +73,7 @@ type Server struct {
 	authOpts AuthOptions
 	sessions *auth.Sessions
 	limits   limiters
+	reported DeploymentReported // OnDeploymentReported
 
 	connections Connections // EnableConnections
 }
@@ -126,6 +127,7 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/signin", need: scopeOpen, h: s.signinPage},
 		{method: "POST", path: "/signin", need: scopeOpen, h: s.signin, limit: signinLimit},
 		{method: "POST", path: "/signout", need: scopeOpen, h: s.signout},
+		{method: "POST", path: "/api/v1/deployments", need: auth.ScopeDeploy, h: s.reportDeployment},
 		{method: "POST", path: "/api/v1/webhooks/gitlab/{connection}", need: scopeOpen, h: s.receiveConnectionWebhook}, // its connection's secret
 		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
 		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
@@ -377,11 +379,6 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, eventsPage{Events: page.Events, NextCursor: page.NextCursor})
 }
 
-type eventWithTimeline struct {
-	change.Event
-	Timeline []change.TimelineEntry `json:"timeline"`
-}
-
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	ev, tl, err := s.store.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -391,13 +388,14 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if tl == nil {
-		tl = []change.TimelineEntry{}
-	}
 	// A second line of defence: what was stored before URLs were checked
-	// where events are made is not handed out either.
-	ev.SafeURLs("")
-	writeJSON(w, http.StatusOK, eventWithTimeline{ev, tl})
+	// where events are made is not handed out either (withLinks, NewRecorded).
+	v, err := s.withLinks(r.Context(), ev, tl)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) projects(w http.ResponseWriter, r *http.Request) {

@@ -24,7 +24,7 @@ import (
 // FactsVersion is the version of the rule that derives facts from events.
 // Raise it whenever FactWrites changes what it writes: stores derive their
 // facts again.
-const FactsVersion = 1
+const FactsVersion = 2
 
 // FactFilter selects facts: by project (none: every project) and a time
 // window on the fact's own time (zero bounds do not bound).
@@ -357,9 +357,16 @@ func (d Dialect) FactWrites(e change.Event, attrs []byte) ([]Statement, error) {
 				[]any{t(e.CreatedAt), e.ProjectID, iid, e.Author, zero}},
 		}, nil
 	case change.KindDeployment:
-		return []Statement{{d.putFact("fact_deployments", `id, project_id, project_path, environment, status, ref, sha, web_url, finished_at`),
-			[]any{e.ID, e.ProjectID, e.ProjectPath, environmentName(a["environment"]), cmp.Or(a.str("status"), e.State),
-				e.Ref, e.SHA, e.WebURL, t(a.time("finished_at"))}}}, nil
+		env, job := environmentName(a["environment"]), a.deployableID()
+		source := "gitlab"
+		if e.Source == change.SourceAPI {
+			source = "api"
+		}
+		return append([]Statement{{d.putFact("fact_deployments", `id, project_id, project_path, environment, status, ref, sha, web_url, finished_at,
+			source, job_id, occurred_at`),
+			[]any{e.ID, e.ProjectID, e.ProjectPath, env, cmp.Or(a.str("status"), e.State),
+				e.Ref, e.SHA, e.WebURL, t(a.time("finished_at")), source, job, t(e.OccurredAt)}}},
+			d.linkDeployment(e, source, env, job)...), nil
 	case change.KindEnvironment:
 		return []Statement{{d.putFact("fact_environments", `id, project_id, name, tier`),
 			[]any{e.ID, e.ProjectID, cmp.Or(a.str("name"), e.Title), a.str("tier")}}}, nil
@@ -381,6 +388,71 @@ func (d Dialect) FactWrites(e change.Event, attrs []byte) ([]Statement, error) {
 				cmp.Or(a.str("status"), e.State), a.str("failure_reason"), e.SHA, t(e.CreatedAt)}}}, nil
 	}
 	return nil, nil
+}
+
+// deployableID is the id of a deployment's job (its deployable).
+func (a factAttrs) deployableID() int64 {
+	var job factAttrs
+	if json.Unmarshal(a["deployable"], &job) != nil {
+		return 0
+	}
+	return job.int("id")
+}
+
+// LinkWindow is how far apart in time a reported deployment and GitLab's
+// deployment of the same sha to the same environment may have occurred
+// (started, or finished once finished) to be taken for one deployment.
+const LinkWindow = 10 * time.Minute
+
+// linkDeployment returns the statements that link a reported deployment
+// (source api) to GitLab's deployment of the same project and
+// environment, whichever is written second: GitLab's with the same
+// deployable job id, or with the same sha within LinkWindow. A linked report's duplicate_of names GitLab's
+// deployment; the metrics read only rows whose duplicate_of is empty, so
+// the two count once.
+func (d Dialect) linkDeployment(e change.Event, source, env string, job int64) []Statement {
+	t := d.Time
+	lo, hi := e.OccurredAt.Add(-LinkWindow), e.OccurredAt.Add(LinkWindow)
+	if !InTimeRange(lo) || !InTimeRange(hi) {
+		lo, hi = e.OccurredAt, e.OccurredAt
+	}
+	// other is the column prefix of the deployment looked for: the
+	// alias g inside the report's subquery, nothing in GitLab's update.
+	match := func(other string, args *[]any) string {
+		p := func(v any) string {
+			*args = append(*args, v)
+			return d.Param(len(*args))
+		}
+		conds := []string{}
+		if job != 0 {
+			conds = append(conds, other+"job_id = "+p(job))
+		}
+		if e.SHA != "" && !e.OccurredAt.IsZero() {
+			conds = append(conds, "("+other+"sha = "+p(e.SHA)+" AND "+other+"occurred_at BETWEEN "+p(t(lo))+" AND "+p(t(hi))+")")
+		}
+		if len(conds) == 0 {
+			return ""
+		}
+		return other + "project_id = " + p(e.ProjectID) + " AND " + other + "environment = " + p(env) +
+			" AND (" + strings.Join(conds, " OR ") + ")"
+	}
+	if source == "api" {
+		args := []any{}
+		m := match("g.", &args)
+		if m == "" {
+			args = append(args, e.ID)
+			return []Statement{{`UPDATE fact_deployments SET duplicate_of = '' WHERE id = ` + d.Param(len(args)), args}}
+		}
+		stmt := `UPDATE fact_deployments SET duplicate_of = COALESCE((SELECT MIN(g.id) FROM fact_deployments g WHERE g.source = 'gitlab' AND ` + m + `), '')`
+		args = append(args, e.ID)
+		return []Statement{{stmt + ` WHERE id = ` + d.Param(len(args)), args}}
+	}
+	args := []any{e.ID}
+	m := match("", &args)
+	if m == "" {
+		return nil
+	}
+	return []Statement{{`UPDATE fact_deployments SET duplicate_of = ` + d.Param(1) + ` WHERE source = 'api' AND duplicate_of = '' AND ` + m, args}}
 }
 
 // environmentName reads a deployment's environment attribute: its name,

@@ -164,7 +164,7 @@ func (s SQL[T]) Deployments(ctx context.Context, f FactFilter) ([]DeploymentFact
 		return nil, err
 	}
 	q := s.factQuery(f.ProjectIDs, "finished_at", f.Since, f.Until)
-	q.Where("status = 'success'")
+	q.Where("status = 'success' AND duplicate_of = ''")
 	if f.Environments != nil {
 		environmentsIn(q, f.Environments)
 	}
@@ -179,7 +179,7 @@ func (s SQL[T]) DeploymentEdges(ctx context.Context, projects []int64, before, f
 	}
 	edge := func(agg string, since, until time.Time) ([]DeploymentFact, error) {
 		q := s.factQuery(projects, "finished_at", since, until)
-		q.Where("status = 'success'")
+		q.Where("status = 'success' AND duplicate_of = ''")
 		if envs != nil {
 			environmentsIn(q, envs)
 		}

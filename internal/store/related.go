@@ -23,6 +23,22 @@ type RelatedStore interface {
 	RefPipelines(ctx context.Context, projectID int64, refs []string, sha string, since, until time.Time, limit int) ([]change.Event, error)
 }
 
+// LinkedStore finds the deployments linked to one deployment: GitLab's
+// deployment a reported one stands for, or the reports of GitLab's (see
+// the facts' duplicate_of). The server asks for it by type assertion.
+type LinkedStore interface {
+	// LinkedDeployments returns the deployments linked to the deployment
+	// id, newest first; none for an id that is not a deployment's.
+	LinkedDeployments(ctx context.Context, id string) ([]change.Event, error)
+}
+
+// LinkedDeployments implements LinkedStore.
+func (s SQL[T]) LinkedDeployments(ctx context.Context, id string) ([]change.Event, error) {
+	p1, p2 := s.Dialect.Param(1), s.Dialect.Param(2)
+	return s.relatedEvents(ctx, "linked deployments", `SELECT duplicate_of FROM fact_deployments WHERE id = `+p1+` AND duplicate_of <> ''
+		UNION SELECT id FROM fact_deployments WHERE duplicate_of = `+p2, []any{id, id})
+}
+
 // PipelineJobs implements RelatedStore.
 func (s SQL[T]) PipelineJobs(ctx context.Context, projectID, pipelineID int64, sha string, limit int) ([]change.Event, error) {
 	limit, err := PageLimit(limit)

@@ -209,6 +209,8 @@ type Store interface {
 	MetricsStore
 	TokenStore
 	SessionStore
+	ArchiveStore
+	DigestStore
 	ConnectionStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -193,6 +195,15 @@ type Session struct {
 	CSRF      string // the form token its pages carry
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// Kind is how the session was signed in: "token" (an API token,
+	// TokenID) or "oauth" (GitLab: UserID, and Name the username).
+	Kind   string
+	UserID int64
+	// Projects are the ids of the projects the session may see; nil is
+	// every project, empty none. ProjectsUntil is when they are to be read
+	// again (zero: never).
+	Projects      []int64
+	ProjectsUntil time.Time
 }
 
 // SessionStore keeps dashboard sessions.
@@ -204,6 +215,10 @@ type SessionStore interface {
 	// DeleteSession ends the session whose id hashes to h, and every
 	// session expired before now.
 	DeleteSession(ctx context.Context, h []byte, now time.Time) error
+	// SetSessionProjects replaces the projects the session whose id
+	// hashes to h may see, read again until until (ErrNotFound when no
+	// such session).
+	SetSessionProjects(ctx context.Context, h []byte, projects []int64, until time.Time) error
 	// TokenByID returns the token of id (ErrNotFound when none).
 	TokenByID(ctx context.Context, id int64) (Token, error)
 }
@@ -218,23 +233,68 @@ func (s SQL[T]) CreateSession(ctx context.Context, se Session) error {
 	if _, err := s.Exec(ctx, `DELETE FROM sessions WHERE expires_at < `+s.Dialect.Param(1), []any{tm(se.CreatedAt)}); err != nil {
 		return s.errorf("create session: %w", err)
 	}
-	if _, err := s.Exec(ctx, `INSERT INTO sessions (id_hash, token_id, name, scope, csrf, created_at, expires_at) VALUES (`+s.Dialect.Params(7)+`)`,
-		[]any{se.IDHash, se.TokenID, se.Name, se.Scope, se.CSRF, tm(se.CreatedAt), tm(se.ExpiresAt)}); err != nil {
+	if se.Kind == "" {
+		se.Kind = "token"
+	}
+	if _, err := s.Exec(ctx, `INSERT INTO sessions (id_hash, token_id, name, scope, csrf, created_at, expires_at, kind, user_id, projects, projects_until) VALUES (`+s.Dialect.Params(11)+`)`,
+		[]any{se.IDHash, se.TokenID, se.Name, se.Scope, se.CSRF, tm(se.CreatedAt), tm(se.ExpiresAt), se.Kind, se.UserID, projectList(se.Projects), tm(se.ProjectsUntil)}); err != nil {
 		return s.errorf("create session: %w", err)
+	}
+	return nil
+}
+
+// projectList is how a session's projects are kept: a JSON array, or ""
+// for every project.
+func projectList(ids []int64) string {
+	if ids == nil {
+		return ""
+	}
+	b, _ := json.Marshal(ids)
+	return string(b)
+}
+
+func parseProjectList(v string) ([]int64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	ids := []int64{}
+	if err := json.Unmarshal([]byte(v), &ids); err != nil {
+		return nil, fmt.Errorf("a session's projects: %w", err)
+	}
+	return ids, nil
+}
+
+// SetSessionProjects implements SessionStore.
+func (s SQL[T]) SetSessionProjects(ctx context.Context, h []byte, projects []int64, until time.Time) error {
+	if err := s.check([]string{"until"}, until); err != nil {
+		return s.errorf("session projects: %w", err)
+	}
+	n, err := s.Exec(ctx, `UPDATE sessions SET projects = `+s.Dialect.Param(1)+`, projects_until = `+s.Dialect.Param(2)+` WHERE id_hash = `+s.Dialect.Param(3),
+		[]any{projectList(projects), s.Dialect.Time(until), h})
+	if err != nil {
+		return s.errorf("session projects: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
 	}
 	return nil
 }
 
 // SessionByHash implements SessionStore.
 func (s SQL[T]) SessionByHash(ctx context.Context, h []byte) (Session, error) {
-	out, err := rowsOf(ctx, s.Query, `SELECT id_hash, token_id, name, scope, csrf, created_at, expires_at FROM sessions WHERE id_hash = `+s.Dialect.Param(1),
+	out, err := rowsOf(ctx, s.Query, `SELECT id_hash, token_id, name, scope, csrf, created_at, expires_at, kind, user_id, projects, projects_until FROM sessions WHERE id_hash = `+s.Dialect.Param(1),
 		[]any{h}, func(r Row) (Session, error) {
 			var (
-				se           Session
-				created, exp T
+				se                  Session
+				created, exp, until T
+				projects            string
 			)
-			err := r.Scan(&se.IDHash, &se.TokenID, &se.Name, &se.Scope, &se.CSRF, &created, &exp)
-			se.CreatedAt, se.ExpiresAt = s.Scan.From(created), s.Scan.From(exp)
+			if err := r.Scan(&se.IDHash, &se.TokenID, &se.Name, &se.Scope, &se.CSRF, &created, &exp, &se.Kind, &se.UserID, &projects, &until); err != nil {
+				return se, err
+			}
+			se.CreatedAt, se.ExpiresAt, se.ProjectsUntil = s.Scan.From(created), s.Scan.From(exp), s.Scan.From(until)
+			var err error
+			se.Projects, err = parseProjectList(projects)
 			return se, err
 		})
 	switch {

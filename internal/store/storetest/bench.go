@@ -123,3 +123,8 @@ func BenchList(b *testing.B, s store.Store) {
 	}
 	b.ReportMetric(float64(listed)/b.Elapsed().Seconds(), "events/s")
 }
+
+// Realistic is the i-th of a series of realistic events (a merge request
+// or a pipeline, a minute apart, with attributes and transitions), for
+// other packages' tests and benchmarks.
+func Realistic(i int) change.Event { return realistic(i) }

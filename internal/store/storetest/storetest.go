@@ -111,6 +111,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests = append(tests, deliveryTests...)
 	tests = append(tests, factTests...)
 	tests = append(tests, tokenTests...)
+	tests = append(tests, archiveTests...)
+	tests = append(tests, linkTests...)
+	tests = append(tests, digestTests...)
 	tests = append(tests, connectionTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

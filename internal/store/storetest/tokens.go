@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/labtrail/labtrail/internal/store"
@@ -18,6 +19,56 @@ var tokenTests = []struct {
 	{"Tokens", testTokens},
 	{"AdminAudit", testAdminAudit},
 	{"Sessions", testSessions},
+	{"OAuthSessions", testOAuthSessions},
+}
+
+// testOAuthSessions: a session signed in with GitLab keeps its user, the
+// projects it may see (none is not every one) and when to read them again.
+func testOAuthSessions(t *testing.T, s store.Store) {
+	h := func(v string) []byte { x := sha256.Sum256([]byte(v)); return x[:] }
+	for _, c := range []struct {
+		name     string
+		projects []int64
+	}{{"some", []int64{3, 1, 7}}, {"none", []int64{}}, {"every", nil}} {
+		se := store.Session{IDHash: h(c.name), Kind: "oauth", UserID: 42, Name: "alice", Scope: "read", CSRF: "c",
+			CreatedAt: at(0), ExpiresAt: at(100), Projects: c.projects, ProjectsUntil: at(10)}
+		if err := s.CreateSession(ctx(t), se); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SessionByHash(ctx(t), h(c.name))
+		if err != nil || got.Kind != "oauth" || got.UserID != 42 || got.Name != "alice" || got.TokenID != 0 ||
+			!got.ProjectsUntil.Equal(at(10)) || (got.Projects == nil) != (c.projects == nil) || !slices.Equal(got.Projects, c.projects) {
+			t.Fatalf("%s: %+v %v", c.name, got, err)
+		}
+	}
+	if err := s.SetSessionProjects(ctx(t), h("some"), []int64{9}, at(20)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SessionByHash(ctx(t), h("some"))
+	if err != nil || !slices.Equal(got.Projects, []int64{9}) || !got.ProjectsUntil.Equal(at(20)) {
+		t.Fatalf("after SetSessionProjects: %+v %v", got, err)
+	}
+	if err := s.SetSessionProjects(ctx(t), h("some"), []int64{}, at(30)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SessionByHash(ctx(t), h("some")); err != nil || got.Projects == nil || len(got.Projects) != 0 {
+		t.Fatalf("no projects left: %+v %v", got, err)
+	}
+	if err := s.SetSessionProjects(ctx(t), h("unknown"), []int64{1}, at(20)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown session: %v", err)
+	}
+	// A token session keeps its kind by default and sees every project.
+	tok, err := s.CreateToken(ctx(t), store.Token{Name: "tok", Scope: "read", Hash: h("tok"), CreatedAt: at(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx(t), store.Session{IDHash: h("token"), TokenID: tok.ID, Name: "tok", Scope: "read", CSRF: "c",
+		CreatedAt: at(0), ExpiresAt: at(100)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SessionByHash(ctx(t), h("token")); err != nil || got.Kind != "token" || got.Projects != nil || !got.ProjectsUntil.IsZero() {
+		t.Fatalf("a token session: %+v %v", got, err)
+	}
 }
 
 func testSessions(t *testing.T, s store.Store) {

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/auth"
+	"github.com/labtrail/labtrail/internal/server"
+	"github.com/labtrail/labtrail/internal/store"
+	"github.com/labtrail/labtrail/internal/store/sqlite"
+)
+
+// ciServer is labtrail's API with access control on, over a store that
+// syncs project 42 (group/app), and a deploy token.
+func ciServer(t *testing.T) (*httptest.Server, *sqlite.Store, string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.PutProjects(ctx, store.Project{ID: 42, Path: "group/app", Name: "app", Status: store.ProjectActive}); err != nil {
+		t.Fatal(err)
+	}
+	api := server.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tokens := auth.NewTokens(st)
+	api.EnableAuth(tokens, server.AuthOptions{Audit: st})
+	raw, _, err := tokens.Create(ctx, "ci", auth.ScopeDeploy, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(api)
+	t.Cleanup(hs.Close)
+	return hs, st, raw
+}
+
+// ciEnv sets what GitLab sets in a deploy job of branch feature-x to
+// review/feature-x, and labtrail's settings.
+func ciEnv(t *testing.T, labtrailURL, token string) {
+	t.Setenv("LABTRAIL_URL", labtrailURL)
+	t.Setenv("LABTRAIL_DEPLOY_TOKEN", token)
+	for k, v := range map[string]string{
+		"CI_PROJECT_ID": "42", "CI_PROJECT_PATH": "group/app",
+		"CI_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567", "CI_COMMIT_REF_NAME": "feature-x",
+		"CI_ENVIRONMENT_NAME": "review/feature-x", "CI_ENVIRONMENT_URL": "https://feature-x.review.example.com",
+		"CI_ENVIRONMENT_ACTION": "start", "CI_JOB_ID": "7001", "CI_JOB_URL": "https://gitlab.example.com/group/app/-/jobs/7001",
+		"CI_PIPELINE_ID": "700", "GITLAB_USER_LOGIN": "alice", "CI_JOB_STARTED_AT": "2026-12-01T10:00:00Z",
+		"CI_JOB_STATUS": "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCIReportDeployThenStop(t *testing.T) {
+	hs, st, tok := ciServer(t)
+	ciEnv(t, hs.URL, tok)
+	ctx := context.Background()
+	const id = "deployment-42-ext-review/feature-x-7001"
+
+	// Before the deploy step: running.
+	if code, out, errs := runCmd("ci", "report", "--status", "running"); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("running: exit %d, %s %s", code, out, errs)
+	}
+	if ev, _, err := st.Get(ctx, id); err != nil || ev.State != "running" || ev.Author != "alice" || ev.Ref != "feature-x" {
+		t.Fatalf("after running: %+v %v", ev, err)
+	}
+	// after_script: the status from CI_JOB_STATUS.
+	t.Setenv("CI_JOB_STATUS", "success")
+	if code, out, errs := runCmd("ci", "report"); code != 0 {
+		t.Fatalf("success: exit %d, %s %s", code, out, errs)
+	}
+	ev, tl, err := st.Get(ctx, id)
+	if err != nil || ev.State != "success" || ev.Attrs["url"] != "https://feature-x.review.example.com" || len(tl) != 3 {
+		t.Fatalf("after success: %+v %+v %v", ev, tl, err)
+	}
+	env, _, err := st.Get(ctx, "environment-42-ext-review/feature-x")
+	if err != nil || env.State != "available" {
+		t.Fatalf("review environment: %+v %v", env, err)
+	}
+	// The stop job: another job, environment action stop.
+	t.Setenv("CI_ENVIRONMENT_ACTION", "stop")
+	t.Setenv("CI_JOB_ID", "7002")
+	t.Setenv("CI_ENVIRONMENT_URL", "")
+	t.Setenv("CI_JOB_STARTED_AT", time.Now().UTC().Format(time.RFC3339))
+	if code, out, errs := runCmd("ci", "report"); code != 0 {
+		t.Fatalf("stop: exit %d, %s %s", code, out, errs)
+	}
+	if env, _, err = st.Get(ctx, "environment-42-ext-review/feature-x"); err != nil || env.State != "stopped" {
+		t.Fatalf("review environment after stop: %+v %v", env, err)
+	}
+	// Flags override the variables.
+	if code, out, errs := runCmd("ci", "report", "--environment", "production", "--status", "failed", "--job-id", "7003",
+		"--action", "deploy", "--url", "https://app.example.com"); code != 0 || !strings.Contains(out, "deployment-42-ext-production-7003 (failed)") {
+		t.Fatalf("with flags: exit %d, %s %s", code, out, errs)
+	}
+	// GitLab's prepare action deploys nothing.
+	t.Setenv("CI_ENVIRONMENT_ACTION", "prepare")
+	if code, out, _ := runCmd("ci", "report"); code != 0 || !strings.Contains(out, "nothing to report") {
+		t.Errorf("prepare: exit %d, %s", code, out)
+	}
+}
+
+func TestCIReportLabtrailDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	ciEnv(t, down, "lt_x")
+	old := ciRetryWait
+	ciRetryWait = time.Millisecond
+	t.Cleanup(func() { ciRetryWait = old })
+
+	code, _, errs := runCmd("ci", "report", "--status", "success")
+	if code != 0 || !strings.Contains(errs, "WARNING") || !strings.Contains(errs, "cannot be reached") {
+		t.Errorf("labtrail down: exit %d, stderr %s; want 0 and a warning", code, errs)
+	}
+	if strings.Count(errs, "trying again") != 2 {
+		t.Errorf("want 3 attempts (2 retries): %s", errs)
+	}
+	code, _, errs = runCmd("ci", "report", "--status", "success", "--strict")
+	if code != 1 || strings.Contains(errs, "WARNING") {
+		t.Errorf("labtrail down with --strict: exit %d, stderr %s; want 1 without a warning", code, errs)
+	}
+	// A report labtrail refuses (a bad token) is a warning too, not retried.
+	hs, _, _ := ciServer(t)
+	t.Setenv("LABTRAIL_URL", hs.URL)
+	code, _, errs = runCmd("ci", "report", "--status", "success")
+	if code != 0 || !strings.Contains(errs, "401") || strings.Contains(errs, "trying again") {
+		t.Errorf("bad token: exit %d, stderr %s", code, errs)
+	}
+	if code, _, _ = runCmd("ci", "report", "--status", "success", "--strict"); code != 1 {
+		t.Errorf("bad token with --strict: exit %d", code)
+	}
+	// Settings missing: a warning; a bad status: a warning naming it.
+	t.Setenv("CI_ENVIRONMENT_NAME", "")
+	if code, _, errs = runCmd("ci", "report"); code != 0 || !strings.Contains(errs, "CI_ENVIRONMENT_NAME") {
+		t.Errorf("no environment: exit %d, stderr %s", code, errs)
+	}
+	t.Setenv("CI_ENVIRONMENT_NAME", "production")
+	if code, _, errs = runCmd("ci", "report", "--status", "done", "--strict"); code != 1 || !strings.Contains(errs, "status") {
+		t.Errorf("bad status with --strict: exit %d, stderr %s", code, errs)
+	}
+}
+
+func TestCIReportRetriesBriefly(t *testing.T) {
+	hs, st, tok := ciServer(t)
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, `{"error": "restarting"}`, http.StatusServiceUnavailable)
+			return
+		}
+		proxy, _ := http.NewRequest(r.Method, hs.URL+r.URL.Path, r.Body)
+		proxy.Header = r.Header
+		resp, err := http.DefaultClient.Do(proxy)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(flaky.Close)
+	ciEnv(t, flaky.URL, tok)
+	old := ciRetryWait
+	ciRetryWait = time.Millisecond
+	t.Cleanup(func() { ciRetryWait = old })
+	if code, out, errs := runCmd("ci", "report", "--status", "success", "--strict"); code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d calls, want 2 (one 503, one retry)", calls.Load())
+	}
+	if n, _ := st.Count(context.Background(), "deployment"); n != 1 {
+		t.Errorf("%d deployments stored, want 1", n)
+	}
+}

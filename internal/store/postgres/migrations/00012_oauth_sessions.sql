@@ -1,0 +1,16 @@
+-- +goose Up
+-- Sessions signed in with GitLab (issue 14): kind is token or oauth; an
+-- oauth session carries the GitLab user's id (name holds the username),
+-- the ids of the projects the user may see, as a JSON array ('' when the
+-- session sees every project: token sessions and admins), and when that
+-- list is to be read again from GitLab (year 1: never).
+ALTER TABLE sessions ADD COLUMN kind text NOT NULL DEFAULT 'token';
+ALTER TABLE sessions ADD COLUMN user_id bigint NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN projects text NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN projects_until timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00';
+
+-- +goose Down
+ALTER TABLE sessions DROP COLUMN projects_until;
+ALTER TABLE sessions DROP COLUMN projects;
+ALTER TABLE sessions DROP COLUMN user_id;
+ALTER TABLE sessions DROP COLUMN kind;
