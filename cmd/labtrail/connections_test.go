@@ -487,8 +487,14 @@ func TestSecretsRotateCommand(t *testing.T) {
 	if l := list(); !strings.Contains(l, idOf(newKey)) || strings.Contains(l, idOf(oldKey)) {
 		t.Errorf("after rotation:\n%s", l)
 	}
-	// The new key alone opens them.
-	st, err := openStore(context.Background(), db)
+	// A copy into another database takes the connections along, sealed.
+	other := filepath.Join(t.TempDir(), "other.db")
+	if out, errOut, code := labtrail(t, nil, "migrate", "--from", db, "--to", other); code != 0 ||
+		!strings.Contains(out, "connections") {
+		t.Fatalf("migrate: %d %s%s", code, out, errOut)
+	}
+	// The new key alone opens them, in the copy.
+	st, err := openStore(context.Background(), other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +509,12 @@ func TestSecretsRotateCommand(t *testing.T) {
 		t.Errorf("open under the new key: %v", err)
 	}
 	var acts []string
-	as, _ := st.AdminActions(context.Background(), 0, 10)
+	orig, err := openStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	as, _ := orig.AdminActions(context.Background(), 0, 10)
 	for _, a := range as {
 		acts = append(acts, a.Action)
 	}
