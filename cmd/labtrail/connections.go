@@ -551,3 +551,39 @@ func (h *connectionHealer) HealProject(_ context.Context, id int64, path string)
 	}()
 	return nil
 }
+
+// useConnection makes c the added connection named (labtrail hooks
+// --connection): its URL, token, rate limit, selection and webhook
+// secret. "" and "default" leave c the environment's.
+func (c *config) useConnection(ctx context.Context, name string) error {
+	if name == "" || name == store.DefaultConnection {
+		return nil
+	}
+	ring, err := c.keyring()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, c.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	conn, err := st.ConnectionByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no connection named %q (labtrail connections list shows them)", name)
+	}
+	if err != nil {
+		return err
+	}
+	token, secret, err := ring.OpenConnection(conn)
+	if err != nil {
+		return err
+	}
+	c.GitLabURL, c.Token, c.RequestsPerMinute = conn.URL, token, conn.RequestsPerMinute
+	c.Repos, c.Groups, c.MaxProjects, c.IncludeArchived = conn.Repos, conn.Groups, conn.MaxProjects, conn.IncludeArchived
+	c.WebhookSecrets = nil
+	if secret != "" {
+		c.WebhookSecrets = []string{secret}
+	}
+	return nil
+}

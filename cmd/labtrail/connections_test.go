@@ -107,6 +107,16 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		t.Fatalf("connections list: %d\n%s%s", code, out, errOut)
 	}
 
+	// The second GitLab's hooks, installed from the connection's own URL,
+	// token and secret.
+	hookURL := "http://" + addr + "/api/v1/webhooks/gitlab/" + nameOfSecond
+	out, errOut, code = labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "install",
+		"--connection", nameOfSecond, "--url", hookURL)
+	seen.WriteString(out + errOut)
+	if code != 0 || !strings.Contains(out, "2 created, 0 updated, 0 failed, of 2 projects") {
+		t.Fatalf("hooks install --connection: %d\n%s%s", code, out, errOut)
+	}
+
 	var logs syncBuffer
 	c := config{
 		GitLabURL: urlA, Token: simToken, DB: db, Addr: addr, SecretKey: key, Auth: "on",
@@ -230,6 +240,15 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		if _, ok := want[id]; !ok {
 			t.Errorf("event %s is in neither GitLab", id)
 		}
+	}
+
+	// GitLab's test push through each installed hook reaches the
+	// connection's endpoint with its secret.
+	out, errOut, code = labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "test",
+		"--connection", nameOfSecond, "--url", hookURL)
+	seen.WriteString(out + errOut)
+	if code != 0 || !strings.Contains(out, "2 OK, 0 failed") {
+		t.Errorf("hooks test --connection: %d\n%s%s", code, out, errOut)
 	}
 
 	// Each connection's events, and only they, by its filter.
