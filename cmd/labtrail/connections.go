@@ -587,3 +587,11 @@ func (c *config) useConnection(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Projects implements server.Connections.
+func (m *connectionManager) Projects(ctx context.Context, name string) (store.ProjectStore, error) {
+	if _, err := m.st.ConnectionByName(ctx, name); err != nil {
+		return nil, err
+	}
+	return m.st.ConnectionProjects(name), nil
+}

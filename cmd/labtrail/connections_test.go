@@ -251,6 +251,45 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		t.Errorf("hooks test --connection: %d\n%s%s", code, out, errOut)
 	}
 
+	// Each connection's projects and sync state apart.
+	for conn, prefixed := range map[string]bool{nameOfSecond: true, "default": false, "": false} {
+		var ps struct {
+			Projects []store.Project `json:"projects"`
+		}
+		get("/api/v1/projects?connection="+conn, &ps)
+		var status struct {
+			Sync []store.SyncState `json:"sync"`
+		}
+		get("/api/v1/sync/status?connection="+conn, &status)
+		if len(ps.Projects) != 2 || len(status.Sync) == 0 {
+			t.Errorf("connection %q: %d projects, %d sync states", conn, len(ps.Projects), len(status.Sync))
+		}
+		// Its projects are those its events are of.
+		var events struct {
+			Events []change.Event `json:"events"`
+		}
+		get("/api/v1/events?limit=1000&kind=merge_request", &events)
+		paths := map[string]bool{}
+		for _, e := range events.Events {
+			if strings.HasPrefix(e.ID, nameOfSecond+":") == prefixed {
+				paths[e.ProjectPath] = true
+			}
+		}
+		for _, p := range ps.Projects {
+			if !paths[p.Path] {
+				t.Errorf("connection %q lists project %s, which none of its events is of (%v)", conn, p.Path, paths)
+			}
+		}
+		for _, st := range status.Sync {
+			if !paths[st.ProjectPath] {
+				t.Errorf("connection %q has the sync state of %s", conn, st.ProjectPath)
+			}
+		}
+	}
+	if st, body := call("GET", "/api/v1/projects?connection=nosuch", "", "", nil); st != 404 {
+		t.Errorf("projects of an unknown connection: %d %s", st, body)
+	}
+
 	// Each connection's events, and only they, by its filter.
 	for conn, wantPrefixed := range map[string]bool{nameOfSecond: true, "default": false} {
 		var page struct {
