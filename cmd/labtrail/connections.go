@@ -42,6 +42,17 @@ func (c config) keyring() (*auth.Keyring, error) {
 	return auth.NewKeyring(cur, old), nil
 }
 
+// openSealed returns c's keyring and store, the key read first: a
+// command that cannot read the secrets opens nothing.
+func (c config) openSealed(ctx context.Context) (*auth.Keyring, store.Store, error) {
+	ring, err := c.keyring()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, c.DB)
+	return ring, st, err
+}
+
 func subcommand(args []string, usage string, stderr io.Writer) (string, []string, error) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, "Usage: labtrail "+usage)
@@ -87,11 +98,7 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if c.OldSecretKey == "" && c.OldSecretKeyFile == "" {
 			return errors.New("give the key the secrets are encrypted under now as LABTRAIL_OLD_SECRET_KEY or --old-key-file, and the new one as LABTRAIL_SECRET_KEY")
 		}
-		ring, err := c.keyring()
-		if err != nil {
-			return err
-		}
-		st, err := openStore(ctx, c.DB)
+		ring, st, err := c.openSealed(ctx)
 		if err != nil {
 			return err
 		}
@@ -559,11 +566,7 @@ func (c *config) useConnection(ctx context.Context, name string) error {
 	if name == "" || name == store.DefaultConnection {
 		return nil
 	}
-	ring, err := c.keyring()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.DB)
+	ring, st, err := c.openSealed(ctx)
 	if err != nil {
 		return err
 	}
