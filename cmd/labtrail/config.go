@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
+	"github.com/labtrail/labtrail/internal/digest"
 	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/server"
 )
@@ -69,10 +72,38 @@ type config struct {
 	QueueShutdownTimeout time.Duration
 	// Metrics are the team's conventions the delivery metrics read.
 	Metrics metrics.Config
+	// Export is the S3 export's and retention's (exports.go).
+	Export exportConfig
+	// EnvironmentCallback is LABTRAIL_ENVIRONMENT_CALLBACK: set the GitLab
+	// environment's external URL to what a reported deployment deployed.
+	EnvironmentCallback bool
+	// Digest is where digests go and when (docs/digests.md).
+	Digest digestConfig
 	// SecretKey(File) is the key connection secrets are sealed under;
 	// OldSecretKey(File) the one they were, for labtrail secrets rotate.
 	SecretKey, SecretKeyFile       string
 	OldSecretKey, OldSecretKeyFile string
+	// Signing in with GitLab (LABTRAIL_OAUTH_CLIENT_ID and _SECRET), the
+	// address browsers reach labtrail at, and the GitLab usernames that
+	// are admins.
+	OAuthClientID, OAuthClientSecret string
+	PublicURL                        string
+	Admins                           []string
+}
+
+// digestConfig is the digests' settings.
+type digestConfig struct {
+	// Location is LABTRAIL_DIGEST_TZ, where days and weeks begin.
+	Location *time.Location
+	// SlackURL and WebhookURL are the destinations' URLs (secrets).
+	SlackURL, WebhookURL string
+	// Schedule is LABTRAIL_DIGEST_SCHEDULE (a cron expression; empty: no
+	// scheduled digest), of Period, over Projects and Group.
+	Schedule cron.Schedule
+	Spec     string
+	Period   digest.Period
+	Projects []string
+	Group    string
 }
 
 // loadDotEnv sets variables from a .env file in the working directory,
@@ -222,14 +253,7 @@ var (
 		set:  list(func(c *config) *[]string { return &c.WebhookSecrets })}
 	webhookURLSetting = &setting{flag: "webhook-url", env: "LABTRAIL_WEBHOOK_URL", typ: "url",
 		help: "labtrail's webhook endpoint as GitLab reaches it, e.g. https://labtrail.example.com/api/v1/webhooks/gitlab",
-		set: func(c *config, v string) error {
-			u, err := url.Parse(v)
-			if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-				return errors.New("must be an http(s) URL such as https://labtrail.example.com/api/v1/webhooks/gitlab")
-			}
-			c.WebhookURL = v
-			return nil
-		}}
+		set:  webhookURL(func(c *config) *string { return &c.WebhookURL }, "https://labtrail.example.com/api/v1/webhooks/gitlab")}
 	webhookSettings = []*setting{
 		webhookSecretSetting,
 		{env: "LABTRAIL_WEBHOOK_SIGNING_SECRET", typ: "list", help: "whsec_<base64> keys: also require GitLab's signed webhooks",
@@ -313,14 +337,7 @@ var (
 			}},
 		{flag: "metrics-public", env: "LABTRAIL_METRICS_PUBLIC", def: "true", typ: "bool",
 			help: "with access control on, serve GET /metrics to anyone (false: to read tokens only)",
-			set: func(c *config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return errors.New("must be true or false")
-				}
-				c.MetricsPublic = b
-				return nil
-			}},
+			set:  boolean(func(c *config) *bool { return &c.MetricsPublic })},
 		{flag: "webhook-read-timeout", env: "LABTRAIL_WEBHOOK_READ_TIMEOUT", def: server.DefaultWebhookReadTimeout.String(), typ: "duration",
 			help: "longest GitLab may take to send one webhook's body (up to 25 MB), instead of --read-timeout",
 			set:  duration(func(c *config) *time.Duration { return &c.HTTP.WebhookRead })},
@@ -337,8 +354,30 @@ var (
 		{flag: "incident-labels", env: "LABTRAIL_INCIDENT_LABELS", def: "incident", typ: "list",
 			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
 			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
+		environmentCallbackSetting,
+		{flag: "oauth-client-id", env: "LABTRAIL_OAUTH_CLIENT_ID", typ: "string",
+			help: "the Application ID of labtrail's OAuth application in GitLab: turns on signing in with GitLab (docs/security.md)",
+			set:  text(func(c *config) *string { return &c.OAuthClientID })},
+		{env: "LABTRAIL_OAUTH_CLIENT_SECRET", help: "the Secret of labtrail's OAuth application in GitLab",
+			set: text(func(c *config) *string { return &c.OAuthClientSecret })},
+		{flag: "public-url", env: "LABTRAIL_PUBLIC_URL", typ: "url",
+			help: "labtrail's address as browsers reach it, e.g. https://labtrail.example.com (the GitLab sign-in's redirect URI is it + /auth/gitlab/callback); default from LABTRAIL_WEBHOOK_URL or a loopback --addr",
+			set: func(c *config, v string) error {
+				u, err := url.Parse(v)
+				if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "") {
+					return errors.New("must be an http(s) URL with no path, such as https://labtrail.example.com")
+				}
+				c.PublicURL = strings.TrimSuffix(v, "/")
+				return nil
+			}},
+		{flag: "admins", env: "LABTRAIL_ADMINS", typ: "list",
+			help: "comma-separated GitLab usernames who get scope admin when they sign in with GitLab; everyone else gets read",
+			set:  list(func(c *config) *[]string { return &c.Admins })},
 	}
 
+	environmentCallbackSetting = &setting{flag: "environment-callback", env: "LABTRAIL_ENVIRONMENT_CALLBACK", def: "false", typ: "bool",
+		help: "set a GitLab environment's external URL to the url of each successful reported deployment (docs/ci.md); the token then needs the api scope",
+		set:  boolean(func(c *config) *bool { return &c.EnvironmentCallback })}
 	// secretKeySettings are the key connection secrets are sealed under.
 	secretKeySettings = []*setting{
 		{env: "LABTRAIL_SECRET_KEY", help: "the key (base64 of 32 bytes; labtrail secrets keygen makes one) the GitLab connections' tokens and webhook secrets are encrypted under",
@@ -361,6 +400,18 @@ var (
 			return nil
 		}}
 )
+
+// boolean makes a setting's set for a true/false field of the config.
+func boolean(field func(*config) *bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
 
 // text, list, positive and duration make a setting's set for a field of
 // the config.
@@ -591,4 +642,77 @@ func (c config) requireToken() error {
 		return errors.New("GITLAB_TOKEN not set: create a personal access token with the read_api scope and export GITLAB_TOKEN (or put it in .env)")
 	}
 	return nil
+}
+
+// webhookURL reads an http(s) URL into *field; empty is none.
+func webhookURL(field func(*config) *string, example string) func(*config, string) error {
+	return func(c *config, v string) error {
+		u, err := url.Parse(v)
+		if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			return errors.New("must be an http(s) URL such as " + example)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// Digest settings (docs/digests.md): digestSettings are what making and
+// sending a digest needs, digestScheduleSettings what serve adds to send
+// one on a schedule.
+var (
+	digestSettings = []*setting{
+		{flag: "tz", env: "LABTRAIL_DIGEST_TZ", def: "UTC", typ: "zone",
+			help: "time zone where a digest's days and weeks begin (weeks on Monday), e.g. Europe/Paris",
+			set: func(c *config, v string) error {
+				loc, err := time.LoadLocation(v)
+				if err != nil || v == "" {
+					return errors.New("must be a time zone name such as UTC or Europe/Paris")
+				}
+				c.Digest.Location = loc
+				return nil
+			}},
+		{env: "LABTRAIL_SLACK_WEBHOOK_URL", typ: "url", help: "the Slack incoming webhook digests are posted to",
+			set: webhookURL(func(c *config) *string { return &c.Digest.SlackURL }, "https://hooks.slack.com/services/T000/B000/XXXX")},
+		{env: "LABTRAIL_DIGEST_WEBHOOK_URL", typ: "url", help: "a URL digests are posted to as JSON",
+			set: webhookURL(func(c *config) *string { return &c.Digest.WebhookURL }, "https://example.com/hooks/labtrail")},
+		settingOf(serveSettings, "LABTRAIL_PUBLIC_URL"),
+		webhookURLSetting,
+		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"),
+		settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS"),
+	}
+	digestScheduleSettings = []*setting{
+		{flag: "digest-schedule", env: "LABTRAIL_DIGEST_SCHEDULE", typ: "cron",
+			help: "when to send the digest, a cron expression in LABTRAIL_DIGEST_TZ (e.g. \"0 9 * * 1\": Mondays at 9); empty: never",
+			set: func(c *config, v string) error {
+				c.Digest.Schedule, c.Digest.Spec = nil, v
+				if v == "" {
+					return nil
+				}
+				s, err := cron.ParseStandard(v)
+				if err != nil {
+					return fmt.Errorf("must be a cron expression such as \"0 9 * * 1\" (minute hour day-of-month month day-of-week): %v", err)
+				}
+				c.Digest.Schedule = s
+				return nil
+			}},
+		{flag: "digest-period", env: "LABTRAIL_DIGEST_PERIOD", def: "week", typ: "day|week", help: "the period a scheduled digest covers",
+			set: func(c *config, v string) (err error) {
+				c.Digest.Period, err = digest.ParsePeriod(v)
+				return err
+			}},
+		{flag: "digest-projects", env: "LABTRAIL_DIGEST_PROJECTS", typ: "list", help: "comma-separated projects (paths or ids) a scheduled digest covers; empty: every project",
+			set: list(func(c *config) *[]string { return &c.Digest.Projects })},
+		{flag: "digest-group", env: "LABTRAIL_DIGEST_GROUP", typ: "string", help: "a group whose projects (subgroups included) a scheduled digest covers",
+			set: text(func(c *config) *string { return &c.Digest.Group })},
+	}
+)
+
+// settingOf is the setting of group read from env.
+func settingOf(group []*setting, env string) *setting {
+	for _, s := range group {
+		if s.env == env {
+			return s
+		}
+	}
+	panic("no setting " + env)
 }

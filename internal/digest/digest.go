@@ -413,3 +413,29 @@ func links(o Options, since, until time.Time) func(path string) string {
 		return base + path + "?" + v.Encode()
 	}
 }
+
+// Projects lists the projects labtrail syncs, among which a selection is
+// resolved.
+type Projects interface {
+	Projects(ctx context.Context) ([]store.Project, error)
+}
+
+// Select sets o.ProjectIDs to the projects o.Projects and o.Group name
+// (ids or paths; a group with its subgroups); neither selects every
+// project. A name labtrail does not sync is a *store.UnknownSelectionError.
+func Select(ctx context.Context, ps Projects, o *Options) error {
+	o.ProjectIDs = nil
+	if len(o.Projects) == 0 && o.Group == "" {
+		return nil
+	}
+	all, err := ps.Projects(ctx)
+	if err != nil {
+		return fmt.Errorf("projects: %w", err)
+	}
+	var groups []string
+	if o.Group != "" {
+		groups = []string{o.Group}
+	}
+	o.ProjectIDs, err = store.SelectProjects(all, o.Projects, groups)
+	return err
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Slack's limits on an incoming webhook's Block Kit message
@@ -50,9 +51,35 @@ func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// mlink is a mrkdwn link, or the bare text without a URL.
+// slackMaxURL bounds a link's URL: a link to a selection of hundreds of
+// projects would fill a text's 3,000 characters alone, so such a link is
+// left out and its text kept.
+const slackMaxURL = 1000
+
+// escapeCut escapes s for mrkdwn within n characters, cutting s (never
+// an entity) and marking the cut with "…".
+func escapeCut(s string, n int) string {
+	e := escape(s)
+	if utf8.RuneCountInString(e) <= n {
+		return e
+	}
+	var b strings.Builder
+	used := 0
+	for _, r := range s {
+		x := escape(string(r))
+		if used+utf8.RuneCountInString(x) > n-1 {
+			break
+		}
+		b.WriteString(x)
+		used += utf8.RuneCountInString(x)
+	}
+	return b.String() + "…"
+}
+
+// mlink is a mrkdwn link, or the bare text without a URL (or with one
+// too long to fit).
 func mlink(url, text string) string {
-	if url == "" {
+	if url == "" || len(url) > slackMaxURL {
 		return escape(text)
 	}
 	return "<" + url + "|" + escape(text) + ">"
@@ -105,10 +132,10 @@ func field(name string, f Figure) Text {
 func (d *Digest) Slack() SlackMessage {
 	var b []Block
 	b = append(b, Block{Type: "header", Text: &Text{Type: "plain_text", Text: cut(d.Title, SlackMaxHeaderText)}})
-	ctx := []Text{mrkdwn(cut(escape(d.Scope), SlackMaxText)),
+	ctx := []Text{mrkdwn(escapeCut(d.Scope, SlackMaxText)),
 		mrkdwn(escape(fmt.Sprintf("%s to %s (%s); changes against the %s before",
 			d.Since.Format("2006-01-02 15:04"), d.Until.Format("2006-01-02 15:04"), d.Timezone, d.Period)))}
-	if d.URL != "" {
+	if d.URL != "" && len(d.URL) <= slackMaxURL {
 		ctx = append(ctx, mrkdwn(mlink(d.URL, "Open in labtrail")))
 	}
 	b = append(b, Block{Type: "context", Elements: ctx})
@@ -132,8 +159,9 @@ func (d *Digest) Slack() SlackMessage {
 	b = append(b, Block{Type: "divider"}, section(heading("Deployments per environment", d.Deployments.URL)))
 	envs := d.Deployments.Environments
 	// The environments take the blocks the rest leaves: the tail blocks
-	// (pipelines, incidents, footer) are at most 7.
-	room := SlackMaxBlocks - len(b) - 7 - 1
+	// (a divider, pipelines and failing jobs, incidents and their list,
+	// the footer) are at most 6, and one says what was left out.
+	room := SlackMaxBlocks - len(b) - 6 - 1
 	if len(envs) == 0 {
 		b = append(b, section("No deployment in either period."))
 	}

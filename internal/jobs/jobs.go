@@ -112,10 +112,15 @@ type Config struct {
 	// ID names this process among the replicas (River's client id, seen
 	// in river_leader and each job's attempted_by); default River's own.
 	ID string
+	// EnvironmentURLs, when set, runs the environment URL callback's jobs
+	// (EnvironmentURLArgs); without it they are cancelled.
+	EnvironmentURLs EnvironmentURLSetter
 	// Now is the clock River schedules by: when periodic jobs fall due and
 	// which interval a periodic sync belongs to for its one-per-interval
 	// uniqueness; default time.Now. The database's clock still dates jobs.
 	Now func() time.Time
+	// Tasks are other parts' periodic jobs (tasks.go).
+	Tasks []Task
 }
 
 // DefaultJobTimeout bounds a job when Config.JobTimeout is zero.
@@ -325,6 +330,11 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	}
 	river.AddWorker(workers, &deliveryWorker{wake: cfg.Converter})
 	river.AddWorker(workers, &sweepWorker{wake: cfg.Converter})
+	tasks, err := taskJobs(workers, cfg.Tasks)
+	if err != nil {
+		return nil, err
+	}
+	river.AddWorker(workers, &envURLWorker{set: cfg.EnvironmentURLs, state: cfg.Poller.Store, log: log, now: clock(cfg.Now)})
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -335,7 +345,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		Test:                 river.TestConfig{Time: timeGenerator(cfg.Now)},
-		PeriodicJobs: []*river.PeriodicJob{
+		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(
 				river.PeriodicInterval(cfg.Interval),
 				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, once(cfg.Interval) },
@@ -349,7 +359,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, once(time.Minute) },
 				&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true},
 			),
-		},
+		}, tasks...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
@@ -369,6 +379,14 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 			return err == nil && !res.UniqueSkippedAsDuplicate, err
 		}),
 	}, nil
+}
+
+// clock is now, or time.Now when nil.
+func clock(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
 }
 
 // newHealer schedules a project's sync delay from now with insert (which

@@ -52,37 +52,27 @@ func (s *Server) selectProjects(ctx context.Context, q url.Values) ([]int64, err
 	return s.projectSelection(ctx, values(q, "project"), values(q, "group"))
 }
 
-// projectSelection is selectProjects over refs and groups already read.
+// projectSelection is selectProjects over refs and groups already read;
+// none selects every project the request's principal may see.
 func (s *Server) projectSelection(ctx context.Context, refs, groups []string) ([]int64, error) {
 	if len(refs) == 0 && len(groups) == 0 {
-		return nil, nil
+		return visibleIDs(ctx), nil
 	}
 	all, err := s.store.Projects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := idsOf(all, refs)
-	if err != nil {
-		return nil, err
+	return selectionError(store.SelectProjects(all, refs, groups))
+}
+
+// selectionError makes a project or group of a selection that labtrail
+// does not sync a 404 that says where the projects are listed.
+func selectionError(ids []int64, err error) ([]int64, error) {
+	var ue *store.UnknownSelectionError
+	if errors.As(err, &ue) {
+		return nil, &apiError{http.StatusNotFound, ue.Error() + " (see GET /api/v1/projects)"}
 	}
-	if len(groups) == 0 {
-		return ids, nil
-	}
-	for _, g := range groups {
-		g = strings.Trim(g, "/")
-		n := 0
-		for _, p := range all {
-			if len(p.Path) > len(g) && strings.EqualFold(p.Path[:len(g)+1], g+"/") {
-				ids = append(ids, p.ID)
-				n++
-			}
-		}
-		if n == 0 {
-			return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown group %q: no project labtrail syncs is in it (see GET /api/v1/projects)", g)}
-		}
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	return ids, err
 }
 
 // metricsQuery reads a metrics endpoint's parameters.

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +71,7 @@ type Server struct {
 	tokens   *auth.Tokens // EnableAuth; nil: access control off
 	authOpts AuthOptions
 	sessions *auth.Sessions
+	oauth    *auth.GitLabOAuth // EnableGitLabSignin
 	limits   limiters
 	reported DeploymentReported // OnDeploymentReported
 
@@ -92,7 +92,7 @@ func New(st Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: st, log: log, mux: http.NewServeMux(), hints: Hints{
+	s := &Server{store: visibleStore{st}, log: log, mux: http.NewServeMux(), hints: Hints{
 		Webhooks:    "webhooks are not set up on this server",
 		WebhookTest: "the webhook test is not set up on this server",
 	}}
@@ -132,6 +132,9 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
 		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
 		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
+		{method: "GET", path: "/api/v1/export", need: read, h: s.exportEvents},
+		{method: "GET", path: "/auth/gitlab", need: scopeOpen, h: s.gitlabSignin, limit: signinLimit},
+		{method: "GET", path: "/auth/gitlab/callback", need: scopeOpen, h: s.gitlabCallback, limit: signinLimit},
 	}
 	allowed := map[string][]string{}
 	var paths []string
@@ -338,17 +341,10 @@ func (s *Server) projectIDs(ctx context.Context, refs []string) ([]int64, error)
 
 // idsOf is projectIDs over the stored projects ps.
 func idsOf(ps []store.Project, refs []string) ([]int64, error) {
-	var ids []int64
-	for _, ref := range refs {
-		i := slices.IndexFunc(ps, func(p store.Project) bool {
-			return strconv.FormatInt(p.ID, 10) == ref || strings.EqualFold(p.Path, ref)
-		})
-		if i < 0 {
-			return nil, &apiError{http.StatusNotFound, fmt.Sprintf("unknown project %q: not a project labtrail syncs (see GET /api/v1/projects)", ref)}
-		}
-		ids = append(ids, ps[i].ID)
+	if len(refs) == 0 {
+		return nil, nil
 	}
-	return ids, nil
+	return selectionError(store.SelectProjects(ps, refs, nil))
 }
 
 type eventsPage struct {
@@ -507,6 +503,9 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
+	if s.refuseRestricted(w, r, "webhook deliveries") {
+		return
+	}
 	q := r.URL.Query()
 	f := store.DeliveryFilter{Status: q.Get("status"), Cursor: q.Get("cursor")}
 	switch f.Status {
