@@ -46,29 +46,6 @@ type deploymentView struct {
 	Linked  []linkedEvent   `json:"linked"`
 }
 
-// linked is the store's LinkedStore, when it has one, seen by the
-// request's principal (as related is): deployments of a project it cannot
-// see are left out.
-func (s *Server) linked() (store.LinkedStore, bool) {
-	var inner any = s.store
-	if v, ok := s.store.(visibleStore); ok {
-		inner = v.Store
-	}
-	ls, ok := inner.(store.LinkedStore)
-	if !ok {
-		return nil, false
-	}
-	return visibleLinked{ls}, true
-}
-
-type visibleLinked struct{ store.LinkedStore }
-
-func (v visibleLinked) LinkedDeployments(ctx context.Context, id string) ([]change.Event, error) {
-	es, err := v.LinkedStore.LinkedDeployments(ctx, id)
-	p := auth.FromContext(ctx)
-	return slices.DeleteFunc(es, func(e change.Event) bool { return !p.CanSee(e.ProjectID) }), err
-}
-
 // withLinks is ev as the API shows it: a deployment with what it is
 // linked to, when the store knows links.
 func (s *Server) withLinks(ctx context.Context, ev change.Event, tl []change.TimelineEntry) (any, error) {
