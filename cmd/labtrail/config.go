@@ -657,8 +657,8 @@ func webhookURL(field func(*config) *string, example string) func(*config, strin
 }
 
 // Digest settings (docs/digests.md): digestSettings are what making and
-// sending a digest needs, digestScheduleSettings what serve adds to send
-// one on a schedule.
+// sending a digest needs beside the metrics' conventions,
+// digestScheduleSettings what serve adds to send one on a schedule.
 var (
 	digestSettings = []*setting{
 		{flag: "tz", env: "LABTRAIL_DIGEST_TZ", def: "UTC", typ: "zone",
@@ -675,11 +675,11 @@ var (
 			set: webhookURL(func(c *config) *string { return &c.Digest.SlackURL }, "https://hooks.slack.com/services/T000/B000/XXXX")},
 		{env: "LABTRAIL_DIGEST_WEBHOOK_URL", typ: "url", help: "a URL digests are posted to as JSON",
 			set: webhookURL(func(c *config) *string { return &c.Digest.WebhookURL }, "https://example.com/hooks/labtrail")},
-		settingOf(serveSettings, "LABTRAIL_PUBLIC_URL"),
-		webhookURLSetting,
-		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"),
-		settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS"),
 	}
+	// digestCommandSettings are the digest command's: serve has the
+	// others already.
+	digestCommandSettings = []*setting{settingOf(serveSettings, "LABTRAIL_PUBLIC_URL"), webhookURLSetting,
+		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"), settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS")}
 	digestScheduleSettings = []*setting{
 		{flag: "digest-schedule", env: "LABTRAIL_DIGEST_SCHEDULE", typ: "cron",
 			help: "when to send the digest, a cron expression in LABTRAIL_DIGEST_TZ (e.g. \"0 9 * * 1\": Mondays at 9); empty: never",

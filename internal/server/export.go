@@ -60,6 +60,12 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 			_ = rc.SetWriteDeadline(time.Now().Add(s.write))
 		}
 	}
+	if r.Method == http.MethodHead {
+		// The headers say what a GET would send; reading every event to
+		// send none of them would be all cost.
+		begin()
+		return
+	}
 	out := writerFunc(func(b []byte) (int, error) {
 		if !started {
 			begin()

@@ -28,6 +28,7 @@ type Store interface {
 	store.ProjectStore
 	store.DeliveryStore
 	store.AuditStore
+	store.DigestStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 }
@@ -395,7 +396,12 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.store.Projects(r.Context())
+	of, err := s.projectStoreOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ps, err := of.Projects(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -407,7 +413,12 @@ func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
-	sts, err := s.store.SyncStates(r.Context())
+	of, err := s.projectStoreOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sts, err := of.SyncStates(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -415,7 +426,7 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	if sts == nil {
 		sts = []store.SyncState{}
 	}
-	ps, err := s.store.Projects(r.Context())
+	ps, err := of.Projects(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -433,7 +444,13 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	for _, p := range ps {
 		statuses = append(statuses, projectStatus{p.ID, p.Path, p.Status, p.StatusDetail, p.StatusAt})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sync": sts, "projects": statuses})
+	// Digests sent or failing (docs/digests.md).
+	digests, err := s.digestSends(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sync": sts, "projects": statuses, "digests": digests})
 }
 
 // audit lists recorded GitLab API calls, newest first.
