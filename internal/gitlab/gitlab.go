@@ -96,6 +96,7 @@ type Client struct {
 	detect     detectBatch // change detection's batch size (detect.go)
 	mrPlan     graphQLPlan // merge request details by GraphQL
 	plPlan     graphQLPlan // pipeline details and jobs by GraphQL
+	issuePlan  graphQLPlan // issue notes by GraphQL
 }
 
 // New checks cfg and builds a client; it makes no request.
@@ -125,6 +126,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("gitlab: GraphQL mode %q: want %q or %q", cfg.GraphQL, GraphQLAuto, GraphQLOff)
 	}
 	c.mrPlan.name, c.plPlan.name = "merge request", "pipeline"
+	c.issuePlan.name = "issue"
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}

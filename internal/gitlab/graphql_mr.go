@@ -101,28 +101,38 @@ func (c *Client) mergeRequestDetailsGraphQL(ctx context.Context, p Project, mrs 
 	for _, mr := range mrs {
 		byIID[mr.IID] = mr
 	}
-	todo := mrs
-	for len(todo) > 0 && c.graphQLFor(&c.mrPlan) {
-		level := int(c.mrPlan.level.Load())
-		batch, nested, _ := c.mrPlan.sizes()
-		chunk := todo[:min(batch, len(todo))]
+	err := graphQLBatches(c, &c.mrPlan, p, mrs, func(chunk []*gl.BasicMergeRequest, nested int) error {
 		got, err := c.mergeRequestBatch(ctx, p, chunk, nested)
-		if errors.Is(err, errGraphQLRefused) {
-			c.log.Info("GitLab refused a GraphQL query as too complex; asking for less", "project", p.selector(), "reason", err.Error())
-			c.mrPlan.shrink(level)
-			continue
-		}
-		if err != nil {
-			return out, c.graphQLFailed(&c.mrPlan, err)
-		}
 		for iid, d := range got {
 			if byIID[iid] != nil {
 				out[iid] = d
 			}
 		}
+		return err
+	})
+	return out, err
+}
+
+// graphQLBatches runs batch over todo in chunks of g's sizes while g's
+// details go by GraphQL: a chunk GitLab refuses as too complex is asked
+// again smaller. It returns what graphQLFailed makes of another failure.
+func graphQLBatches[T any](c *Client, g *graphQLPlan, p Project, todo []T, batch func(chunk []T, nested int) error) error {
+	for len(todo) > 0 && c.graphQLFor(g) {
+		level := int(g.level.Load())
+		size, nested, _ := g.sizes()
+		chunk := todo[:min(size, len(todo))]
+		err := batch(chunk, nested)
+		if errors.Is(err, errGraphQLRefused) {
+			c.log.Info("GitLab refused a GraphQL query as too complex; asking for less", "project", p.selector(), "reason", err.Error())
+			g.shrink(level)
+			continue
+		}
+		if err != nil {
+			return c.graphQLFailed(g, err)
+		}
 		todo = todo[len(chunk):]
 	}
-	return out, nil
+	return nil
 }
 
 // mergeRequestBatch is one query for chunk, plus the follow-ups of the
@@ -243,20 +253,30 @@ func (n *gqlMergeRequest) details(iid int64) (MergeRequestDetails, error) {
 		d.Commits = append(d.Commits, &gl.Commit{AuthoredDate: cm.AuthoredDate.ptr()})
 	}
 	for _, gn := range n.Notes.Nodes {
-		id, err := gidNumber(gn.ID)
+		note, err := gn.note("MergeRequest", iid)
 		if err != nil {
 			return d, err
-		}
-		note := &gl.Note{
-			ID: id, Body: gn.Body, System: gn.System, Author: gl.NoteAuthor{Username: gn.Author.name()},
-			CreatedAt: gn.CreatedAt.ptr(), UpdatedAt: gn.UpdatedAt.ptr(),
-			Resolvable: gn.Resolvable, Resolved: gn.Resolved,
-			NoteableType: "MergeRequest", NoteableIID: iid,
-		}
-		if gn.Internal != nil {
-			note.Internal = *gn.Internal
 		}
 		d.Notes = append(d.Notes, note)
 	}
 	return d, nil
+}
+
+// note is a GraphQL note as REST gives it, on the noteable of the given
+// type and iid.
+func (gn gqlNote) note(noteableType string, iid int64) (*gl.Note, error) {
+	id, err := gidNumber(gn.ID)
+	if err != nil {
+		return nil, err
+	}
+	note := &gl.Note{
+		ID: id, Body: gn.Body, System: gn.System, Author: gl.NoteAuthor{Username: gn.Author.name()},
+		CreatedAt: gn.CreatedAt.ptr(), UpdatedAt: gn.UpdatedAt.ptr(),
+		Resolvable: gn.Resolvable, Resolved: gn.Resolved,
+		NoteableType: noteableType, NoteableIID: iid,
+	}
+	if gn.Internal != nil {
+		note.Internal = *gn.Internal
+	}
+	return note, nil
 }

@@ -39,8 +39,16 @@ func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts Fe
 		if err != nil {
 			return err
 		}
+		viaGraphQL, err := c.issueNotesGraphQL(ctx, p, is)
+		if err != nil {
+			return err
+		}
 		per := make([][]change.Event, len(is))
 		err = c.forEach(ctx, len(is), func(ctx context.Context, i int) error {
+			if notes, ok := viaGraphQL[is[i].IID]; ok {
+				per[i] = IssueEvents(p, is[i], notes)
+				return nil
+			}
 			desc := fmt.Sprintf("notes of issue #%d of %s", is[i].IID, p.selector())
 			notes, err := c.notesOf(ctx, desc, func(opt gl.ListOptions, o ...gl.RequestOptionFunc) ([]*gl.Note, *gl.Response, error) {
 				return c.gl.Notes.ListIssueNotes(p.ref(), is[i].IID, &gl.ListIssueNotesOptions{

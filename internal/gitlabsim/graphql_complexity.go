@@ -62,6 +62,7 @@ var fieldCosts = map[string]fieldCost{
 	"MergeRequest.userNotesCount":             {resolver: true},
 	"Pipeline.jobs":                           {resolver: true, connection: true},
 	"Project.issues":                          {resolver: true, connection: true},
+	"Issue.notes":                             {resolver: true, connection: true},
 	"Project.releases":                        {resolver: true, connection: true},
 	"Project.environments":                    {resolver: true, connection: true},
 	"Environment.deployments":                 {resolver: true, connection: true},

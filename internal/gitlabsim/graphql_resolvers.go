@@ -696,15 +696,17 @@ type notesArgs struct {
 }
 
 // Notes lists oldest first, as GitLab's NotesFinder does.
-func (r *mrR) Notes(args notesArgs) (*conn[*noteR], error) {
-	list := slices.Clone(r.m.notes)
+func (r *mrR) Notes(args notesArgs) (*conn[*noteR], error) { return notesConn(r.q, r.m.notes, args) }
+
+func notesConn(q *gqlReq, notes []*note, args notesArgs) (*conn[*noteR], error) {
+	list := slices.Clone(notes)
 	if args.Filter != "ALL_NOTES" {
 		system := args.Filter == "ONLY_ACTIVITY"
 		list = slices.DeleteFunc(list, func(n *note) bool { return n.system != system })
 	}
 	slices.SortStableFunc(list, func(a, b *note) int { return cmpOr(a.createdAt.Compare(b.createdAt), cmpInt(a.id, b.id)) })
 	return paginate(list, args.connArgs, func(n *note) cursorKey { return timeIDKey(n.createdAt, n.id) }, ascByTimeID,
-		func(n *note) *noteR { return &noteR{q: r.q, n: n} })
+		func(n *note) *noteR { return &noteR{q: q, n: n} })
 }
 
 // ---- pipelines and jobs ----

@@ -17,6 +17,7 @@ import (
 // DeploymentsFinder, ContainerRepositoriesFinder).
 
 type issuesArgs struct {
+	Iids          *[]string
 	State         *string
 	UpdatedAfter  *gqlTime
 	UpdatedBefore *gqlTime
@@ -28,8 +29,15 @@ func (r *projectR) Issues(args issuesArgs) (*conn[*issueR], error) {
 	after, before := gqlTimeRange(args.UpdatedAfter, args.UpdatedBefore)
 	var list []*issue
 	lo, hi := span(len(r.p.issuesByUpd), func(i int) time.Time { return r.p.issuesByUpd[i].updatedAt }, after, before)
+	var want map[string]bool
+	if args.Iids != nil {
+		want = map[string]bool{}
+		for _, iid := range *args.Iids {
+			want[iid] = true
+		}
+	}
 	for _, is := range r.p.issuesByUpd[lo:hi] {
-		if args.State != nil && *args.State != "all" && is.state != *args.State {
+		if args.State != nil && *args.State != "all" && is.state != *args.State || want != nil && !want[itoa(is.iid)] {
 			continue
 		}
 		list = append(list, is)
@@ -37,10 +45,18 @@ func (r *projectR) Issues(args issuesArgs) (*conn[*issueR], error) {
 	slices.SortFunc(list, func(a, b *issue) int { return cmpOr(b.createdAt.Compare(a.createdAt), cmpInt(b.id, a.id)) })
 	return paginate(list, args.connArgs, func(is *issue) cursorKey { return timeIDKey(is.createdAt, is.id) },
 		func(a, b cursorKey) int { return -ascByTimeID(a, b) },
-		func(is *issue) *issueR { return &issueR{is: is} })
+		func(is *issue) *issueR { return &issueR{q: r.q, is: is} })
 }
 
-type issueR struct{ is *issue }
+type issueR struct {
+	q  *gqlReq
+	is *issue
+}
+
+// Notes lists oldest first, as on merge requests.
+func (r *issueR) Notes(args notesArgs) (*conn[*noteR], error) {
+	return notesConn(r.q, r.is.notes, args)
+}
 
 func (r *issueR) ID() graphql.ID         { return graphql.ID(globalID("Issue", r.is.id)) }
 func (r *issueR) Iid() string            { return itoa(r.is.iid) }
