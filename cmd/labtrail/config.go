@@ -83,6 +83,12 @@ type config struct {
 	// OldSecretKey(File) the one they were, for labtrail secrets rotate.
 	SecretKey, SecretKeyFile       string
 	OldSecretKey, OldSecretKeyFile string
+	// Signing in with GitLab (LABTRAIL_OAUTH_CLIENT_ID and _SECRET), the
+	// address browsers reach labtrail at, and the GitLab usernames that
+	// are admins.
+	OAuthClientID, OAuthClientSecret string
+	PublicURL                        string
+	Admins                           []string
 }
 
 // digestConfig is the digests' settings.
@@ -91,8 +97,6 @@ type digestConfig struct {
 	Location *time.Location
 	// SlackURL and WebhookURL are the destinations' URLs (secrets).
 	SlackURL, WebhookURL string
-	// PublicURL is where labtrail's pages are, for the digest's links.
-	PublicURL string
 	// Schedule is LABTRAIL_DIGEST_SCHEDULE (a cron expression; empty: no
 	// scheduled digest), of Period, over Projects and Group.
 	Schedule cron.Schedule
@@ -351,6 +355,24 @@ var (
 			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
 			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
 		environmentCallbackSetting,
+		{flag: "oauth-client-id", env: "LABTRAIL_OAUTH_CLIENT_ID", typ: "string",
+			help: "the Application ID of labtrail's OAuth application in GitLab: turns on signing in with GitLab (docs/security.md)",
+			set:  text(func(c *config) *string { return &c.OAuthClientID })},
+		{env: "LABTRAIL_OAUTH_CLIENT_SECRET", help: "the Secret of labtrail's OAuth application in GitLab",
+			set: text(func(c *config) *string { return &c.OAuthClientSecret })},
+		{flag: "public-url", env: "LABTRAIL_PUBLIC_URL", typ: "url",
+			help: "labtrail's address as browsers reach it, e.g. https://labtrail.example.com (the GitLab sign-in's redirect URI is it + /auth/gitlab/callback); default from LABTRAIL_WEBHOOK_URL or a loopback --addr",
+			set: func(c *config, v string) error {
+				u, err := url.Parse(v)
+				if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "") {
+					return errors.New("must be an http(s) URL with no path, such as https://labtrail.example.com")
+				}
+				c.PublicURL = strings.TrimSuffix(v, "/")
+				return nil
+			}},
+		{flag: "admins", env: "LABTRAIL_ADMINS", typ: "list",
+			help: "comma-separated GitLab usernames who get scope admin when they sign in with GitLab; everyone else gets read",
+			set:  list(func(c *config) *[]string { return &c.Admins })},
 	}
 
 	environmentCallbackSetting = &setting{flag: "environment-callback", env: "LABTRAIL_ENVIRONMENT_CALLBACK", def: "false", typ: "bool",
@@ -635,8 +657,8 @@ func webhookURL(field func(*config) *string, example string) func(*config, strin
 }
 
 // Digest settings (docs/digests.md): digestSettings are what making and
-// sending a digest needs, digestScheduleSettings what serve adds to send
-// one on a schedule.
+// sending a digest needs beside the metrics' conventions,
+// digestScheduleSettings what serve adds to send one on a schedule.
 var (
 	digestSettings = []*setting{
 		{flag: "tz", env: "LABTRAIL_DIGEST_TZ", def: "UTC", typ: "zone",
@@ -653,13 +675,11 @@ var (
 			set: webhookURL(func(c *config) *string { return &c.Digest.SlackURL }, "https://hooks.slack.com/services/T000/B000/XXXX")},
 		{env: "LABTRAIL_DIGEST_WEBHOOK_URL", typ: "url", help: "a URL digests are posted to as JSON",
 			set: webhookURL(func(c *config) *string { return &c.Digest.WebhookURL }, "https://example.com/hooks/labtrail")},
-		{flag: "public-url", env: "LABTRAIL_PUBLIC_URL", typ: "url",
-			help: "labtrail's address as its users reach it, for the links in digests (default: from LABTRAIL_WEBHOOK_URL)",
-			set:  webhookURL(func(c *config) *string { return &c.Digest.PublicURL }, "https://labtrail.example.com")},
-		webhookURLSetting,
-		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"),
-		settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS"),
 	}
+	// digestCommandSettings are the digest command's: serve has the
+	// others already.
+	digestCommandSettings = []*setting{settingOf(serveSettings, "LABTRAIL_PUBLIC_URL"), webhookURLSetting,
+		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"), settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS")}
 	digestScheduleSettings = []*setting{
 		{flag: "digest-schedule", env: "LABTRAIL_DIGEST_SCHEDULE", typ: "cron",
 			help: "when to send the digest, a cron expression in LABTRAIL_DIGEST_TZ (e.g. \"0 9 * * 1\": Mondays at 9); empty: never",
@@ -695,16 +715,4 @@ func settingOf(group []*setting, env string) *setting {
 		}
 	}
 	panic("no setting " + env)
-}
-
-// publicURL is where labtrail's pages are: LABTRAIL_PUBLIC_URL, or the
-// address GitLab reaches its webhook at, without the webhook's path.
-func (c config) publicURL() string {
-	if c.Digest.PublicURL != "" {
-		return c.Digest.PublicURL
-	}
-	if i := strings.Index(c.WebhookURL, "/api/v1/webhooks/"); i > 0 {
-		return c.WebhookURL[:i]
-	}
-	return ""
 }

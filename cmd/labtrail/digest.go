@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,10 @@ import (
 	"time"
 	_ "time/tzdata" // LABTRAIL_DIGEST_TZ names a zone even where the system has no zoneinfo
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/labtrail/labtrail/internal/digest"
+	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/metrics"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -40,7 +44,7 @@ func (c config) destinations() map[string]digest.Destination {
 // digestOptions are the options of a digest of period over the projects
 // and group given, as c configures digests.
 func (c config) digestOptions(p digest.Period, projects []string, group string) digest.Options {
-	return digest.Options{Period: p, Location: c.Digest.Location, Projects: projects, Group: group, PublicURL: c.publicURL()}
+	return digest.Options{Period: p, Location: c.Digest.Location, Projects: projects, Group: group, PublicURL: pagesURL(c)}
 }
 
 // makeDigest resolves o's selection and builds its digest as of now.
@@ -54,7 +58,7 @@ func makeDigest(ctx context.Context, st store.Store, mc metrics.Config, o digest
 
 func runDigest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("digest", "digest --period day|week [--project P]... [--group G] [--to slack|webhook|stdout] [--dry-run] [--at TIME]", stderr)
-	build := useSettings(fs, []*setting{dbSetting, logLevelSetting}, digestSettings)
+	build := useSettings(fs, []*setting{dbSetting, logLevelSetting}, digestSettings, digestCommandSettings)
 	var projects, to listFlag
 	var period, group, at string
 	var dry bool
@@ -166,12 +170,70 @@ func runDigest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// indent pretty-prints a JSON body for a reader.
+// indent pretty-prints a JSON body for a reader, its keys in their order.
 func indent(body []byte) string {
-	var v any
-	if json.Unmarshal(body, &v) != nil {
+	var b bytes.Buffer
+	if json.Indent(&b, body, "", "  ") != nil {
 		return string(body)
 	}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	return string(b)
+	return b.String()
+}
+
+// zoned is a cron schedule read in a time zone (a CRON_TZ= prefix in the
+// expression wins).
+type zoned struct {
+	cron.Schedule
+	loc *time.Location
+}
+
+func (z zoned) Next(t time.Time) time.Time { return z.Schedule.Next(t.In(z.loc)) }
+
+// scheduledDigest is serve's scheduled digest, or nil without
+// LABTRAIL_DIGEST_SCHEDULE.
+func (c config) scheduledDigest(st store.Store, log *slog.Logger) (*jobs.Digest, error) {
+	if c.Digest.Schedule == nil {
+		return nil, nil
+	}
+	var dests []digest.Destination
+	for _, name := range []string{"slack", "webhook"} {
+		if d, ok := c.destinations()[name]; ok {
+			dests = append(dests, d)
+		}
+	}
+	if len(dests) == 0 {
+		return nil, errors.New("LABTRAIL_DIGEST_SCHEDULE is set, but neither LABTRAIL_SLACK_WEBHOOK_URL nor LABTRAIL_DIGEST_WEBHOOK_URL says where to send the digest")
+	}
+	loc := c.Digest.Location
+	o := c.digestOptions(c.Digest.Period, c.Digest.Projects, c.Digest.Group)
+	sender := &digest.Sender{Store: st, Log: log}
+	log.Info("scheduled digest", "schedule", c.Digest.Spec, "zone", loc.String(), "period", c.Digest.Period,
+		"next", zoned{c.Digest.Schedule, loc}.Next(time.Now()).Format(time.RFC3339))
+	return &jobs.Digest{
+		Schedule: zoned{c.Digest.Schedule, loc},
+		PeriodEnd: func(t time.Time) time.Time {
+			_, until := c.Digest.Period.Window(t, loc)
+			return until
+		},
+		Send: func(ctx context.Context, until time.Time) error {
+			// As at the period's end: every retry makes the same digest.
+			d, err := makeDigest(ctx, st, c.Metrics, o, until.In(loc))
+			if err != nil {
+				return err
+			}
+			var failed []error
+			for _, r := range sender.Send(ctx, d, dests...) {
+				if r.Err != nil {
+					failed = append(failed, fmt.Errorf("%s: %w", r.Destination, r.Err))
+				}
+			}
+			return errors.Join(failed...)
+		},
+	}, nil
+}
+
+// pagesURL is where a digest's links point: labtrail's address as
+// browsers reach it (publicURL), or none when it cannot be known.
+func pagesURL(c config) string {
+	u, _ := publicURL(&c)
+	return u
 }

@@ -6,15 +6,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/store"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
@@ -157,5 +164,133 @@ func TestDigestCommand(t *testing.T) {
 	// Another selection is another digest; stdout beside Slack.
 	if code, out, _ := cmd("--period", "week", "--project", "team/lib", "--to", "slack,stdout"); code != 0 || posts() != 3 || !strings.Contains(out, "Merged: 1") {
 		t.Errorf("team/lib to slack and stdout: %d, %d posts\n%s", code, posts(), out)
+	}
+}
+
+// TestDigestSchedule reads LABTRAIL_DIGEST_SCHEDULE in LABTRAIL_DIGEST_TZ
+// as serve does, and refuses a schedule with nowhere to send.
+func TestDigestSchedule(t *testing.T) {
+	for _, k := range []string{"LABTRAIL_SLACK_WEBHOOK_URL", "LABTRAIL_DIGEST_WEBHOOK_URL", "LABTRAIL_DIGEST_PERIOD"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("LABTRAIL_DIGEST_SCHEDULE", "0 9 * * 1")
+	t.Setenv("LABTRAIL_DIGEST_TZ", "Europe/Paris")
+	conf := func(args ...string) (config, error) {
+		fs := newFlagSet("serve", "serve", io.Discard)
+		build := useSettings(fs, digestSettings, digestScheduleSettings)
+		if err := fs.Parse(args); err != nil {
+			return config{}, err
+		}
+		return build()
+	}
+	c, err := conf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.scheduledDigest(nil, quietLog()); err == nil || !strings.Contains(err.Error(), "LABTRAIL_SLACK_WEBHOOK_URL") {
+		t.Errorf("a schedule with nowhere to send: %v", err)
+	}
+	t.Setenv("LABTRAIL_DIGEST_WEBHOOK_URL", "https://example.com/hook")
+	if c, err = conf(); err != nil {
+		t.Fatal(err)
+	}
+	dg, err := c.scheduledDigest(nil, quietLog())
+	if err != nil || dg == nil {
+		t.Fatalf("scheduled digest: %v", err)
+	}
+	// Mondays at 9 in Paris: 8 UTC in winter, 7 UTC in summer (from 29
+	// March 2026).
+	for from, want := range map[time.Time]time.Time{
+		time.Date(2026, 3, 15, 12, 0, 0, 0, time.UTC): time.Date(2026, 3, 16, 8, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 16, 8, 0, 0, 0, time.UTC):  time.Date(2026, 3, 23, 8, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC): time.Date(2026, 3, 30, 7, 0, 0, 0, time.UTC),
+	} {
+		if got := dg.Schedule.Next(from); !got.Equal(want) {
+			t.Errorf("after %s: %s, want %s", from, got.UTC(), want)
+		}
+	}
+	// The week that ended last Monday at midnight in Paris.
+	if got := dg.PeriodEnd(time.Date(2026, 3, 16, 8, 0, 0, 0, time.UTC)); !got.Equal(time.Date(2026, 3, 15, 23, 0, 0, 0, time.UTC)) {
+		t.Errorf("period end %s", got.UTC())
+	}
+	t.Setenv("LABTRAIL_DIGEST_SCHEDULE", "every monday")
+	if _, err := conf(); err == nil || !strings.Contains(err.Error(), "LABTRAIL_DIGEST_SCHEDULE must be a cron expression") {
+		t.Errorf("a bad schedule: %v", err)
+	}
+	if _, err := conf("--digest-period", "month"); err == nil {
+		t.Error("a month period was taken")
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestServeSendsTheScheduledDigest runs serve with a digest due every
+// second: the JSON webhook gets yesterday's digest once, and sync status
+// says it was sent.
+func TestServeSendsTheScheduledDigest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a labtrail process")
+	}
+	_, simURL := startSim(t, gitlabsim.Options{Seed: 3, Projects: 1, MRs: 5, Pipelines: 5})
+	var mu sync.Mutex
+	var keys []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var d struct {
+			Key string `json:"key"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		keys = append(keys, d.Key)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	got := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(keys) }
+
+	db := filepath.Join(t.TempDir(), "labtrail.db")
+	cmd := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--poll-interval", "3600")
+	cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
+		"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=info", "REPOS=", "LABTRAIL_AUTH=off",
+		"LABTRAIL_DIGEST_SCHEDULE=@every 1s", "LABTRAIL_DIGEST_PERIOD=day", "LABTRAIL_DIGEST_TZ=UTC",
+		"LABTRAIL_DIGEST_WEBHOOK_URL="+hook.URL+"/hooks/labtrail/s3cr3t", "LABTRAIL_SLACK_WEBHOOK_URL=")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("labtrail serve output:\n%s", logs.String())
+		}
+	})
+	want := "day:" + time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly) + ":UTC:all"
+	for deadline := time.Now().Add(60 * time.Second); len(got()) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no digest posted")
+		}
+	}
+	time.Sleep(3 * time.Second) // three more rounds of the schedule
+	if k := got(); len(k) != 1 || (k[0] != want && !strings.HasPrefix(k[0], "day:"+time.Now().UTC().Format(time.DateOnly))) {
+		t.Fatalf("posted %v, want once %s", k, want)
+	}
+	m := regexp.MustCompile(`labtrail serving on (\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no address in:\n%s", logs.String())
+	}
+	var status struct {
+		Digests []struct {
+			Key, Destination, State string
+		} `json:"digests"`
+	}
+	getJSON(t, strings.TrimRight(m[1], "/")+"/api/v1/sync/status", &status)
+	if len(status.Digests) != 1 || status.Digests[0].State != "sent" || status.Digests[0].Destination != "webhook" {
+		t.Errorf("sync status: %+v", status.Digests)
+	}
+	if strings.Contains(logs.String(), "s3cr3t") || !strings.Contains(logs.String(), "scheduled digest") {
+		t.Errorf("log:\n%s", logs.String())
 	}
 }

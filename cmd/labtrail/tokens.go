@@ -58,7 +58,11 @@ func enableAuth(ctx context.Context, api *server.Server, st store.Store, c *conf
 	api.EnableAuth(tokens, server.AuthOptions{MetricsPublic: c.MetricsPublic, Audit: st})
 	// Cookies are Secure except on loopback, where there is no TLS to
 	// carry them.
-	api.EnableSessions(auth.NewSessions(st, tokens, !loopback(c.Addr)))
+	sessions := auth.NewSessions(st, tokens, !loopback(c.Addr))
+	api.EnableSessions(sessions)
+	if err := enableGitLabSignin(api, sessions, c, log); err != nil {
+		return err
+	}
 	ts, err := st.Tokens(ctx)
 	if err != nil {
 		return err

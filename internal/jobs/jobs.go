@@ -121,6 +121,42 @@ type Config struct {
 	Now func() time.Time
 	// Tasks are other parts' periodic jobs (tasks.go).
 	Tasks []Task
+	// Digest is the scheduled digest; nil: none.
+	Digest *Digest
+}
+
+// DigestArgs is the scheduled digest of the period that ends at Until.
+// It is unique by its arguments (whatever its state but cancelled or
+// discarded), so the period's job is inserted once across replicas and
+// leaders; its retries make the same period's digest.
+type DigestArgs struct {
+	Until time.Time `json:"until" river:"unique"`
+}
+
+// Kind names the job in River's table.
+func (DigestArgs) Kind() string { return DigestKind }
+
+// DigestKind is the River job kind of the scheduled digest.
+const DigestKind = "labtrail_digest"
+
+// InsertOpts makes the job once per period and bounds its retries (the
+// sender retries each post itself first).
+func (DigestArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// Digest is the scheduled digest (nil: none): when it runs, and how the
+// period and its sending are made outside this package.
+type Digest struct {
+	// Schedule says when the periodic job falls due (a cron expression in
+	// the digest's zone, as the caller parsed it).
+	Schedule river.PeriodicSchedule
+	// PeriodEnd is the end of the last complete period at a time.
+	PeriodEnd func(time.Time) time.Time
+	// Send makes and sends the digest of the period ending at until, each
+	// destination once; an error (a destination that refused it) makes
+	// the queue retry the job.
+	Send func(ctx context.Context, until time.Time) error
 }
 
 // DefaultJobTimeout bounds a job when Config.JobTimeout is zero.
@@ -328,6 +364,12 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		}
 		return &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: period}}
 	}
+	if cfg.Digest != nil {
+		if cfg.Digest.Schedule == nil || cfg.Digest.PeriodEnd == nil || cfg.Digest.Send == nil {
+			return nil, errors.New("jobs: the digest needs a schedule, its periods and a sender")
+		}
+		river.AddWorker(workers, &digestWorker{send: cfg.Digest.Send, log: log})
+	}
 	river.AddWorker(workers, &deliveryWorker{wake: cfg.Converter})
 	river.AddWorker(workers, &sweepWorker{wake: cfg.Converter})
 	tasks, err := taskJobs(workers, cfg.Tasks)
@@ -365,6 +407,17 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
 	client = c
+	if dg := cfg.Digest; dg != nil {
+		now := cfg.Now
+		if now == nil {
+			now = time.Now
+		}
+		// Only the leader runs periodic jobs; a new leader does not run
+		// this one on start, and if it did the period's job exists.
+		c.PeriodicJobs().Add(river.NewPeriodicJob(dg.Schedule,
+			func() (river.JobArgs, *river.InsertOpts) { return DigestArgs{Until: dg.PeriodEnd(now()).UTC()}, nil },
+			&river.PeriodicJobOpts{ID: "digest"}))
+	}
 	return &Queue{
 		start: c.Start,
 		stop:  c.Stop,
@@ -568,4 +621,19 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepDeliveriesArgs
 		return nil
 	}
 	return w.wake.EnqueueDelivery(ctx, 0)
+}
+
+// digestWorker sends the scheduled digest of a period.
+type digestWorker struct {
+	river.WorkerDefaults[DigestArgs]
+	send func(ctx context.Context, until time.Time) error
+	log  *slog.Logger
+}
+
+func (w *digestWorker) Work(ctx context.Context, job *river.Job[DigestArgs]) error {
+	if err := w.send(ctx, job.Args.Until); err != nil {
+		w.log.Error("scheduled digest", "until", job.Args.Until, "attempt", job.Attempt, "of", job.MaxAttempts, "err", err)
+		return err
+	}
+	return nil
 }

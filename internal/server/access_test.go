@@ -57,6 +57,8 @@ var accessMatrix = map[string]string{
 	"GET /api/v1/admin/connections":                "admin",
 	"POST /api/v1/admin/connections":               "admin",
 	"DELETE /api/v1/admin/connections/{id}":        "admin",
+	"GET /auth/gitlab":                             "open",
+	"GET /auth/gitlab/callback":                    "open",
 }
 
 // accessServer is a server with access control on over a new SQLite

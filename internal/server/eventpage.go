@@ -335,7 +335,7 @@ func (s *Server) mergeRequestDetail(ctx context.Context, d *eventData, a attrs) 
 	pipes := related{ID: "mr-pipelines", Title: "Pipelines",
 		Rule:  "Pipelines of this project on the source branch, on refs/merge-requests/" + strconv.FormatInt(iid, 10) + "/…, or on the head commit, from its first commit (or a day before it was opened) until an hour after it was merged or closed; newest first.",
 		Empty: "No pipeline of its branch or head commit is stored."}
-	if rs, ok := s.store.(store.RelatedStore); ok {
+	if rs, ok := s.related(); ok {
 		refs := []string{fmt.Sprintf("refs/merge-requests/%d/head", iid), fmt.Sprintf("refs/merge-requests/%d/merge", iid)}
 		if b := a.str("source_branch"); b != "" {
 			refs = append(refs, b)
@@ -399,7 +399,7 @@ func (s *Server) pipelineDetail(ctx context.Context, d *eventData, a attrs) erro
 		d.FailedJobs = append(d.FailedJobs, jobRowOf(j, ""))
 	}
 	pid := idOf(ev.ID)
-	if rs, ok := s.store.(store.RelatedStore); ok {
+	if rs, ok := s.related(); ok {
 		jobs, err := rs.PipelineJobs(ctx, ev.ProjectID, pid, ev.SHA, jobsMax+1)
 		if err != nil {
 			return err
@@ -540,7 +540,7 @@ func (s *Server) deploymentDetail(ctx context.Context, d *eventData, a attrs) er
 			return err
 		}
 	}
-	if ls, ok := s.store.(store.LinkedStore); ok {
+	if ls, ok := s.linked(); ok {
 		// A deployment reported to labtrail's API and GitLab's own of the
 		// same job (or sha, within minutes) are one deployment, counted
 		// once, as GitLab's.

@@ -13,7 +13,7 @@ import (
 // GET /api/v1/events but no limit or cursor, and holds one page in memory
 // whatever it sends.
 func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
-	src, ok := s.store.(export.Source)
+	src, ok := s.exportSource()
 	if !ok {
 		writeError(w, http.StatusNotImplemented, "this server's store cannot export")
 		return

@@ -409,6 +409,9 @@ func (l promLog) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) 
 func (s *Server) EnableTelemetry(t *Telemetry) { s.telemetry = t.Handler() }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.refuseRestricted(w, r, "the Prometheus metrics") {
+		return
+	}
 	if s.telemetry == nil {
 		writeError(w, http.StatusServiceUnavailable, "metrics are not set up on this server")
 		return

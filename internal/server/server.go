@@ -28,6 +28,7 @@ type Store interface {
 	store.ProjectStore
 	store.DeliveryStore
 	store.AuditStore
+	store.DigestStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 }
@@ -71,6 +72,7 @@ type Server struct {
 	tokens   *auth.Tokens // EnableAuth; nil: access control off
 	authOpts AuthOptions
 	sessions *auth.Sessions
+	oauth    *auth.GitLabOAuth // EnableGitLabSignin
 	limits   limiters
 	reported DeploymentReported // OnDeploymentReported
 
@@ -91,7 +93,7 @@ func New(st Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: st, log: log, mux: http.NewServeMux(), hints: Hints{
+	s := &Server{store: visibleStore{st}, log: log, mux: http.NewServeMux(), hints: Hints{
 		Webhooks:    "webhooks are not set up on this server",
 		WebhookTest: "the webhook test is not set up on this server",
 	}}
@@ -132,6 +134,8 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
 		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
 		{method: "GET", path: "/api/v1/export", need: read, h: s.exportEvents},
+		{method: "GET", path: "/auth/gitlab", need: scopeOpen, h: s.gitlabSignin, limit: signinLimit},
+		{method: "GET", path: "/auth/gitlab/callback", need: scopeOpen, h: s.gitlabCallback, limit: signinLimit},
 	}
 	allowed := map[string][]string{}
 	var paths []string
@@ -392,7 +396,12 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.store.Projects(r.Context())
+	of, err := s.projectStoreOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ps, err := of.Projects(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -404,7 +413,12 @@ func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
-	sts, err := s.store.SyncStates(r.Context())
+	of, err := s.projectStoreOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sts, err := of.SyncStates(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -412,7 +426,7 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	if sts == nil {
 		sts = []store.SyncState{}
 	}
-	ps, err := s.store.Projects(r.Context())
+	ps, err := of.Projects(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -430,7 +444,13 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	for _, p := range ps {
 		statuses = append(statuses, projectStatus{p.ID, p.Path, p.Status, p.StatusDetail, p.StatusAt})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sync": sts, "projects": statuses})
+	// Digests sent or failing (docs/digests.md).
+	digests, err := s.digestSends(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sync": sts, "projects": statuses, "digests": digests})
 }
 
 // audit lists recorded GitLab API calls, newest first.
@@ -490,6 +510,9 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
+	if s.refuseRestricted(w, r, "webhook deliveries") {
+		return
+	}
 	q := r.URL.Query()
 	f := store.DeliveryFilter{Status: q.Get("status"), Cursor: q.Get("cursor")}
 	switch f.Status {

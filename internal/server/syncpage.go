@@ -123,6 +123,10 @@ type syncPageData struct {
 	ReplayQuery string
 	// F is the project filter, for links that keep it.
 	F *pageFilter
+	// Digests are the newest digest sends; DigestsFailed how many of
+	// them failed.
+	Digests       []digestSend
+	DigestsFailed int
 }
 
 // syncParams are the parameters GET /sync takes.
@@ -194,6 +198,14 @@ func (s *Server) syncData(ctx context.Context, q url.Values, now time.Time) (*sy
 			return nil, err
 		}
 		d.Replayed = note
+	}
+	if d.Digests, err = s.digestSends(ctx); err != nil {
+		return nil, err
+	}
+	for _, ds := range d.Digests {
+		if ds.State == "failed" {
+			d.DigestsFailed++
+		}
 	}
 	d.F = &pageFilter{Path: "/sync", Projects: d.Selected, Group: d.Group}
 	d.ReplayQuery = queryLink("", d.F, "status", d.Status, "cursor", d.Cursor)
