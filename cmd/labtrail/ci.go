@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labtrail/labtrail/ci"
 	"github.com/labtrail/labtrail/internal/change"
 )
 
@@ -43,8 +44,14 @@ var ciVars = []struct{ flag, env, help string }{
 }
 
 func runCI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && args[0] == "template" {
+		// The GitLab CI template, for a project that cannot include it
+		// remotely: labtrail ci template > labtrail.gitlab-ci.yml
+		_, err := stdout.Write(ci.Template)
+		return err
+	}
 	if len(args) == 0 || args[0] != "report" {
-		fmt.Fprintln(stderr, "Usage: labtrail ci report [flags]   (labtrail ci report --help for its flags)")
+		fmt.Fprintln(stderr, "Usage: labtrail ci report [flags] | labtrail ci template   (labtrail ci report --help for its flags)")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			return flag.ErrHelp
 		}

@@ -3,17 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/labtrail/labtrail/ci"
 	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
@@ -193,5 +197,82 @@ func TestCIReportRetriesBriefly(t *testing.T) {
 	}
 	if n, _ := st.Count(context.Background(), "deployment"); n != 1 {
 		t.Errorf("%d deployments stored, want 1", n)
+	}
+}
+
+// The template's jobs, run as a runner runs them (before_script, script,
+// then after_script in a shell of its own with CI_JOB_STATUS), with this
+// test binary standing in for labtrail: a review deploy that succeeds, one
+// that fails, then the manual stop.
+func TestCITemplateJobsReport(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	hs, st, tok := ciServer(t)
+	ciEnv(t, hs.URL, tok)
+	jobs, vars, err := ci.Jobs(ci.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runJob := func(name string, env map[string]string) (status string) {
+		t.Helper()
+		j, err := ci.Resolve(jobs, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := os.Environ()
+		for _, m := range []any{vars, j["variables"]} {
+			vm, _ := m.(map[string]any)
+			for k, v := range vm {
+				base = append(base, fmt.Sprintf("%s=%v", k, v))
+			}
+		}
+		base = append(base, "LABTRAIL_E2E_MAIN=1", "LABTRAIL_CLI="+os.Args[0])
+		for k, v := range env {
+			base = append(base, k+"="+v)
+		}
+		sh := func(lines []string, extra ...string) error {
+			cmd := exec.Command("sh", "-e", "-c", strings.Join(lines, "\n"))
+			cmd.Env = append(append([]string{}, base...), extra...)
+			out, err := cmd.CombinedOutput()
+			t.Logf("%s: %s", name, out)
+			return err
+		}
+		status = "success"
+		if err := sh(ci.Lines(j["before_script"])); err != nil {
+			status = "failed"
+		} else if err := sh(ci.Lines(j["script"])); err != nil {
+			status = "failed"
+		}
+		if err := sh(ci.Lines(j["after_script"]), "CI_JOB_STATUS="+status); err != nil {
+			t.Errorf("%s: after_script failed: %v", name, err)
+		}
+		return status
+	}
+	ctx := context.Background()
+	if s := runJob("labtrail-review", map[string]string{"LABTRAIL_DEPLOY_SCRIPT": "echo deploying"}); s != "success" {
+		t.Fatalf("review deploy: %s", s)
+	}
+	ev, tl, err := st.Get(ctx, "deployment-42-ext-review/feature-x-7001")
+	if err != nil || ev.State != "success" || len(tl) != 3 || tl[1].State != "running" {
+		t.Fatalf("review deployment: %+v %+v %v", ev, tl, err)
+	}
+	if s := runJob("labtrail-review", map[string]string{"LABTRAIL_DEPLOY_SCRIPT": "exit 3", "CI_JOB_ID": "7004"}); s != "failed" {
+		t.Fatalf("failing deploy: %s", s)
+	}
+	if ev, _, err = st.Get(ctx, "deployment-42-ext-review/feature-x-7004"); err != nil || ev.State != "failed" {
+		t.Fatalf("failed deployment: %+v %v", ev, err)
+	}
+	if s := runJob("labtrail-review-stop", map[string]string{"LABTRAIL_DEPLOY_SCRIPT": "true", "CI_ENVIRONMENT_ACTION": "stop",
+		"CI_JOB_ID": "7005", "CI_JOB_STARTED_AT": time.Now().UTC().Format(time.RFC3339)}); s != "success" {
+		t.Fatalf("stop: %s", s)
+	}
+	if env, _, err := st.Get(ctx, "environment-42-ext-review/feature-x"); err != nil || env.State != "stopped" {
+		t.Fatalf("review environment after the stop job: %+v %v", env, err)
+	}
+	// labtrail down: the job still succeeds.
+	if s := runJob("labtrail-production", map[string]string{"LABTRAIL_DEPLOY_SCRIPT": "true", "LABTRAIL_URL": "http://127.0.0.1:1", "LABTRAIL_REPORT_FLAGS": "--retries 2",
+		"CI_ENVIRONMENT_NAME": "production"}); s != "success" {
+		t.Errorf("a deploy with labtrail down: %s, want success", s)
 	}
 }

@@ -60,6 +60,9 @@ type config struct {
 	// FullSweep is how often every project is synced whatever its
 	// activity; negative: every poll (no activity gating).
 	FullSweep time.Duration
+	// Sweep is how often quiet projects are asked, by GraphQL, which kinds
+	// changed; negative: never.
+	Sweep time.Duration
 	// HTTP bounds the clients of every listener; zero fields: the
 	// server's defaults.
 	HTTP server.Timeouts
@@ -69,8 +72,23 @@ type config struct {
 	QueueShutdownTimeout time.Duration
 	// Metrics are the team's conventions the delivery metrics read.
 	Metrics metrics.Config
+	// Export is the S3 export's and retention's (exports.go).
+	Export exportConfig
+	// EnvironmentCallback is LABTRAIL_ENVIRONMENT_CALLBACK: set the GitLab
+	// environment's external URL to what a reported deployment deployed.
+	EnvironmentCallback bool
 	// Digest is where digests go and when (docs/digests.md).
 	Digest digestConfig
+	// SecretKey(File) is the key connection secrets are sealed under;
+	// OldSecretKey(File) the one they were, for labtrail secrets rotate.
+	SecretKey, SecretKeyFile       string
+	OldSecretKey, OldSecretKeyFile string
+	// Signing in with GitLab (LABTRAIL_OAUTH_CLIENT_ID and _SECRET), the
+	// address browsers reach labtrail at, and the GitLab usernames that
+	// are admins.
+	OAuthClientID, OAuthClientSecret string
+	PublicURL                        string
+	Admins                           []string
 }
 
 // digestConfig is the digests' settings.
@@ -79,8 +97,6 @@ type digestConfig struct {
 	Location *time.Location
 	// SlackURL and WebhookURL are the destinations' URLs (secrets).
 	SlackURL, WebhookURL string
-	// PublicURL is where labtrail's pages are, for the digest's links.
-	PublicURL string
 	// Schedule is LABTRAIL_DIGEST_SCHEDULE (a cron expression; empty: no
 	// scheduled digest), of Period, over Projects and Group.
 	Schedule cron.Schedule
@@ -210,6 +226,14 @@ var (
 				c.FullSweep, err = parseSweep(v)
 				return err
 			}},
+		{flag: "sweep", env: "LABTRAIL_SWEEP", def: "15m", typ: "duration",
+			help: "how often quiet projects are asked through GraphQL, many per request, which kinds changed (only those are synced), e.g. 15m; 0: never",
+			set: func(c *config, v string) (err error) {
+				if c.Sweep, err = parseSweep(v); err != nil {
+					return errors.New("must be a duration such as 15m, or 0 for never")
+				}
+				return nil
+			}},
 		{flag: "audit-days", env: "LABTRAIL_AUDIT_DAYS", def: "30", typ: "float", help: "days the audit log of GitLab API calls is kept; 0 keeps it forever",
 			set: func(c *config, v string) error {
 				days, err := strconv.ParseFloat(v, 64)
@@ -313,14 +337,7 @@ var (
 			}},
 		{flag: "metrics-public", env: "LABTRAIL_METRICS_PUBLIC", def: "true", typ: "bool",
 			help: "with access control on, serve GET /metrics to anyone (false: to read tokens only)",
-			set: func(c *config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return errors.New("must be true or false")
-				}
-				c.MetricsPublic = b
-				return nil
-			}},
+			set:  boolean(func(c *config) *bool { return &c.MetricsPublic })},
 		{flag: "webhook-read-timeout", env: "LABTRAIL_WEBHOOK_READ_TIMEOUT", def: server.DefaultWebhookReadTimeout.String(), typ: "duration",
 			help: "longest GitLab may take to send one webhook's body (up to 25 MB), instead of --read-timeout",
 			set:  duration(func(c *config) *time.Duration { return &c.HTTP.WebhookRead })},
@@ -337,6 +354,42 @@ var (
 		{flag: "incident-labels", env: "LABTRAIL_INCIDENT_LABELS", def: "incident", typ: "list",
 			help: "comma-separated labels that make an issue an incident for the metrics, besides issue type incident",
 			set:  list(func(c *config) *[]string { return &c.Metrics.IncidentLabels })},
+		environmentCallbackSetting,
+		{flag: "oauth-client-id", env: "LABTRAIL_OAUTH_CLIENT_ID", typ: "string",
+			help: "the Application ID of labtrail's OAuth application in GitLab: turns on signing in with GitLab (docs/security.md)",
+			set:  text(func(c *config) *string { return &c.OAuthClientID })},
+		{env: "LABTRAIL_OAUTH_CLIENT_SECRET", help: "the Secret of labtrail's OAuth application in GitLab",
+			set: text(func(c *config) *string { return &c.OAuthClientSecret })},
+		{flag: "public-url", env: "LABTRAIL_PUBLIC_URL", typ: "url",
+			help: "labtrail's address as browsers reach it, e.g. https://labtrail.example.com (the GitLab sign-in's redirect URI is it + /auth/gitlab/callback); default from LABTRAIL_WEBHOOK_URL or a loopback --addr",
+			set: func(c *config, v string) error {
+				u, err := url.Parse(v)
+				if v != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "") {
+					return errors.New("must be an http(s) URL with no path, such as https://labtrail.example.com")
+				}
+				c.PublicURL = strings.TrimSuffix(v, "/")
+				return nil
+			}},
+		{flag: "admins", env: "LABTRAIL_ADMINS", typ: "list",
+			help: "comma-separated GitLab usernames who get scope admin when they sign in with GitLab; everyone else gets read",
+			set:  list(func(c *config) *[]string { return &c.Admins })},
+	}
+
+	environmentCallbackSetting = &setting{flag: "environment-callback", env: "LABTRAIL_ENVIRONMENT_CALLBACK", def: "false", typ: "bool",
+		help: "set a GitLab environment's external URL to the url of each successful reported deployment (docs/ci.md); the token then needs the api scope",
+		set:  boolean(func(c *config) *bool { return &c.EnvironmentCallback })}
+	// secretKeySettings are the key connection secrets are sealed under.
+	secretKeySettings = []*setting{
+		{env: "LABTRAIL_SECRET_KEY", help: "the key (base64 of 32 bytes; labtrail secrets keygen makes one) the GitLab connections' tokens and webhook secrets are encrypted under",
+			set: text(func(c *config) *string { return &c.SecretKey })},
+		{flag: "secret-key-file", env: "LABTRAIL_SECRET_KEY_FILE", typ: "path", help: "a file holding LABTRAIL_SECRET_KEY, instead of it",
+			set: text(func(c *config) *string { return &c.SecretKeyFile })},
+	}
+	oldSecretKeySettings = []*setting{
+		{env: "LABTRAIL_OLD_SECRET_KEY", help: "labtrail secrets rotate: the key the secrets are encrypted under now",
+			set: text(func(c *config) *string { return &c.OldSecretKey })},
+		{flag: "old-key-file", env: "LABTRAIL_OLD_SECRET_KEY_FILE", typ: "path", help: "a file holding the old key, instead of LABTRAIL_OLD_SECRET_KEY",
+			set: text(func(c *config) *string { return &c.OldSecretKeyFile })},
 	}
 
 	logLevelSetting = &setting{flag: "log-level", env: "LABTRAIL_LOG_LEVEL", def: "info", typ: "level", help: "debug, info, warn or error",
@@ -347,6 +400,18 @@ var (
 			return nil
 		}}
 )
+
+// boolean makes a setting's set for a true/false field of the config.
+func boolean(field func(*config) *bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
 
 // text, list, positive and duration make a setting's set for a field of
 // the config.
@@ -610,13 +675,10 @@ var (
 			set: webhookURL(func(c *config) *string { return &c.Digest.SlackURL }, "https://hooks.slack.com/services/T000/B000/XXXX")},
 		{env: "LABTRAIL_DIGEST_WEBHOOK_URL", typ: "url", help: "a URL digests are posted to as JSON",
 			set: webhookURL(func(c *config) *string { return &c.Digest.WebhookURL }, "https://example.com/hooks/labtrail")},
-		{flag: "public-url", env: "LABTRAIL_PUBLIC_URL", typ: "url",
-			help: "labtrail's address as its users reach it, for the links in digests (default: from LABTRAIL_WEBHOOK_URL)",
-			set:  webhookURL(func(c *config) *string { return &c.Digest.PublicURL }, "https://labtrail.example.com")},
 	}
 	// digestCommandSettings are the digest command's: serve has the
 	// others already.
-	digestCommandSettings = []*setting{webhookURLSetting,
+	digestCommandSettings = []*setting{settingOf(serveSettings, "LABTRAIL_PUBLIC_URL"), webhookURLSetting,
 		settingOf(serveSettings, "LABTRAIL_PRODUCTION_ENVIRONMENTS"), settingOf(serveSettings, "LABTRAIL_INCIDENT_LABELS")}
 	digestScheduleSettings = []*setting{
 		{flag: "digest-schedule", env: "LABTRAIL_DIGEST_SCHEDULE", typ: "cron",
@@ -653,16 +715,4 @@ func settingOf(group []*setting, env string) *setting {
 		}
 	}
 	panic("no setting " + env)
-}
-
-// publicURL is where labtrail's pages are: LABTRAIL_PUBLIC_URL, or the
-// address GitLab reaches its webhook at, without the webhook's path.
-func (c config) publicURL() string {
-	if c.Digest.PublicURL != "" {
-		return c.Digest.PublicURL
-	}
-	if i := strings.Index(c.WebhookURL, "/api/v1/webhooks/"); i > 0 {
-		return c.WebhookURL[:i]
-	}
-	return ""
 }

@@ -44,7 +44,7 @@ func (c config) destinations() map[string]digest.Destination {
 // digestOptions are the options of a digest of period over the projects
 // and group given, as c configures digests.
 func (c config) digestOptions(p digest.Period, projects []string, group string) digest.Options {
-	return digest.Options{Period: p, Location: c.Digest.Location, Projects: projects, Group: group, PublicURL: c.publicURL()}
+	return digest.Options{Period: p, Location: c.Digest.Location, Projects: projects, Group: group, PublicURL: pagesURL(c)}
 }
 
 // makeDigest resolves o's selection and builds its digest as of now.
@@ -229,4 +229,11 @@ func (c config) scheduledDigest(st store.Store, log *slog.Logger) (*jobs.Digest,
 			return errors.Join(failed...)
 		},
 	}, nil
+}
+
+// pagesURL is where a digest's links point: labtrail's address as
+// browsers reach it (publicURL), or none when it cannot be known.
+func pagesURL(c config) string {
+	u, _ := publicURL(&c)
+	return u
 }

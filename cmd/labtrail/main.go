@@ -32,10 +32,14 @@ func commands() []command {
 		{"check", "check the GitLab URL and token", runCheck},
 		{"hooks", "install, list and test the GitLab webhooks that feed labtrail", runHooks},
 		{"tokens", "create, list and revoke the API tokens that access control asks for", runTokens},
+		{"secrets", "make a secret key, and re-encrypt the stored secrets under a new one", runSecrets},
+		{"connections", "add, list and remove GitLab connections beside GITLAB_URL's", runConnections},
 		{"migrate", "apply database migrations (--from/--to: copy a history into another database)", runMigrate},
 		{"sim", "run the GitLab simulator", runSim},
+		{"export", "write events with their timelines as NDJSON or CSV (a file or standard output)", runExport},
+		{"import", "load an NDJSON export, or days of the S3 export, under the ordering rule", runImport},
 		{"demo", "run the simulator and labtrail together, to look around", runDemo},
-		{"ci", "report a deployment to labtrail from a GitLab CI job (ci report)", runCI},
+		{"ci", "report a deployment to labtrail from a GitLab CI job (ci report; ci template prints the CI template)", runCI},
 		{"digest", "make the summary of the last day or week and send it to Slack, a webhook or stdout", runDigest},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "labtrail", version)

@@ -32,7 +32,7 @@ func newClient(c config, log *slog.Logger, audit func(gitlab.AuditRecord)) (*git
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", "check [flags]", stderr)
-	build := useSettings(fs, []*setting{gitlabURLSetting, tokenSetting, httpTimeoutSetting, logLevelSetting})
+	build := useSettings(fs, []*setting{gitlabURLSetting, tokenSetting, httpTimeoutSetting, logLevelSetting, environmentCallbackSetting})
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(id.Scopes) > 0 {
 		fmt.Fprintf(stdout, "Token scopes: %s\n", strings.Join(id.Scopes, ", "))
 	}
-	return nil
+	return checkCallbackScope(c, id.Scopes, stdout)
 }
 
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,7 +118,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	build := useSettings(fs, gitlabSettings, selectionSettings, syncSettings, webhookSettings, jobSettings,
-		serveSettings, listenerSettings, []*setting{logLevelSetting}, digestSettings, digestScheduleSettings)
+		serveSettings, listenerSettings, []*setting{logLevelSetting}, archiveSettings, secretKeySettings,
+		digestSettings, digestScheduleSettings)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -175,12 +176,22 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	// syncs the deliveries ask for.
 	conv := &ingest.Converter{Store: st, Branches: c.Branches, Selection: poller.Selection, Log: log, Batch: c.ConvertBatch,
 		Observer: tel}
+	tasks, err := archiveTasks(ctx, c, st, log)
+	if err != nil {
+		return err
+	}
 	dg, err := c.scheduledDigest(st, log)
 	if err != nil {
 		return err
 	}
+	conns, stopConns, err := startConnections(ctx, c, st, conv, audit.Record, tel, log)
+	if err != nil {
+		return err
+	}
+	defer stopConns()
 	q, err := db.newQueue(ctx, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
-		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv, Digest: dg})
+		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv, Tasks: tasks,
+		EnvironmentURLs: environmentURLs(c, gl), Digest: dg})
 	if err != nil {
 		return err
 	}
@@ -193,10 +204,16 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	convDone := make(chan struct{})
 	go func() { conv.Run(convCtx); close(convDone) }()
 	api := server.New(st, log)
+	if conns != nil {
+		api.EnableConnections(conns)
+	}
 	api.EnableTelemetry(tel)
 	api.EnableMetrics(delivery)
 	if err := enableAuth(ctx, api, st, &c, log); err != nil {
 		return err
+	}
+	if c.EnvironmentCallback {
+		api.OnDeploymentReported(environmentCallback(q))
 	}
 	api.SetHints(server.Hints{
 		Webhooks:    "webhooks are not set up: set LABTRAIL_WEBHOOK_SECRET to the webhook's Secret token",
@@ -285,11 +302,12 @@ func hookTest(gl *gitlab.Client, sel gitlab.Selection, url string) func(context.
 }
 
 // poller builds the poller the config describes.
-func (c config) poller(gl *gitlab.Client, st store.Store, log *slog.Logger) *ingest.Poller {
+func (c config) poller(gl *gitlab.Client, st ingest.ProcessStore, log *slog.Logger) *ingest.Poller {
 	return &ingest.Poller{
 		GitLab: gl, Store: st, Log: log, Branches: c.Branches,
 		Selection: gitlab.Selection{Repos: c.Repos, Groups: c.Groups, IncludeArchived: c.IncludeArchived, Max: c.MaxProjects},
 		FullSweep: c.FullSweep,
+		Sweep:     c.Sweep,
 	}
 }
 

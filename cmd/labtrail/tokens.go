@@ -58,7 +58,11 @@ func enableAuth(ctx context.Context, api *server.Server, st store.Store, c *conf
 	api.EnableAuth(tokens, server.AuthOptions{MetricsPublic: c.MetricsPublic, Audit: st})
 	// Cookies are Secure except on loopback, where there is no TLS to
 	// carry them.
-	api.EnableSessions(auth.NewSessions(st, tokens, !loopback(c.Addr)))
+	sessions := auth.NewSessions(st, tokens, !loopback(c.Addr))
+	api.EnableSessions(sessions)
+	if err := enableGitLabSignin(api, sessions, c, log); err != nil {
+		return err
+	}
 	ts, err := st.Tokens(ctx)
 	if err != nil {
 		return err
@@ -109,12 +113,7 @@ func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer st.Close()
-	record := func(action, target string) {
-		if err := st.AppendAdminAction(ctx, store.AdminAction{Time: time.Now().UTC(), Actor: "cli", Action: action,
-			Target: target, OK: true}); err != nil {
-			fmt.Fprintln(stderr, "warning: admin audit:", err)
-		}
-	}
+	record := func(action, target string) { recordCLI(ctx, st, stderr, action, target, "") }
 	switch sub {
 	case "create":
 		sc, err := auth.ParseScope(scope)

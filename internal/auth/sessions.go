@@ -30,6 +30,7 @@ type Sessions struct {
 	TTL    time.Duration
 	Secure bool
 	now    func() time.Time
+	oauth  *GitLabOAuth // NewGitLabOAuth's, when people may sign in with GitLab
 }
 
 // NewSessions returns Sessions over st, checking tokens with tokens.
@@ -52,23 +53,52 @@ func (s *Sessions) SignIn(ctx context.Context, w http.ResponseWriter, raw string
 	if err != nil {
 		return nil, err
 	}
+	se := store.Session{Kind: "token", TokenID: p.TokenID, Name: p.Name, Scope: p.Scope.String()}
+	_, sp, err := s.start(ctx, w, se)
+	if err != nil {
+		return nil, err
+	}
+	p.Kind, p.CSRF = sp.Kind, sp.CSRF
+	return p, nil
+}
+
+// start stores session se with a new id and form token, sets its cookie
+// on w, and returns the id and the session's principal.
+func (s *Sessions) start(ctx context.Context, w http.ResponseWriter, se store.Session) (string, *Principal, error) {
 	id, err := random(32)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	csrf, err := random(32)
+	if se.CSRF, err = random(32); err != nil {
+		return "", nil, err
+	}
+	now := s.now().UTC()
+	se.IDHash, se.CreatedAt, se.ExpiresAt = HashToken(id), now, now.Add(s.TTL)
+	if err := s.st.CreateSession(ctx, se); err != nil {
+		return "", nil, err
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: se.ExpiresAt, MaxAge: int(s.TTL / time.Second),
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
+	p, err := sessionPrincipal(se)
+	return id, p, err
+}
+
+// sessionPrincipal is who a session's requests come from.
+func sessionPrincipal(se store.Session) (*Principal, error) {
+	scope, err := ParseScope(se.Scope)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now().UTC()
-	exp := now.Add(s.TTL)
-	if err := s.st.CreateSession(ctx, store.Session{IDHash: HashToken(id), TokenID: p.TokenID, Name: p.Name,
-		Scope: p.Scope.String(), CSRF: csrf, CreatedAt: now, ExpiresAt: exp}); err != nil {
-		return nil, err
+	p := &Principal{Kind: "session", Name: se.Name, TokenID: se.TokenID, Scope: scope, CSRF: se.CSRF}
+	if se.Kind == "oauth" {
+		p.Name = "gitlab:" + se.Name
+		if se.Projects != nil {
+			p.Projects = make(map[int64]bool, len(se.Projects))
+			for _, id := range se.Projects {
+				p.Projects[id] = true
+			}
+		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: id, Path: "/", Expires: exp, MaxAge: int(s.TTL / time.Second),
-		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
-	p.Kind, p.CSRF = "session", csrf
 	return p, nil
 }
 
@@ -79,6 +109,9 @@ func (s *Sessions) SignOut(ctx context.Context, w http.ResponseWriter, r *http.R
 	c, err := r.Cookie(SessionCookie)
 	if err != nil {
 		return nil
+	}
+	if s.oauth != nil {
+		s.oauth.forget(HashToken(c.Value))
 	}
 	return s.st.DeleteSession(ctx, HashToken(c.Value), s.now().UTC())
 }
@@ -102,15 +135,23 @@ func (s *Sessions) Principal(r *http.Request) (*Principal, error) {
 	if !now.Before(se.ExpiresAt) {
 		return nil, errors.New("your session has expired: sign in again")
 	}
+	if se.Kind == "oauth" {
+		if s.oauth == nil {
+			return nil, errors.New("signing in with GitLab is off here now: sign in again")
+		}
+		if !now.Before(se.ProjectsUntil) {
+			// The project list is due: read it again with the user's token.
+			if se, err = s.oauth.renew(r.Context(), se.IDHash, se); err != nil {
+				return nil, err
+			}
+		}
+		return sessionPrincipal(se)
+	}
 	tok, err := s.st.TokenByID(r.Context(), se.TokenID)
 	if err != nil || !tok.RevokedAt.IsZero() || (!tok.ExpiresAt.IsZero() && !now.Before(tok.ExpiresAt)) {
 		return nil, fmt.Errorf("the token %q this session was signed in with is revoked or expired: sign in again", se.Name)
 	}
-	scope, err := ParseScope(se.Scope)
-	if err != nil {
-		return nil, err
-	}
-	return &Principal{Kind: "session", Name: se.Name, TokenID: se.TokenID, Scope: scope, CSRF: se.CSRF}, nil
+	return sessionPrincipal(se)
 }
 
 // CheckCSRF reports whether form token got is p's session's.

@@ -6,6 +6,7 @@
 package export
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -66,9 +67,16 @@ var Columns = []string{"id", "kind", "project_id", "project_path", "title", "sta
 // wrote. progress, when not nil, is called after each page with the count
 // so far.
 func Write(ctx context.Context, w io.Writer, src Source, format Format, f store.Filter, progress func(n int64)) (int64, error) {
-	enc, flush, err := encoder(w, format)
+	bw := bufio.NewWriterSize(w, 64<<10) // a write per page, not per event
+	enc, flushEnc, err := encoder(bw, format)
 	if err != nil {
 		return 0, err
+	}
+	flush := func() error {
+		if err := flushEnc(); err != nil {
+			return err
+		}
+		return bw.Flush()
 	}
 	f.Limit, f.Cursor = store.MaxLimit, ""
 	var n int64

@@ -93,6 +93,7 @@ type Client struct {
 
 	graphql    bool        // Config.GraphQL is auto
 	graphqlOff atomic.Bool // GitLab turned out to have no GraphQL API
+	detect     detectBatch // change detection's batch size (detect.go)
 	mrPlan     graphQLPlan // merge request details by GraphQL
 	plPlan     graphQLPlan // pipeline details and jobs by GraphQL
 }

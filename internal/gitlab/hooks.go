@@ -54,17 +54,24 @@ func hookFrom(h *gl.ProjectHook) Hook {
 // hookCall runs a webhook request for p and words a 403 for what managing
 // webhooks needs: the Maintainer role, and a token with the api scope.
 func (c *Client) hookCall(ctx context.Context, p Project, what string, fn func(...gl.RequestOptionFunc) (*gl.Response, error)) (*gl.Response, error) {
+	return c.writeCall(ctx, p, what, "manage webhooks", "Maintainer", fn)
+}
+
+// writeCall runs a request for p that needs more than reading, and words a
+// 403 for what purpose needs: the role given, and a token with the api
+// scope.
+func (c *Client) writeCall(ctx context.Context, p Project, what, purpose, role string, fn func(...gl.RequestOptionFunc) (*gl.Response, error)) (*gl.Response, error) {
 	resp, err := c.call(ctx, fmt.Sprintf("%s of %s", what, p.selector()), p.selector(), fn)
 	var e *apiError
 	if err == nil || !errors.As(err, &e) || e.kind != ErrForbidden {
 		return resp, err
 	}
 	if e.scope {
-		out := c.fail(ErrForbidden, "GitLab token lacks the api scope needed to manage webhooks (403 insufficient_scope): create a token with the api scope")
+		out := c.fail(ErrForbidden, "GitLab token lacks the api scope needed to %s (403 insufficient_scope): create a token with the api scope", purpose)
 		out.scope, out.status = true, e.status
 		return resp, out
 	}
-	out := c.fail(ErrForbidden, "token needs Maintainer role on %s to manage webhooks (403 Forbidden)", p.selector())
+	out := c.fail(ErrForbidden, "token needs %s role on %s to %s (403 Forbidden)", role, p.selector(), purpose)
 	out.status = e.status
 	return resp, out
 }

@@ -16,6 +16,10 @@ type environment struct {
 	createdAt  time.Time
 	updatedAt  time.Time
 	autoStopAt time.Time
+	// externalURL is what the environments API last wrote (written);
+	// otherwise the URL follows from the tier.
+	externalURL string
+	written     bool
 }
 
 func (e *environment) slug() string {
@@ -23,7 +27,7 @@ func (e *environment) slug() string {
 	if len(s) > 17 {
 		s = strings.TrimRight(s[:17], "-")
 	}
-	if e.tier == "development" {
+	if e.tier == "development" && e.mr != nil {
 		// GitLab appends a short hash when the slug had to be shortened
 		// or changed.
 		s += "-" + e.mr.p.sha(uint64(e.id), 9)[:6]

@@ -147,6 +147,7 @@ type Sim struct {
 	hooks *webhooks // nil unless Options.WebhookURL is set
 
 	projHooks projectHooks // project webhooks added through the API (hooks.go)
+	envWrites envWrites    // environment writes answered (envwrites.go)
 
 	oauth oauthState // GitLab as an OAuth provider (oauth.go)
 

@@ -25,8 +25,8 @@ import (
 //     with an unknown token 401 {"errors":[{"message":"Invalid token"}]};
 //   - refuses queries over 10,000 characters (422 "Query too large"), and
 //     scores every query as GitLab does (graphql_complexity.go): over
-//     GraphQLMaxComplexity (default 250) or 20 levels deep it answers
-//     200 with graphql-ruby's error and no data;
+//     GraphQLMaxComplexity (default 250) or 20 levels deep (anonymous:
+//     200 and 15) it answers 200 with graphql-ruby's error and no data;
 //   - gives connections at most 100 nodes a page, with keyset cursors;
 //   - writes times at whole seconds, as GitLab's Time scalar does, and
 //     global ids ("gid://gitlab/Ci::Pipeline/1").
@@ -125,7 +125,11 @@ func (s *Sim) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if complexity, depth, ok := safeAnalyze(req.Query, req.OperationName, vars); ok {
-		if msgs := limitErrors(complexity, depth, s.maxComplexity()); len(msgs) > 0 {
+		maxComplexity, maxDepth := s.maxComplexity(), graphQLMaxDepth
+		if token == "" {
+			maxComplexity, maxDepth = min(maxComplexity, anonGraphQLMaxComplexity), anonGraphQLMaxDepth
+		}
+		if msgs := limitErrors(complexity, depth, maxComplexity, maxDepth); len(msgs) > 0 {
 			graphqlErrors(w, http.StatusOK, msgs...)
 			return
 		}

@@ -11,11 +11,15 @@ import (
 )
 
 // GitLab's query limits (GitlabSchema): an authenticated user's queries may
-// score at most 250 and nest at most 20 fields deep; connections give at
-// most 100 nodes a page (maxPageSize).
+// score at most 250 (AUTHENTICATED_MAX_COMPLEXITY) and nest at most 20
+// fields deep (AUTHENTICATED_MAX_DEPTH); an anonymous one 200 and 15
+// (DEFAULT_MAX_COMPLEXITY, DEFAULT_MAX_DEPTH); connections give at most
+// 100 nodes a page (maxPageSize).
 const (
 	defaultGraphQLMaxComplexity = 250
 	graphQLMaxDepth             = 20
+	anonGraphQLMaxComplexity    = 200
+	anonGraphQLMaxDepth         = 15
 	// maxQuerySize is GraphqlController::MAX_QUERY_SIZE, in characters.
 	maxQuerySize = 10_000
 )
@@ -40,6 +44,7 @@ type fieldCost struct {
 // app/graphql/resolvers/*).
 var fieldCosts = map[string]fieldCost{
 	"Query.project":                           {resolver: true},
+	"Query.projects":                          {resolver: true, connection: true},
 	"Project.mergeRequest":                    {resolver: true},
 	"Project.mergeRequests":                   {resolver: true, connection: true},
 	"Project.pipeline":                        {resolver: true},
@@ -56,6 +61,11 @@ var fieldCosts = map[string]fieldCost{
 	"MergeRequest.notes":                      {resolver: true, connection: true},
 	"MergeRequest.userNotesCount":             {resolver: true},
 	"Pipeline.jobs":                           {resolver: true, connection: true},
+	"Project.issues":                          {resolver: true, connection: true},
+	"Project.releases":                        {resolver: true, connection: true},
+	"Project.environments":                    {resolver: true, connection: true},
+	"Environment.deployments":                 {resolver: true, connection: true},
+	"Project.containerRepositories":           {resolver: true, connection: true},
 }
 
 // pipelineFilterCost is ResolvesPipelines.resolver_complexity's extra.
@@ -176,10 +186,10 @@ func score(set ast.SelectionSet, vars map[string]any, level int) (complexity, de
 }
 
 // limitErrors are graphql-ruby's messages for a query over the limits.
-func limitErrors(complexity, depth, maxComplexity int) []string {
+func limitErrors(complexity, depth, maxComplexity, maxDepth int) []string {
 	var out []string
-	if depth > graphQLMaxDepth {
-		out = append(out, fmt.Sprintf("Query has depth of %d, which exceeds max depth of %d", depth, graphQLMaxDepth))
+	if depth > maxDepth {
+		out = append(out, fmt.Sprintf("Query has depth of %d, which exceeds max depth of %d", depth, maxDepth))
 	}
 	if complexity > maxComplexity {
 		out = append(out, fmt.Sprintf("Query has complexity of %d, which exceeds max complexity of %d", complexity, maxComplexity))

@@ -14,7 +14,12 @@ func TestGraphQLDepth(t *testing.T) {
 	if _, d, _ := analyze(fragment, "", nil); d != 7 {
 		t.Errorf("depth through a fragment %d, want 7", d)
 	}
-	if got := limitErrors(10, 21, 250); len(got) != 1 || got[0] != "Query has depth of 21, which exceeds max depth of 20" {
+	if got := limitErrors(10, 21, 250, graphQLMaxDepth); len(got) != 1 || got[0] != "Query has depth of 21, which exceeds max depth of 20" {
 		t.Errorf("limit errors %q", got)
+	}
+	// An anonymous query may nest 15 deep and score 200.
+	if got := limitErrors(201, 16, anonGraphQLMaxComplexity, anonGraphQLMaxDepth); len(got) != 2 ||
+		got[0] != "Query has depth of 16, which exceeds max depth of 15" || got[1] != "Query has complexity of 201, which exceeds max complexity of 200" {
+		t.Errorf("anonymous limit errors %q", got)
 	}
 }

@@ -372,13 +372,7 @@ func (r *projectR) MergeRequests(args mrsArgs) (*conn[*mrR], error) {
 	} else {
 		list = slices.Clone(r.p.mrs)
 	}
-	var after, before time.Time
-	if args.UpdatedAfter != nil {
-		after = time.Time(*args.UpdatedAfter)
-	}
-	if args.UpdatedBefore != nil {
-		before = time.Time(*args.UpdatedBefore)
-	}
+	after, before := gqlTimeRange(args.UpdatedAfter, args.UpdatedBefore)
 	list = slices.DeleteFunc(list, func(m *mergeRequest) bool {
 		if args.State != nil && *args.State != "all" && m.state != *args.State {
 			return true
@@ -481,13 +475,7 @@ type pipelinesArgs struct {
 // updatedAfter and updatedBefore are inclusive, as on the REST listing the
 // same finder serves.
 func (r *projectR) Pipelines(args pipelinesArgs) (*conn[*pipelineR], error) {
-	var after, before time.Time
-	if args.UpdatedAfter != nil {
-		after = time.Time(*args.UpdatedAfter)
-	}
-	if args.UpdatedBefore != nil {
-		before = time.Time(*args.UpdatedBefore)
-	}
+	after, before := gqlTimeRange(args.UpdatedAfter, args.UpdatedBefore)
 	var list []*pipeline
 	// Walking the updated_at order narrows the time filter by search.
 	lo, hi := span(len(r.p.pipesByUpdated), func(i int) time.Time { return r.p.pipesByUpdated[i].updatedAt }, after, before)

@@ -72,6 +72,9 @@ func matchRoute(method string, segs []string) (route, []string) {
 	if rt, params := matchHookRoute(method, segs); rt.handle != nil {
 		return rt, params
 	}
+	if rt, params := matchEnvironmentWrite(method, segs); rt.handle != nil {
+		return rt, params
+	}
 	if method != http.MethodGet && method != http.MethodHead {
 		return route{}, nil
 	}

@@ -495,7 +495,15 @@ func (e *environment) basicJSON(base string, p *project) environmentBasicJSON {
 	default:
 		u = "https://" + e.slug() + "." + p.path + ".review.example.com"
 	}
-	return environmentBasicJSON{ID: e.id, Name: e.name, Slug: e.slug(), ExternalURL: &u, CreatedAt: ts(e.createdAt), UpdatedAt: ts(e.updatedAt)}
+	ext := &u
+	if e.written {
+		// As the environments API last set it; null when it never was.
+		ext = nil
+		if e.externalURL != "" {
+			ext = &e.externalURL
+		}
+	}
+	return environmentBasicJSON{ID: e.id, Name: e.name, Slug: e.slug(), ExternalURL: ext, CreatedAt: ts(e.createdAt), UpdatedAt: ts(e.updatedAt)}
 }
 
 func (e *environment) json(base string, p *project) environmentJSON {

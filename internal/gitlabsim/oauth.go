@@ -78,6 +78,7 @@ type oauthState struct {
 	tokens    map[string]*oauthToken    // access tokens
 	refreshes map[string]*oauthToken    // refresh token -> its access token's
 	members   map[string]map[int64]bool // username -> project ids, when set
+	issued    []string                  // every access and refresh token and code, for tests' secret scans
 }
 
 func (o *oauthState) init() {
@@ -156,6 +157,15 @@ func (s *Sim) ExpireOAuthTokens() {
 	for _, t := range s.oauth.tokens {
 		t.expires = time.Time{}
 	}
+}
+
+// OAuthSecrets lists every authorization code, access token and refresh
+// token the simulator has issued, so that a test can look for them where
+// they must not be.
+func (s *Sim) OAuthSecrets() []string {
+	s.oauth.mu.Lock()
+	defer s.oauth.mu.Unlock()
+	return slices.Clone(s.oauth.issued)
 }
 
 // member reports whether u may see p: the token's user sees every
@@ -333,6 +343,7 @@ func (s *Sim) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	code := randomHex()
 	s.oauth.mu.Lock()
+	s.oauth.issued = append(s.oauth.issued, code)
 	s.oauth.codes[code] = &oauthGrant{app: app, user: u, redirectURI: redirect, scopes: slices.Clone(scopes),
 		challenge: challenge, method: method, expires: s.now().Add(oauthCodeTTL)}
 	s.oauth.mu.Unlock()
@@ -429,6 +440,7 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 	issue.created, issue.expires, issue.refresh = now, now.Add(oauthTokenTTL), randomHex()
 	s.oauth.tokens[access] = issue
 	s.oauth.refreshes[issue.refresh] = issue
+	s.oauth.issued = append(s.oauth.issued, access, issue.refresh)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, oauthTokenJSON{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(oauthTokenTTL / time.Second),
 		RefreshToken: issue.refresh, Scope: strings.Join(issue.scopes, " "), CreatedAt: now.Unix()})

@@ -245,21 +245,30 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 		return store.ConvertResult{}, nil, err
 	}
 	var (
-		claimed []store.Delivery
-		heal    map[int64]string
+		claimed  []store.Delivery
+		heal     map[int64]string
+		connHeal map[string]map[int64]string
 	)
 	res, err := c.Store.ConvertDeliveries(ctx, claim, func(ds []store.Delivery) []store.Conversion {
-		claimed, heal = ds, map[int64]string{}
+		claimed, heal, connHeal = ds, map[int64]string{}, map[string]map[int64]string{}
 		out := make([]store.Conversion, len(ds))
 		for i, d := range ds {
-			if conn := d.Headers[ConnectionHeader]; conn != "" {
-				out[i] = convertForConnection(known, conn, d)
-				continue
-			}
+			conn := d.Headers[ConnectionHeader]
 			var wh gitlab.Webhook
-			out[i], wh = k.convert(d)
+			if conn != "" {
+				out[i], wh = convertForConnection(known, conn, d)
+			} else {
+				out[i], wh = k.convert(d)
+			}
 			if out[i].Status == store.DeliveryProcessed && len(wh.NeedsDetails) > 0 && wh.ProjectID > 0 {
-				heal[wh.ProjectID] = wh.ProjectPath
+				if conn == "" {
+					heal[wh.ProjectID] = wh.ProjectPath
+					continue
+				}
+				if connHeal[conn] == nil {
+					connHeal[conn] = map[int64]string{}
+				}
+				connHeal[conn][wh.ProjectID] = wh.ProjectPath
 			}
 		}
 		return out
@@ -283,6 +292,17 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 			}
 		}
 	}
+	for conn, ps := range connHeal {
+		h := known[conn].heal
+		if h == nil {
+			continue
+		}
+		for pid, path := range ps {
+			if err := h.HealProject(ctx, pid, path); err != nil {
+				c.log().Warn("schedule healing sync", "connection", conn, "project", path, "err", err)
+			}
+		}
+	}
 	if c.OnBatch != nil && len(res.Deliveries) > 0 {
 		c.OnBatch(res)
 	}
@@ -295,6 +315,10 @@ type ConnectionScope struct {
 	Projects  store.ProjectStore
 	Selection gitlab.Selection
 	Branches  []string
+	// Heal, if set, syncs a project of the connection whose webhook
+	// lacked details (a tag push, say), as Converter.Heal does for the
+	// default connection.
+	Heal Healer
 }
 
 // connectionsKnown reads the projects of every added connection, before
@@ -310,6 +334,7 @@ func (c *Converter) connectionsKnown(ctx context.Context) (map[string]*knownProj
 			return nil, err
 		}
 		k := newKnownProjects(ps, sc.Selection, sc.Branches)
+		k.heal = sc.Heal
 		out[name] = &k
 	}
 	return out, nil
@@ -317,19 +342,17 @@ func (c *Converter) connectionsKnown(ctx context.Context) (map[string]*knownProj
 
 // convertForConnection converts a delivery of connection conn: as the
 // default connection's, with that connection's projects and selection,
-// and the events under its ids. A connection's deliveries schedule no
-// healing sync: its own poller, on its next run, fills in what a
-// payload lacks.
-func convertForConnection(known map[string]*knownProjects, conn string, d store.Delivery) store.Conversion {
+// and the events under its ids.
+func convertForConnection(known map[string]*knownProjects, conn string, d store.Delivery) (store.Conversion, gitlab.Webhook) {
 	k, ok := known[conn]
 	if !ok || k == nil {
-		return store.Conversion{ID: d.ID, Status: store.DeliveryIgnored, Reason: fmt.Sprintf("connection %q is not configured", conn)}
+		return store.Conversion{ID: d.ID, Status: store.DeliveryIgnored, Reason: fmt.Sprintf("connection %q is not configured", conn)}, gitlab.Webhook{}
 	}
-	cv, _ := k.convert(d)
+	cv, wh := k.convert(d)
 	for i := range cv.Events {
 		cv.Events[i].ID = store.ConnectionEventID(conn, cv.Events[i].ID)
 	}
-	return cv
+	return cv, wh
 }
 
 // knownProjects is what converting a batch needs to know of the projects.
@@ -337,6 +360,7 @@ type knownProjects struct {
 	stored    map[int64]store.Project
 	selection gitlab.Selection
 	branches  []string
+	heal      Healer // an added connection's (ConnectionScope.Heal)
 }
 
 func newKnownProjects(ps []store.Project, sel gitlab.Selection, branches []string) knownProjects {

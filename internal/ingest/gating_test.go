@@ -67,6 +67,9 @@ func TestQuietPollCostsTheListingOnly(t *testing.T) {
 	ctx := context.Background()
 	r, clk := newClockRig(t, gitlabsim.Options{Seed: 11, Projects: 150, Groups: 3, MRs: 1, Pipelines: 1, Issues: -1})
 	r.poller.Selection.Max = -1
+	// The listing alone: the change detection sweep's cost is measured
+	// by BenchmarkDetectionSweep.
+	r.poller.Sweep = -1
 	// One kind keeps the first sync of 150 projects cheap; the gate
 	// works the same for any set of kinds.
 	r.poller.Kinds = []change.Kind{change.KindMergeRequest}
@@ -101,10 +104,53 @@ func TestQuietPollCostsTheListingOnly(t *testing.T) {
 // creates GitLab events (merge requests, issues, comments, pushes) moves
 // last_activity_at and is caught by the next poll; pipelines, deployments,
 // registry pushes and releases do not move it and wait for the full sweep
-// (or arrive by webhook). docs/polling.md's table is this test's log.
+// (or arrive by webhook) — unless the change detection sweep runs, which
+// asks each quiet project which kinds changed and catches them all.
+// docs/polling.md's table is this test's log.
 func TestWhatAGatedPollCatches(t *testing.T) {
+	everything := map[gitlabsim.Activity]bool{
+		gitlabsim.ActivityMergeRequests: true, gitlabsim.ActivityIssues: true,
+		gitlabsim.ActivityPipelines: true, gitlabsim.ActivityDeployments: true, gitlabsim.ActivityReleases: true,
+	}
+	for _, tc := range []struct {
+		name   string
+		sweep  time.Duration
+		caught map[gitlabsim.Activity]bool
+	}{
+		{"activity gate alone", -1, map[gitlabsim.Activity]bool{
+			gitlabsim.ActivityMergeRequests: true, gitlabsim.ActivityIssues: true,
+			gitlabsim.ActivityPipelines: false, gitlabsim.ActivityDeployments: false, gitlabsim.ActivityReleases: false,
+		}},
+		{"with the change detection sweep", 0, everything},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table := gatedTable(t, tc.sweep)
+			var b strings.Builder
+			for _, row := range table {
+				fmt.Fprintf(&b, "\n%-15s changed %v, missed by the next gated poll %v (%d requests)", row.act, row.changed, row.missed, row.requests)
+			}
+			t.Log("what a gated poll catches, " + tc.name + ":" + b.String())
+			for _, row := range table {
+				if got := len(row.missed) == 0; got != tc.caught[row.act] {
+					t.Errorf("%s: caught %v, want %v (changed %v, missed %v)", row.act, got, tc.caught[row.act], row.changed, row.missed)
+				}
+			}
+		})
+	}
+}
+
+type gatedRow struct {
+	act             gitlabsim.Activity
+	changed, missed map[change.Kind]int
+	requests        int64 // the gated poll's
+}
+
+// gatedTable makes each sort of change in turn and reports what the next
+// gated poll (with the given Poller.Sweep) left missing.
+func gatedTable(t *testing.T, sweepEvery time.Duration) []gatedRow {
 	ctx := context.Background()
 	r, clk := newClockRig(t, gitlabsim.Options{Seed: 14, Projects: 5, MRs: 6, Pipelines: 6, Issues: 3})
+	r.poller.Sweep = sweepEvery
 	if res, err := r.poller.SyncAll(ctx); err != nil || res.Err() != nil {
 		t.Fatal(err, res.Err())
 	}
@@ -121,11 +167,7 @@ func TestWhatAGatedPollCatches(t *testing.T) {
 		}
 		return out
 	}
-	type row struct {
-		act             gitlabsim.Activity
-		changed, missed map[change.Kind]int
-	}
-	var table []row
+	var table []gatedRow
 	for _, act := range []gitlabsim.Activity{
 		gitlabsim.ActivityMergeRequests, gitlabsim.ActivityIssues, gitlabsim.ActivityPipelines,
 		gitlabsim.ActivityDeployments, gitlabsim.ActivityReleases,
@@ -150,8 +192,9 @@ func TestWhatAGatedPollCatches(t *testing.T) {
 		for range 4 {
 			r.sim.AdvanceOnly(act)
 		}
+		before := requests(r.sim)
 		gated()
-		row := row{act: act, changed: map[change.Kind]int{}, missed: r.missing(t)}
+		row := gatedRow{act: act, changed: map[change.Kind]int{}, missed: r.missing(t), requests: requests(r.sim) - before}
 		for _, e := range r.sim.Truth() {
 			if u, ok := was[e.ID]; !ok || !u.Equal(e.UpdatedAt) {
 				row.changed[e.Kind]++
@@ -171,20 +214,7 @@ func TestWhatAGatedPollCatches(t *testing.T) {
 			t.Fatalf("after a full sweep still missing %v", m)
 		}
 	}
-	var b strings.Builder
-	for _, row := range table {
-		fmt.Fprintf(&b, "\n%-15s changed %v, missed by the next gated poll %v", row.act, row.changed, row.missed)
-	}
-	t.Log("what a gated poll catches:" + b.String())
-	caught := map[gitlabsim.Activity]bool{
-		gitlabsim.ActivityMergeRequests: true, gitlabsim.ActivityIssues: true,
-		gitlabsim.ActivityPipelines: false, gitlabsim.ActivityDeployments: false, gitlabsim.ActivityReleases: false,
-	}
-	for _, row := range table {
-		if got := len(row.missed) == 0; got != caught[row.act] {
-			t.Errorf("%s: caught %v, want %v (changed %v, missed %v)", row.act, got, caught[row.act], row.changed, row.missed)
-		}
-	}
+	return table
 }
 
 // Activity within GitLab's hour of last_activity_at throttling does not

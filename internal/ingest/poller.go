@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,7 +55,15 @@ type Poller struct {
 	// (Event::RESET_PROJECT_ACTIVITY_INTERVAL), so activity within the hour
 	// after the last move does not show; default one hour.
 	ActivityGrace time.Duration
-	Log           *slog.Logger
+	// Sweep is how often each quiet project is asked, through GitLab's
+	// GraphQL API, a batch of projects per request, whether anything of
+	// each kind changed since that kind's last sync; only the kinds that
+	// changed are then synced (sweep.go). Zero means DefaultSweep;
+	// negative turns it off (the FullSweep alone catches what does not
+	// move last_activity_at). It needs a GitLab that implements
+	// ChangeDetector.
+	Sweep time.Duration
+	Log   *slog.Logger
 	// Progress, if set, is called after each stored page.
 	Progress func(Progress)
 	// Observer, if set, is told how each poll of a project and kind ended.
@@ -214,6 +223,9 @@ type Discovery struct {
 	// a full sweep. Quiet counts the others.
 	Due   []store.Project
 	Quiet int
+	// Kinds, for a Due project found by the change detection sweep, are
+	// the kinds to sync; a project not in it syncs every kind.
+	Kinds map[int64][]change.Kind
 }
 
 // Discover resolves the selected projects on GitLab, records them and
@@ -257,6 +269,9 @@ func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
 	sort.Slice(r.active, func(i, j int) bool { return r.active[i].Path < r.active[j].Path })
 	d := Discovery{Projects: r.active, Missing: list.Missing, Capped: list.Capped}
 	if d.Due, err = p.due(ctx, r.active); err != nil {
+		return Discovery{}, err
+	}
+	if err := p.detect(ctx, r.active, &d); err != nil {
 		return Discovery{}, err
 	}
 	d.Quiet = len(r.active) - len(d.Due)
@@ -522,7 +537,7 @@ func (p *Poller) SyncAll(ctx context.Context) (Result, error) {
 				p.Progress(pr)
 			}
 		}
-		counts, err := p.syncProject(ctx, proj, prog)
+		counts, err := p.syncProject(ctx, proj, d.Kinds[proj.ID], prog)
 		res.Projects = append(res.Projects, ProjectResult{Project: proj, Counts: counts, Err: err})
 		if err != nil && fatal(ctx, err) {
 			res.Duration = time.Since(start)
@@ -543,10 +558,16 @@ func fatal(ctx context.Context, err error) bool {
 // stored before its cursor is saved, so a run killed at any point resumes
 // without gaps, and a page fetched twice changes nothing the second time.
 func (p *Poller) SyncProject(ctx context.Context, proj store.Project) ([]Count, error) {
-	return p.syncProject(ctx, proj, p.Progress)
+	return p.syncProject(ctx, proj, nil, p.Progress)
 }
 
-func (p *Poller) syncProject(ctx context.Context, proj store.Project, prog func(Progress)) ([]Count, error) {
+// SyncProjectKinds is SyncProject for some kinds only (in the poller's
+// order); none means every kind.
+func (p *Poller) SyncProjectKinds(ctx context.Context, proj store.Project, kinds []change.Kind) ([]Count, error) {
+	return p.syncProject(ctx, proj, kinds, p.Progress)
+}
+
+func (p *Poller) syncProject(ctx context.Context, proj store.Project, only []change.Kind, prog func(Progress)) ([]Count, error) {
 	gp := toGitLab(proj)
 	if gitlab.JobFrom(ctx) == "" {
 		ctx = gitlab.WithJob(ctx, "sync "+proj.Path)
@@ -554,6 +575,9 @@ func (p *Poller) syncProject(ctx context.Context, proj store.Project, prog func(
 	var counts []Count
 	var errs []error
 	for _, kind := range p.kinds() {
+		if len(only) > 0 && !slices.Contains(only, kind) {
+			continue
+		}
 		c, err := p.syncKind(ctx, gp, kind, prog)
 		counts = append(counts, c...)
 		if p.Observer != nil {

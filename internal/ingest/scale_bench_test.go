@@ -67,6 +67,8 @@ func BenchmarkNoChangePoll(b *testing.B) {
 				r := budgetRig(b, gitlabsim.Options{Seed: 21, Projects: 1000, Groups: 10, MRs: 2, Pipelines: 2, Issues: 1, Now: clk.Now}, 0, true)
 				r.poller.Selection.Max = -1
 				r.poller.FullSweep = mode.sweep
+				// The listing alone; BenchmarkDetectionSweep adds the sweep.
+				r.poller.Sweep = -1
 				if res, err := r.poller.SyncAll(context.Background()); err != nil || res.Err() != nil {
 					b.Fatal(err, res.Err())
 				}

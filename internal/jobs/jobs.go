@@ -24,6 +24,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/ingest"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -41,6 +42,9 @@ func (ScheduleSyncArgs) Kind() string { return ScheduleKind }
 type SyncProjectArgs struct {
 	ProjectID int64  `json:"project_id" river:"unique"`
 	Path      string `json:"path"`
+	// Kinds, when the change detection sweep found only some kinds
+	// changed, are those to sync; empty means every kind.
+	Kinds []change.Kind `json:"kinds,omitempty"`
 }
 
 // Kind names the job in River's table.
@@ -108,12 +112,17 @@ type Config struct {
 	// ID names this process among the replicas (River's client id, seen
 	// in river_leader and each job's attempted_by); default River's own.
 	ID string
+	// EnvironmentURLs, when set, runs the environment URL callback's jobs
+	// (EnvironmentURLArgs); without it they are cancelled.
+	EnvironmentURLs EnvironmentURLSetter
 	// Now is the clock River schedules by: when periodic jobs fall due and
 	// which interval a periodic sync belongs to for its one-per-interval
 	// uniqueness; default time.Now. The database's clock still dates jobs.
 	Now func() time.Time
 	// Digest is the scheduled digest; nil: none.
 	Digest *Digest
+	// Tasks are other parts' periodic jobs (tasks.go).
+	Tasks []Task
 }
 
 // DigestArgs is the scheduled digest of the period that ends at Until.
@@ -363,6 +372,11 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	}
 	river.AddWorker(workers, &deliveryWorker{wake: cfg.Converter})
 	river.AddWorker(workers, &sweepWorker{wake: cfg.Converter})
+	tasks, err := taskJobs(workers, cfg.Tasks)
+	if err != nil {
+		return nil, err
+	}
+	river.AddWorker(workers, &envURLWorker{set: cfg.EnvironmentURLs, state: cfg.Poller.Store, log: log, now: clock(cfg.Now)})
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -373,7 +387,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		Test:                 river.TestConfig{Time: timeGenerator(cfg.Now)},
-		PeriodicJobs: []*river.PeriodicJob{
+		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(
 				river.PeriodicInterval(cfg.Interval),
 				func() (river.JobArgs, *river.InsertOpts) { return ScheduleSyncArgs{}, once(cfg.Interval) },
@@ -387,17 +401,14 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 				func() (river.JobArgs, *river.InsertOpts) { return SweepDeliveriesArgs{}, once(time.Minute) },
 				&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true},
 			),
-		},
+		}, tasks...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
 	client = c
 	if dg := cfg.Digest; dg != nil {
-		now := cfg.Now
-		if now == nil {
-			now = time.Now
-		}
+		now := clock(cfg.Now)
 		// Only the leader runs periodic jobs; a new leader does not run
 		// this one on start, and if it did the period's job exists.
 		c.PeriodicJobs().Add(river.NewPeriodicJob(dg.Schedule,
@@ -418,6 +429,14 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 			return err == nil && !res.UniqueSkippedAsDuplicate, err
 		}),
 	}, nil
+}
+
+// clock is now, or time.Now when nil.
+func clock(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
 }
 
 // newHealer schedules a project's sync delay from now with insert (which
@@ -519,7 +538,7 @@ func (w *scheduleWorker) Work(ctx context.Context, job *river.Job[ScheduleSyncAr
 	ps := d.Due
 	params := make([]river.InsertManyParams, 0, len(ps))
 	for _, p := range ps {
-		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path}})
+		params = append(params, river.InsertManyParams{Args: SyncProjectArgs{ProjectID: p.ID, Path: p.Path, Kinds: d.Kinds[p.ID]}})
 	}
 	if len(d.Projects) == 0 {
 		w.log.Warn("no projects to sync: check the selected projects and groups, and the token's memberships")
@@ -549,7 +568,7 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncProjectArgs]) 
 		return err
 	}
 	ctx = ingest.WithJob(ctx, fmt.Sprintf("river job %d: sync %s", job.ID, proj.Path))
-	counts, err := w.poller.SyncProject(ctx, proj)
+	counts, err := w.poller.SyncProjectKinds(ctx, proj, job.Args.Kinds)
 	if w.onSynced != nil {
 		w.onSynced(ingest.ProjectResult{Project: proj, Counts: counts, Err: err})
 	}

@@ -57,6 +57,7 @@ func newRigConfig(t *testing.T, b backend, o gitlabsim.Options, cfg jobs.Config)
 		Poller:   &ingest.Poller{GitLab: cl, Store: r.store, Log: quiet, FullSweep: -1},
 		Interval: cfg.Interval,
 		Now:      cfg.Now,
+		Tasks:    cfg.Tasks,
 		Log:      quiet,
 		OnSynced: func(pr ingest.ProjectResult) {
 			if pr.Err != nil {

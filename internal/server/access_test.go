@@ -26,6 +26,7 @@ var accessMatrix = map[string]string{
 	"GET /readyz":                                  "open",
 	"GET /api/v1/events":                           "read",
 	"GET /api/v1/events/{id}":                      "read",
+	"GET /api/v1/export":                           "read",
 	"GET /api/v1/projects":                         "read",
 	"GET /api/v1/sync/status":                      "read",
 	"GET /api/v1/audit":                            "admin",
@@ -56,6 +57,8 @@ var accessMatrix = map[string]string{
 	"GET /api/v1/admin/connections":                "admin",
 	"POST /api/v1/admin/connections":               "admin",
 	"DELETE /api/v1/admin/connections/{id}":        "admin",
+	"GET /auth/gitlab":                             "open",
+	"GET /auth/gitlab/callback":                    "open",
 }
 
 // accessServer is a server with access control on over a new SQLite

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/store"
@@ -42,6 +43,42 @@ type ConnectionInfo struct {
 	Source string `json:"source"`
 	// Webhook is its webhook endpoint's path, when it has a secret.
 	Webhook string `json:"webhook,omitempty"`
+	// Sync is how its polling goes.
+	Sync ConnectionSync `json:"sync"`
+}
+
+// ConnectionSync sums up a connection's projects and sync states.
+type ConnectionSync struct {
+	Projects int `json:"projects"` // stored, active or not
+	// LastSuccess is the latest successful sync of any of its projects'
+	// kinds; nil before the first.
+	LastSuccess *time.Time `json:"last_success_at"`
+	// Failing counts the (project, kind) states whose last run failed.
+	Failing int `json:"failing"`
+}
+
+// SummarizeSync reads ps's projects and sync states into a ConnectionSync.
+func SummarizeSync(ctx context.Context, ps store.ProjectStore) (ConnectionSync, error) {
+	var out ConnectionSync
+	projects, err := ps.Projects(ctx)
+	if err != nil {
+		return out, err
+	}
+	states, err := ps.SyncStates(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.Projects = len(projects)
+	for _, st := range states {
+		if st.LastError != "" {
+			out.Failing++
+		}
+		if !st.LastSuccess.IsZero() && (out.LastSuccess == nil || st.LastSuccess.After(*out.LastSuccess)) {
+			at := st.LastSuccess
+			out.LastSuccess = &at
+		}
+	}
+	return out, nil
 }
 
 // EnableConnections turns on the admin API of GitLab connections and

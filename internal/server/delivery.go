@@ -52,10 +52,11 @@ func (s *Server) selectProjects(ctx context.Context, q url.Values) ([]int64, err
 	return s.projectSelection(ctx, values(q, "project"), values(q, "group"))
 }
 
-// projectSelection is selectProjects over refs and groups already read.
+// projectSelection is selectProjects over refs and groups already read;
+// none selects every project the request's principal may see.
 func (s *Server) projectSelection(ctx context.Context, refs, groups []string) ([]int64, error) {
 	if len(refs) == 0 && len(groups) == 0 {
-		return nil, nil
+		return visibleIDs(ctx), nil
 	}
 	all, err := s.store.Projects(ctx)
 	if err != nil {

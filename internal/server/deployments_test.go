@@ -229,4 +229,18 @@ func TestReportDeploymentLinkedCountedOnce(t *testing.T) {
 	if len(got.Linked) != 1 || got.Linked[0].ID != a.ID || got.Linked[0].Source != change.SourceAPI {
 		t.Errorf("GitLab's deployment links %+v, want the report %s", got.Linked, a.ID)
 	}
+	// The report's page shows GitLab's deployment and both sources.
+	req, _ = http.NewRequest("GET", hs.URL+"/events/"+a.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	resp2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	page, _ := io.ReadAll(resp2.Body)
+	for _, want := range []string{`id="deployment-linked"`, "/events/" + gl.ID, "api, poll"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the report's page lacks %q", want)
+		}
+	}
 }

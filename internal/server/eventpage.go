@@ -335,7 +335,7 @@ func (s *Server) mergeRequestDetail(ctx context.Context, d *eventData, a attrs) 
 	pipes := related{ID: "mr-pipelines", Title: "Pipelines",
 		Rule:  "Pipelines of this project on the source branch, on refs/merge-requests/" + strconv.FormatInt(iid, 10) + "/…, or on the head commit, from its first commit (or a day before it was opened) until an hour after it was merged or closed; newest first.",
 		Empty: "No pipeline of its branch or head commit is stored."}
-	if rs, ok := s.store.(store.RelatedStore); ok {
+	if rs, ok := s.related(); ok {
 		refs := []string{fmt.Sprintf("refs/merge-requests/%d/head", iid), fmt.Sprintf("refs/merge-requests/%d/merge", iid)}
 		if b := a.str("source_branch"); b != "" {
 			refs = append(refs, b)
@@ -399,7 +399,7 @@ func (s *Server) pipelineDetail(ctx context.Context, d *eventData, a attrs) erro
 		d.FailedJobs = append(d.FailedJobs, jobRowOf(j, ""))
 	}
 	pid := idOf(ev.ID)
-	if rs, ok := s.store.(store.RelatedStore); ok {
+	if rs, ok := s.related(); ok {
 		jobs, err := rs.PipelineJobs(ctx, ev.ProjectID, pid, ev.SHA, jobsMax+1)
 		if err != nil {
 			return err
@@ -539,6 +539,38 @@ func (s *Server) deploymentDetail(ctx context.Context, d *eventData, a attrs) er
 		} else if incidents.Events, incidents.More, err = s.eventsByID(ctx, l.Incidents); err != nil {
 			return err
 		}
+	}
+	if ls, ok := s.store.(store.LinkedStore); ok {
+		// A deployment reported to labtrail's API and GitLab's own of the
+		// same job (or sha, within minutes) are one deployment, counted
+		// once, as GitLab's.
+		same := related{ID: "deployment-linked", Title: "The same deployment, from its other source",
+			Rule: "A deployment reported to labtrail's API (source api) is linked to GitLab's deployment of the same project and environment with the same job, " +
+				"or with the same sha within " + store.LinkWindow.String() + "; the metrics count the two once, as GitLab's.",
+			Empty: "Only one source knows it."}
+		linked, err := ls.LinkedDeployments(ctx, ev.ID)
+		if err != nil {
+			return err
+		}
+		same.Events, same.More = cut(linked, relatedMax)
+		sources := []string{string(ev.Source)}
+		for _, l := range linked {
+			if !slices.Contains(sources, string(l.Source)) {
+				sources = append(sources, string(l.Source))
+			}
+		}
+		f.text("Sources", strings.Join(sources, ", "))
+		if ev.Source == change.SourceAPI && len(linked) > 0 {
+			for i := range f {
+				if f[i].Label == "Counted by DORA" {
+					f[i].Text = "once, as GitLab's deployment " + linked[0].ID
+				}
+			}
+			shipped.Events, incidents.Events = nil, nil
+			shipped.Off = "It is counted as GitLab's deployment " + linked[0].ID + ", whose page lists what it shipped."
+			incidents.Off = shipped.Off
+		}
+		d.Related = append(d.Related, same)
 	}
 	d.Fields = f
 	d.Related = append(d.Related, shipped, incidents)

@@ -253,6 +253,9 @@ func (t *Telemetry) lastSuccesses(ctx context.Context) (map[string]float64, erro
 	kinds := map[change.Kind]bool{}
 	byProject := map[int64]map[change.Kind]time.Time{}
 	for _, s := range states {
+		if !s.Kind.Valid() {
+			continue // not a kind the poller syncs (the environment URL callback's status)
+		}
 		kinds[s.Kind] = true
 		if byProject[s.ProjectID] == nil {
 			byProject[s.ProjectID] = map[change.Kind]time.Time{}
@@ -406,6 +409,9 @@ func (l promLog) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) 
 func (s *Server) EnableTelemetry(t *Telemetry) { s.telemetry = t.Handler() }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.refuseRestricted(w, r, "the Prometheus metrics") {
+		return
+	}
 	if s.telemetry == nil {
 		writeError(w, http.StatusServiceUnavailable, "metrics are not set up on this server")
 		return

@@ -72,6 +72,7 @@ type Server struct {
 	tokens   *auth.Tokens // EnableAuth; nil: access control off
 	authOpts AuthOptions
 	sessions *auth.Sessions
+	oauth    *auth.GitLabOAuth // EnableGitLabSignin
 	limits   limiters
 	reported DeploymentReported // OnDeploymentReported
 
@@ -92,7 +93,7 @@ func New(st Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{store: st, log: log, mux: http.NewServeMux(), hints: Hints{
+	s := &Server{store: visibleStore{st}, log: log, mux: http.NewServeMux(), hints: Hints{
 		Webhooks:    "webhooks are not set up on this server",
 		WebhookTest: "the webhook test is not set up on this server",
 	}}
@@ -132,6 +133,9 @@ func New(st Store, log *slog.Logger) *Server {
 		{method: "GET", path: "/api/v1/admin/connections", need: admin, h: s.listConnections},
 		{method: "POST", path: "/api/v1/admin/connections", need: admin, h: s.addConnection, action: "connection.add"},
 		{method: "DELETE", path: "/api/v1/admin/connections/{id}", need: admin, h: s.removeConnection, action: "connection.remove"},
+		{method: "GET", path: "/api/v1/export", need: read, h: s.exportEvents},
+		{method: "GET", path: "/auth/gitlab", need: scopeOpen, h: s.gitlabSignin, limit: signinLimit},
+		{method: "GET", path: "/auth/gitlab/callback", need: scopeOpen, h: s.gitlabCallback, limit: signinLimit},
 	}
 	allowed := map[string][]string{}
 	var paths []string
@@ -313,6 +317,7 @@ func (s *Server) parseFilter(ctx context.Context, q url.Values) (store.Filter, e
 	}
 	f.Authors = values(q, "author")
 	f.States = values(q, "state")
+	f.Connections = values(q, "connection")
 	var err error
 	if f.Since, f.Until, err = parseWindow(get); err != nil {
 		return f, err
@@ -495,6 +500,9 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
+	if s.refuseRestricted(w, r, "webhook deliveries") {
+		return
+	}
 	q := r.URL.Query()
 	f := store.DeliveryFilter{Status: q.Get("status"), Cursor: q.Get("cursor")}
 	switch f.Status {

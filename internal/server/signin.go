@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +16,7 @@ func init() {
 
 type signinData struct {
 	Next, Error, TTL string
+	GitLab           bool // signing in with GitLab is offered
 }
 
 // safeNext is where to go after signing in: a path of this site, never
@@ -35,7 +37,7 @@ func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, http.StatusNotFound, "signing in is not needed here: access control is off")
 		return
 	}
-	s.render(w, r, "signin", page{Title: "Sign in", Data: signinData{Next: safeNext(r.URL.Query().Get("next")), TTL: humanTTL(s)}})
+	s.render(w, r, "signin", page{Title: "Sign in", Data: signinData{Next: safeNext(r.URL.Query().Get("next")), TTL: humanTTL(s), GitLab: s.oauth != nil}})
 }
 
 // signin is POST /signin: check the token, start a session, go on.
@@ -58,7 +60,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusServiceUnavailable, "signing in failed: the store is unavailable"
 		}
 		s.adminAction(r, nil, "signin.failed", false, msg)
-		s.renderStatus(w, r, status, "signin", page{Title: "Sign in", Data: signinData{Next: next, Error: msg, TTL: humanTTL(s)}})
+		s.renderStatus(w, r, status, "signin", page{Title: "Sign in", Data: signinData{Next: next, Error: msg, TTL: humanTTL(s), GitLab: s.oauth != nil}})
 		return
 	}
 	s.adminAction(r, p, "signin", true, "scope "+p.Scope.String())
@@ -87,3 +89,47 @@ func humanTTL(s *Server) string {
 }
 
 func ptrFloat(f float64) *float64 { return &f }
+
+// EnableGitLabSignin lets people sign in with GitLab (GET /auth/gitlab and
+// its callback). It needs EnableSessions.
+func (s *Server) EnableGitLabSignin(g *auth.GitLabOAuth) { s.oauth = g }
+
+// gitlabSignin is GET /auth/gitlab: off to GitLab to sign in there.
+func (s *Server) gitlabSignin(w http.ResponseWriter, r *http.Request) {
+	if s.sessions == nil || s.oauth == nil {
+		s.pageError(w, r, http.StatusNotFound, "signing in with GitLab is not set up here (LABTRAIL_OAUTH_CLIENT_ID, docs/security.md)")
+		return
+	}
+	to, err := s.oauth.Start(w, safeNext(r.URL.Query().Get("next")))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// gitlabCallback is GET /auth/gitlab/callback, where GitLab sends the
+// browser back: finish the sign-in, start the session, go on.
+func (s *Server) gitlabCallback(w http.ResponseWriter, r *http.Request) {
+	if s.sessions == nil || s.oauth == nil {
+		s.pageError(w, r, http.StatusNotFound, "signing in with GitLab is not set up here (LABTRAIL_OAUTH_CLIENT_ID, docs/security.md)")
+		return
+	}
+	p, next, err := s.oauth.Finish(r.Context(), w, r)
+	if err != nil {
+		status, msg := http.StatusBadRequest, err.Error()
+		if !errors.Is(err, auth.ErrSignInRefused) {
+			s.log.Error("sign in with GitLab failed", "err", err)
+			status, msg = http.StatusBadGateway, "signing in with GitLab failed: GitLab or the store could not be reached; try again"
+		}
+		s.adminAction(r, nil, "signin.failed", false, "GitLab: "+msg)
+		s.renderStatus(w, r, status, "signin", page{Title: "Sign in", Data: signinData{Next: safeNext(next), Error: msg, TTL: humanTTL(s), GitLab: true}})
+		return
+	}
+	detail := "GitLab, scope " + p.Scope.String()
+	if p.Projects != nil {
+		detail += fmt.Sprintf(", %d projects", len(p.Projects))
+	}
+	s.adminAction(r, p, "signin", true, detail)
+	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+}

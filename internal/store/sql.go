@@ -181,7 +181,7 @@ func (d Dialect) ListEvents(f Filter) (Listing, error) {
 		any []string
 	}{
 		{"kind", string(f.Kind), kinds}, {"project_path", f.ProjectPath, f.ProjectPaths},
-		{"author", f.Author, f.Authors}, {"state", f.State, f.States},
+		{"author", f.Author, f.Authors}, {"state", f.State, f.States}, {"connection", "", f.Connections},
 	} {
 		var vs []any
 		for _, v := range append([]string{c.one}, c.any...) {

@@ -52,6 +52,10 @@ type Filter struct {
 	Until        time.Time // occurred_at < Until; MinTime..MaxTime
 	Limit        int       // 1..1000; 0 means 100
 	Cursor       string    // opaque, from a previous Page.NextCursor
+
+	// Connections selects the events of these GitLab connections
+	// (DefaultConnection or an added one's name; ConnectionOf).
+	Connections []string
 }
 
 // MaxLimit is the largest page List returns.

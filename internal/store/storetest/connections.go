@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/labtrail/labtrail/internal/change"
@@ -16,6 +17,52 @@ var connectionTests = []struct {
 }{
 	{"Connections", testConnections},
 	{"ConnectionProjects", testConnectionProjects},
+	{"EventConnections", testEventConnections},
+}
+
+// testEventConnections: every event carries its connection, read from its
+// id, and List selects by it; a default id holding a colon (an image's
+// digest) stays the default connection's.
+func testEventConnections(t *testing.T, s store.Store) {
+	own := func(conn string, e change.Event) change.Event { e.ID = store.ConnectionEventID(conn, e.ID); return e }
+	img := mr(1, 9, 3)
+	img.ID = "image-1-2-latest-sha256:0123abcd"
+	events := []change.Event{mr(1, 1, 1), own("second", mr(1, 1, 2)), img, own("third_1", mr(1, 1, 4)), own("second", img)}
+	mustUpsert(t, s, events...)
+	for _, c := range []struct {
+		conns []string
+		want  []string
+	}{
+		{[]string{"default"}, []string{"image-1-2-latest-sha256:0123abcd", "mr-1-1"}},
+		{[]string{"second"}, []string{"second:image-1-2-latest-sha256:0123abcd", "second:mr-1-1"}},
+		{[]string{"third_1", "second"}, []string{"second:image-1-2-latest-sha256:0123abcd", "second:mr-1-1", "third_1:mr-1-1"}},
+		{[]string{"none"}, nil},
+		{nil, []string{"image-1-2-latest-sha256:0123abcd", "mr-1-1", "second:image-1-2-latest-sha256:0123abcd", "second:mr-1-1", "third_1:mr-1-1"}},
+	} {
+		page, err := s.List(ctx(t), store.Filter{Connections: c.conns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range page.Events {
+			got = append(got, e.ID)
+			if conn := store.ConnectionOf(e.ID); len(c.conns) > 0 && !slices.Contains(c.conns, conn) {
+				t.Errorf("%v: %s is of %s", c.conns, e.ID, conn)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("connections %v: %v, want %v", c.conns, got, c.want)
+		}
+	}
+	// An update keeps its connection.
+	e := own("second", mr(1, 1, 10))
+	e.Title = "changed"
+	mustUpsert(t, s, e)
+	page, err := s.List(ctx(t), store.Filter{Connections: []string{"second"}})
+	if err != nil || len(page.Events) != 2 || page.Events[0].ID != e.ID || page.Events[0].Title != "changed" {
+		t.Fatalf("after an update: %+v %v", page.Events, err)
+	}
 }
 
 func testConnections(t *testing.T, s store.Store) {

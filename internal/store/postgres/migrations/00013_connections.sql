@@ -52,7 +52,30 @@ CREATE TABLE connection_sync_state (
     PRIMARY KEY (connection, project_id, kind)
 );
 
+-- Every event carries its connection, read from its id (an added
+-- connection's ids are "name:" and the default's; the default's all start
+-- with a kind and a hyphen, store.ConnectionOf). A constant default adds
+-- the column without rewriting the table (every stored event is the
+-- default connection's); the trigger sets it for each row written.
+ALTER TABLE events ADD COLUMN connection text COLLATE "C" NOT NULL DEFAULT 'default';
+
+-- +goose StatementBegin
+CREATE FUNCTION events_connection() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.connection := CASE WHEN strpos(NEW.id, ':') > 1 AND strpos(split_part(NEW.id, ':', 1), '-') = 0
+                           THEN split_part(NEW.id, ':', 1) ELSE 'default' END;
+    RETURN NEW;
+END
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER events_connection BEFORE INSERT OR UPDATE OF id ON events
+    FOR EACH ROW EXECUTE FUNCTION events_connection();
+
 -- +goose Down
+DROP TRIGGER events_connection ON events;
+DROP FUNCTION events_connection();
+ALTER TABLE events DROP COLUMN connection;
 DROP TABLE connection_sync_state;
 DROP TABLE connection_projects;
 DROP TABLE connections;

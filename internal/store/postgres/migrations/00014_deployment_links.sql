@@ -10,7 +10,7 @@ ALTER TABLE fact_deployments ADD COLUMN occurred_at  timestamptz NOT NULL DEFAUL
 ALTER TABLE fact_deployments ADD COLUMN duplicate_of text COLLATE "C" NOT NULL DEFAULT '';
 DROP INDEX fact_deployments_window;
 CREATE INDEX fact_deployments_window ON fact_deployments (finished_at, id)
-    INCLUDE (project_id, project_path, environment, status, ref, sha, web_url) WHERE status = 'success' AND duplicate_of = '';
+    INCLUDE (project_id, project_path, environment, status, ref, sha, web_url, duplicate_of) WHERE status = 'success' AND duplicate_of = '';
 DROP INDEX fact_deployments_project;
 CREATE INDEX fact_deployments_project ON fact_deployments (project_id, environment, finished_at)
     WHERE status = 'success' AND duplicate_of = '';

@@ -52,7 +52,16 @@ CREATE TABLE connection_sync_state (
     PRIMARY KEY (connection, project_id, kind)
 ) STRICT;
 
+-- Every event carries its connection, read from its id (an added
+-- connection's ids are "name:" and the default's; the default's all start
+-- with a kind and a hyphen, store.ConnectionOf): computed on read, so it
+-- never disagrees with the id, costs no write and rewrites no row.
+ALTER TABLE events ADD COLUMN connection TEXT NOT NULL GENERATED ALWAYS AS (
+    CASE WHEN instr(id, ':') > 1 AND instr(substr(id, 1, instr(id, ':') - 1), '-') = 0
+         THEN substr(id, 1, instr(id, ':') - 1) ELSE 'default' END) VIRTUAL;
+
 -- +goose Down
+ALTER TABLE events DROP COLUMN connection;
 DROP TABLE connection_sync_state;
 DROP TABLE connection_projects;
 DROP TABLE connections;

@@ -9,10 +9,12 @@ ALTER TABLE fact_deployments ADD COLUMN job_id       INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE fact_deployments ADD COLUMN occurred_at  INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE fact_deployments ADD COLUMN duplicate_of TEXT    NOT NULL DEFAULT '';
 DROP INDEX fact_deployments_window;
+-- duplicate_of is in the indexes too, so the reads of the metrics stay
+-- on the index alone (SQLite checks the term against the row otherwise).
 CREATE INDEX fact_deployments_window ON fact_deployments (finished_at, id, project_id, project_path, environment,
-    status, ref, sha, web_url) WHERE status = 'success' AND duplicate_of = '';
+    status, ref, sha, web_url, duplicate_of) WHERE status = 'success' AND duplicate_of = '';
 DROP INDEX fact_deployments_project;
-CREATE INDEX fact_deployments_project ON fact_deployments (project_id, environment, finished_at)
+CREATE INDEX fact_deployments_project ON fact_deployments (project_id, environment, finished_at, status, duplicate_of)
     WHERE status = 'success' AND duplicate_of = '';
 CREATE INDEX fact_deployments_job ON fact_deployments (project_id, environment, job_id) WHERE job_id <> 0;
 CREATE INDEX fact_deployments_sha ON fact_deployments (project_id, environment, sha, occurred_at);

@@ -1,0 +1,553 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/auth"
+	"github.com/labtrail/labtrail/internal/gitlab"
+	"github.com/labtrail/labtrail/internal/ingest"
+	"github.com/labtrail/labtrail/internal/server"
+	"github.com/labtrail/labtrail/internal/store"
+)
+
+// stdin is where labtrail connections add reads a token (tests set it).
+var stdin io.Reader = os.Stdin
+
+// keyring is the keyring c's secret key makes, and the old key's too
+// when c has one (labtrail secrets rotate).
+func (c config) keyring() (*auth.Keyring, error) {
+	cur, err := auth.LoadKey(c.SecretKey, c.SecretKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if c.OldSecretKey == "" && c.OldSecretKeyFile == "" {
+		return auth.NewKeyring(cur), nil
+	}
+	old, err := auth.LoadKey(c.OldSecretKey, c.OldSecretKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("the old key: %w", err)
+	}
+	return auth.NewKeyring(cur, old), nil
+}
+
+func subcommand(args []string, usage string, stderr io.Writer) (string, []string, error) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, "Usage: labtrail "+usage)
+		if len(args) == 0 {
+			return "", nil, errUsage
+		}
+		return "", nil, errHelpShown
+	}
+	return args[0], args[1:], nil
+}
+
+var errHelpShown = errors.New("help shown")
+
+func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := "secrets keygen | secrets rotate (LABTRAIL_SECRET_KEY: the new key; LABTRAIL_OLD_SECRET_KEY or --old-key-file: the current one)"
+	sub, rest, err := subcommand(args, usage, stderr)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	switch sub {
+	case "keygen":
+		fs := newFlagSet("secrets keygen", "secrets keygen", stderr)
+		if err := parse(fs, rest); err != nil {
+			return err
+		}
+		k, err := auth.NewKeyText()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, k)
+		fmt.Fprintln(stderr, "a new secret key: keep it as LABTRAIL_SECRET_KEY (or in the file LABTRAIL_SECRET_KEY_FILE names); without it the stored connection secrets cannot be read")
+		return nil
+	case "rotate":
+		fs := newFlagSet("secrets rotate", "secrets rotate [flags]", stderr)
+		build := useSettings(fs, secretKeySettings, oldSecretKeySettings, []*setting{dbSetting, logLevelSetting})
+		if err := parse(fs, rest); err != nil {
+			return err
+		}
+		c, err := build()
+		if err != nil {
+			return err
+		}
+		if c.OldSecretKey == "" && c.OldSecretKeyFile == "" {
+			return errors.New("give the key the secrets are encrypted under now as LABTRAIL_OLD_SECRET_KEY or --old-key-file, and the new one as LABTRAIL_SECRET_KEY")
+		}
+		ring, err := c.keyring()
+		if err != nil {
+			return err
+		}
+		st, err := openStore(ctx, c.DB)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		n, err := ring.Rotate(ctx, st, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		recordCLI(ctx, st, stderr, "secrets.rotate", ring.CurrentID(), fmt.Sprintf("%d connections re-encrypted", n))
+		fmt.Fprintf(stdout, "%d connections re-encrypted under key %s; the old key is no longer needed\n", n, ring.CurrentID())
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown secrets command %q\nUsage: labtrail %s\n", sub, usage)
+	return errUsage
+}
+
+// recordCLI appends a command's admin action to the admin audit trail; a
+// failure to is a warning, not the command's failure.
+func recordCLI(ctx context.Context, st store.AdminAuditor, stderr io.Writer, action, target, detail string) {
+	if err := st.AppendAdminAction(ctx, store.AdminAction{Time: time.Now().UTC(), Actor: "cli", Action: action,
+		Target: target, Detail: detail, OK: true}); err != nil {
+		fmt.Fprintln(stderr, "warning: admin audit:", err)
+	}
+}
+
+func ignoreHelp(err error) error {
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+func runConnections(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := "connections add --name N --url U [flags] (token on stdin, or LABTRAIL_CONNECTION_TOKEN) | connections list | connections remove NAME"
+	sub, rest, err := subcommand(args, usage, stderr)
+	if err != nil {
+		return ignoreHelp(err)
+	}
+	fs := newFlagSet("connections "+sub, usage, stderr)
+	groups := [][]*setting{{dbSetting, logLevelSetting}}
+	var spec auth.ConnectionSpec
+	var repos, grps string
+	if sub == "add" {
+		groups = append(groups, secretKeySettings)
+		fs.StringVar(&spec.Name, "name", "", "the connection's name: lowercase letters, digits, _; its events' ids start with it")
+		fs.StringVar(&spec.URL, "url", "", "GitLab's base URL, e.g. https://gitlab.example.org")
+		fs.StringVar(&repos, "repos", "", "comma-separated project paths or ids; empty: every project the token is a member of")
+		fs.StringVar(&grps, "groups", "", "comma-separated group paths or ids whose projects are synced")
+		fs.IntVar(&spec.MaxProjects, "max-projects", auth.DefaultMaxProjects, "most projects synced")
+		fs.BoolVar(&spec.IncludeArchived, "include-archived", false, "also sync archived projects")
+		fs.IntVar(&spec.RequestsPerMinute, "requests-per-minute", auth.DefaultRequestsPerMinute, "GitLab API requests per minute")
+	}
+	var name string
+	if sub == "remove" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		name, rest = rest[0], rest[1:]
+	}
+	build := useSettings(fs, groups...)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	c, err := build()
+	if err != nil {
+		return err
+	}
+	var ring *auth.Keyring
+	if sub == "add" {
+		// The key first: a token read and then not storable is wasted.
+		if ring, err = c.keyring(); err != nil {
+			return err
+		}
+	}
+	st, err := openStore(ctx, c.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	record := func(action, target string) { recordCLI(ctx, st, stderr, action, target, "") }
+	switch sub {
+	case "add":
+		spec.Repos, spec.Groups = splitList(repos), splitList(grps)
+		spec.Token = os.Getenv("LABTRAIL_CONNECTION_TOKEN")
+		if spec.Token == "" {
+			line, err := bufio.NewReader(stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read the token from stdin: %w", err)
+			}
+			spec.Token = strings.TrimSpace(line)
+		}
+		if spec.Token == "" {
+			return errors.New("no token: pipe GitLab's token (read_api scope) into stdin, or set LABTRAIL_CONNECTION_TOKEN")
+		}
+		spec.WebhookSecret = os.Getenv("LABTRAIL_CONNECTION_WEBHOOK_SECRET")
+		conn, err := ring.NewConnection(spec, time.Now())
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return errUsage
+		}
+		if _, err := st.AddConnection(ctx, conn); errors.Is(err, store.ErrConnectionExists) {
+			return fmt.Errorf("a connection named %q exists: remove it first", conn.Name)
+		} else if err != nil {
+			return err
+		}
+		record("connection.add", conn.Name)
+		fmt.Fprintf(stdout, "connection %q to %s added; its token is stored encrypted under key %s\n", conn.Name, conn.URL, ring.CurrentID())
+		if spec.WebhookSecret == "" {
+			fmt.Fprintln(stdout, "no webhook secret (LABTRAIL_CONNECTION_WEBHOOK_SECRET): it is polled only")
+		} else {
+			fmt.Fprintf(stdout, "its webhooks: POST /api/v1/webhooks/gitlab/%s with its secret\n", conn.Name)
+		}
+		fmt.Fprintln(stdout, "a running labtrail serve starts polling it at its next start")
+		return nil
+	case "list":
+		cs, err := st.Connections(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tURL\tSELECTION\tREQUESTS/MIN\tWEBHOOK\tKEY\tADDED")
+		for _, c := range cs {
+			hook := "no"
+			if !c.WebhookSecret.IsZero() {
+				hook = "/api/v1/webhooks/gitlab/" + c.Name
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Name, c.URL, selectionText(c), c.RequestsPerMinute, hook, c.Token.KeyID, day(c.CreatedAt))
+		}
+		if len(cs) == 0 {
+			fmt.Fprintln(stderr, "no connections beside the default one (GITLAB_URL, GITLAB_TOKEN)")
+		}
+		return tw.Flush()
+	case "remove":
+		if name == "" {
+			fmt.Fprintln(stderr, "Usage: labtrail connections remove NAME")
+			return errUsage
+		}
+		if err := st.RemoveConnection(ctx, name); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no connection named %q (labtrail connections list shows them)", name)
+		} else if err != nil {
+			return err
+		}
+		record("connection.remove", name)
+		fmt.Fprintf(stdout, "connection %q removed; its events stay\n", name)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown connections command %q\nUsage: labtrail %s\n", sub, usage)
+	return errUsage
+}
+
+func selectionText(c store.Connection) string {
+	var parts []string
+	if len(c.Repos) > 0 {
+		parts = append(parts, "repos "+strings.Join(c.Repos, ","))
+	}
+	if len(c.Groups) > 0 {
+		parts = append(parts, "groups "+strings.Join(c.Groups, ","))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "membership")
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf(" (max %d)", c.MaxProjects)
+}
+
+// connectionManager runs the added GitLab connections beside serve's
+// default one: a poller each, with its own client, rate limit and
+// selection, and a webhook endpoint each. It implements
+// server.Connections.
+type connectionManager struct {
+	st    store.Store
+	ring  *auth.Keyring
+	base  config // the settings the connections share (branches, intervals, limits)
+	log   *slog.Logger
+	audit func(gitlab.AuditRecord)
+	conv  *ingest.Converter
+	tel   ingest.Observer
+	// defaultInfo is the environment's connection, listed first.
+	defaultInfo server.ConnectionInfo
+	// healDelay is how long after a webhook that lacks details its
+	// project is synced (default 30s, as the job queue's).
+	healDelay time.Duration
+
+	mu      sync.Mutex
+	ctx     context.Context
+	running map[string]*runningConnection
+	wg      sync.WaitGroup
+}
+
+type runningConnection struct {
+	conn   store.Connection
+	scope  ingest.ConnectionScope
+	hook   http.Handler // nil: no webhook secret
+	poller *ingest.Poller
+	stop   context.CancelFunc
+}
+
+// start runs every stored connection until ctx ends.
+func (m *connectionManager) start(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx, m.running = ctx, map[string]*runningConnection{}
+	m.mu.Unlock()
+	cs, err := m.st.Connections(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if err := m.run(c); err != nil {
+			// One connection's bad key or URL stops only it.
+			m.log.Error("GitLab connection not started", "connection", c.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+// wait returns once every poller has stopped.
+func (m *connectionManager) wait() { m.wg.Wait() }
+
+func (m *connectionManager) run(c store.Connection) error {
+	token, secret, err := m.ring.OpenConnection(c)
+	if err != nil {
+		return err
+	}
+	cc := m.base
+	cc.GitLabURL, cc.Token, cc.RequestsPerMinute = c.URL, token, c.RequestsPerMinute
+	cc.Repos, cc.Groups, cc.MaxProjects, cc.IncludeArchived = c.Repos, c.Groups, c.MaxProjects, c.IncludeArchived
+	name := c.Name
+	log := m.log.With("connection", name)
+	audit := func(r gitlab.AuditRecord) {
+		// The audit log tells the connections' calls apart by their job.
+		r.Job = store.ConnectionEventID(name, r.Job)
+		if m.audit != nil {
+			m.audit(r)
+		}
+	}
+	gl, err := newClient(cc, log, audit)
+	if err != nil {
+		return err
+	}
+	projects := m.st.ConnectionProjects(name)
+	p := cc.poller(gl, ingest.ConnectionStore(m.st, name, projects), log)
+	healer := &connectionHealer{poller: p, projects: projects, delay: m.healDelay, log: log, wg: &m.wg, pending: map[int64]bool{}}
+	rc := &runningConnection{conn: c, poller: p,
+		scope: ingest.ConnectionScope{Projects: projects, Selection: p.Selection, Branches: cc.Branches, Heal: healer}}
+	if secret != "" {
+		wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{Secrets: []string{secret}, Allow: cc.WebhookAllow,
+			Memory: cc.WebhookMemory, Connection: name}, m.st, m.conv, log)
+		if err != nil {
+			return err
+		}
+		if m.tel != nil {
+			wh.SetObserver(m.tel)
+		}
+		rc.hook = wh
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil || m.ctx.Err() != nil {
+		return errors.New("labtrail is stopping")
+	}
+	if _, ok := m.running[name]; ok {
+		return store.ErrConnectionExists
+	}
+	ctx, stop := context.WithCancel(m.ctx)
+	rc.stop = stop
+	healer.ctx = ctx
+	m.running[name] = rc
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.poll(ctx, name, p, gl, cc.PollInterval)
+	}()
+	log.Info("GitLab connection started", "gitlab", c.URL, "webhook", rc.hook != nil)
+	return nil
+}
+
+// poll syncs a connection every interval until ctx ends. Each replica
+// polls its connections; the upsert rule makes the overlap harmless.
+func (m *connectionManager) poll(ctx context.Context, name string, p *ingest.Poller, gl *gitlab.Client, interval time.Duration) {
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	for {
+		res, err := p.SyncAll(ctx)
+		if err == nil {
+			err = res.Err()
+		}
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("connection sync failed", "connection", name, "err", err)
+		} else if ctx.Err() == nil {
+			m.log.Info("connection synced", "connection", name, "requests", gl.Requests(), "took", res.Duration.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// scopes are the converter's view of the running connections.
+func (m *connectionManager) scopes() map[string]ingest.ConnectionScope {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]ingest.ConnectionScope, len(m.running))
+	for name, rc := range m.running {
+		out[name] = rc.scope
+	}
+	return out
+}
+
+// Webhook implements server.Connections.
+func (m *connectionManager) Webhook(name string) (http.Handler, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rc, ok := m.running[name]
+	if !ok || rc.hook == nil {
+		return nil, false
+	}
+	return rc.hook, true
+}
+
+// List implements server.Connections.
+func (m *connectionManager) List(ctx context.Context) ([]server.ConnectionInfo, error) {
+	cs, err := m.st.Connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	def := m.defaultInfo
+	if def.Sync, err = server.SummarizeSync(ctx, m.st); err != nil {
+		return nil, err
+	}
+	out := []server.ConnectionInfo{def}
+	for _, c := range cs {
+		info := server.ConnectionInfo{Connection: c, Source: "store"}
+		if !c.WebhookSecret.IsZero() {
+			info.Webhook = "/api/v1/webhooks/gitlab/" + c.Name
+		}
+		if info.Sync, err = server.SummarizeSync(ctx, m.st.ConnectionProjects(c.Name)); err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	sort.SliceStable(out[1:], func(i, j int) bool { return out[1+i].ID < out[1+j].ID })
+	return out, nil
+}
+
+// Add implements server.Connections: stored, then started at once.
+func (m *connectionManager) Add(ctx context.Context, spec auth.ConnectionSpec) (store.Connection, error) {
+	c, err := m.ring.NewConnection(spec, time.Now())
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("%w: %v", server.ErrBadConnection, err)
+	}
+	if c, err = m.st.AddConnection(ctx, c); err != nil {
+		return store.Connection{}, err
+	}
+	if err := m.run(c); err != nil {
+		m.log.Error("GitLab connection stored but not started", "connection", c.Name, "err", err)
+	}
+	return c, nil
+}
+
+// Remove implements server.Connections: stopped, then removed.
+func (m *connectionManager) Remove(ctx context.Context, name string) error {
+	if err := m.st.RemoveConnection(ctx, name); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	rc, ok := m.running[name]
+	delete(m.running, name)
+	m.mu.Unlock()
+	if ok {
+		rc.stop()
+	}
+	return nil
+}
+
+// startConnections runs the stored GitLab connections beside serve's
+// default one, when a secret key is set: without it they cannot be
+// read, and the admin API of connections is off. Its stop ends their
+// pollers and waits for them.
+func startConnections(ctx context.Context, c config, st store.Store, conv *ingest.Converter, audit func(gitlab.AuditRecord),
+	tel ingest.Observer, log *slog.Logger) (*connectionManager, func(), error) {
+	ring, err := c.keyring()
+	if errors.Is(err, auth.ErrNoKey) {
+		if cs, err := st.Connections(ctx); err == nil && len(cs) > 0 {
+			log.Warn("GitLab connections are stored but LABTRAIL_SECRET_KEY is not set: they are not polled and their webhooks are refused", "connections", len(cs))
+		}
+		return nil, func() {}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	def := server.ConnectionInfo{Source: "environment", Connection: store.Connection{Name: store.DefaultConnection, URL: c.GitLabURL,
+		Repos: c.Repos, Groups: c.Groups, MaxProjects: c.MaxProjects, IncludeArchived: c.IncludeArchived, RequestsPerMinute: c.RequestsPerMinute}}
+	if len(c.WebhookSecrets) > 0 {
+		def.Webhook = "/api/v1/webhooks/gitlab"
+	}
+	m := &connectionManager{st: st, ring: ring, base: c, log: log, audit: audit, conv: conv, tel: tel, defaultInfo: def}
+	conv.Connections = m.scopes
+	mctx, cancel := context.WithCancel(ctx)
+	if err := m.start(mctx); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return m, func() { cancel(); m.wait() }, nil
+}
+
+// connectionHealer syncs a project of a connection a little after a
+// webhook that lacked details asked for it (ingest.Healer), once for a
+// burst: the job queue does this for the default connection.
+type connectionHealer struct {
+	ctx      context.Context // the connection's: ends with it
+	poller   *ingest.Poller
+	projects store.ProjectStore
+	delay    time.Duration
+	log      *slog.Logger
+	wg       *sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[int64]bool
+}
+
+func (h *connectionHealer) HealProject(_ context.Context, id int64, path string) error {
+	h.mu.Lock()
+	if h.pending[id] || h.ctx == nil {
+		h.mu.Unlock()
+		return nil
+	}
+	h.pending[id] = true
+	h.mu.Unlock()
+	delay := h.delay
+	if delay <= 0 {
+		delay = 30 * time.Second
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		h.mu.Lock()
+		delete(h.pending, id)
+		h.mu.Unlock()
+		ps, err := h.projects.Projects(h.ctx)
+		if err != nil {
+			h.log.Warn("healing sync", "project", path, "err", err)
+			return
+		}
+		for _, p := range ps {
+			if p.ID == id {
+				if _, err := h.poller.SyncProject(h.ctx, p); err != nil && h.ctx.Err() == nil {
+					h.log.Warn("healing sync", "project", path, "err", err)
+				}
+				return
+			}
+		}
+		// Not stored yet: its connection's next poll finds it.
+	}()
+	return nil
+}
