@@ -42,6 +42,17 @@ func (c config) keyring() (*auth.Keyring, error) {
 	return auth.NewKeyring(cur, old), nil
 }
 
+// openSealed returns c's keyring and store, the key read first: a
+// command that cannot read the secrets opens nothing.
+func (c config) openSealed(ctx context.Context) (*auth.Keyring, store.Store, error) {
+	ring, err := c.keyring()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, c.DB)
+	return ring, st, err
+}
+
 func subcommand(args []string, usage string, stderr io.Writer) (string, []string, error) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, "Usage: labtrail "+usage)
@@ -87,11 +98,7 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if c.OldSecretKey == "" && c.OldSecretKeyFile == "" {
 			return errors.New("give the key the secrets are encrypted under now as LABTRAIL_OLD_SECRET_KEY or --old-key-file, and the new one as LABTRAIL_SECRET_KEY")
 		}
-		ring, err := c.keyring()
-		if err != nil {
-			return err
-		}
-		st, err := openStore(ctx, c.DB)
+		ring, st, err := c.openSealed(ctx)
 		if err != nil {
 			return err
 		}
@@ -550,4 +557,44 @@ func (h *connectionHealer) HealProject(_ context.Context, id int64, path string)
 		// Not stored yet: its connection's next poll finds it.
 	}()
 	return nil
+}
+
+// useConnection makes c the added connection named (labtrail hooks
+// --connection): its URL, token, rate limit, selection and webhook
+// secret. "" and "default" leave c the environment's.
+func (c *config) useConnection(ctx context.Context, name string) error {
+	if name == "" || name == store.DefaultConnection {
+		return nil
+	}
+	ring, st, err := c.openSealed(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	conn, err := st.ConnectionByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no connection named %q (labtrail connections list shows them)", name)
+	}
+	if err != nil {
+		return err
+	}
+	token, secret, err := ring.OpenConnection(conn)
+	if err != nil {
+		return err
+	}
+	c.GitLabURL, c.Token, c.RequestsPerMinute = conn.URL, token, conn.RequestsPerMinute
+	c.Repos, c.Groups, c.MaxProjects, c.IncludeArchived = conn.Repos, conn.Groups, conn.MaxProjects, conn.IncludeArchived
+	c.WebhookSecrets = nil
+	if secret != "" {
+		c.WebhookSecrets = []string{secret}
+	}
+	return nil
+}
+
+// Projects implements server.Connections.
+func (m *connectionManager) Projects(ctx context.Context, name string) (store.ProjectStore, error) {
+	if _, err := m.st.ConnectionByName(ctx, name); err != nil {
+		return nil, err
+	}
+	return m.st.ConnectionProjects(name), nil
 }

@@ -107,6 +107,16 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		t.Fatalf("connections list: %d\n%s%s", code, out, errOut)
 	}
 
+	// The second GitLab's hooks, installed from the connection's own URL,
+	// token and secret.
+	hookURL := "http://" + addr + "/api/v1/webhooks/gitlab/" + nameOfSecond
+	out, errOut, code = labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "install",
+		"--connection", nameOfSecond, "--url", hookURL)
+	seen.WriteString(out + errOut)
+	if code != 0 || !strings.Contains(out, "2 created, 0 updated, 0 failed, of 2 projects") {
+		t.Fatalf("hooks install --connection: %d\n%s%s", code, out, errOut)
+	}
+
 	var logs syncBuffer
 	c := config{
 		GitLabURL: urlA, Token: simToken, DB: db, Addr: addr, SecretKey: key, Auth: "on",
@@ -230,6 +240,54 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		if _, ok := want[id]; !ok {
 			t.Errorf("event %s is in neither GitLab", id)
 		}
+	}
+
+	// GitLab's test push through each installed hook reaches the
+	// connection's endpoint with its secret.
+	out, errOut, code = labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "test",
+		"--connection", nameOfSecond, "--url", hookURL)
+	seen.WriteString(out + errOut)
+	if code != 0 || !strings.Contains(out, "2 OK, 0 failed") {
+		t.Errorf("hooks test --connection: %d\n%s%s", code, out, errOut)
+	}
+
+	// Each connection's projects and sync state apart.
+	for conn, prefixed := range map[string]bool{nameOfSecond: true, "default": false, "": false} {
+		var ps struct {
+			Projects []store.Project `json:"projects"`
+		}
+		get("/api/v1/projects?connection="+conn, &ps)
+		var status struct {
+			Sync []store.SyncState `json:"sync"`
+		}
+		get("/api/v1/sync/status?connection="+conn, &status)
+		if len(ps.Projects) != 2 || len(status.Sync) == 0 {
+			t.Errorf("connection %q: %d projects, %d sync states", conn, len(ps.Projects), len(status.Sync))
+		}
+		// Its projects are those its events are of.
+		var events struct {
+			Events []change.Event `json:"events"`
+		}
+		get("/api/v1/events?limit=1000&kind=merge_request", &events)
+		paths := map[string]bool{}
+		for _, e := range events.Events {
+			if strings.HasPrefix(e.ID, nameOfSecond+":") == prefixed {
+				paths[e.ProjectPath] = true
+			}
+		}
+		for _, p := range ps.Projects {
+			if !paths[p.Path] {
+				t.Errorf("connection %q lists project %s, which none of its events is of (%v)", conn, p.Path, paths)
+			}
+		}
+		for _, st := range status.Sync {
+			if !paths[st.ProjectPath] {
+				t.Errorf("connection %q has the sync state of %s", conn, st.ProjectPath)
+			}
+		}
+	}
+	if st, body := call("GET", "/api/v1/projects?connection=nosuch", "", "", nil); st != 404 {
+		t.Errorf("projects of an unknown connection: %d %s", st, body)
 	}
 
 	// Each connection's events, and only they, by its filter.
@@ -487,8 +545,14 @@ func TestSecretsRotateCommand(t *testing.T) {
 	if l := list(); !strings.Contains(l, idOf(newKey)) || strings.Contains(l, idOf(oldKey)) {
 		t.Errorf("after rotation:\n%s", l)
 	}
-	// The new key alone opens them.
-	st, err := openStore(context.Background(), db)
+	// A copy into another database takes the connections along, sealed.
+	other := filepath.Join(t.TempDir(), "other.db")
+	if out, errOut, code := labtrail(t, nil, "migrate", "--from", db, "--to", other); code != 0 ||
+		!strings.Contains(out, "connections") {
+		t.Fatalf("migrate: %d %s%s", code, out, errOut)
+	}
+	// The new key alone opens them, in the copy.
+	st, err := openStore(context.Background(), other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +567,12 @@ func TestSecretsRotateCommand(t *testing.T) {
 		t.Errorf("open under the new key: %v", err)
 	}
 	var acts []string
-	as, _ := st.AdminActions(context.Background(), 0, 10)
+	orig, err := openStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	as, _ := orig.AdminActions(context.Background(), 0, 10)
 	for _, a := range as {
 		acts = append(acts, a.Action)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -55,6 +56,18 @@ func startCallbackServe(t *testing.T, simURL, db string) string {
 	return ""
 }
 
+// syncedServe starts a simulator, syncs it once into a new database and
+// runs serve (the callback on) over that database.
+func syncedServe(t *testing.T, o gitlabsim.Options) (*gitlabsim.Sim, string) {
+	t.Helper()
+	sim, simURL := startSim(t, o)
+	db := filepath.Join(t.TempDir(), "labtrail.db")
+	if out, errOut, code := labtrail(t, syncEnv(simURL, db), "sync", "--once"); code != 0 {
+		t.Fatalf("sync: %d\n%s%s", code, out, errOut)
+	}
+	return sim, startCallbackServe(t, simURL, db)
+}
+
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
@@ -85,12 +98,7 @@ func TestEnvironmentCallback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs serve against the simulator")
 	}
-	sim, simURL := startSim(t, gitlabsim.Options{Seed: 11, Projects: 1, MRs: 2, Pipelines: 2})
-	db := filepath.Join(t.TempDir(), "labtrail.db")
-	if out, errOut, code := labtrail(t, syncEnv(simURL, db), "sync", "--once"); code != 0 {
-		t.Fatalf("sync: %d\n%s%s", code, out, errOut)
-	}
-	base := startCallbackServe(t, simURL, db)
+	sim, base := syncedServe(t, gitlabsim.Options{Seed: 11, Projects: 1, MRs: 2, Pipelines: 2})
 	var envs struct {
 		Events []struct {
 			ID          string `json:"id"`
@@ -199,5 +207,97 @@ func TestCheckSaysCallbackNeedsAPIScope(t *testing.T) {
 	env = map[string]string{"GITLAB_URL": simURL, "GITLAB_TOKEN": simToken, "LABTRAIL_ENVIRONMENT_CALLBACK": "true"}
 	if out, errOut, code := labtrail(t, env, "check"); code != 0 || !strings.Contains(out, "has the api scope") {
 		t.Errorf("check with an api token: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// A deployment reported for the job of one of GitLab's own deployments (as
+// the simulator has it, synced by the poller) is linked to it, shows both
+// sources and leaves DORA's count as it was; a report of a job GitLab does
+// not know adds one.
+func TestReportReconciledWithGitLabDeployment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs serve against the simulator")
+	}
+	_, base := syncedServe(t, gitlabsim.Options{Seed: 12, Projects: 1, MRs: 4, Pipelines: 6})
+	var deps struct {
+		Events []struct {
+			ID          string `json:"id"`
+			ProjectPath string `json:"project_path"`
+			SHA         string `json:"sha"`
+			Attrs       struct {
+				Environment string `json:"environment"`
+				FinishedAt  string `json:"finished_at"`
+				Deployable  struct {
+					ID int64 `json:"id"`
+				} `json:"deployable"`
+			} `json:"attributes"`
+		} `json:"events"`
+	}
+	getJSON(t, base+"/api/v1/events?kind=deployment&state=success&limit=1000", &deps)
+	var gl = -1
+	for i, d := range deps.Events {
+		if d.Attrs.Environment == "production" && d.Attrs.Deployable.ID != 0 && d.Attrs.FinishedAt != "" {
+			gl = i
+			break
+		}
+	}
+	if gl < 0 {
+		t.Fatalf("no successful production deployment synced: %+v", deps)
+	}
+	d := deps.Events[gl]
+	dora := func() int {
+		var m struct {
+			DeploymentFrequency struct {
+				Count int `json:"count"`
+			} `json:"deployment_frequency"`
+		}
+		getJSON(t, base+"/api/v1/metrics/dora?since=2000-01-01&bucket=month", &m)
+		return m.DeploymentFrequency.Count
+	}
+	before := dora()
+	if before == 0 {
+		t.Fatal("DORA counts no deployment")
+	}
+	post := func(job int64, finished string) (int, struct {
+		ID      string   `json:"id"`
+		Sources []string `json:"sources"`
+		Linked  []struct {
+			ID string `json:"id"`
+		} `json:"linked"`
+	}) {
+		t.Helper()
+		body := `{"project": "` + d.ProjectPath + `", "environment": "production", "sha": "` + d.SHA + `", "status": "success",
+			"job_id": ` + strconv.FormatInt(job, 10) + `, "finished_at": "` + finished + `"}`
+		resp, err := http.Post(base+"/api/v1/deployments", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a struct {
+			ID      string   `json:"id"`
+			Sources []string `json:"sources"`
+			Linked  []struct {
+				ID string `json:"id"`
+			} `json:"linked"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, a
+	}
+	code, a := post(d.Attrs.Deployable.ID, d.Attrs.FinishedAt)
+	if code != http.StatusCreated || len(a.Linked) != 1 || a.Linked[0].ID != d.ID || strings.Join(a.Sources, ",") != "api,poll" {
+		t.Fatalf("report of GitLab's job: %d %+v, want linked to %s with sources api,poll", code, a, d.ID)
+	}
+	if after := dora(); after != before {
+		t.Errorf("DORA counts %d deployments after the linked report, %d before", after, before)
+	}
+	// A job GitLab never ran, an hour later: a deployment of its own.
+	fin, _ := time.Parse(time.RFC3339, d.Attrs.FinishedAt)
+	if code, a = post(d.Attrs.Deployable.ID+1_000_000, fin.Add(time.Hour).Format(time.RFC3339)); code != http.StatusCreated || len(a.Linked) != 0 {
+		t.Fatalf("report of another job: %d %+v", code, a)
+	}
+	if after := dora(); after != before+1 {
+		t.Errorf("DORA counts %d deployments after an unlinked report, want %d", after, before+1)
 	}
 }

@@ -37,12 +37,7 @@ var (
 			set:  text(func(c *config) *string { return &c.Export.S3.Region })},
 		{flag: "export-s3-path-style", env: "LABTRAIL_EXPORT_S3_PATH_STYLE", def: "false", typ: "bool",
 			help: "address the bucket in the path (MinIO and most S3-compatible stores) rather than the host name",
-			set: func(c *config, v string) (err error) {
-				if c.Export.S3.PathStyle, err = strconv.ParseBool(v); err != nil {
-					return errors.New("must be true or false")
-				}
-				return nil
-			}},
+			set:  boolean(func(c *config) *bool { return &c.Export.S3.PathStyle })},
 	}
 	// archiveSettings are serve's: the S3 export and retention jobs.
 	archiveSettings = append([]*setting{

@@ -64,12 +64,16 @@ func parseHooks(ctx context.Context, name, synopsis string, needURL bool, args [
 	if name == "install" {
 		used = append(used, webhookSecretSetting)
 	}
-	build := useSettings(fs, gitlabSettings, selectionSettings, used)
+	conn := fs.String("connection", "", "an added GitLab connection (labtrail connections list): its URL, token, selection and webhook secret instead of the environment's")
+	build := useSettings(fs, gitlabSettings, selectionSettings, used, []*setting{dbSetting}, secretKeySettings)
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
 	c, err := build()
 	if err != nil {
+		return nil, err
+	}
+	if err := c.useConnection(ctx, *conn); err != nil {
 		return nil, err
 	}
 	s := &hooksSetup{cfg: c, url: c.WebhookURL}

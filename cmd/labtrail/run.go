@@ -118,8 +118,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	build := useSettings(fs, gitlabSettings, selectionSettings, syncSettings, webhookSettings, jobSettings,
-		serveSettings, listenerSettings, []*setting{logLevelSetting}, archiveSettings, secretKeySettings,
-		digestSettings, digestScheduleSettings)
+		serveSettings, listenerSettings, []*setting{logLevelSetting}, archiveSettings, secretKeySettings, digestSettings, digestScheduleSettings)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -180,15 +179,15 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	if err != nil {
 		return err
 	}
-	dg, err := c.scheduledDigest(st, log)
-	if err != nil {
-		return err
-	}
 	conns, stopConns, err := startConnections(ctx, c, st, conv, audit.Record, tel, log)
 	if err != nil {
 		return err
 	}
 	defer stopConns()
+	dg, err := c.scheduledDigest(st, log)
+	if err != nil {
+		return err
+	}
 	q, err := db.newQueue(ctx, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
 		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv, Tasks: tasks,
 		EnvironmentURLs: environmentURLs(c, gl), Digest: dg})

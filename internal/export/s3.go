@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/store"
@@ -156,10 +157,7 @@ type ManifestObject struct {
 func (a *Archiver) Run(ctx context.Context) (ArchiveResult, error) {
 	var res ArchiveResult
 	now := a.now
-	log := a.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	log := a.log()
 	today := store.UTCDay(now())
 	for {
 		pending, err := a.Store.ExportDays(ctx, store.ExportDayFilter{Before: today, PendingOnly: true, Limit: store.MaxLimit})
@@ -186,6 +184,19 @@ func (a *Archiver) Run(ctx context.Context) (ArchiveResult, error) {
 			log.Info("exported a day to S3", "date", day.Format(time.DateOnly), "location", a.Loc.String())
 		}
 	}
+}
+
+func (a *Archiver) log() *slog.Logger {
+	if a.Log != nil {
+		return a.Log
+	}
+	return slog.Default()
+}
+
+// noSuchKey reports whether err says the object does not exist.
+func noSuchKey(err error) bool {
+	var nsk *types.NoSuchKey
+	return errors.As(err, &nsk)
 }
 
 func (a *Archiver) now() time.Time {
@@ -271,6 +282,12 @@ func (r *idRecorder) ListHistories(ctx context.Context, f store.Filter) (store.H
 // not in have, and says how many.
 func (a *Archiver) keepPruned(ctx context.Context, key string, have map[string]bool, w io.Writer) (int64, error) {
 	out, err := a.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(a.Loc.Bucket), Key: aws.String(key)})
+	if noSuchKey(err) {
+		// Deleted from the bucket (a lifecycle rule, by hand): there is
+		// nothing left to keep.
+		a.log().Warn("the S3 object of a pruned day is gone; writing it from the store alone", "key", key)
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("get %s to keep its pruned events: %w", key, err)
 	}
@@ -411,8 +428,11 @@ func parseObjectKey(loc Location, key string) (change.Kind, time.Time, bool) {
 func readManifest(ctx context.Context, c ObjectStore, loc Location, day time.Time) (map[string]string, error) {
 	key := loc.ManifestKey(day)
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(loc.Bucket), Key: aws.String(key)})
-	if err != nil {
+	if noSuchKey(err) {
 		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer out.Body.Close()
 	var m Manifest

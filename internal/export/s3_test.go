@@ -271,3 +271,46 @@ func TestParseS3URL(t *testing.T) {
 		}
 	}
 }
+
+// A pruned day whose object was deleted from the bucket (a lifecycle rule)
+// is written from the store alone; a day without a manifest imports
+// unchecked.
+func TestS3MissingObjectAndManifest(t *testing.T) {
+	c := fakeS3(t)
+	s := storetest.Backends()[0].Open(t)
+	if _, err := s.Upsert(t.Context(), onDay(0, 0), onDay(2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	loc := export.Location{Bucket: "archive", Prefix: "x"}
+	now := day0.AddDate(0, 0, 5)
+	a := &export.Archiver{Store: s, S3: c, Loc: loc, Now: func() time.Time { return now }}
+	if _, err := a.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := export.Prune(t.Context(), s, export.Retention{All: time.Hour}, 0, true, now); err != nil || res.Events[change.KindMergeRequest] != 2 {
+		t.Fatalf("prune: %+v, %v", res, err)
+	}
+	key := loc.ObjectKey(change.KindMergeRequest, day0)
+	for _, k := range []string{key, loc.ManifestKey(day0)} {
+		if _, err := c.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String("archive"), Key: aws.String(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Upsert(t.Context(), onDay(4, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.Run(t.Context()); err != nil || res.Objects != 1 {
+		t.Fatalf("run: %+v, %v", res, err)
+	}
+	if got := lines(t, get(t, c, key)); len(got) != 1 {
+		t.Errorf("%d events in the rewritten object, want the one stored", len(got))
+	}
+	// The manifest was written again; delete it to import without one.
+	if _, err := c.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String("archive"), Key: aws.String(loc.ManifestKey(day0))}); err != nil {
+		t.Fatal(err)
+	}
+	dst := storetest.Backends()[0].Open(t)
+	if res, err := export.ImportS3(t.Context(), c, loc, export.DayRange{}, dst, nil); err != nil || res.Lines != 1 {
+		t.Errorf("import without a manifest: %+v, %v", res, err)
+	}
+}

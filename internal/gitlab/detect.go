@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
+	gl "gitlab.com/gitlab-org/api/client-go/v2"
 )
 
 // ErrDetectionUnavailable: GitLab cannot answer a change detection sweep
@@ -42,8 +43,11 @@ func DetectableKinds() []change.Kind {
 // companions are the kinds synced with a detected one: a release is a
 // tag's, a deployment changes its environment.
 var companions = map[change.Kind][]change.Kind{
-	change.KindRelease:    {change.KindTag},
-	change.KindDeployment: {change.KindEnvironment},
+	// A merge request opened or pushed to moves its source branch, and
+	// one merged pushes to its target branch.
+	change.KindMergeRequest: {change.KindBranch, change.KindCommit},
+	change.KindRelease:      {change.KindTag},
+	change.KindDeployment:   {change.KindEnvironment},
 }
 
 // detectEnvPage and detectRepoPage are how many environments and
@@ -92,13 +96,18 @@ func complexityMessage(err error) string {
 	return ""
 }
 
+// KnownFunc returns the updated_at the caller stores for each of ids
+// (absent: not stored), as FetchOptions.Known does.
+type KnownFunc func(ctx context.Context, ids []string) (map[string]time.Time, error)
+
 // DetectChanges asks GitLab, a batch of projects per GraphQL query, which
-// kinds changed in each probed project since its own times, and returns
+// kinds changed in each probed project since its own times (an object
+// stored at the time GitLab gives, or later, is not a change), and returns
 // the kinds to sync per project id (with their companions); a project
 // GitLab did not give (gone, no access) is returned with every kind, so
 // that its sync finds out why. It returns ErrDetectionUnavailable when
 // GraphQL cannot be used, other errors as Fetch does.
-func (c *Client) DetectChanges(ctx context.Context, probes []ChangeProbe) (map[int64][]change.Kind, error) {
+func (c *Client) DetectChanges(ctx context.Context, probes []ChangeProbe, known KnownFunc) (map[int64][]change.Kind, error) {
 	if !c.graphql || c.graphqlOff.Load() {
 		return nil, ErrDetectionUnavailable
 	}
@@ -110,7 +119,7 @@ func (c *Client) DetectChanges(ctx context.Context, probes []ChangeProbe) (map[i
 	for len(probes) > 0 {
 		size := min(c.detect.get(), len(probes))
 		batch := probes[:size]
-		err := c.detectBatch(ctx, batch, out)
+		err := c.detectBatch(ctx, batch, known, out)
 		switch {
 		case err == nil:
 			probes = probes[size:]
@@ -139,25 +148,29 @@ func (c *Client) DetectChanges(ctx context.Context, probes []ChangeProbe) (map[i
 }
 
 type detectAnswer struct {
-	ID  string               `json:"id"`
-	MR  *struct{ Count int } `json:"mr"`
-	PL  *struct{ Count int } `json:"pl"`
-	IS  *struct{ Count int } `json:"is"`
+	ID  string        `json:"id"`
+	MR  *updatedSince `json:"mr"`
+	PL  *updatedSince `json:"pl"`
+	IS  *updatedSince `json:"is"`
 	Rel *struct {
 		Nodes []struct {
+			TagName   string  `json:"tagName"`
 			CreatedAt gqlTime `json:"createdAt"`
 		} `json:"nodes"`
 	} `json:"rel"`
 	Env *struct {
 		Nodes []struct {
+			ID        string  `json:"id"`
 			UpdatedAt gqlTime `json:"updatedAt"`
 			Created   *struct {
 				Nodes []struct {
+					ID        string  `json:"id"`
 					UpdatedAt gqlTime `json:"updatedAt"`
 				} `json:"nodes"`
 			} `json:"c"`
 			Finished *struct {
 				Nodes []struct {
+					ID         string  `json:"id"`
 					FinishedAt gqlTime `json:"finishedAt"`
 				} `json:"nodes"`
 			} `json:"f"`
@@ -170,6 +183,89 @@ type detectAnswer struct {
 		} `json:"nodes"`
 		PageInfo gqlPageInfo `json:"pageInfo"`
 	} `json:"cr"`
+}
+
+// updatedSince is a connection asked for what was updated since the
+// batch's time: how many, and the first few (iid for merge requests and
+// issues, a global id for pipelines).
+type updatedSince struct {
+	Count int `json:"count"`
+	Nodes []struct {
+		ID        string  `json:"id"`
+		IID       string  `json:"iid"`
+		UpdatedAt gqlTime `json:"updatedAt"`
+	} `json:"nodes"`
+}
+
+// detectUpdatedPage is how many of the objects updated since the batch's
+// time are read, to be compared with each project's own time and with
+// what the store holds.
+const detectUpdatedPage = 5
+
+// seen is one object a sweep answer names: its event id and the time
+// that is newer than the stored one if it changed since it was synced.
+type seen struct {
+	id string
+	at time.Time
+}
+
+// candidates are the objects of kind k an answer names as changed at or
+// after the probe's time of k; all is true when the answer cannot tell
+// (no answer, more than a page, a kind never synced).
+func (a *detectAnswer) candidates(pr ChangeProbe, k change.Kind) (out []seen, all bool) {
+	if pr.Since[k].IsZero() {
+		return nil, true
+	}
+	since := pr.Since[k].Truncate(time.Second)
+	pid := strconv.FormatInt(pr.Project.ID, 10)
+	add := func(id string, t gqlTime) {
+		if !t.Before(since) {
+			out = append(out, seen{id: id, at: t.Time})
+		}
+	}
+	tail := func(gid string) string { return gid[strings.LastIndexByte(gid, '/')+1:] }
+	conn := func(u *updatedSince, id func(iid, gid string) string) bool {
+		if u == nil || u.Count > len(u.Nodes) {
+			return true
+		}
+		for _, n := range u.Nodes {
+			add(id(n.IID, n.ID), n.UpdatedAt)
+		}
+		return false
+	}
+	switch k {
+	case change.KindMergeRequest:
+		all = conn(a.MR, func(iid, _ string) string { return "mr-" + pid + "-" + iid })
+	case change.KindIssue:
+		all = conn(a.IS, func(iid, _ string) string { return "issue-" + pid + "-" + iid })
+	case change.KindPipeline:
+		all = conn(a.PL, func(_, gid string) string { return "pipeline-" + pid + "-" + tail(gid) })
+	case change.KindRelease:
+		if a.Rel == nil {
+			return nil, true
+		}
+		for _, n := range a.Rel.Nodes {
+			add("release-"+pid+"-"+n.TagName, n.CreatedAt)
+		}
+	case change.KindDeployment:
+		if a.Env == nil || a.Env.PageInfo.HasNextPage {
+			return nil, true
+		}
+		for _, e := range a.Env.Nodes {
+			add("environment-"+pid+"-"+tail(e.ID), e.UpdatedAt)
+			if e.Created != nil {
+				for _, d := range e.Created.Nodes {
+					add("deployment-"+pid+"-"+tail(d.ID), d.UpdatedAt)
+				}
+			}
+			if e.Finished != nil {
+				for _, d := range e.Finished.Nodes {
+					add("deployment-"+pid+"-"+tail(d.ID), d.FinishedAt)
+				}
+			}
+		}
+	}
+	return out, all
 }
 
 // oldest is the earliest of a probe's times (zero if a kind has none).
@@ -193,8 +289,10 @@ func gqlTimeArg(t time.Time) string {
 
 // detectQuery is one query over batch: GitLab's projects(ids:), whose
 // connection GitLab scores at its nodes' cost plus 1% a node, each asking
-// every kind with first: 1 (or one short page). Counts are asked since the
-// batch's oldest time of each kind; the rest is compared per project.
+// every kind with one short page. Merge requests, pipelines and issues
+// are asked since the batch's oldest time of each kind, and the few
+// updated since are compared with each project's own time; the rest is
+// compared per project.
 func detectQuery(batch []ChangeProbe) string {
 	var b strings.Builder
 	ids := make([]string, len(batch))
@@ -208,20 +306,23 @@ func detectQuery(batch []ChangeProbe) string {
 		}
 	}
 	fmt.Fprintf(&b, "query{projects(ids:[%s],first:%d){nodes{id ", strings.Join(ids, ","), len(batch))
-	fmt.Fprintf(&b, "mr:mergeRequests(updatedAfter:%s,first:1){count} ", gqlTimeArg(since[change.KindMergeRequest]))
-	fmt.Fprintf(&b, "pl:pipelines(updatedAfter:%s,first:1){count} ", gqlTimeArg(since[change.KindPipeline]))
-	fmt.Fprintf(&b, "is:issues(updatedAfter:%s,first:1){count} ", gqlTimeArg(since[change.KindIssue]))
-	b.WriteString("rel:releases(sort:CREATED_DESC,first:1){nodes{createdAt}} ")
-	fmt.Fprintf(&b, "env:environments(first:%d){nodes{updatedAt "+
-		"c:deployments(orderBy:{createdAt:DESC},first:1){nodes{updatedAt}} "+
-		"f:deployments(statuses:[SUCCESS,FAILED,CANCELED],orderBy:{finishedAt:DESC},first:1){nodes{finishedAt}}} "+
+	for _, q := range []struct {
+		alias, field, key string
+		kind              change.Kind
+	}{{"mr", "mergeRequests", "iid", change.KindMergeRequest}, {"pl", "pipelines", "id", change.KindPipeline}, {"is", "issues", "iid", change.KindIssue}} {
+		fmt.Fprintf(&b, "%s:%s(updatedAfter:%s,first:%d){count nodes{%s updatedAt}} ", q.alias, q.field, gqlTimeArg(since[q.kind]), detectUpdatedPage, q.key)
+	}
+	b.WriteString("rel:releases(sort:CREATED_DESC,first:1){nodes{tagName createdAt}} ")
+	fmt.Fprintf(&b, "env:environments(first:%d){nodes{id updatedAt "+
+		"c:deployments(orderBy:{createdAt:DESC},first:1){nodes{id updatedAt}} "+
+		"f:deployments(statuses:[SUCCESS,FAILED,CANCELED],orderBy:{finishedAt:DESC},first:1){nodes{id finishedAt}}} "+
 		"pageInfo{hasNextPage}} ", detectEnvPage)
 	fmt.Fprintf(&b, "cr:containerRepositories(first:%d){nodes{tagsCount} pageInfo{hasNextPage}}", detectRepoPage)
 	b.WriteString("}}}")
 	return b.String()
 }
 
-func (c *Client) detectBatch(ctx context.Context, batch []ChangeProbe, out map[int64][]change.Kind) error {
+func (c *Client) detectBatch(ctx context.Context, batch []ChangeProbe, known KnownFunc, out map[int64][]change.Kind) error {
 	var data struct {
 		Projects *struct {
 			Nodes []*detectAnswer `json:"nodes"`
@@ -241,66 +342,78 @@ func (c *Client) detectBatch(ctx context.Context, batch []ChangeProbe, out map[i
 			}
 		}
 	}
+	// What the answers name as changed since each project's times is
+	// checked against the store: an object stored at the time GitLab
+	// gives, or later, has not changed since it was synced (a sync that
+	// started in the second of its update read it).
+	type pending struct {
+		pr    ChangeProbe
+		kinds []change.Kind
+		objs  map[change.Kind][]seen
+	}
+	var todo []pending
+	var ids []string
 	for _, pr := range batch {
-		if kinds := got[pr.Project.ID].changed(pr); len(kinds) > 0 {
-			out[pr.Project.ID] = withCompanions(kinds)
+		a := got[pr.Project.ID]
+		if a == nil {
+			out[pr.Project.ID] = withCompanions(DetectableKinds()) // not given: gone or no access; its sync says which
+			continue
+		}
+		p := pending{pr: pr, objs: map[change.Kind][]seen{}}
+		for _, k := range DetectableKinds() {
+			if k == change.KindImage {
+				if a.imagesChanged(pr) {
+					p.kinds = append(p.kinds, k)
+				}
+				continue
+			}
+			objs, all := a.candidates(pr, k)
+			switch {
+			case all:
+				p.kinds = append(p.kinds, k)
+			case len(objs) > 0:
+				p.objs[k] = objs
+				for _, o := range objs {
+					ids = append(ids, o.id)
+				}
+			}
+		}
+		todo = append(todo, p)
+	}
+	stored := map[string]time.Time{}
+	if len(ids) > 0 && known != nil {
+		var err error
+		if stored, err = known(ctx, ids); err != nil {
+			return fmt.Errorf("gitlab: change detection: read stored versions: %w", err)
+		}
+	}
+	for _, p := range todo {
+		for _, k := range DetectableKinds() {
+			for _, o := range p.objs[k] {
+				if v, ok := stored[o.id]; !ok || v.Truncate(time.Second).Before(o.at) {
+					p.kinds = append(p.kinds, k)
+					break
+				}
+			}
+		}
+		if len(p.kinds) > 0 {
+			out[p.pr.Project.ID] = withCompanions(p.kinds)
 		}
 	}
 	return nil
 }
 
-// changed reads one project's answer against its probe.
-func (a *detectAnswer) changed(pr ChangeProbe) []change.Kind {
-	if a == nil {
-		return DetectableKinds() // not given: gone or no access; its sync says which
+// imagesChanged compares the tags GitLab counts with those the store
+// holds.
+func (a *detectAnswer) imagesChanged(pr ChangeProbe) bool {
+	if a.CR == nil || a.CR.PageInfo.HasNextPage || pr.Since[change.KindImage].IsZero() {
+		return true
 	}
-	after := func(k change.Kind, t gqlTime) bool {
-		s := pr.Since[k]
-		return s.IsZero() || !t.Before(s.Truncate(time.Second))
+	n := 0
+	for _, r := range a.CR.Nodes {
+		n += r.TagsCount
 	}
-	var out []change.Kind
-	add := func(k change.Kind, yes bool) {
-		if yes || pr.Since[k].IsZero() {
-			out = append(out, k)
-		}
-	}
-	add(change.KindMergeRequest, a.MR == nil || a.MR.Count > 0)
-	add(change.KindPipeline, a.PL == nil || a.PL.Count > 0)
-	add(change.KindIssue, a.IS == nil || a.IS.Count > 0)
-	rel := a.Rel == nil
-	if a.Rel != nil {
-		for _, n := range a.Rel.Nodes {
-			rel = rel || after(change.KindRelease, n.CreatedAt)
-		}
-	}
-	add(change.KindRelease, rel)
-	dep := a.Env == nil || a.Env.PageInfo.HasNextPage
-	if a.Env != nil {
-		for _, e := range a.Env.Nodes {
-			dep = dep || after(change.KindDeployment, e.UpdatedAt)
-			if e.Created != nil {
-				for _, d := range e.Created.Nodes {
-					dep = dep || after(change.KindDeployment, d.UpdatedAt)
-				}
-			}
-			if e.Finished != nil {
-				for _, d := range e.Finished.Nodes {
-					dep = dep || after(change.KindDeployment, d.FinishedAt)
-				}
-			}
-		}
-	}
-	add(change.KindDeployment, dep)
-	img := a.CR == nil || a.CR.PageInfo.HasNextPage
-	if a.CR != nil {
-		n := 0
-		for _, r := range a.CR.Nodes {
-			n += r.TagsCount
-		}
-		img = img || n != pr.Images
-	}
-	add(change.KindImage, img)
-	return out
+	return n != pr.Images
 }
 
 func withCompanions(kinds []change.Kind) []change.Kind {
@@ -310,4 +423,65 @@ func withCompanions(kinds []change.Kind) []change.Kind {
 		out = append(out, companions[k]...)
 	}
 	return out
+}
+
+// EventDrivenKinds are the kinds GitLab records events for and the
+// GraphQL sweep does not ask about: pushes (commits, branches, tags) and
+// comments on commits.
+func EventDrivenKinds() []change.Kind {
+	return []change.Kind{change.KindCommit, change.KindBranch, change.KindTag, change.KindNote}
+}
+
+// eventKindsPage is how many of a project's newest events EventKinds reads.
+const eventKindsPage = 20
+
+// EventKinds reads a project's newest events (one request) and returns
+// the event-driven kinds that changed since: pushes of branches (commits
+// and branches) or tags, and comments on commits. Events of merge
+// requests and issues are left out: they move those objects' updated_at,
+// which the GraphQL sweep asks about. When the page does not reach back
+// to since, or holds an event it cannot place, every event-driven kind is
+// returned.
+func (c *Client) EventKinds(ctx context.Context, p Project, since time.Time) ([]change.Kind, error) {
+	opt := eventsOptions{ListOptions: gl.ListOptions{PerPage: eventKindsPage, Page: 1}, Sort: "desc"}
+	var evs []*pushEvent
+	if _, err := c.listCall(ctx, p, "events", c.getJSON(p.api()+"/events", &opt, &evs)); err != nil {
+		return nil, err
+	}
+	if since.IsZero() || len(evs) == eventKindsPage && (evs[len(evs)-1].CreatedAt == nil || !evs[len(evs)-1].CreatedAt.Before(since)) {
+		return EventDrivenKinds(), nil
+	}
+	set := map[change.Kind]bool{}
+	for _, e := range evs {
+		if e.CreatedAt == nil || e.CreatedAt.Before(since.Truncate(time.Second)) {
+			continue
+		}
+		switch {
+		case e.PushData != nil && e.PushData.RefType == "tag":
+			set[change.KindTag] = true
+		case e.PushData != nil:
+			set[change.KindCommit], set[change.KindBranch] = true, true
+		case e.Note != nil && e.Note.NoteableType == "Commit":
+			set[change.KindNote] = true
+		case e.TargetType == "MergeRequest" || e.TargetType == "Issue" || e.TargetType == "Note" || e.TargetType == "DiffNote" || e.TargetType == "DiscussionNote":
+			// Moves its merge request's or issue's updated_at.
+		default:
+			return EventDrivenKinds(), nil
+		}
+	}
+	var out []change.Kind
+	for _, k := range EventDrivenKinds() {
+		if set[k] {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// pushEvent is an event with what EventKinds reads of it.
+type pushEvent struct {
+	projectEvent
+	PushData *struct {
+		RefType string `json:"ref_type"`
+	} `json:"push_data"`
 }

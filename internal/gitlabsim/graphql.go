@@ -80,11 +80,7 @@ func (s *Sim) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if authed && !s.canReadAPI() {
-		writeJSON(w, http.StatusForbidden, map[string]string{
-			"error":             "insufficient_scope",
-			"error_description": "The request requires higher privileges than provided by the access token.",
-			"scope":             "api read_api",
-		})
+		insufficientScope(w, "api read_api")
 		return
 	}
 	if s.graphqlOff.Load() {

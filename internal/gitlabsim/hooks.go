@@ -170,11 +170,7 @@ func (s *Sim) hookProject(c *call, write bool) int64 {
 		return 0
 	}
 	if write && !slices.Contains(s.opts.Scopes, "api") {
-		writeJSON(c.w, http.StatusForbidden, map[string]string{
-			"error":             "insufficient_scope",
-			"error_description": "The request requires higher privileges than provided by the access token.",
-			"scope":             "api",
-		})
+		insufficientScope(c.w, "api")
 		return 0
 	}
 	h := &s.projHooks

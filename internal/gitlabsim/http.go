@@ -154,11 +154,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, rest string) {
 		}
 		as = ot.user
 	} else if !rt.readUser && !s.canReadAPI() {
-		writeJSON(w, http.StatusForbidden, map[string]string{
-			"error":             "insufficient_scope",
-			"error_description": "The request requires higher privileges than provided by the access token.",
-			"scope":             "api read_api",
-		})
+		insufficientScope(w, "api read_api")
 		return
 	}
 	if len(segs) >= 2 && segs[0] == "projects" {
@@ -323,6 +319,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (c *call) ok(v any) { writeJSON(c.w, http.StatusOK, v) }
+
+// insufficientScope is GitLab's 403 for a token without scope.
+func insufficientScope(w http.ResponseWriter, scope string) {
+	writeJSON(w, http.StatusForbidden, map[string]string{
+		"error":             "insufficient_scope",
+		"error_description": "The request requires higher privileges than provided by the access token.",
+		"scope":             scope,
+	})
+}
 
 func (c *call) badRequest(msg string) {
 	writeJSON(c.w, http.StatusBadRequest, map[string]string{"error": msg})

@@ -456,11 +456,7 @@ func (s *Sim) oauthAdmit(w http.ResponseWriter, r *http.Request, t *oauthToken, 
 	case read && t.has("read_api"):
 	case read && rt.readUser && t.has("read_user"):
 	default:
-		writeJSON(w, http.StatusForbidden, map[string]string{
-			"error":             "insufficient_scope",
-			"error_description": "The request requires higher privileges than provided by the access token.",
-			"scope":             "api read_api",
-		})
+		insufficientScope(w, "api read_api")
 		return false
 	}
 	if len(segs) >= 2 && segs[0] == "projects" {

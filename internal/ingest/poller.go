@@ -268,10 +268,11 @@ func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
 	}
 	sort.Slice(r.active, func(i, j int) bool { return r.active[i].Path < r.active[j].Path })
 	d := Discovery{Projects: r.active, Missing: list.Missing, Capped: list.Capped}
-	if d.Due, err = p.due(ctx, r.active); err != nil {
+	var gated map[int64]bool
+	if d.Due, gated, err = p.due(ctx, r.active); err != nil {
 		return Discovery{}, err
 	}
-	if err := p.detect(ctx, r.active, &d); err != nil {
+	if err := p.detect(ctx, r.active, gated, &d); err != nil {
 		return Discovery{}, err
 	}
 	d.Quiet = len(r.active) - len(d.Due)
@@ -426,14 +427,16 @@ func inGroups(path string, groups []string) bool {
 // than the full sweep interval, and last_activity_at is older than that
 // sync by more than the activity grace: nothing GitLab counts as activity
 // can have happened since. With a negative FullSweep every project is due.
-func (p *Poller) due(ctx context.Context, ps []store.Project) ([]store.Project, error) {
+// gated are the due projects picked by their activity alone (synced
+// completely before, no full sweep due).
+func (p *Poller) due(ctx context.Context, ps []store.Project) (out []store.Project, gated map[int64]bool, err error) {
 	sweep := p.fullSweep()
 	if sweep < 0 {
-		return ps, nil
+		return ps, nil, nil
 	}
 	states, err := p.Store.SyncStates(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read sync state: %w", err)
+		return nil, nil, fmt.Errorf("read sync state: %w", err)
 	}
 	type synced struct {
 		kinds  int
@@ -463,7 +466,7 @@ func (p *Poller) due(ctx context.Context, ps []store.Project) ([]store.Project, 
 		}
 	}
 	now := p.now()
-	var out []store.Project
+	gated = map[int64]bool{}
 	for _, proj := range ps {
 		s := last[proj.ID]
 		switch {
@@ -473,9 +476,10 @@ func (p *Poller) due(ctx context.Context, ps []store.Project) ([]store.Project, 
 			out = append(out, proj) // full sweep
 		case !proj.LastActivityAt.Before(s.oldest.Add(-p.activityGrace())):
 			out = append(out, proj) // activity since (or just before) the last sync
+			gated[proj.ID] = true
 		}
 	}
-	return out, nil
+	return out, gated, nil
 }
 
 // sweepJitter spreads full sweeps of many projects over the first eighth of

@@ -68,7 +68,7 @@ func TestSweepSyncsOnlyWhatChanged(t *testing.T) {
 func TestSweepShrinksOnComplexity(t *testing.T) {
 	ctx := context.Background()
 	r, _ := sweepRig(t, gitlabsim.Options{})
-	r.sim.SetGraphQLMaxComplexity(45)
+	r.sim.SetGraphQLMaxComplexity(70)
 	for range 3 {
 		r.sim.AdvanceOnly(gitlabsim.ActivityDeployments, gitlabsim.ActivityReleases, gitlabsim.ActivityPipelines)
 	}

@@ -119,10 +119,10 @@ type Config struct {
 	// which interval a periodic sync belongs to for its one-per-interval
 	// uniqueness; default time.Now. The database's clock still dates jobs.
 	Now func() time.Time
-	// Digest is the scheduled digest; nil: none.
-	Digest *Digest
 	// Tasks are other parts' periodic jobs (tasks.go).
 	Tasks []Task
+	// Digest is the scheduled digest; nil: none.
+	Digest *Digest
 }
 
 // DigestArgs is the scheduled digest of the period that ends at Until.
@@ -408,7 +408,10 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	}
 	client = c
 	if dg := cfg.Digest; dg != nil {
-		now := clock(cfg.Now)
+		now := cfg.Now
+		if now == nil {
+			now = time.Now
+		}
 		// Only the leader runs periodic jobs; a new leader does not run
 		// this one on start, and if it did the period's job exists.
 		c.PeriodicJobs().Add(river.NewPeriodicJob(dg.Schedule,

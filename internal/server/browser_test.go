@@ -322,7 +322,10 @@ const shownJS = `(() => {
     .map(e => e.hasAttribute('data-value') ? e.id + '=' + e.getAttribute('data-value') : e.innerText.trim());
 })()`
 
-func TestBrowserPages(t *testing.T) {
+// needChromium is Chromium's path; without it a test skips, or fails in
+// CI.
+func needChromium(t *testing.T) string {
+	t.Helper()
 	exe := chromiumPath()
 	if exe == "" {
 		if os.Getenv("CI") != "" {
@@ -330,6 +333,11 @@ func TestBrowserPages(t *testing.T) {
 		}
 		t.Skip("chromium is not installed (apt-get install chromium); in CI this test fails instead")
 	}
+	return exe
+}
+
+func TestBrowserPages(t *testing.T) {
+	exe := needChromium(t)
 	if testing.Short() && os.Getenv("CI") == "" {
 		t.Skip("syncs a simulated world and drives a browser")
 	}

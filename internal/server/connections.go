@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,26 @@ type Connections interface {
 	// Webhook returns the webhook endpoint of the connection named; ok
 	// false when there is none, or it has no webhook secret.
 	Webhook(name string) (h http.Handler, ok bool)
+	// Projects returns the projects and sync state of the added
+	// connection named (store.ErrNotFound when none).
+	Projects(ctx context.Context, name string) (store.ProjectStore, error)
+}
+
+// projectStoreOf is the projects and sync state a request's connection
+// parameter selects: the default connection's without one.
+func (s *Server) projectStoreOf(r *http.Request) (store.ProjectStore, error) {
+	name := r.URL.Query().Get("connection")
+	if name == "" || name == store.DefaultConnection {
+		return s.store, nil
+	}
+	if s.connections == nil {
+		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name) + " (connections need LABTRAIL_SECRET_KEY)"}
+	}
+	ps, err := s.connections.Projects(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name)}
+	}
+	return ps, err
 }
 
 // ErrBadConnection marks Connections.Add's errors that are the request's

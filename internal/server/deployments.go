@@ -50,7 +50,7 @@ type deploymentView struct {
 // linked to, when the store knows links.
 func (s *Server) withLinks(ctx context.Context, ev change.Event, tl []change.TimelineEntry) (any, error) {
 	plain := change.NewRecorded(ev, tl)
-	ls, ok := s.store.(store.LinkedStore)
+	ls, ok := s.linked()
 	if ev.Kind != change.KindDeployment || !ok {
 		return plain, nil
 	}

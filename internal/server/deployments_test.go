@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -241,6 +242,54 @@ func TestReportDeploymentLinkedCountedOnce(t *testing.T) {
 	for _, want := range []string{`id="deployment-linked"`, "/events/" + gl.ID, "api, poll"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("the report's page lacks %q", want)
+		}
+	}
+}
+
+// BenchmarkReportDeployment: one report through the API (token check,
+// decode, the deployment and its environment stored with their facts and
+// links, the answer with its timeline and links) on SQLite, each a new
+// job's success to production beside GitLab's deployment of the same job
+// (stored outside the timing), to which it is linked.
+func BenchmarkReportDeployment(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "l.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.PutProjects(ctx, store.Project{ID: 42, Path: "group/app", Name: "app", Status: store.ProjectActive}); err != nil {
+		b.Fatal(err)
+	}
+	srv := server.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tokens := auth.NewTokens(st)
+	srv.EnableAuth(tokens, server.AuthOptions{Audit: st})
+	tok, _, err := tokens.Create(ctx, "ci", auth.ScopeDeploy, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		at := base.Add(time.Duration(i) * time.Minute)
+		gl := change.Event{ID: change.DeploymentID(42, int64(i+1)), Kind: change.KindDeployment, ProjectID: 42, State: "success", SHA: "abcdef1",
+			CreatedAt: at, UpdatedAt: at, OccurredAt: at, Source: change.SourcePoll,
+			Attrs: map[string]any{"environment": "production", "status": "success", "finished_at": at.Format(time.RFC3339),
+				"deployable": map[string]any{"id": i + 1}}}
+		b.StopTimer() // GitLab's deployment, stored as the poller would: not the report's cost
+		if _, err := st.Upsert(ctx, gl); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		body := fmt.Sprintf(`{"project": "group/app", "environment": "production", "sha": "abcdef1", "status": "success", "job_id": %d, "finished_at": %q}`,
+			i+1, at.Format(time.RFC3339))
+		req := httptest.NewRequest("POST", "/api/v1/deployments", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
 		}
 	}
 }

@@ -540,7 +540,7 @@ func (s *Server) deploymentDetail(ctx context.Context, d *eventData, a attrs) er
 			return err
 		}
 	}
-	if ls, ok := s.store.(store.LinkedStore); ok {
+	if ls, ok := s.linked(); ok {
 		// A deployment reported to labtrail's API and GitLab's own of the
 		// same job (or sha, within minutes) are one deployment, counted
 		// once, as GitLab's.

@@ -13,7 +13,7 @@ import (
 // GET /api/v1/events but no limit or cursor, and holds one page in memory
 // whatever it sends.
 func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
-	src, ok := s.store.(export.Source)
+	src, ok := s.exportSource()
 	if !ok {
 		writeError(w, http.StatusNotImplemented, "this server's store cannot export")
 		return
@@ -59,6 +59,12 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) {
 		if s.write > 0 {
 			_ = rc.SetWriteDeadline(time.Now().Add(s.write))
 		}
+	}
+	if r.Method == http.MethodHead {
+		// The headers say what a GET would send; reading every event to
+		// send none of them would be all cost.
+		begin()
+		return
 	}
 	out := writerFunc(func(b []byte) (int, error) {
 		if !started {

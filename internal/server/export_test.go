@@ -102,3 +102,18 @@ func TestExportBadParameters(t *testing.T) {
 		}
 	}
 }
+
+func TestExportHEADReadsNothing(t *testing.T) {
+	ts, _ := setup(t)
+	resp, err := http.Head(ts.URL + "/api/v1/export?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
+		t.Errorf("HEAD: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if resp, err := http.Head(ts.URL + "/api/v1/export?format=xml"); err != nil || resp.StatusCode != 400 {
+		t.Errorf("HEAD with a bad format: %v, %v", resp.StatusCode, err)
+	}
+}

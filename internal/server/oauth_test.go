@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/gitlabsim"
@@ -90,6 +92,14 @@ func newGitLabWorld(t *testing.T) *gitlabWorld {
 		if err := st.PutSyncState(ctx, store.SyncState{ProjectID: p.ID, ProjectPath: p.Path, Kind: change.KindMergeRequest, Cursor: at}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// An added connection's event of a project with the same id as one
+	// of the default GitLab's: another GitLab's project.
+	at2 := at.Add(time.Hour)
+	if _, err := st.Upsert(ctx, change.Event{ID: store.ConnectionEventID("second", change.MergeRequestID(ps[0].ID, 1)), Kind: change.KindMergeRequest,
+		ProjectID: ps[0].ID, ProjectPath: "elsewhere/x", Title: "change in another GitLab", State: "opened", Author: "zed",
+		CreatedAt: at2, UpdatedAt: at2, OccurredAt: at2, Source: change.SourcePoll, Attrs: map[string]any{"iid": 1}}); err != nil {
+		t.Fatal(err)
 	}
 	if err := st.PutProjects(ctx, w.projects...); err != nil {
 		t.Fatal(err)
@@ -291,6 +301,13 @@ func TestSignInWithGitLab(t *testing.T) {
 			t.Errorf("event %s of another project", e.ID)
 		}
 	}
+	resp, body = b.do("GET", "/api/v1/export", nil, "application/x-ndjson")
+	if lines := strings.Count(strings.TrimSpace(body), "\n") + 1; resp.StatusCode != 200 || lines != 2 || strings.Contains(body, "another GitLab") {
+		t.Errorf("export: %d, %d lines, want the user's 2", resp.StatusCode, lines)
+	}
+	if got := b.api("/api/v1/events/"+store.ConnectionEventID("second", change.MergeRequestID(mine[0].ID, 1)), nil); got != http.StatusNotFound {
+		t.Errorf("another GitLab's event of a project with the same id: %d, want 404", got)
+	}
 	var sync struct {
 		Sync     []store.SyncState
 		Projects []struct{ ID int64 }
@@ -444,6 +461,10 @@ func TestSignInWithGitLabAdmin(t *testing.T) {
 	if b.api("/api/v1/projects", &projects) != 200 || len(projects.Projects) != 4 {
 		t.Errorf("an admin sees %d projects, want 4", len(projects.Projects))
 	}
+	var events struct{ Events []change.Event }
+	if b.api("/api/v1/events?limit=100", &events) != 200 || len(events.Events) != 5 {
+		t.Errorf("an admin sees %d events, want every connection's 5", len(events.Events))
+	}
 	var mrs struct{ Merged int }
 	if b.api("/api/v1/metrics/merge-requests?since=2000-01-01", &mrs) != 200 || mrs.Merged != 4 {
 		t.Errorf("merge-request metrics count %d merged, want every project's 4", mrs.Merged)
@@ -565,5 +586,42 @@ func TestSignInWithGitLabNoProjects(t *testing.T) {
 		b.api("/api/v1/events", &events) != 200 || len(events.Events) != 0 ||
 		b.api("/api/v1/metrics/merge-requests?since=2000-01-01", &mrs) != 200 || mrs.Merged != 0 {
 		t.Errorf("a user without projects sees %d projects, %d events, %d merged", len(projects.Projects), len(events.Events), mrs.Merged)
+	}
+}
+
+// TestBrowserSignInWithGitLab: the sign-in in a real headless Chromium:
+// from a page of labtrail to the sign-in page, its "Sign in with GitLab",
+// GitLab's form, and back to the page, signed in, the session cookie out
+// of the page's reach, the user's projects only.
+func TestBrowserSignInWithGitLab(t *testing.T) {
+	exe := needChromium(t)
+	w := newGitLabWorld(t)
+	ctx := startBrowser(t, exe, &browserProblems{host: strings.TrimPrefix(w.hs.URL, "http://")})
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(w.hs.URL+"/timeline?window=all"),
+		chromedp.Click(chromedp.ID("signin-gitlab")),
+		chromedp.WaitVisible(chromedp.ID("user_login")),
+		chromedp.SendKeys(chromedp.ID("user_login"), w.user),
+		chromedp.SendKeys(chromedp.ID("user_password"), "pw-"+w.user),
+		chromedp.Submit(chromedp.ID("user_password")),
+		chromedp.WaitVisible(chromedp.CSS("span.who")),
+	); err != nil {
+		t.Fatalf("signing in with GitLab in Chromium: %v", err)
+	}
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	who, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("span.who")))
+	if loc != w.hs.URL+"/timeline?window=all" || who != "gitlab:"+w.user {
+		t.Fatalf("signed in at %s as %q", loc, who)
+	}
+	shown := eval[string](t, ctx, `document.querySelector('main').innerText`)
+	for i, p := range w.projects {
+		if mine := i == 0 || i == 2; strings.Contains(shown, "change in "+p.Path) != mine {
+			t.Errorf("the timeline shows %s: %v, want %v", p.Path, !mine, mine)
+		}
+	}
+	if c := eval[string](t, ctx, `document.cookie`); strings.Contains(c, auth.SessionCookie) || strings.Contains(c, auth.OAuthCookie) {
+		t.Errorf("the page's script reads the cookies: %q", c)
 	}
 }

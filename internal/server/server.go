@@ -396,7 +396,12 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.store.Projects(r.Context())
+	of, err := s.projectStoreOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ps, err := of.Projects(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -408,7 +413,12 @@ func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
-	sts, err := s.store.SyncStates(r.Context())
+	of, err := s.projectStoreOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sts, err := of.SyncStates(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -416,7 +426,7 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	if sts == nil {
 		sts = []store.SyncState{}
 	}
-	ps, err := s.store.Projects(r.Context())
+	ps, err := of.Projects(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return

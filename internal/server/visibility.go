@@ -8,6 +8,7 @@ import (
 
 	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/change"
+	"github.com/labtrail/labtrail/internal/export"
 	"github.com/labtrail/labtrail/internal/store"
 )
 
@@ -73,12 +74,14 @@ func narrow(ctx context.Context, ids []int64) []int64 {
 
 func (v visibleStore) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	f.ProjectIDs = narrow(ctx, f.ProjectIDs)
-	return v.Store.List(ctx, f)
+	pg, err := v.Store.List(ctx, f)
+	pg.Events = visibleEvents(ctx, pg.Events)
+	return pg, err
 }
 
 func (v visibleStore) Get(ctx context.Context, id string) (change.Event, []change.TimelineEntry, error) {
 	ev, tl, err := v.Store.Get(ctx, id)
-	if err == nil && !auth.FromContext(ctx).CanSee(ev.ProjectID) {
+	if err == nil && !visible(ctx, ev) {
 		return change.Event{}, nil, store.ErrNotFound
 	}
 	return ev, tl, err
@@ -125,32 +128,97 @@ func (s *Server) refuseRestricted(w http.ResponseWriter, r *http.Request, what s
 	return true
 }
 
+// inner is the store the server's view is over.
+func (s *Server) inner() any {
+	if v, ok := s.store.(visibleStore); ok {
+		return v.Store
+	}
+	return s.store
+}
+
 // related is the store's RelatedStore, when it has one, seen by the
 // request's principal: a project it cannot see has no related events.
 func (s *Server) related() (store.RelatedStore, bool) {
-	var inner any = s.store
-	if v, ok := s.store.(visibleStore); ok {
-		inner = v.Store
-	}
-	rs, ok := inner.(store.RelatedStore)
+	return viewed(s, func(r store.RelatedStore) store.RelatedStore { return visibleRelated{r} })
+}
+
+// viewed is the store's role R, when it has it, through view.
+func viewed[R any](s *Server, view func(R) R) (R, bool) {
+	r, ok := s.inner().(R)
 	if !ok {
-		return nil, false
+		return r, false
 	}
-	return visibleRelated{rs}, true
+	return view(r), true
 }
 
 type visibleRelated struct{ store.RelatedStore }
 
 func (v visibleRelated) PipelineJobs(ctx context.Context, projectID, pipelineID int64, sha string, limit int) ([]change.Event, error) {
-	if !auth.FromContext(ctx).CanSee(projectID) {
-		return nil, nil
-	}
-	return v.RelatedStore.PipelineJobs(ctx, projectID, pipelineID, sha, limit)
+	evs, err := v.RelatedStore.PipelineJobs(ctx, projectID, pipelineID, sha, limit)
+	return visibleEvents(ctx, evs), err
 }
 
 func (v visibleRelated) RefPipelines(ctx context.Context, projectID int64, refs []string, sha string, since, until time.Time, limit int) ([]change.Event, error) {
-	if !auth.FromContext(ctx).CanSee(projectID) {
-		return nil, nil
+	evs, err := v.RelatedStore.RefPipelines(ctx, projectID, refs, sha, since, until, limit)
+	return visibleEvents(ctx, evs), err
+}
+
+// linked is the store's LinkedStore, when it has one, seen by the
+// request's principal.
+func (s *Server) linked() (store.LinkedStore, bool) {
+	return viewed(s, func(l store.LinkedStore) store.LinkedStore { return visibleLinked{l} })
+}
+
+type visibleLinked struct{ store.LinkedStore }
+
+func (v visibleLinked) LinkedDeployments(ctx context.Context, id string) ([]change.Event, error) {
+	evs, err := v.LinkedStore.LinkedDeployments(ctx, id)
+	return visibleEvents(ctx, evs), err
+}
+
+// exportSource is the store's export.Source, when it has one, seen by
+// the request's principal.
+func (s *Server) exportSource() (export.Source, bool) {
+	return viewed(s, func(src export.Source) export.Source { return visibleHistories{src} })
+}
+
+type visibleHistories struct{ export.Source }
+
+func (v visibleHistories) ListHistories(ctx context.Context, f store.Filter) (store.HistoryPage, error) {
+	f.ProjectIDs = narrow(ctx, f.ProjectIDs)
+	pg, err := v.Source.ListHistories(ctx, f)
+	if restricted(ctx) != nil {
+		pg.Histories = slices.DeleteFunc(pg.Histories, func(h store.History) bool { return !visible(ctx, h.Event) })
 	}
-	return v.RelatedStore.RefPipelines(ctx, projectID, refs, sha, since, until, limit)
+	return pg, err
+}
+
+// visible reports whether ctx's principal may see ev: a project it sees,
+// of the default connection, whose GitLab it signed in with (an added
+// connection's project ids are another GitLab's).
+func visible(ctx context.Context, ev change.Event) bool {
+	if restricted(ctx) == nil {
+		return true
+	}
+	return auth.FromContext(ctx).CanSee(ev.ProjectID) && store.ConnectionOf(ev.ID) == store.DefaultConnection
+}
+
+// visibleEvents is evs without those ctx's principal may not see.
+func visibleEvents(ctx context.Context, evs []change.Event) []change.Event {
+	if restricted(ctx) == nil {
+		return evs
+	}
+	return slices.DeleteFunc(evs, func(e change.Event) bool { return !visible(ctx, e) })
+}
+
+// ViewedStoreMethods are the methods of Store whose answers visibleStore
+// has been checked for: narrowed to the principal's projects (List, Get,
+// Projects, SyncStates, ListDeliveries, Delivery), admin-only (ListAudit),
+// writes, or no project's data. A method added to Store must be added
+// here once it is narrowed, or a GitLab user could read every project
+// through it; a test holds the two together.
+var ViewedStoreMethods = []string{
+	"AppendAudit", "Count", "Delivery", "Get", "List", "ListAudit", "ListDeliveries", "MarkDelivery", "Ping",
+	"Projects", "PruneAudit", "PutDelivery", "PutProjects", "PutSyncState", "SyncState", "SyncStates", "Upsert",
+	"Versions", "VersionsByPrefix",
 }

@@ -47,6 +47,7 @@ type CopyProgress struct {
 type CopyStore interface {
 	PortStore
 	ProjectStore
+	ConnectionStore
 	Count(ctx context.Context, kind change.Kind) (int, error)
 }
 
@@ -176,8 +177,11 @@ func walk(ctx context.Context, s CopyStore, c *copier, progress func(CopyProgres
 		return nil, err
 	}
 
-	out := make([]TableSum, 0, len(Tables))
-	for _, t := range Tables {
+	if err := walkConnections(ctx, w, s); err != nil {
+		return nil, err
+	}
+	out := make([]TableSum, 0, len(Tables)+len(ConnectionTables))
+	for _, t := range append(slices.Clone(Tables), ConnectionTables...) {
 		out = append(out, TableSum{Table: t, Count: w.sums[t].n, Sum: hex.EncodeToString(w.sums[t].h.Sum(nil))})
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -194,5 +195,33 @@ func testConnectionProjects(t *testing.T, s store.Store) {
 		if got, _ := ps.Projects(ctx(t)); len(got) != 1 {
 			t.Errorf("another connection's projects went too: %+v", got)
 		}
+	}
+}
+
+// fillConnections adds two connections to s, one with projects and sync
+// states, for the copy test.
+func fillConnections(t *testing.T, s store.Store) {
+	for i, name := range []string{"second", "third"} {
+		c := store.Connection{Name: name, URL: "https://" + name + ".example", Token: store.Sealed{KeyID: "k", Data: []byte{byte(i), 1, 2}},
+			Repos: []string{"a/b"}, MaxProjects: 10, RequestsPerMinute: 60, CreatedAt: at(i), UpdatedAt: at(i + 1)}
+		if i == 0 {
+			c.WebhookSecret = store.Sealed{KeyID: "k", Data: []byte{9, 9}}
+		}
+		if _, err := s.AddConnection(ctx(t), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps := s.ConnectionProjects("second")
+	for _, id := range []int64{1, 2} {
+		if err := ps.PutProjects(ctx(t), store.Project{ID: id, Path: fmt.Sprintf("x/p%d", id), LastActivityAt: at(3)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ps.PutSyncState(ctx(t), store.SyncState{ProjectID: id, ProjectPath: fmt.Sprintf("x/p%d", id), Kind: change.KindPipeline,
+			Cursor: at(4), LastSuccess: at(4)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ConnectionProjects("third").PutProjects(ctx(t), store.Project{ID: 1, Path: "y/p1", LastActivityAt: at(5)}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -135,6 +135,7 @@ func testExport(t *testing.T, s store.Store) {
 func testCopy(t *testing.T, open func(t *testing.T) store.Store) {
 	src, dst := open(t), open(t)
 	fill(t, src)
+	fillConnections(t, src)
 	sums, written, err := store.Copy(ctx(t), dst, src, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +143,8 @@ func testCopy(t *testing.T, open func(t *testing.T) store.Store) {
 	if got := sumsOf(t, dst); !reflect.DeepEqual(got, sums) {
 		t.Fatalf("checksums differ after copy\n source: %+v\n   copy: %+v", sums, got)
 	}
-	want := map[string]int64{"projects": 2, "events": 8, "timeline": 0, "deliveries": 5, "audit": 25, "sync_state": 2}
+	want := map[string]int64{"projects": 2, "events": 8, "timeline": 0, "deliveries": 5, "audit": 25, "sync_state": 2,
+		"connections": 2, "connection_projects": 3, "connection_sync_state": 2}
 	for _, s := range sums {
 		if s.Table != "timeline" && s.Count != want[s.Table] {
 			t.Errorf("%s: %d rows, want %d", s.Table, s.Count, want[s.Table])
