@@ -37,13 +37,3 @@ func (s *Server) digestSends(ctx context.Context) ([]digestSend, error) {
 	}
 	return out, nil
 }
-
-// DigestSends narrows the sends to principals who see every project: a
-// digest sums up projects a restricted principal may not see, and its key
-// names them (as webhook deliveries, it belongs to no one project).
-func (v visibleStore) DigestSends(ctx context.Context, limit int) ([]store.DigestSend, error) {
-	if restricted(ctx) != nil {
-		return nil, nil
-	}
-	return v.Store.DigestSends(ctx, limit)
-}
