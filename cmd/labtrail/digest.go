@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -120,6 +121,10 @@ func runDigest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 
+	// A digest of a database made just now would be all zeros.
+	if _, err := os.Stat(c.DB); !isPostgres(c.DB) && errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no database at %s: set LABTRAIL_DB (or --db) to labtrail's, or sync first", c.DB)
+	}
 	st, err := openStore(ctx, c.DB)
 	if err != nil {
 		return err

@@ -123,6 +123,16 @@ func TestDigestCommand(t *testing.T) {
 		}
 	}
 
+	// A database that is not there is not made, empty, to sum up.
+	none := filepath.Join(t.TempDir(), "none.db")
+	var out2, err2 bytes.Buffer
+	if code := run([]string{"digest", "--period", "week", "--db", none}, &out2, &err2); code != 1 || !strings.Contains(err2.String(), "no database at") {
+		t.Errorf("a missing database: %d %s", code, err2.String())
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Error("the digest made a database")
+	}
+
 	// Slack: a receiver standing in for it.
 	var mu sync.Mutex
 	var bodies [][]byte

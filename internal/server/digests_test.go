@@ -72,3 +72,27 @@ func TestDigestSendsInSyncStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestSendsOnlyForWhoSeesEveryProject: someone signed in with GitLab
+// who sees some projects sees no digest send; the admin, who sees every
+// project, does.
+func TestDigestSendsOnlyForWhoSeesEveryProject(t *testing.T) {
+	w := newGitLabWorld(t)
+	if _, _, err := w.st.ClaimDigest(context.Background(), "week:2026-03-09:UTC:projects=1,2,3,4", "slack", time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var status struct{ Digests []map[string]any }
+	b := w.browser(t)
+	b.signIn(w.user, "/")
+	if code := b.api("/api/v1/sync/status", &status); code != 200 || status.Digests == nil || len(status.Digests) != 0 {
+		t.Errorf("a user who sees 2 projects: %d, digests %v", code, status.Digests)
+	}
+	if _, body := b.page("/sync"); strings.Contains(body, `id="digests"`) {
+		t.Error("the sync page shows the user the digests")
+	}
+	admin := w.browser(t)
+	admin.signIn(w.admin, "/")
+	if code := admin.api("/api/v1/sync/status", &status); code != 200 || len(status.Digests) != 1 {
+		t.Errorf("the admin: %d, digests %v", code, status.Digests)
+	}
+}

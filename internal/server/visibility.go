@@ -110,6 +110,16 @@ func (v visibleStore) ListDeliveries(ctx context.Context, f store.DeliveryFilter
 	return v.Store.ListDeliveries(ctx, f)
 }
 
+// DigestSends narrows the sends to principals who see every project: a
+// digest sums up projects a restricted principal may not see, and its key
+// names them (as webhook deliveries, it belongs to no one project).
+func (v visibleStore) DigestSends(ctx context.Context, limit int) ([]store.DigestSend, error) {
+	if restricted(ctx) != nil {
+		return nil, nil
+	}
+	return v.Store.DigestSends(ctx, limit)
+}
+
 func (v visibleStore) Delivery(ctx context.Context, id int64) (store.Delivery, error) {
 	if restricted(ctx) != nil {
 		return store.Delivery{}, store.ErrNotFound
@@ -231,4 +241,5 @@ var ViewedStoreMethods = []string{
 	"AppendAudit", "ClaimDigest", "Count", "Delivery", "DigestSends", "FinishDigest", "Get", "List", "ListAudit", "ListDeliveries", "MarkDelivery", "Ping",
 	"Projects", "PruneAudit", "PutDelivery", "PutProjects", "PutSyncState", "SyncState", "SyncStates", "Upsert",
 	"Versions", "VersionsByPrefix",
+	"ClaimDigest", "FinishDigest", "DigestSends", // digest sends: writes, and for who sees every project
 }
