@@ -33,7 +33,8 @@ func TestHelpShowsEachCommandsOwnFlagsWithTypes(t *testing.T) {
 		{[]string{"migrate", "--help"}, []string{"-db string", "-from"}, []string{"-gitlab-url", "-addr"}},
 		{[]string{"sim", "--help"}, []string{"-read-timeout duration", "-idle-timeout duration"}, []string{"-gitlab-url", "-db"}},
 		{[]string{"demo", "--help"}, []string{"-dir", "-read-timeout duration", "-addr address"}, []string{"-gitlab-url", "-db"}},
-		{[]string{"hooks", "install", "--help"}, []string{"-url url", "LABTRAIL_WEBHOOK_SECRET"}, []string{"-branches", "-db", "-addr"}},
+		// -db and the secret key: for --connection, an added connection's hooks.
+		{[]string{"hooks", "install", "--help"}, []string{"-url url", "LABTRAIL_WEBHOOK_SECRET", "-connection", "-db string"}, []string{"-branches", "-addr"}},
 	}
 	for _, tc := range tests {
 		out, errOut, code := labtrail(t, nil, tc.args...)

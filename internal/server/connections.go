@@ -42,6 +42,11 @@ func (s *Server) projectStoreOf(r *http.Request) (store.ProjectStore, error) {
 	if name == "" || name == store.DefaultConnection {
 		return s.store, nil
 	}
+	if restricted(r.Context()) != nil {
+		// Signed in with the default connection's GitLab: another
+		// GitLab's projects are none of theirs, whatever their ids.
+		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name)}
+	}
 	if s.connections == nil {
 		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name) + " (connections need LABTRAIL_SECRET_KEY)"}
 	}
