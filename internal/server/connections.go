@@ -38,11 +38,16 @@ type Connections interface {
 // projectStoreOf is the projects and sync state a request's connection
 // parameter selects: the default connection's without one.
 func (s *Server) projectStoreOf(r *http.Request) (store.ProjectStore, error) {
-	name := r.URL.Query().Get("connection")
+	return s.projectStoreNamed(r.Context(), r.URL.Query().Get("connection"))
+}
+
+// projectStoreNamed is the projects and sync state of the connection
+// named ("": the default), as ctx's principal may see them.
+func (s *Server) projectStoreNamed(ctx context.Context, name string) (store.ProjectStore, error) {
 	if name == "" || name == store.DefaultConnection {
 		return s.store, nil
 	}
-	if restricted(r.Context()) != nil {
+	if restricted(ctx) != nil {
 		// Signed in with the default connection's GitLab: another
 		// GitLab's projects are none of theirs, whatever their ids.
 		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name)}
@@ -50,7 +55,7 @@ func (s *Server) projectStoreOf(r *http.Request) (store.ProjectStore, error) {
 	if s.connections == nil {
 		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name) + " (connections need LABTRAIL_SECRET_KEY)"}
 	}
-	ps, err := s.connections.Projects(r.Context(), name)
+	ps, err := s.connections.Projects(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name)}
 	}
