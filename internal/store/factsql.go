@@ -505,10 +505,13 @@ func (s SQL[T]) flakyJobs(ctx context.Context, qr Querier, f FactFilter, out *Jo
 	q := s.factQueryOn("f.", "job", f.ProjectIDs, "created_at", f.Since, f.Until)
 	q.Where("f.status = 'failed'")
 	// The later success must be of the same connection: two GitLabs may
-	// have a project of one id and, a mirror, one commit.
+	// have a project of one id and, a mirror, one commit. A job's id up to
+	// its first hyphen is its connection's ("job", "second:job").
 	okOf := ""
 	if s.conn != "" {
 		okOf = " AND " + s.Dialect.HasPrefix("ok.id", q.Arg(factIDPrefix(s.conn, "job")))
+	} else if pos := s.Dialect.Position; pos != nil {
+		okOf = " AND substr(ok.id, 1, " + pos("ok.id", "'-'") + ") = substr(f.id, 1, " + pos("f.id", "'-'") + ")"
 	}
 	var err error
 	out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (

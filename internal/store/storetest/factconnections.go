@@ -59,7 +59,11 @@ func testFactsOfOneConnection(t *testing.T, s store.Store) {
 		pipe, onConnection(issue), env, onConnection(open),
 		job(1, "unit", "failed", "aaaaaaa", "script_failure", 10),
 		onConnection(job(1, "lint", "failed", "bbbbbbb", "script_failure", 11)),
-		onConnection(job(2, "lint", "success", "bbbbbbb", "", 12)))
+		onConnection(job(2, "lint", "success", "bbbbbbb", "", 12)),
+		// A mirror: one commit in both GitLabs' project 1, failed in
+		// the default's and passed later in second's: not flaky.
+		job(3, "e2e", "failed", "mmmmmmm", "script_failure", 13),
+		onConnection(job(3, "e2e", "success", "mmmmmmm", "", 14)))
 
 	for _, c := range []struct {
 		name     string
@@ -75,15 +79,15 @@ func testFactsOfOneConnection(t *testing.T, s store.Store) {
 		flaky    []store.FlakyJob
 	}{
 		{"default", def, []int64{1}, []string{change.DeploymentID(1, 4)}, 1, nil, 1, nil,
-			[]string{change.EnvironmentID(1, 7)}, []store.JobRuns{{Name: "unit", Runs: 1, Failures: 1}}, nil},
+			[]string{change.EnvironmentID(1, 7)}, []store.JobRuns{{Name: "e2e", Runs: 1, Failures: 1}, {Name: "unit", Runs: 1, Failures: 1}}, nil},
 		{"default, every project", def, nil, []string{change.DeploymentID(1, 4)}, 1, nil, 1, nil,
-			[]string{change.EnvironmentID(1, 7)}, []store.JobRuns{{Name: "unit", Runs: 1, Failures: 1}}, nil},
+			[]string{change.EnvironmentID(1, 7)}, []store.JobRuns{{Name: "e2e", Runs: 1, Failures: 1}, {Name: "unit", Runs: 1, Failures: 1}}, nil},
 		{"second", sec, []int64{1}, []string{secDeploy.ID, secDeploy2.ID}, 1, []string{"second:" + open.ID}, 0,
 			[]string{"second:" + issue.ID}, nil, []store.JobRuns{{Name: "lint", Runs: 2, Failures: 1}},
 			[]store.FlakyJob{{Name: "lint", Commits: 1}}},
 		{"every connection", all, nil, []string{change.DeploymentID(1, 4), secDeploy.ID, secDeploy2.ID}, 2,
 			[]string{"second:" + open.ID}, 1, []string{"second:" + issue.ID}, []string{change.EnvironmentID(1, 7)},
-			[]store.JobRuns{{Name: "lint", Runs: 2, Failures: 1}, {Name: "unit", Runs: 1, Failures: 1}},
+			[]store.JobRuns{{Name: "e2e", Runs: 2, Failures: 1}, {Name: "lint", Runs: 2, Failures: 1}, {Name: "unit", Runs: 1, Failures: 1}},
 			[]store.FlakyJob{{Name: "lint", Commits: 1}}},
 	} {
 		f := store.FactFilter{ProjectIDs: c.projects}
