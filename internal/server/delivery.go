@@ -299,6 +299,7 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 			return res, f, badRequest("incident selects its own project: leave out project and group")
 		}
 		res.At, res.Incident, f.ProjectIDs, res.incident = e.CreatedAt.UTC(), id, []int64{e.ProjectID}, e
+		f.Connections = []string{store.ConnectionOf(e.ID)} // its project is its GitLab's
 	default:
 		res.At = time.Now().UTC()
 		if len(at) > 0 {
@@ -313,6 +314,12 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 			return res, f, err
 		}
 		f.ProjectIDs = ids
+		if ids != nil {
+			// A selection is of the default connection's projects, as
+			// the metrics' (metricsOf): another GitLab's project of the
+			// same id is another project.
+			f.Connections = []string{store.DefaultConnection}
+		}
 	}
 	res.WindowSeconds = window.Seconds()
 	f.Since = res.At.Add(-window)

@@ -117,4 +117,24 @@ func testMetricsOfOneConnection(t *testing.T, st store.Store) {
 			t.Errorf("%s, %s: %d deployments, want %d", c.who.Name, c.query, d.DeploymentFrequency.Count, c.count)
 		}
 	}
+
+	// The changes before a moment: a project selection is the default
+	// connection's, as the metrics'; without one, every connection's.
+	for _, c := range []struct {
+		who   *auth.Principal
+		query string
+		want  int
+	}{{admin, "project=42", 1}, {admin, "", 3}, {user, "", 1}} {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/changes/before?window=720h&at="+now.Format(time.RFC3339)+"&"+c.query, nil)
+		r = r.WithContext(auth.WithPrincipal(r.Context(), c.who))
+		w := httptest.NewRecorder()
+		s.changesBefore(w, r)
+		var res struct{ Changes []change.Event }
+		if err := json.Unmarshal(w.Body.Bytes(), &res); w.Code != 200 || err != nil {
+			t.Fatalf("changes before, %s: %d %v %s", c.query, w.Code, err, w.Body)
+		}
+		if len(res.Changes) != c.want {
+			t.Errorf("%s, changes before, %s: %d, want %d", c.who.Name, c.query, len(res.Changes), c.want)
+		}
+	}
 }
