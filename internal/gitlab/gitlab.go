@@ -97,6 +97,7 @@ type Client struct {
 	mrPlan     graphQLPlan // merge request details by GraphQL
 	plPlan     graphQLPlan // pipeline details and jobs by GraphQL
 	issuePlan  graphQLPlan // issue notes by GraphQL
+	imagePlan  graphQLPlan // container image tags with their details by GraphQL
 }
 
 // New checks cfg and builds a client; it makes no request.
@@ -127,6 +128,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.mrPlan.name, c.plPlan.name = "merge request", "pipeline"
 	c.issuePlan.name = "issue"
+	c.imagePlan.name = "container image tag"
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}

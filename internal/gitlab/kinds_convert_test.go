@@ -282,10 +282,11 @@ func TestImageEventFromDocs(t *testing.T) {
 	checkEvent(t, ImageEvent(Project{ID: 9, Path: "group/project"}, rs[0], &tag), change.Event{
 		ID: "image-9-1-v10.0.0-" + digest, Kind: change.KindImage, ProjectID: 9, ProjectPath: "group/project",
 		Title: "group/project:v10.0.0", State: "pushed", Ref: "v10.0.0",
-		CreatedAt: ts("2019-01-06T16:49:51.272Z"), UpdatedAt: ts("2019-01-06T16:49:51.272Z"), OccurredAt: ts("2019-01-06T16:49:51.272Z"),
-		Source: change.SourcePoll, Transitions: transitions("pushed", "2019-01-06T16:49:51.272Z"),
+		// GitLab's 2019-01-06T16:49:51.272Z, kept to the second as GraphQL gives it.
+		CreatedAt: ts("2019-01-06T16:49:51Z"), UpdatedAt: ts("2019-01-06T16:49:51Z"), OccurredAt: ts("2019-01-06T16:49:51Z"),
+		Source: change.SourcePoll, Transitions: transitions("pushed", "2019-01-06T16:49:51Z"),
 		Attrs: map[string]any{"repository": "group/project", "repository_id": int64(1), "tag": "v10.0.0", "digest": digest,
-			"total_size": int64(350224384), "created_at": "2019-01-06T16:49:51.272Z", "location": "gitlab.example.com:5000/group/project:latest"},
+			"total_size": int64(350224384), "created_at": "2019-01-06T16:49:51Z", "location": "gitlab.example.com:5000/group/project:latest"},
 	})
 }
 

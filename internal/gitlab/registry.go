@@ -56,6 +56,15 @@ func (c *Client) images(ctx context.Context, p Project, opts FetchOptions, fn fu
 }
 
 func (c *Client) repositoryImages(ctx context.Context, p Project, r *gl.RegistryRepository, stored map[string]bool, out *fullListing) error {
+	if !storesAny(stored, r.ID) {
+		// Nothing of this repository is stored yet (or every tag is read
+		// again): its tags come with their details by GraphQL, 20 a
+		// request, instead of a listing and a request per tag.
+		done, err := c.repositoryImagesGraphQL(ctx, p, r, out)
+		if done || err != nil {
+			return err
+		}
+	}
 	desc := fmt.Sprintf("tags of container repository %s of %s", r.Path, p.selector())
 	return walkPages(ctx, func(ctx context.Context, page int64, extra []gl.RequestOptionFunc) ([]*gl.RegistryRepositoryTag, *gl.Response, error) {
 		opt := &gl.ListRegistryRepositoryTagsOptions{ListOptions: gl.ListOptions{PerPage: perPage, Page: page}}
@@ -113,8 +122,12 @@ func (c *Client) repositoryImages(ctx context.Context, p Project, r *gl.Registry
 // /registry/repositories/:id/tags/:tag_name returns it. A tag is never
 // re-pushed with another digest without becoming a new event, as the
 // digest is part of the id; its push time is its created_at.
+//
+// The push time is kept to the whole second, the precision GitLab's
+// GraphQL API gives it in, so that both ways of reading a tag store the
+// same event.
 func ImageEvent(p Project, r *gl.RegistryRepository, t *gl.RegistryRepositoryTag) change.Event {
-	created := utc(t.CreatedAt)
+	created := seconds(utc(t.CreatedAt))
 	path := firstNonEmpty(r.Path, t.Path)
 	webURL := ""
 	if p.WebURL != "" {

@@ -279,16 +279,16 @@ func (s *Sim) Run(ctx context.Context) {
 }
 
 // Truth returns every object the simulator holds, sorted by id. Notes,
-// pipelines and jobs carry their updated_at to the whole second: labtrail
-// keeps them so (docs/kinds.md), as GitLab's GraphQL API gives no finer
-// time.
+// pipelines, jobs and container images carry their updated_at to the
+// whole second: labtrail keeps them so (docs/kinds.md), as GitLab's
+// GraphQL API gives no finer time.
 func (s *Sim) Truth() []TruthEvent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := s.w.truth()
 	for i, e := range out {
 		switch e.Kind {
-		case change.KindNote, change.KindPipeline, change.KindJob:
+		case change.KindNote, change.KindPipeline, change.KindJob, change.KindImage:
 			out[i].UpdatedAt = e.UpdatedAt.Truncate(time.Second)
 		}
 	}

@@ -37,6 +37,8 @@ type fieldCost struct {
 	resolver   bool
 	connection bool
 	extra      func(args map[string]any) int
+	// pageSize is the field's own max_page_size; 0 is the schema's.
+	pageSize int
 }
 
 // fieldCosts holds the fields whose cost is not a plain field's, from
@@ -67,6 +69,7 @@ var fieldCosts = map[string]fieldCost{
 	"Project.environments":                    {resolver: true, connection: true},
 	"Environment.deployments":                 {resolver: true, connection: true},
 	"Project.containerRepositories":           {resolver: true, connection: true},
+	"ContainerRepositoryDetails.tags":         {resolver: true, connection: true, pageSize: containerTagsPageSize},
 }
 
 // pipelineFilterCost is ResolvesPipelines.resolver_complexity's extra.
@@ -107,6 +110,9 @@ func (c fieldCost) score(child int, args map[string]any) int {
 	}
 	if c.connection && args["iid"] == nil && args["iids"] == nil {
 		limit := float64(maxPageSize)
+		if c.pageSize > 0 {
+			limit = float64(c.pageSize)
+		}
 		for _, k := range []string{"first", "last"} {
 			if n, ok := asInt(args[k]); ok {
 				limit = math.Min(limit, float64(n))

@@ -23,3 +23,22 @@ func TestGraphQLDepth(t *testing.T) {
 		t.Errorf("anonymous limit errors %q", got)
 	}
 }
+
+// TestGraphQLTagsComplexity: a container repository's tags connection is
+// scored with its own max_page_size (20), not the schema's 100, as
+// GitLab's BaseField does: first: 100 costs what first: 20 does.
+func TestGraphQLTagsComplexity(t *testing.T) {
+	q := func(first int) string {
+		return `query { containerRepository(id: "gid://gitlab/ContainerRepository/1") { tags(first: ` + itoa(int64(first)) +
+			`) { pageInfo { hasNextPage endCursor } nodes { name digest revision totalSize createdAt location } } } }`
+	}
+	// nodes 1+6, pageInfo 1+2, tags (10+1)·(1+20%) = 13, containerRepository 1+13.
+	for _, first := range []int{20, 100} {
+		if c, d, ok := analyze(q(first), "", nil); !ok || c != 14 || d != 4 {
+			t.Errorf("first %d: complexity %d depth %d ok %v, want 14 and 4", first, c, d, ok)
+		}
+	}
+	if c, _, _ := analyze(q(5), "", nil); c != 12 {
+		t.Errorf("first 5: complexity %d, want 12 (11·1.05, then 1 more)", c)
+	}
+}

@@ -221,6 +221,12 @@ func (c *conn[T]) Edges() *[]*edge[T] {
 // paginate cuts one page out of items, which are in the connection's
 // order; cmp compares a key with the cursor's in that order.
 func paginate[T, R any](items []T, a connArgs, key func(T) cursorKey, cmp func(a, b cursorKey) int, wrap func(T) R) (*conn[R], error) {
+	return paginateUpTo(items, a, maxPageSize, key, cmp, wrap)
+}
+
+// paginateUpTo is paginate for a connection whose field sets its own
+// max_page_size, most.
+func paginateUpTo[T, R any](items []T, a connArgs, most int, key func(T) cursorKey, cmp func(a, b cursorKey) int, wrap func(T) R) (*conn[R], error) {
 	lo, hi := 0, len(items)
 	if a.After != nil {
 		k, err := decodeCursor(*a.After)
@@ -248,12 +254,12 @@ func paginate[T, R any](items []T, a connArgs, key func(T) cursorKey, cmp func(a
 		}
 	}
 	hi = max(hi, lo)
-	limit := maxPageSize
+	limit := most
 	if a.First != nil {
 		if *a.First < 0 {
 			return nil, fmt.Errorf("Argument 'first' on Field must be non-negative")
 		}
-		limit = min(int(*a.First), maxPageSize)
+		limit = min(int(*a.First), most)
 	}
 	c := &conn[R]{total: len(items)}
 	from, to := lo, min(lo+limit, hi)
@@ -261,7 +267,7 @@ func paginate[T, R any](items []T, a connArgs, key func(T) cursorKey, cmp func(a
 		if *a.Last < 0 {
 			return nil, fmt.Errorf("Argument 'last' on Field must be non-negative")
 		}
-		n := min(int(*a.Last), maxPageSize)
+		n := min(int(*a.Last), most)
 		if a.First == nil {
 			to = hi
 		}

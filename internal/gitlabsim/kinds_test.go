@@ -83,7 +83,7 @@ func syncProject(t *testing.T, srv *httptest.Server, pid int64) map[string]time.
 	t.Helper()
 	got := map[string]time.Time{}
 	put := func(id string, at time.Time) {
-		if strings.HasPrefix(id, "note-") || strings.HasPrefix(id, "pipeline-") || strings.HasPrefix(id, "job-") {
+		if strings.HasPrefix(id, "note-") || strings.HasPrefix(id, "pipeline-") || strings.HasPrefix(id, "job-") || strings.HasPrefix(id, "image-") {
 			// Kept to the whole second (docs/kinds.md).
 			at = at.Truncate(time.Second)
 		}
@@ -240,7 +240,7 @@ func TestAdvanceMovesEveryKind(t *testing.T) {
 				continue
 			}
 			k := string(e.Kind) + "-" + strings.Split(e.ID, "-")[1]
-			if e.Kind == change.KindNote || e.Kind == change.KindPipeline {
+			if e.Kind == change.KindNote || e.Kind == change.KindPipeline || e.Kind == change.KindImage {
 				// Kept to the second, changes made in one second
 				// tie; the poller's bounds are inclusive.
 				if e.UpdatedAt.Before(newest[k]) {

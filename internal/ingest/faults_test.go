@@ -94,7 +94,7 @@ func newFaultRig(t *testing.T, o gitlabsim.Options, rpm int, timeout time.Durati
 // saw, with no token in it.
 func TestFaultySyncEqualsTruth(t *testing.T) {
 	t.Parallel()
-	r := newFaultRig(t, gitlabsim.Options{Seed: 21, Projects: 3, MRs: 40, Pipelines: 40,
+	r := newFaultRig(t, gitlabsim.Options{Seed: 21, Projects: 4, MRs: 40, Pipelines: 40,
 		FailRate: 0.05, TimeoutRate: 0.01, Hang: 5 * time.Second}, 100000, 300*time.Millisecond, nil)
 	ctx := context.Background()
 
@@ -173,9 +173,10 @@ func TestFaultySyncEqualsTruth(t *testing.T) {
 func TestRequestsStayUnderTheLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 120
-	// Six small projects: with merge request and pipeline details batched
-	// by GraphQL, fewer would not fill a minute.
-	r := newFaultRig(t, gitlabsim.Options{Seed: 8, Projects: 6, MRs: 8, Pipelines: 8, Issues: 2}, limit, 10*time.Second, newVirtualClock())
+	// Nine small projects: with merge request and pipeline details and
+	// container image tags batched by GraphQL, fewer would not fill a
+	// minute.
+	r := newFaultRig(t, gitlabsim.Options{Seed: 8, Projects: 9, MRs: 8, Pipelines: 8, Issues: 2}, limit, 10*time.Second, newVirtualClock())
 	res, err := r.poller.SyncAll(context.Background())
 	if err != nil || res.Err() != nil {
 		t.Fatal(err, res.Err())

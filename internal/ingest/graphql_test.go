@@ -136,9 +136,10 @@ func TestSyncEqualsTruthWithAndWithoutGraphQL(t *testing.T) {
 			graphql: func(n int64) bool { return n == 0 }, rest: true},
 		// Every page size refused once per query kind, then REST; the
 		// issue notes of the last size (5 issues, 10 notes) pass, one
-		// query per project.
+		// query per project, and so do the container image tags (20
+		// a page score 14), one query per project.
 		{name: "queries refused as too complex", sim: func(o *gitlabsim.Options) { o.GraphQLMaxComplexity = 20 },
-			graphql: func(n int64) bool { return n == 4+4+3+2 }, rest: true},
+			graphql: func(n int64) bool { return n == 4+4+3+2+2 }, rest: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -173,7 +174,7 @@ func storedEvents(t *testing.T, r *rig, host string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
-	for _, k := range []change.Kind{change.KindMergeRequest, change.KindNote, change.KindPipeline, change.KindJob} {
+	for _, k := range []change.Kind{change.KindMergeRequest, change.KindNote, change.KindPipeline, change.KindJob, change.KindImage} {
 		f := store.Filter{Kind: k, Limit: store.MaxLimit}
 		for {
 			p, err := r.store.List(ctx, f)
@@ -210,9 +211,10 @@ func TestGraphQLAndRESTStoreTheSameEvents(t *testing.T) {
 	byGraphQL, _ := newRigWith(t, o, nil)
 	o.NoGraphQL = true
 	byREST, _ := newRigWith(t, o, nil)
-	// The kinds whose details come by GraphQL, with their notes and jobs.
+	// The kinds whose details come by GraphQL, with their notes and jobs,
+	// and container image tags with their digests and sizes.
 	for _, r := range []*rig{byGraphQL, byREST} {
-		r.poller.Kinds = []change.Kind{change.KindMergeRequest, change.KindPipeline}
+		r.poller.Kinds = []change.Kind{change.KindMergeRequest, change.KindPipeline, change.KindImage}
 	}
 	hostOf := func(r *rig) string {
 		ps, err := r.client.SelectProjects(context.Background(), gitlab.Selection{})
@@ -229,6 +231,18 @@ func TestGraphQLAndRESTStoreTheSameEvents(t *testing.T) {
 			t.Fatalf("round %d: the GraphQL side did not use GraphQL: %v", round, byGraphQL.sim.Stats().ByPath)
 		}
 		a, b := storedEvents(t, byGraphQL, hostOf(byGraphQL)), storedEvents(t, byREST, hostOf(byREST))
+		if n := byGraphQL.sim.Stats().ByPath["GET /api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name"]; round == 0 && n != 0 {
+			t.Errorf("round 0: %d REST requests for a tag's details beside GraphQL", n)
+		}
+		images := 0
+		for id := range a {
+			if strings.HasPrefix(id, "image-") {
+				images++
+			}
+		}
+		if images == 0 {
+			t.Errorf("round %d: no container image stored to compare", round)
+		}
 		if len(a) != len(b) || len(a) == 0 {
 			t.Errorf("round %d: %d events by GraphQL, %d by REST", round, len(a), len(b))
 		}
