@@ -251,8 +251,23 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 		t.Errorf("hooks test --connection: %d\n%s%s", code, out, errOut)
 	}
 
-	// Each connection's projects and sync state apart.
-	for conn, prefixed := range map[string]bool{nameOfSecond: true, "default": false, "": false} {
+	// Each connection's projects and sync state apart, and without a
+	// connection every one's, each naming its own.
+	var every struct {
+		Projects []struct {
+			Path       string `json:"path"`
+			Connection string `json:"connection"`
+		} `json:"projects"`
+	}
+	get("/api/v1/projects", &every)
+	byConn := map[string]int{}
+	for _, p := range every.Projects {
+		byConn[p.Connection]++
+	}
+	if len(every.Projects) != 4 || byConn["default"] != 2 || byConn[nameOfSecond] != 2 {
+		t.Errorf("every connection's projects: %+v", every.Projects)
+	}
+	for conn, prefixed := range map[string]bool{nameOfSecond: true, "default": false} {
 		var ps struct {
 			Projects []store.Project `json:"projects"`
 		}

@@ -37,8 +37,20 @@ func enableGitLabSignin(api *server.Server, sessions *auth.Sessions, c *config, 
 	if timeout <= 0 {
 		timeout = defaultOAuthTimeout
 	}
+	// With a secret key the users' GitLab tokens are sealed into the
+	// store, so sessions survive a restart and move between replicas.
+	ring, err := c.keyring()
+	switch {
+	case errors.Is(err, auth.ErrNoKey):
+		ring = nil
+		log.Info("GitLab sign-in tokens are kept in memory only (no LABTRAIL_SECRET_KEY): a GitLab session ends at a restart, or on another replica, when its projects are next read")
+	case err != nil:
+		return err
+	default:
+		log.Info("GitLab sign-in tokens are kept sealed in the store (LABTRAIL_SECRET_KEY): GitLab sessions survive a restart and move between replicas", "key_id", ring.CurrentID())
+	}
 	g, err := auth.NewGitLabOAuth(auth.OAuthConfig{GitLabURL: c.GitLabURL, ClientID: c.OAuthClientID, ClientSecret: c.OAuthClientSecret,
-		RedirectURL: public + "/auth/gitlab/callback", Admins: c.Admins, HTTPClient: &http.Client{Timeout: timeout}}, sessions)
+		RedirectURL: public + "/auth/gitlab/callback", Admins: c.Admins, HTTPClient: &http.Client{Timeout: timeout}, Keyring: ring}, sessions)
 	if err != nil {
 		return err
 	}

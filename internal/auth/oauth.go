@@ -24,9 +24,12 @@ import (
 // flow with PKCE (S256) against GitLab, whose user then sees in labtrail
 // the projects they are a member of in GitLab, read with their own token
 // and kept with the session for CacheTTL. The GitLab token itself is held
-// in this process's memory only, never in the store: after a restart, or
-// on another replica, a session whose project list is due to be read
-// again ends, and its user signs in again.
+// in this process's memory and, when a secret key is configured
+// (OAuthConfig.Keyring), sealed with the session in the store, so that
+// another replica, or this one after a restart, reads the user's projects
+// again with it. Without a key, a session whose project list is due to be
+// read again after a restart, or on another replica, ends, and its user
+// signs in again.
 
 // OAuthCookie holds a sign-in in progress: its state, PKCE verifier and
 // where to go after it, for OAuthStartTTL.
@@ -64,6 +67,10 @@ type OAuthConfig struct {
 	ProjectsTTL time.Duration
 	// HTTPClient talks to GitLab; nil: one with a 30 s timeout.
 	HTTPClient *http.Client
+	// Keyring, when not nil, seals each session's GitLab token into the
+	// store (AES-256-GCM, bound to the session); nil keeps it in this
+	// process's memory only.
+	Keyring *Keyring
 }
 
 // GitLabOAuth signs people in with GitLab and keeps their project lists.
@@ -74,18 +81,20 @@ type GitLabOAuth struct {
 	ttl    time.Duration
 	client *http.Client
 	sess   *Sessions
+	ring   *Keyring // nil: tokens in memory only
 
 	mu      sync.Mutex
 	tokens  map[string]*userToken // by session id hash
 	refresh map[string]*sync.Mutex
 }
 
-// userToken is a signed-in user's GitLab token, in memory only.
+// userToken is a signed-in user's GitLab token as this process holds it.
 type userToken struct {
 	mu      sync.Mutex
 	tok     *oauth2.Token
 	userID  int64
 	expires time.Time // the session's end
+	h       []byte    // the session's id hash; nil before it starts
 }
 
 // NewGitLabOAuth returns sign-in with GitLab as c says, starting sessions
@@ -104,7 +113,7 @@ func NewGitLabOAuth(c OAuthConfig, sess *Sessions) (*GitLabOAuth, error) {
 	g := &GitLabOAuth{
 		conf: oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURL, Scopes: OAuthScopes,
 			Endpoint: oauth2.Endpoint{AuthURL: base.String() + "/oauth/authorize", TokenURL: base.String() + "/oauth/token"}},
-		api: base.String() + "/api/v4", ttl: c.ProjectsTTL, client: c.HTTPClient, sess: sess,
+		api: base.String() + "/api/v4", ttl: c.ProjectsTTL, client: c.HTTPClient, sess: sess, ring: c.Keyring,
 		tokens: map[string]*userToken{}, refresh: map[string]*sync.Mutex{},
 	}
 	for _, a := range c.Admins {
@@ -206,8 +215,13 @@ func (g *GitLabOAuth) Finish(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return nil, next, err
 	}
-	src.userID, src.expires = u.ID, now.Add(g.sess.TTL)
-	g.keep(HashToken(id), src)
+	h := HashToken(id)
+	src.userID, src.expires, src.h = u.ID, now.Add(g.sess.TTL), h
+	if err := g.persist(ctx, src, src.tok); err != nil {
+		_ = g.sess.st.DeleteSession(ctx, h, now)
+		return nil, next, err
+	}
+	g.keep(h, src)
 	return p, next, nil
 }
 
@@ -253,7 +267,11 @@ func (g *GitLabOAuth) renew(ctx context.Context, h []byte, se store.Session) (st
 	}
 	g.mu.Unlock()
 	if t == nil {
-		return se, errors.New("your GitLab sign-in has to be renewed (labtrail restarted, or this is another of its replicas): sign in again")
+		var err error
+		if t, err = g.load(h, se); err != nil {
+			return se, err
+		}
+		g.keep(h, t)
 	}
 	lock.Lock()
 	defer lock.Unlock()
@@ -294,6 +312,12 @@ func (g *GitLabOAuth) token(ctx context.Context, ut *userToken, force bool) (*oa
 	if ut.tok.RefreshToken == "" {
 		return nil, fmt.Errorf("%w: GitLab's token for this sign-in has expired: sign in again", ErrSignInRefused)
 	}
+	// Another replica may have renewed it: GitLab then no longer takes
+	// the refresh token this one holds.
+	if cur, err := g.stored(ctx, ut); err == nil && cur != nil && cur.AccessToken != ut.tok.AccessToken && cur.Valid() {
+		ut.tok = cur
+		return cur, nil
+	}
 	tok, err := g.conf.TokenSource(g.ctx(ctx), &oauth2.Token{RefreshToken: ut.tok.RefreshToken}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -303,7 +327,86 @@ func (g *GitLabOAuth) token(ctx context.Context, ut *userToken, force bool) (*oa
 		return nil, fmt.Errorf("renewing the GitLab token: %w", err)
 	}
 	ut.tok = tok
+	if err := g.persist(ctx, ut, tok); err != nil {
+		return nil, err
+	}
 	return tok, nil
+}
+
+// The sealed form of a session's GitLab token: what oauth2.Token holds
+// that a later request needs.
+type keptToken struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+}
+
+// sessionTokenContext binds a sealed token to its session: one copied
+// onto another session's row does not open.
+func sessionTokenContext(h []byte) string { return fmt.Sprintf("session/%x/oauth_token", h) }
+
+// persist seals tok into ut's session in the store, when g has a key and
+// the session has started.
+func (g *GitLabOAuth) persist(ctx context.Context, ut *userToken, tok *oauth2.Token) error {
+	if g.ring == nil || ut.h == nil {
+		return nil
+	}
+	b, err := json.Marshal(keptToken{AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry})
+	if err != nil {
+		return err
+	}
+	sealed, err := g.ring.Seal(string(b), sessionTokenContext(ut.h))
+	if err != nil {
+		return fmt.Errorf("sealing the GitLab sign-in's token: %w", err)
+	}
+	if err := g.sess.st.SetSessionToken(ctx, ut.h, sealed); err != nil {
+		return fmt.Errorf("keeping the GitLab sign-in's token: %w", err)
+	}
+	return nil
+}
+
+// open is the token sealed in se (nil when none is).
+func (g *GitLabOAuth) open(h []byte, sealed store.Sealed) (*oauth2.Token, error) {
+	if g.ring == nil || sealed.IsZero() {
+		return nil, nil
+	}
+	plain, err := g.ring.Open(sealed, sessionTokenContext(h))
+	if err != nil {
+		return nil, err
+	}
+	var k keptToken
+	if err := json.Unmarshal([]byte(plain), &k); err != nil || k.AccessToken == "" {
+		return nil, errors.New("a sealed GitLab token is not one")
+	}
+	return &oauth2.Token{AccessToken: k.AccessToken, TokenType: k.TokenType, RefreshToken: k.RefreshToken, Expiry: k.Expiry}, nil
+}
+
+// load is session se's token as the store keeps it, for a process that
+// did not sign it in (another replica, or this one restarted).
+func (g *GitLabOAuth) load(h []byte, se store.Session) (*userToken, error) {
+	again := "your GitLab sign-in has to be renewed (labtrail restarted, or this is another of its replicas, and it keeps no GitLab token in the store without LABTRAIL_SECRET_KEY): sign in again"
+	tok, err := g.open(h, se.OAuthToken)
+	switch {
+	case err != nil:
+		return nil, errors.New("your GitLab sign-in has to be renewed (its token was sealed under another secret key): sign in again")
+	case tok == nil:
+		return nil, errors.New(again)
+	}
+	return &userToken{tok: tok, userID: se.UserID, expires: se.ExpiresAt, h: h}, nil
+}
+
+// stored is ut's session's token as the store keeps it now; nil when g
+// keeps none there.
+func (g *GitLabOAuth) stored(ctx context.Context, ut *userToken) (*oauth2.Token, error) {
+	if g.ring == nil || ut.h == nil {
+		return nil, nil
+	}
+	se, err := g.sess.st.SessionByHash(ctx, ut.h)
+	if err != nil {
+		return nil, err
+	}
+	return g.open(ut.h, se.OAuthToken)
 }
 
 // getJSON GETs GitLab's API path with ut's token into v, and returns the

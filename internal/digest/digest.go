@@ -217,6 +217,9 @@ func Build(ctx context.Context, m *metrics.Metrics, ev Events, o Options) (*Dige
 	d := &Digest{Period: o.Period, Timezone: loc.String(), Since: since, Until: until, PreviousSince: prevSince,
 		Key: Key(o.Period, since, loc, o.ProjectIDs), Scope: scope(o)}
 	d.Title = fmt.Sprintf("labtrail %s digest: %s", o.Period, periodName(o.Period, since, until))
+	if len(o.ProjectIDs) > 0 {
+		m = m.Of(store.DefaultConnection) // the projects are the default connection's
+	}
 	q := metrics.Query{ProjectIDs: o.ProjectIDs, Since: since, Until: until, Bucket: metrics.BucketDay, Now: now}
 	prev := q
 	prev.Since, prev.Until = prevSince, since

@@ -76,6 +76,17 @@ func New(st store.MetricsStore, cfg Config) *Metrics {
 	return m
 }
 
+// Of is m computing over the facts of one connection alone (its name,
+// store.DefaultConnection the environment's), or "" every connection's:
+// project ids are unique only within one GitLab, so a Query's
+// ProjectIDs are of one connection, and a principal who signed in with
+// the default connection's GitLab reads its facts only.
+func (m *Metrics) Of(connection string) *Metrics {
+	c := *m
+	c.st = m.st.FactsOf(connection)
+	return &c
+}
+
 // Query selects what a metric is computed over.
 type Query struct {
 	// ProjectIDs are the projects; none means every project.

@@ -35,14 +35,52 @@ type Connections interface {
 	Projects(ctx context.Context, name string) (store.ProjectStore, error)
 }
 
-// projectStoreOf is the projects and sync state a request's connection
-// parameter selects: the default connection's without one.
-func (s *Server) projectStoreOf(r *http.Request) (store.ProjectStore, error) {
-	name := r.URL.Query().Get("connection")
+// connectionProjects is one connection's projects and sync states.
+type connectionProjects struct {
+	Name  string
+	Store store.ProjectStore
+}
+
+// projectStores are the projects and sync states of the connection named,
+// or with "" of every connection ctx's principal may see: the default's
+// first, then the added ones' in the order Connections lists them. A
+// principal who signed in with GitLab sees the default's only.
+func (s *Server) projectStores(ctx context.Context, named string) ([]connectionProjects, error) {
+	if named != "" {
+		ps, err := s.projectStoreNamed(ctx, named)
+		return []connectionProjects{{named, ps}}, err
+	}
+	out := []connectionProjects{{store.DefaultConnection, s.store}}
+	if restricted(ctx) != nil || s.connections == nil {
+		return out, nil
+	}
+	cs, err := s.connections.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if c.Name == store.DefaultConnection {
+			continue
+		}
+		ps, err := s.connections.Projects(ctx, c.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, connectionProjects{c.Name, ps})
+	}
+	return out, nil
+}
+
+// projectStoreNamed is the projects and sync state of the connection
+// named ("": the default), as ctx's principal may see them.
+func (s *Server) projectStoreNamed(ctx context.Context, name string) (store.ProjectStore, error) {
 	if name == "" || name == store.DefaultConnection {
 		return s.store, nil
 	}
-	if restricted(r.Context()) != nil {
+	if restricted(ctx) != nil {
 		// Signed in with the default connection's GitLab: another
 		// GitLab's projects are none of theirs, whatever their ids.
 		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name)}
@@ -50,7 +88,7 @@ func (s *Server) projectStoreOf(r *http.Request) (store.ProjectStore, error) {
 	if s.connections == nil {
 		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name) + " (connections need LABTRAIL_SECRET_KEY)"}
 	}
-	ps, err := s.connections.Projects(r.Context(), name)
+	ps, err := s.connections.Projects(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &apiError{http.StatusNotFound, "no GitLab connection named " + strconv.Quote(name)}
 	}

@@ -24,7 +24,7 @@ func (o oneConnection) Projects(_ context.Context, name string) (store.ProjectSt
 	return o.projects, nil
 }
 
-// TestProjectStoreOf: ?connection= selects a connection's projects for a
+// TestProjectStoreOf (projectStoreNamed): ?connection= selects a connection's projects for a
 // principal who sees every project; one signed in with GitLab (who sees
 // only their projects of the default GitLab) gets 404 for another's.
 func TestProjectStoreOf(t *testing.T) {
@@ -45,7 +45,7 @@ func TestProjectStoreOf(t *testing.T) {
 	} {
 		r := httptest.NewRequest(http.MethodGet, "/api/v1/projects?connection="+c.conn, nil)
 		r = r.WithContext(auth.WithPrincipal(r.Context(), c.p))
-		got, err := s.projectStoreOf(r)
+		got, err := s.projectStoreNamed(r.Context(), r.URL.Query().Get("connection"))
 		var ae *apiError
 		switch {
 		case c.status != 0 && (!errors.As(err, &ae) || ae.status != c.status):

@@ -27,7 +27,7 @@ const DefaultMetricsWindow = 30 * 24 * time.Hour
 func (s *Server) EnableMetrics(m *metrics.Metrics) { s.delivery = m }
 
 // metricsParams are the parameters every metrics endpoint takes.
-var metricsParams = []string{"project", "group", "since", "until", "bucket"}
+var metricsParams = []string{"project", "group", "since", "until", "bucket", "connection"}
 
 // checkParams refuses a parameter an endpoint does not take: a typo such
 // as projet= would otherwise widen the answer to every project.
@@ -75,15 +75,28 @@ func selectionError(ids []int64, err error) ([]int64, error) {
 	return ids, err
 }
 
-// metricsQuery reads a metrics endpoint's parameters.
-func (s *Server) metricsQuery(ctx context.Context, q url.Values, now time.Time) (metrics.Query, error) {
-	var mq metrics.Query
-	if err := checkParams(q, metricsParams); err != nil {
-		return mq, err
+// metricsOf is the delivery metrics over the facts of connection (""
+// when the request names none) for projects (nil: every one), as ctx's
+// principal may read them: a selection of projects is one connection's,
+// the default one's unless another is named, and a principal who signed
+// in with the default connection's GitLab reads its facts alone, whatever
+// it asks.
+func (s *Server) metricsOf(ctx context.Context, projects []int64, connection string) *metrics.Metrics {
+	if restricted(ctx) != nil || (connection == "" && projects != nil) {
+		connection = store.DefaultConnection
 	}
-	for _, k := range []string{"since", "until", "bucket"} {
+	return s.delivery.Of(connection)
+}
+
+// metricsQuery reads a metrics endpoint's parameters, and the connection
+// its projects are of ("" when none is named).
+func (s *Server) metricsQuery(ctx context.Context, q url.Values, now time.Time) (mq metrics.Query, conn string, err error) {
+	if err := checkParams(q, metricsParams); err != nil {
+		return mq, "", err
+	}
+	for _, k := range []string{"since", "until", "bucket", "connection"} {
 		if len(values(q, k)) > 1 {
-			return mq, badRequest("%s is given more than once", k)
+			return mq, "", badRequest("%s is given more than once", k)
 		}
 	}
 	get := func(k string) string {
@@ -94,7 +107,7 @@ func (s *Server) metricsQuery(ctx context.Context, q url.Values, now time.Time) 
 	}
 	since, until, err := parseWindow(get)
 	if err != nil {
-		return mq, err
+		return mq, "", err
 	}
 	if until.IsZero() {
 		until = now.UTC()
@@ -103,17 +116,34 @@ func (s *Server) metricsQuery(ctx context.Context, q url.Values, now time.Time) 
 		since = until.Add(-DefaultMetricsWindow)
 	}
 	if !since.Before(until) {
-		return mq, badRequest("since (%s) must be before until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
+		return mq, "", badRequest("since (%s) must be before until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
 	b, err := metrics.ParseBucket(get("bucket"))
 	if err != nil {
-		return mq, badRequest("%s", err)
+		return mq, "", badRequest("%s", err)
 	}
-	ids, err := s.selectProjects(ctx, q)
-	if err != nil {
-		return mq, err
+	// The projects are those of the connection named (the default's
+	// when none is): an unknown connection is a 404.
+	conn = get("connection")
+	var ids []int64
+	if refs, groups := values(q, "project"), values(q, "group"); len(refs) > 0 || len(groups) > 0 {
+		ps, err := s.projectStoreNamed(ctx, conn)
+		if err != nil {
+			return mq, "", err
+		}
+		all, err := ps.Projects(ctx)
+		if err != nil {
+			return mq, "", err
+		}
+		if ids, err = selectionError(store.SelectProjects(all, refs, groups)); err != nil {
+			return mq, "", err
+		}
+	} else if _, err := s.projectStoreNamed(ctx, conn); err != nil {
+		return mq, "", err
+	} else {
+		ids = visibleIDs(ctx)
 	}
-	return metrics.Query{ProjectIDs: ids, Since: since, Until: until, Bucket: b, Now: now}, nil
+	return metrics.Query{ProjectIDs: ids, Since: since, Until: until, Bucket: b, Now: now}, conn, nil
 }
 
 // serveMetric answers one metrics endpoint with compute's result.
@@ -123,12 +153,12 @@ func serveMetric[T any](s *Server, compute func(*metrics.Metrics, context.Contex
 			writeError(w, http.StatusNotFound, "the delivery metrics are not set up on this server")
 			return
 		}
-		q, err := s.metricsQuery(r.Context(), r.URL.Query(), time.Now())
+		q, conn, err := s.metricsQuery(r.Context(), r.URL.Query(), time.Now())
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		v, err := compute(s.delivery, r.Context(), q)
+		v, err := compute(s.metricsOf(r.Context(), q.ProjectIDs, conn), r.Context(), q)
 		if errors.Is(err, metrics.ErrInvalidQuery) {
 			err = badRequest("%s", err)
 		}
@@ -269,6 +299,7 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 			return res, f, badRequest("incident selects its own project: leave out project and group")
 		}
 		res.At, res.Incident, f.ProjectIDs, res.incident = e.CreatedAt.UTC(), id, []int64{e.ProjectID}, e
+		f.Connections = []string{store.ConnectionOf(e.ID)} // its project is its GitLab's
 	default:
 		res.At = time.Now().UTC()
 		if len(at) > 0 {
@@ -283,6 +314,12 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 			return res, f, err
 		}
 		f.ProjectIDs = ids
+		if ids != nil {
+			// A selection is of the default connection's projects, as
+			// the metrics' (metricsOf): another GitLab's project of the
+			// same id is another project.
+			f.Connections = []string{store.DefaultConnection}
+		}
 	}
 	res.WindowSeconds = window.Seconds()
 	f.Since = res.At.Add(-window)

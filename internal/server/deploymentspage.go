@@ -75,12 +75,12 @@ func (s *Server) deploymentsPage(w http.ResponseWriter, r *http.Request) {
 	if d.Environment != "" {
 		v.p.Title = "Deployments to " + d.Environment
 	}
-	dora, err := s.delivery.DORA(r.Context(), v.q)
+	dora, err := s.metricsOf(r.Context(), v.q.ProjectIDs, "").DORA(r.Context(), v.q)
 	if err != nil {
 		s.failPage(w, r, metricsError(err))
 		return
 	}
-	envs, err := s.delivery.ProductionEnvironments(r.Context(), v.q.ProjectIDs)
+	envs, err := s.metricsOf(r.Context(), v.q.ProjectIDs, "").ProductionEnvironments(r.Context(), v.q.ProjectIDs)
 	if err != nil {
 		s.failPage(w, r, err)
 		return

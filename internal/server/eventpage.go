@@ -335,7 +335,7 @@ func (s *Server) mergeRequestDetail(ctx context.Context, d *eventData, a attrs) 
 	pipes := related{ID: "mr-pipelines", Title: "Pipelines",
 		Rule:  "Pipelines of this project on the source branch, on refs/merge-requests/" + strconv.FormatInt(iid, 10) + "/…, or on the head commit, from its first commit (or a day before it was opened) until an hour after it was merged or closed; newest first.",
 		Empty: "No pipeline of its branch or head commit is stored."}
-	if rs, ok := s.related(); ok {
+	if rs, ok := s.related(store.ConnectionOf(ev.ID)); ok {
 		refs := []string{fmt.Sprintf("refs/merge-requests/%d/head", iid), fmt.Sprintf("refs/merge-requests/%d/merge", iid)}
 		if b := a.str("source_branch"); b != "" {
 			refs = append(refs, b)
@@ -369,7 +369,7 @@ func (s *Server) mergeRequestDetail(ctx context.Context, d *eventData, a attrs) 
 	case merged.IsZero():
 		deps.Empty = "It is not merged, so no deployment has shipped it."
 	default:
-		ds, err := s.delivery.ShippedBy(ctx, ev.ProjectID, ev.ID, merged)
+		ds, err := s.metricsOf(ctx, nil, store.ConnectionOf(ev.ID)).ShippedBy(ctx, ev.ProjectID, ev.ID, merged)
 		if err != nil {
 			return err
 		}
@@ -399,7 +399,7 @@ func (s *Server) pipelineDetail(ctx context.Context, d *eventData, a attrs) erro
 		d.FailedJobs = append(d.FailedJobs, jobRowOf(j, ""))
 	}
 	pid := idOf(ev.ID)
-	if rs, ok := s.related(); ok {
+	if rs, ok := s.related(store.ConnectionOf(ev.ID)); ok {
 		jobs, err := rs.PipelineJobs(ctx, ev.ProjectID, pid, ev.SHA, jobsMax+1)
 		if err != nil {
 			return err
@@ -522,7 +522,7 @@ func (s *Server) deploymentDetail(ctx context.Context, d *eventData, a attrs) er
 		shipped.Off = "Only a successful, finished deployment ships changes."
 		incidents.Off = shipped.Off
 	default:
-		l, err := s.delivery.LinksOf(ctx, ev.ProjectID, ev.ID, finished)
+		l, err := s.metricsOf(ctx, nil, store.ConnectionOf(ev.ID)).LinksOf(ctx, ev.ProjectID, ev.ID, finished)
 		if err != nil {
 			return err
 		}
@@ -602,7 +602,7 @@ func (s *Server) issueDetail(ctx context.Context, d *eventData, a attrs) error {
 	after := related{ID: "incident-deployment", Title: "The deployment it followed",
 		Rule:  "DORA's change-failure rule, reversed: the project's latest successful production deployment that finished before it was opened, which it counts as failed.",
 		Empty: "No production deployment of this project finished before it was opened."}
-	ds, err := s.delivery.FollowedBy(ctx, ev.ProjectID, ev.ID, ev.CreatedAt)
+	ds, err := s.metricsOf(ctx, nil, store.ConnectionOf(ev.ID)).FollowedBy(ctx, ev.ProjectID, ev.ID, ev.CreatedAt)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func (s *Server) mergeRequestsPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	flow, err := s.delivery.MergeRequests(r.Context(), v.q)
+	flow, err := s.metricsOf(r.Context(), v.q.ProjectIDs, "").MergeRequests(r.Context(), v.q)
 	if err != nil {
 		s.failPage(w, r, metricsError(err))
 		return

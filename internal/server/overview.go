@@ -264,7 +264,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	d := overviewData{metricsState: v.st, WebhooksOff: s.webhook == nil, WebhookHint: s.hints.Webhooks}
-	m, q := s.delivery, v.q
+	m, q := s.metricsOf(ctx, v.q.ProjectIDs, ""), v.q
 	periods := make([]metrics.DORA, len(trendPeriods))
 	var window metrics.DORA
 	windowIn := -1 // the period the window is, if it is one
@@ -355,7 +355,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 // latestIncidents are the latest incidents of q's window, each with the
 // changes before it as GET /api/v1/changes/before?incident= gives them.
 func (s *Server) latestIncidents(ctx context.Context, q metrics.Query) ([]incidentRow, error) {
-	incs, err := s.delivery.Incidents(ctx, q, overviewIncidents)
+	incs, err := s.metricsOf(ctx, q.ProjectIDs, "").Incidents(ctx, q, overviewIncidents)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func (s *Server) pipelinesPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h, err := s.delivery.Pipelines(r.Context(), v.q)
+	h, err := s.metricsOf(r.Context(), v.q.ProjectIDs, "").Pipelines(r.Context(), v.q)
 	if err != nil {
 		s.failPage(w, r, metricsError(err))
 		return

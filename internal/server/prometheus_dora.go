@@ -30,6 +30,7 @@ func (t *Telemetry) refreshDORA(ctx context.Context, m *metrics.Metrics, now tim
 	if err != nil {
 		return 0, fmt.Errorf("projects: %w", err)
 	}
+	m = m.Of(store.DefaultConnection) // ps are the default connection's projects
 	var rows []DORAGauge
 	for _, p := range ps {
 		if p.Status != store.ProjectActive {

@@ -395,38 +395,40 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// connProject is a project with the connection it is of.
+type connProject struct {
+	store.Project
+	Connection string `json:"connection"`
+}
+
+// connSyncState is a sync state with the connection it is of.
+type connSyncState struct {
+	store.SyncState
+	Connection string `json:"connection"`
+}
+
 func (s *Server) projects(w http.ResponseWriter, r *http.Request) {
-	of, err := s.projectStoreOf(r)
+	stores, err := s.projectStores(r.Context(), r.URL.Query().Get("connection"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ps, err := of.Projects(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
+	out := []connProject{}
+	for _, c := range stores {
+		ps, err := c.Store.Projects(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, p := range ps {
+			out = append(out, connProject{p, c.Name})
+		}
 	}
-	if ps == nil {
-		ps = []store.Project{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"projects": ps})
+	writeJSON(w, http.StatusOK, map[string]any{"projects": out})
 }
 
 func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
-	of, err := s.projectStoreOf(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sts, err := of.SyncStates(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if sts == nil {
-		sts = []store.SyncState{}
-	}
-	ps, err := of.Projects(r.Context())
+	stores, err := s.projectStores(r.Context(), r.URL.Query().Get("connection"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -434,15 +436,31 @@ func (s *Server) syncStatus(w http.ResponseWriter, r *http.Request) {
 	// Projects labtrail stopped syncing (gone, access lost) are listed with
 	// the reason, so a silent gap in history has an explanation.
 	type projectStatus struct {
-		ID     int64     `json:"id"`
-		Path   string    `json:"path"`
-		Status string    `json:"status"`
-		Detail string    `json:"detail,omitempty"`
-		Since  time.Time `json:"since"`
+		ID         int64     `json:"id"`
+		Path       string    `json:"path"`
+		Status     string    `json:"status"`
+		Detail     string    `json:"detail,omitempty"`
+		Since      time.Time `json:"since"`
+		Connection string    `json:"connection"`
 	}
-	statuses := []projectStatus{}
-	for _, p := range ps {
-		statuses = append(statuses, projectStatus{p.ID, p.Path, p.Status, p.StatusDetail, p.StatusAt})
+	sts, statuses := []connSyncState{}, []projectStatus{}
+	for _, c := range stores {
+		ss, err := c.Store.SyncStates(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, st := range ss {
+			sts = append(sts, connSyncState{st, c.Name})
+		}
+		ps, err := c.Store.Projects(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, p := range ps {
+			statuses = append(statuses, projectStatus{p.ID, p.Path, p.Status, p.StatusDetail, p.StatusAt, c.Name})
+		}
 	}
 	// Digests sent or failing (docs/digests.md).
 	digests, err := s.digestSends(r.Context())

@@ -34,12 +34,24 @@ const syncCountLimit = 1000
 // syncProject is one project with its kinds' sync states.
 type syncProject struct {
 	store.Project
-	States []store.SyncState
+	// Connection is the GitLab connection it is of.
+	Connection string
+	States     []store.SyncState
 	// Errors is how many of its kinds' last polls failed.
 	Errors int
 	// Complete is when all of its history is stored up to: the oldest of
 	// its kinds' last successes (zero when a kind never succeeded).
 	Complete time.Time
+}
+
+// Anchor is the page's id of the project: its id, after its
+// connection's name for an added one (two GitLabs may have a project of
+// one id).
+func (p syncProject) Anchor() string {
+	if p.Connection == store.DefaultConnection {
+		return strconv.FormatInt(p.ID, 10)
+	}
+	return p.Connection + "-" + strconv.FormatInt(p.ID, 10)
 }
 
 // Active tells whether labtrail still syncs the project.
@@ -118,6 +130,9 @@ type syncPageData struct {
 	Failed, Pending countText
 	Replayed        *replayNote
 	AllProjects     []store.Project
+	// Connections is how many GitLab connections' projects are shown:
+	// with more than one, each project names its own.
+	Connections int
 	// ReplayQuery is the page's filter for the Replay forms' action, so
 	// their redirect comes back to the same view.
 	ReplayQuery string
@@ -213,14 +228,48 @@ func (s *Server) syncData(ctx context.Context, q url.Values, now time.Time) (*sy
 }
 
 // syncProjects fills the projects with their sync states and the counts
-// over them; ids, when not nil, narrows them to those projects.
+// over them, every connection's; ids, when not nil, narrows them to those
+// projects of the default connection (the filter's).
 func (s *Server) syncProjects(ctx context.Context, d *syncPageData, ids []int64) error {
 	ps, err := s.store.Projects(ctx)
 	if err != nil {
 		return err
 	}
 	d.AllProjects = ps
-	sts, err := s.store.SyncStates(ctx)
+	named := ""
+	if ids != nil {
+		named = store.DefaultConnection
+	}
+	stores, err := s.projectStores(ctx, named)
+	if err != nil {
+		return err
+	}
+	d.NeverSynced, d.Connections = true, len(stores)
+	for _, c := range stores {
+		if err := d.addProjects(ctx, c, ids); err != nil {
+			return err
+		}
+	}
+	// Stopped projects and those with errors first: they are why one
+	// opens this page.
+	slices.SortStableFunc(d.Projects, func(a, b syncProject) int {
+		ra, rb := syncRank(a), syncRank(b)
+		if ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(strings.ToLower(a.Path), strings.ToLower(b.Path))
+	})
+	return nil
+}
+
+// addProjects adds connection c's projects (those of ids, when not nil)
+// with their sync states to d.
+func (d *syncPageData) addProjects(ctx context.Context, c connectionProjects, ids []int64) error {
+	ps, err := c.Store.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	sts, err := c.Store.SyncStates(ctx)
 	if err != nil {
 		return err
 	}
@@ -228,12 +277,12 @@ func (s *Server) syncProjects(ctx context.Context, d *syncPageData, ids []int64)
 	for _, st := range sts {
 		byProject[st.ProjectID] = append(byProject[st.ProjectID], st)
 	}
-	d.NeverSynced = len(sts) == 0
+	d.NeverSynced = d.NeverSynced && len(sts) == 0
 	for _, p := range ps {
 		if ids != nil && !slices.Contains(ids, p.ID) {
 			continue
 		}
-		sp := syncProject{Project: p, States: byProject[p.ID]}
+		sp := syncProject{Project: p, Connection: c.Name, States: byProject[p.ID]}
 		slices.SortFunc(sp.States, func(a, b store.SyncState) int { return strings.Compare(string(a.Kind), string(b.Kind)) })
 		for i, st := range sp.States {
 			if st.LastError != "" {
@@ -258,15 +307,6 @@ func (s *Server) syncProjects(ctx context.Context, d *syncPageData, ids []int64)
 		d.KindErrs += sp.Errors
 		d.Projects = append(d.Projects, sp)
 	}
-	// Stopped projects and those with errors first: they are why one
-	// opens this page.
-	slices.SortStableFunc(d.Projects, func(a, b syncProject) int {
-		ra, rb := syncRank(a), syncRank(b)
-		if ra != rb {
-			return ra - rb
-		}
-		return strings.Compare(strings.ToLower(a.Path), strings.ToLower(b.Path))
-	})
 	return nil
 }
 

@@ -146,10 +146,17 @@ func (s *Server) inner() any {
 	return s.store
 }
 
-// related is the store's RelatedStore, when it has one, seen by the
-// request's principal: a project it cannot see has no related events.
-func (s *Server) related() (store.RelatedStore, bool) {
-	return viewed(s, func(r store.RelatedStore) store.RelatedStore { return visibleRelated{r} })
+// related is the store's RelatedStore, when it has one, over the facts
+// of connection (a project id is one GitLab's), seen by the request's
+// principal: a project it cannot see has no related events.
+func (s *Server) related(connection string) (store.RelatedStore, bool) {
+	r, ok := viewed(s, func(r store.RelatedStore) store.RelatedStore { return visibleRelated{r} })
+	if m, isFacts := s.inner().(store.MetricsStore); ok && isFacts {
+		if cr, isRelated := m.FactsOf(connection).(store.RelatedStore); isRelated {
+			return visibleRelated{cr}, true
+		}
+	}
+	return r, ok
 }
 
 // viewed is the store's role R, when it has it, through view.

@@ -24,7 +24,7 @@ import (
 // FactsVersion is the version of the rule that derives facts from events.
 // Raise it whenever FactWrites changes what it writes: stores derive their
 // facts again.
-const FactsVersion = 2
+const FactsVersion = 3
 
 // FactFilter selects facts: by project (none: every project) and a time
 // window on the fact's own time (zero bounds do not bound).
@@ -225,6 +225,12 @@ type MetricsStore interface {
 	Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, error)
 	// JobStats counts the jobs created in the window.
 	JobStats(ctx context.Context, f FactFilter) (JobStats, error)
+	// FactsOf is the store reading the facts of one connection alone
+	// (its name; DefaultConnection the environment's), "" of every one:
+	// project ids are unique only within one GitLab, so a selection of
+	// projects is one connection's. Its RelatedStore, when it has one,
+	// reads that connection's too.
+	FactsOf(connection string) MetricsStore
 }
 
 // Statement is one SQL statement and its arguments.
@@ -340,8 +346,9 @@ func (d Dialect) FactWrites(e change.Event, attrs []byte) ([]Statement, error) {
 					a.int("additions"), a.int("deletions"), len(a.list("changed_files"))}},
 			// The first note may have come before the merge request.
 			{`UPDATE fact_merge_requests SET first_note_at = COALESCE((SELECT MIN(n.created_at) FROM fact_notes n
-				WHERE n.project_id = ` + d.Param(1) + ` AND n.mr_iid = ` + d.Param(2) + ` AND n.author <> ` + d.Param(3) + `), ` + d.Param(4) + `)
-				WHERE id = ` + d.Param(5), []any{e.ProjectID, iid, e.Author, zero, e.ID}},
+				WHERE n.project_id = ` + d.Param(1) + ` AND n.mr_iid = ` + d.Param(2) + ` AND n.author <> ` + d.Param(3) + `
+				AND ` + d.HasPrefix("n.id", d.Param(6)) + `), ` + d.Param(4) + `)
+				WHERE id = ` + d.Param(5), []any{e.ProjectID, iid, e.Author, zero, e.ID, factIDPrefix(ConnectionOf(e.ID), "note")}},
 		}, nil
 	case change.KindNote:
 		iid := a.int("noteable_iid")
@@ -353,8 +360,9 @@ func (d Dialect) FactWrites(e change.Event, attrs []byte) ([]Statement, error) {
 				[]any{e.ID, e.ProjectID, iid, e.Author, t(e.CreatedAt)}},
 			{`UPDATE fact_merge_requests SET first_note_at = ` + d.Param(1) + `
 				WHERE project_id = ` + d.Param(2) + ` AND iid = ` + d.Param(3) + ` AND author <> ` + d.Param(4) + `
-				AND (first_note_at = ` + d.Param(5) + ` OR first_note_at > ` + d.Param(1) + `)`,
-				[]any{t(e.CreatedAt), e.ProjectID, iid, e.Author, zero}},
+				AND (first_note_at = ` + d.Param(5) + ` OR first_note_at > ` + d.Param(1) + `)
+				AND ` + d.HasPrefix("id", d.Param(6)),
+				[]any{t(e.CreatedAt), e.ProjectID, iid, e.Author, zero, factIDPrefix(ConnectionOf(e.ID), "mr")}},
 		}, nil
 	case change.KindDeployment:
 		env, job := environmentName(a["environment"]), a.deployableID()
@@ -433,8 +441,15 @@ func (d Dialect) linkDeployment(e change.Event, source, env string, job int64) [
 		if len(conds) == 0 {
 			return ""
 		}
-		return other + "project_id = " + p(e.ProjectID) + " AND " + other + "environment = " + p(env) +
+		return other + "project_id = " + p(e.ProjectID) + " AND " + d.HasPrefix(other+"id", p("deployment-")) +
+			" AND " + other + "environment = " + p(env) +
 			" AND (" + strings.Join(conds, " OR ") + ")"
+	}
+	if ConnectionOf(e.ID) != DefaultConnection {
+		// Deployments are reported for the default connection's
+		// projects only: another GitLab's project of the same id is
+		// another project.
+		return nil
 	}
 	if source == "api" {
 		args := []any{}

@@ -12,16 +12,17 @@ import (
 
 // The MetricsStore methods, written once for the SQL backends.
 
-// factQuery starts a query on a fact table: the projects of f and a
-// window on column. A zero Since only leaves out rows without a time.
-func (s SQL[T]) factQuery(projects []int64, column string, since, until time.Time) *Query {
-	return s.factQueryOn("", projects, column, since, until)
+// factQuery starts a query on the fact table of kind: s's connection,
+// the projects of f and a window on column. A zero Since only leaves out rows without a time.
+func (s SQL[T]) factQuery(kind string, projects []int64, column string, since, until time.Time) *Query {
+	return s.factQueryOn("", kind, projects, column, since, until)
 }
 
 // factQueryOn is factQuery on the table aliased alias ("f." for f).
-func (s SQL[T]) factQueryOn(alias string, projects []int64, column string, since, until time.Time) *Query {
+func (s SQL[T]) factQueryOn(alias, kind string, projects []int64, column string, since, until time.Time) *Query {
 	q := s.Dialect.Query()
 	projectsIn(q, alias, projects)
+	s.ofConnection(q, alias, kind)
 	column = alias + column
 	if since.IsZero() {
 		q.Where(column+" <> ?", s.Dialect.Time(time.Time{}))
@@ -32,6 +33,32 @@ func (s SQL[T]) factQueryOn(alias string, projects []int64, column string, since
 		q.Where(column+" < ?", s.Dialect.Time(until))
 	}
 	return q
+}
+
+// FactsOf implements MetricsStore: s reading the facts of connection
+// alone ("" every connection's).
+func (s SQL[T]) FactsOf(connection string) MetricsStore {
+	s.conn = connection
+	return s
+}
+
+// factIDPrefix is how the ids of connection's facts of one kind start
+// (kind is the id's first word, "mr" for merge requests): the default
+// connection's with the kind and a hyphen, an added one's with its name
+// and a colon before them (store.ConnectionOf).
+func factIDPrefix(connection, kind string) string {
+	if connection == DefaultConnection {
+		return kind + "-"
+	}
+	return connection + ":" + kind + "-"
+}
+
+// ofConnection adds the condition that the row (of the fact table of
+// kind, aliased alias) is of s's connection, when it reads one.
+func (s SQL[T]) ofConnection(q *Query, alias, kind string) {
+	if s.conn != "" {
+		q.Where(s.Dialect.HasPrefix(alias+"id", q.Arg(factIDPrefix(s.conn, kind))))
+	}
 }
 
 // projectsIn adds the condition that the row is of one of projects (none:
@@ -76,7 +103,7 @@ func (s SQL[T]) MergedMergeRequests(ctx context.Context, f FactFilter) ([]MergeR
 	if err := s.checkFacts("merged merge requests", f); err != nil {
 		return nil, err
 	}
-	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
+	q := s.factQuery("mr", f.ProjectIDs, "merged_at", f.Since, f.Until)
 	return facts(ctx, s, "merged merge requests", `SELECT `+mergedColumns+` FROM fact_merge_requests`+q.WhereSQL()+
 		` ORDER BY merged_at, id`, q.Args(), func(r Row) (MergeRequestFact, error) {
 		var (
@@ -97,7 +124,7 @@ func (s SQL[T]) MergeFlow(ctx context.Context, f FactFilter) ([]MergeFlowFact, e
 	if err := s.checkFacts("merge flow", f); err != nil {
 		return nil, err
 	}
-	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
+	q := s.factQuery("mr", f.ProjectIDs, "merged_at", f.Since, f.Until)
 	zero := q.Arg(s.Dialect.Time(time.Time{}))
 	return facts(ctx, s, "merge flow", `SELECT project_id, project_path, author, target_branch, created_at, merged_at,
 		first_commit_at, CASE WHEN first_approval_at = `+zero+` OR (first_note_at <> `+zero+` AND first_note_at < first_approval_at)
@@ -120,7 +147,7 @@ func (s SQL[T]) MergedChanges(ctx context.Context, f FactFilter) ([]ChangeFact, 
 	if err := s.checkFacts("merged changes", f); err != nil {
 		return nil, err
 	}
-	q := s.factQuery(f.ProjectIDs, "merged_at", f.Since, f.Until)
+	q := s.factQuery("mr", f.ProjectIDs, "merged_at", f.Since, f.Until)
 	zero := q.Arg(s.Dialect.Time(time.Time{}))
 	return facts(ctx, s, "merged changes", `SELECT id, project_id, target_branch, merged_at,
 		CASE WHEN first_commit_at = `+zero+` THEN created_at ELSE first_commit_at END
@@ -140,7 +167,7 @@ func (s SQL[T]) OpenMergeRequests(ctx context.Context, projects []int64, limit i
 	if limit <= 0 {
 		return nil, nil
 	}
-	q := s.factQuery(projects, "created_at", time.Time{}, time.Time{})
+	q := s.factQuery("mr", projects, "created_at", time.Time{}, time.Time{})
 	q.Where("state = 'opened'")
 	return facts(ctx, s, "open merge requests", `SELECT `+mrFactColumns+` FROM fact_merge_requests`+q.WhereSQL()+
 		` ORDER BY created_at, id LIMIT `+q.Arg(limit), q.Args(), s.scanMR)
@@ -163,7 +190,7 @@ func (s SQL[T]) Deployments(ctx context.Context, f FactFilter) ([]DeploymentFact
 	if err := s.checkFacts("deployments", f); err != nil {
 		return nil, err
 	}
-	q := s.factQuery(f.ProjectIDs, "finished_at", f.Since, f.Until)
+	q := s.factQuery("deployment", f.ProjectIDs, "finished_at", f.Since, f.Until)
 	q.Where("status = 'success' AND duplicate_of = ''")
 	if f.Environments != nil {
 		environmentsIn(q, f.Environments)
@@ -178,7 +205,7 @@ func (s SQL[T]) DeploymentEdges(ctx context.Context, projects []int64, before, f
 		return nil, nil, s.errorf("deployment edges: %w", err)
 	}
 	edge := func(agg string, since, until time.Time) ([]DeploymentFact, error) {
-		q := s.factQuery(projects, "finished_at", since, until)
+		q := s.factQuery("deployment", projects, "finished_at", since, until)
 		q.Where("status = 'success' AND duplicate_of = ''")
 		if envs != nil {
 			environmentsIn(q, envs)
@@ -212,6 +239,7 @@ func (s SQL[T]) DeploymentEdges(ctx context.Context, projects []int64, before, f
 func (s SQL[T]) Environments(ctx context.Context, projects []int64) ([]EnvironmentFact, error) {
 	q := s.Dialect.Query()
 	projectsIn(q, "", projects)
+	s.ofConnection(q, "", "environment")
 	return facts(ctx, s, "environments", `SELECT id, project_id, name, tier FROM fact_environments`+q.WhereSQL()+
 		` ORDER BY project_id, name, id`, q.Args(), func(r Row) (EnvironmentFact, error) {
 		var e EnvironmentFact
@@ -226,7 +254,7 @@ func (s SQL[T]) Issues(ctx context.Context, f FactFilter) ([]IssueFact, error) {
 	if err := s.checkFacts("issues", f); err != nil {
 		return nil, err
 	}
-	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+	q := s.factQuery("issue", f.ProjectIDs, "created_at", f.Since, f.Until)
 	if f.IncidentLabels != nil {
 		incidentsOnly(q, f.IncidentLabels)
 	}
@@ -354,7 +382,7 @@ func (s SQL[T]) Pipelines(ctx context.Context, f FactFilter) ([]PipelineFact, er
 	if err := s.checkFacts("pipelines", f); err != nil {
 		return nil, err
 	}
-	q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+	q := s.factQuery("pipeline", f.ProjectIDs, "created_at", f.Since, f.Until)
 	// Columns of fact_pipelines_created: a window over every project
 	// reads that index alone.
 	// created_at places a pipeline in the health series' buckets.
@@ -402,7 +430,8 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 		var j JobRuns
 		return j, r.Scan(&j.Name, &j.Runs, &j.Failures)
 	}
-	days := len(f.ProjectIDs) == 0 && s.Dialect.JobDays
+	// fact_job_days counts every connection's jobs.
+	days := len(f.ProjectIDs) == 0 && s.conn == "" && s.Dialect.JobDays
 	var whole [2]time.Time // the window's whole days
 	if days {
 		whole = [2]time.Time{ceilDay(f.Since), f.Until.UTC().Truncate(24 * time.Hour)}
@@ -421,7 +450,7 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 		// index), then each one's runs counted on (name, created_at): a
 		// window holds hundreds of thousands of runs, and grouping them
 		// all would sort them all.
-		q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+		q := s.factQuery("job", f.ProjectIDs, "created_at", f.Since, f.Until)
 		q.Where("status = 'failed'")
 		var err error
 		if out.ByName, err = rowsOf(ctx, qr, `SELECT name, 0, COUNT(*) FROM fact_jobs`+q.WhereSQL()+
@@ -429,7 +458,7 @@ func (s SQL[T]) JobStats(ctx context.Context, f FactFilter) (JobStats, error) {
 			return err
 		}
 		for i := range out.ByName {
-			c := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+			c := s.factQuery("job", f.ProjectIDs, "created_at", f.Since, f.Until)
 			c.Where("name = ?", out.ByName[i].Name)
 			n, err := rowsOf(ctx, qr, `SELECT COUNT(*) FROM fact_jobs`+c.WhereSQL(), c.Args(), func(r Row) (int, error) {
 				var n int
@@ -462,7 +491,7 @@ func (s SQL[T]) flakyJobs(ctx context.Context, qr Querier, f FactFilter, out *Jo
 	if s.Dialect.JobDays {
 		// The failed runs carry whether they are flaky (see
 		// fact_jobs_flaky in the SQLite migrations).
-		q := s.factQuery(f.ProjectIDs, "created_at", f.Since, f.Until)
+		q := s.factQuery("job", f.ProjectIDs, "created_at", f.Since, f.Until)
 		q.Where("status = 'failed' AND flaky = 1")
 		var err error
 		out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (
@@ -473,13 +502,22 @@ func (s SQL[T]) flakyJobs(ctx context.Context, qr Querier, f FactFilter, out *Jo
 		})
 		return err
 	}
-	q := s.factQueryOn("f.", f.ProjectIDs, "created_at", f.Since, f.Until)
+	q := s.factQueryOn("f.", "job", f.ProjectIDs, "created_at", f.Since, f.Until)
 	q.Where("f.status = 'failed'")
+	// The later success must be of the same connection: two GitLabs may
+	// have a project of one id and, a mirror, one commit. A job's id up to
+	// its first hyphen is its connection's ("job", "second:job").
+	okOf := ""
+	if s.conn != "" {
+		okOf = " AND " + s.Dialect.HasPrefix("ok.id", q.Arg(factIDPrefix(s.conn, "job")))
+	} else if pos := s.Dialect.Position; pos != nil {
+		okOf = " AND substr(ok.id, 1, " + pos("ok.id", "'-'") + ") = substr(f.id, 1, " + pos("f.id", "'-'") + ")"
+	}
 	var err error
 	out.Flaky, err = rowsOf(ctx, qr, `SELECT name, COUNT(*) FROM (
 			SELECT DISTINCT f.project_id, f.sha, f.name FROM fact_jobs f`+q.WhereSQL()+` AND EXISTS (
 				SELECT 1 FROM fact_jobs ok WHERE ok.project_id = f.project_id AND ok.sha = f.sha AND ok.name = f.name
-				AND ok.status = 'success' AND ok.created_at > f.created_at)
+				AND ok.status = 'success' AND ok.created_at > f.created_at`+okOf+`)
 		) flaky GROUP BY name ORDER BY name`, q.Args(), func(r Row) (FlakyJob, error) {
 		var j FlakyJob
 		return j, r.Scan(&j.Name, &j.Commits)
@@ -514,7 +552,7 @@ func (s SQL[T]) jobDayStats(ctx context.Context, qr Querier, f FactFilter, whole
 		if !edge[0].Before(edge[1]) {
 			continue
 		}
-		q := s.factQuery(nil, "created_at", edge[0], edge[1])
+		q := s.factQuery("job", nil, "created_at", edge[0], edge[1])
 		if _, err := rowsOf(ctx, qr, `SELECT name, stage, status, failure_reason, COUNT(*) FROM fact_jobs`+q.WhereSQL()+`
 			GROUP BY name, stage, status, failure_reason`, q.Args(), add); err != nil {
 			return JobStats{}, err

@@ -47,6 +47,7 @@ func (s SQL[T]) PipelineJobs(ctx context.Context, projectID, pipelineID int64, s
 	}
 	q := s.Dialect.Query()
 	q.Where("project_id = ?", projectID)
+	s.ofConnection(q, "", "job")
 	q.Where("sha = ?", sha)
 	q.Where("pipeline_id = ?", pipelineID)
 	return s.relatedEvents(ctx, "pipeline jobs", `SELECT id FROM fact_jobs`+q.WhereSQL()+
@@ -65,7 +66,7 @@ func (s SQL[T]) RefPipelines(ctx context.Context, projectID int64, refs []string
 	if err != nil {
 		return nil, s.errorf("ref pipelines: %w", err)
 	}
-	q := s.factQuery([]int64{projectID}, "created_at", since, until)
+	q := s.factQuery("pipeline", []int64{projectID}, "created_at", since, until)
 	// The project's pipelines of the window come from its (project_id,
 	// created_at) index; the ref and sha are checked on each.
 	var alts []string

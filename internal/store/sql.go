@@ -34,6 +34,9 @@ type Dialect struct {
 	// Check refuses a time the backend cannot hold, naming it name; nil
 	// when it holds every time.
 	Check func(name string, t time.Time) error
+	// Position is the SQL of the position of text sub in s, from 1; 0
+	// when it is not in it.
+	Position func(s, sub string) string
 	// JobDays says the backend keeps fact_job_days, the jobs of each
 	// UTC day counted over every project (its migration says how).
 	JobDays bool

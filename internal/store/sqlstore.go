@@ -24,6 +24,9 @@ type SQL[T any] struct {
 	// a backend's faster way for rows scanned only into *string, *int64,
 	// *int, *float64 and sql.Scanner.
 	FactQuery Querier
+	// conn is the connection whose facts the MetricsStore methods read
+	// ("" every connection's): FactsOf sets it.
+	conn string
 	// Snapshot runs fn with a Querier whose statements all read one
 	// moment of the database.
 	Snapshot func(ctx context.Context, fn func(Querier) error) error

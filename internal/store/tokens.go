@@ -204,6 +204,9 @@ type Session struct {
 	// again (zero: never).
 	Projects      []int64
 	ProjectsUntil time.Time
+	// OAuthToken is a GitLab sign-in's OAuth token, sealed (auth's
+	// Keyring); zero when no secret key is configured.
+	OAuthToken Sealed
 }
 
 // SessionStore keeps dashboard sessions.
@@ -221,6 +224,9 @@ type SessionStore interface {
 	SetSessionProjects(ctx context.Context, h []byte, projects []int64, until time.Time) error
 	// TokenByID returns the token of id (ErrNotFound when none).
 	TokenByID(ctx context.Context, id int64) (Token, error)
+	// SetSessionToken replaces the sealed OAuth token of the session
+	// whose id hashes to h (ErrNotFound when there is no such session).
+	SetSessionToken(ctx context.Context, h []byte, tok Sealed) error
 }
 
 // CreateSession implements SessionStore; it also drops sessions expired
@@ -236,8 +242,10 @@ func (s SQL[T]) CreateSession(ctx context.Context, se Session) error {
 	if se.Kind == "" {
 		se.Kind = "token"
 	}
-	if _, err := s.Exec(ctx, `INSERT INTO sessions (id_hash, token_id, name, scope, csrf, created_at, expires_at, kind, user_id, projects, projects_until) VALUES (`+s.Dialect.Params(11)+`)`,
-		[]any{se.IDHash, se.TokenID, se.Name, se.Scope, se.CSRF, tm(se.CreatedAt), tm(se.ExpiresAt), se.Kind, se.UserID, projectList(se.Projects), tm(se.ProjectsUntil)}); err != nil {
+	if _, err := s.Exec(ctx, `INSERT INTO sessions (id_hash, token_id, name, scope, csrf, created_at, expires_at, kind, user_id, projects, projects_until,
+		token_key, token_sealed) VALUES (`+s.Dialect.Params(13)+`)`,
+		[]any{se.IDHash, se.TokenID, se.Name, se.Scope, se.CSRF, tm(se.CreatedAt), tm(se.ExpiresAt), se.Kind, se.UserID, projectList(se.Projects), tm(se.ProjectsUntil),
+			se.OAuthToken.KeyID, sealedData(se.OAuthToken)}); err != nil {
 		return s.errorf("create session: %w", err)
 	}
 	return nil
@@ -280,17 +288,43 @@ func (s SQL[T]) SetSessionProjects(ctx context.Context, h []byte, projects []int
 	return nil
 }
 
+// sealedData is v's bytes as a column holds them: never NULL.
+func sealedData(v Sealed) []byte {
+	if v.Data == nil {
+		return []byte{}
+	}
+	return v.Data
+}
+
+// SetSessionToken implements SessionStore.
+func (s SQL[T]) SetSessionToken(ctx context.Context, h []byte, tok Sealed) error {
+	n, err := s.Exec(ctx, `UPDATE sessions SET token_key = `+s.Dialect.Param(1)+`, token_sealed = `+s.Dialect.Param(2)+` WHERE id_hash = `+s.Dialect.Param(3),
+		[]any{tok.KeyID, sealedData(tok), h})
+	if err != nil {
+		return s.errorf("session token: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // SessionByHash implements SessionStore.
 func (s SQL[T]) SessionByHash(ctx context.Context, h []byte) (Session, error) {
-	out, err := rowsOf(ctx, s.Query, `SELECT id_hash, token_id, name, scope, csrf, created_at, expires_at, kind, user_id, projects, projects_until FROM sessions WHERE id_hash = `+s.Dialect.Param(1),
+	out, err := rowsOf(ctx, s.Query, `SELECT id_hash, token_id, name, scope, csrf, created_at, expires_at, kind, user_id, projects, projects_until,
+		token_key, token_sealed FROM sessions WHERE id_hash = `+s.Dialect.Param(1),
 		[]any{h}, func(r Row) (Session, error) {
 			var (
 				se                  Session
 				created, exp, until T
 				projects            string
 			)
-			if err := r.Scan(&se.IDHash, &se.TokenID, &se.Name, &se.Scope, &se.CSRF, &created, &exp, &se.Kind, &se.UserID, &projects, &until); err != nil {
+			if err := r.Scan(&se.IDHash, &se.TokenID, &se.Name, &se.Scope, &se.CSRF, &created, &exp, &se.Kind, &se.UserID, &projects, &until,
+				&se.OAuthToken.KeyID, &se.OAuthToken.Data); err != nil {
 				return se, err
+			}
+			if len(se.OAuthToken.Data) == 0 {
+				se.OAuthToken.Data = nil
 			}
 			se.CreatedAt, se.ExpiresAt, se.ProjectsUntil = s.Scan.From(created), s.Scan.From(exp), s.Scan.From(until)
 			var err error

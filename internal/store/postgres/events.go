@@ -23,6 +23,7 @@ var dialect = store.Dialect{
 	HasPrefix:  func(column, p string) string { return "starts_with(" + column + ", " + p + ")" },
 	JSON:       func(p string) string { return p + "::jsonb" },
 	Overriding: "OVERRIDING SYSTEM VALUE",
+	Position:   func(s, sub string) string { return "strpos(" + s + ", " + sub + ")" },
 }
 
 // scan reads the shared columns, times from timestamptz.

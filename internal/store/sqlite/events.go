@@ -37,6 +37,7 @@ var dialect = store.Dialect{
 	// substr and length count characters alike.
 	HasPrefix: func(column, p string) string { return "substr(" + column + ", 1, length(" + p + ")) = " + p },
 	JSON:      func(p string) string { return p },
+	Position:  func(s, sub string) string { return "instr(" + s + ", " + sub + ")" },
 	JobDays:   true,
 }
 

@@ -32,6 +32,7 @@ var factTests = []struct {
 	{"FactsIncidentLabels", testFactsIncidentLabels},
 	{"FactsEnvironmentFilter", testFactsEnvironmentFilter},
 	{"FactsFollowImport", testFactsFollowImport},
+	{"FactsOfOneConnection", testFactsOfOneConnection},
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -20,6 +21,7 @@ var tokenTests = []struct {
 	{"AdminAudit", testAdminAudit},
 	{"Sessions", testSessions},
 	{"OAuthSessions", testOAuthSessions},
+	{"OAuthSessionToken", testOAuthSessionToken},
 }
 
 // testOAuthSessions: a session signed in with GitLab keeps its user, the
@@ -178,5 +180,38 @@ func testAdminAudit(t *testing.T, s store.Store) {
 	older, err := s.AdminActions(ctx(t), got[1].ID, 10)
 	if err != nil || len(older) != 1 || older[0].Action != "token.create" || !older[0].OK {
 		t.Fatalf("older: %+v %v", older, err)
+	}
+}
+
+// testOAuthSessionToken: a session keeps its sealed GitLab token as
+// given, replaced by SetSessionToken; a session without one has none.
+func testOAuthSessionToken(t *testing.T, s store.Store) {
+	h := func(v string) []byte { x := sha256.Sum256([]byte(v)); return x[:] }
+	sealed := store.Sealed{KeyID: "0123456789abcdef", Data: []byte{0, 1, 2, 0xff, 'x'}}
+	for _, c := range []struct {
+		name string
+		tok  store.Sealed
+	}{{"sealed", sealed}, {"memory", store.Sealed{}}} {
+		if err := s.CreateSession(ctx(t), store.Session{IDHash: h(c.name), Kind: "oauth", UserID: 42, Name: "alice", Scope: "read",
+			CSRF: "c", CreatedAt: at(0), ExpiresAt: at(100), Projects: []int64{1}, ProjectsUntil: at(10), OAuthToken: c.tok}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SessionByHash(ctx(t), h(c.name))
+		if err != nil || !reflect.DeepEqual(got.OAuthToken, c.tok) {
+			t.Fatalf("%s: token %+v, want %+v (%v)", c.name, got.OAuthToken, c.tok, err)
+		}
+	}
+	renewed := store.Sealed{KeyID: "fedcba9876543210", Data: []byte("renewed")}
+	if err := s.SetSessionToken(ctx(t), h("memory"), renewed); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SessionByHash(ctx(t), h("memory")); err != nil || !reflect.DeepEqual(got.OAuthToken, renewed) {
+		t.Fatalf("after SetSessionToken: %+v %v", got.OAuthToken, err)
+	}
+	if got, err := s.SessionByHash(ctx(t), h("sealed")); err != nil || !reflect.DeepEqual(got.OAuthToken, sealed) {
+		t.Fatalf("another session's token changed: %+v %v", got.OAuthToken, err)
+	}
+	if err := s.SetSessionToken(ctx(t), h("unknown"), renewed); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown session: %v", err)
 	}
 }
