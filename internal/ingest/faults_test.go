@@ -95,7 +95,7 @@ func newFaultRig(t *testing.T, o gitlabsim.Options, rpm int, timeout time.Durati
 func TestFaultySyncEqualsTruth(t *testing.T) {
 	t.Parallel()
 	r := newFaultRig(t, gitlabsim.Options{Seed: 21, Projects: 8, MRs: 40, Pipelines: 40,
-		FailRate: 0.05, TimeoutRate: 0.03, Hang: 5 * time.Second}, 100000, 300*time.Millisecond, nil)
+		FailRate: 0.05, TimeoutRate: 0.01, Hang: 5 * time.Second}, 100000, 300*time.Millisecond, nil)
 	ctx := context.Background()
 
 	// A 429 storm partway through the backfill, lifted a little later:
