@@ -92,19 +92,20 @@ func newFaultRig(t *testing.T, o gitlabsim.Options, rpm int, timeout time.Durati
 // middle of paginated walks and a 429 storm; the store must still equal
 // GitLab for every kind, and the audit log must hold every request GitLab
 // saw, with no token in it.
-//
-// The simulator injects faults into /api/v4 requests only; since image tags,
-// issue notes and change detection moved to GraphQL the REST walks are
-// fewer, so the timeout rate is 5% (1% left this world with none).
 func TestFaultySyncEqualsTruth(t *testing.T) {
 	t.Parallel()
-	r := newFaultRig(t, gitlabsim.Options{Seed: 21, Projects: 4, MRs: 40, Pipelines: 40,
-		FailRate: 0.05, TimeoutRate: 0.05, Hang: 5 * time.Second}, 100000, 300*time.Millisecond, nil)
+	r := newFaultRig(t, gitlabsim.Options{Seed: 21, Projects: 8, MRs: 40, Pipelines: 40,
+		FailRate: 0.05, TimeoutRate: 0.01, Hang: 5 * time.Second}, 100000, 300*time.Millisecond, nil)
 	ctx := context.Background()
 
-	// A 429 storm partway through the backfill, lifted a little later.
+	// A 429 storm partway through the backfill, lifted a little later:
+	// from a page of merge requests, a walk whose next request follows at
+	// once (kinds are walked side by side; another may be at its end).
 	stormOnce := sync.Once{}
-	r.poller.Progress = func(ingest.Progress) {
+	r.poller.Progress = func(pr ingest.Progress) {
+		if pr.Kind != change.KindMergeRequest {
+			return
+		}
 		stormOnce.Do(func() {
 			r.sim.SetStorm(time.Second)
 			time.AfterFunc(1500*time.Millisecond, func() { r.sim.SetStorm(0) })

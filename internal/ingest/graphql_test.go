@@ -137,7 +137,7 @@ func TestSyncEqualsTruthWithAndWithoutGraphQL(t *testing.T) {
 		// Every page size refused once per query kind, then REST; the
 		// issue notes of the last size (5 issues, 10 notes) pass, one
 		// query per project, and so do the container image tags (20
-		// a page score 14), one query per project.
+		// a page score 16), one query per project.
 		{name: "queries refused as too complex", sim: func(o *gitlabsim.Options) { o.GraphQLMaxComplexity = 20 },
 			graphql: func(n int64) bool { return n == 4+4+3+2+2 }, rest: true},
 	} {

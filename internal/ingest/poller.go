@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/change"
@@ -63,6 +64,10 @@ type Poller struct {
 	// move last_activity_at). It needs a GitLab that implements
 	// ChangeDetector.
 	Sweep time.Duration
+	// Walks is how many kinds of one project are walked at once; zero
+	// means DefaultWalks. Requests stay within the client's rate limit
+	// and concurrency whatever it is.
+	Walks int
 	Log   *slog.Logger
 	// Progress, if set, is called after each stored page.
 	Progress func(Progress)
@@ -576,14 +581,21 @@ func (p *Poller) syncProject(ctx context.Context, proj store.Project, only []cha
 	if gitlab.JobFrom(ctx) == "" {
 		ctx = gitlab.WithJob(ctx, "sync "+proj.Path)
 	}
+	var kinds []change.Kind
+	for _, kind := range p.kinds() {
+		if len(only) == 0 || slices.Contains(only, kind) {
+			kinds = append(kinds, kind)
+		}
+	}
+	runs := p.walkKinds(ctx, gp, kinds, prog)
 	var counts []Count
 	var errs []error
-	for _, kind := range p.kinds() {
-		if len(only) > 0 && !slices.Contains(only, kind) {
-			continue
-		}
-		c, err := p.syncKind(ctx, gp, kind, prog)
+	for i, kind := range kinds {
+		c, err := runs[i].counts, runs[i].err
 		counts = append(counts, c...)
+		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			continue // stopped by another walk's failure, which says why
+		}
 		if p.Observer != nil {
 			// Nothing to fetch is a complete sync, as syncKind records it.
 			if errors.Is(err, gitlab.ErrFeatureDisabled) {
@@ -620,6 +632,72 @@ func (p *Poller) syncProject(ctx context.Context, proj store.Project, only []cha
 		}
 	}
 	return counts, errors.Join(errs...)
+}
+
+// DefaultWalks is how many kinds of one project are walked at once when
+// Poller.Walks is zero.
+const DefaultWalks = 3
+
+func (p *Poller) walks() int {
+	if p.Walks > 0 {
+		return p.Walks
+	}
+	return DefaultWalks
+}
+
+// kindRun is how one kind's walk of a project ended.
+type kindRun struct {
+	counts []Count
+	err    error
+}
+
+// walkKinds walks kinds of one project, up to Walks at once, started in
+// the poller's order: each walk is sequential (a page is asked for after
+// the previous one is stored), but a walk spends most of its time waiting
+// for GitLab's answer, so walks side by side fill the request budget
+// where one alone leaves it idle. A walk that finds the project gone, or
+// an error no other walk can get past, stops the others; the caller reads
+// the outcomes in the poller's order, as if they had run one by one.
+// Progress is reported one page at a time.
+func (p *Poller) walkKinds(ctx context.Context, gp gitlab.Project, kinds []change.Kind, prog func(Progress)) []kindRun {
+	runs := make([]kindRun, len(kinds))
+	if prog != nil {
+		var mu sync.Mutex
+		report := prog
+		prog = func(pr Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			report(pr)
+		}
+	}
+	walkCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	slots := make(chan struct{}, p.walks())
+	var wg sync.WaitGroup
+	for i, kind := range kinds {
+		select {
+		case slots <- struct{}{}:
+		case <-walkCtx.Done():
+		}
+		if walkCtx.Err() != nil {
+			// Stopped: the kinds not started are left as a sequential sync
+			// would have left them, unwalked.
+			runs[i].err = walkCtx.Err()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			c, err := p.syncKind(walkCtx, gp, kind, prog)
+			runs[i] = kindRun{counts: c, err: err}
+			if errors.Is(err, gitlab.ErrNotFound) || errors.Is(err, gitlab.ErrForbidden) || (err != nil && fatal(ctx, err)) {
+				stop()
+			}
+		}()
+	}
+	wg.Wait()
+	return runs
 }
 
 func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Kind, prog func(Progress)) ([]Count, error) {
@@ -670,7 +748,7 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 				pg.Events[i].ObservedAt = observed
 			}
 		}
-		if err := p.upsertCounted(ctx, pg.Events, count); err != nil {
+		if err := p.upsertCounted(ctx, pg.Events, kind, count); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		if kind != change.KindImage && pg.Cursor.After(st.Cursor) {
@@ -776,15 +854,22 @@ func oldest(events []change.Event) time.Time {
 }
 
 // upsertCounted stores events and attributes the fetched/stored counts to
-// their kinds (a pipeline page also carries jobs).
-func (p *Poller) upsertCounted(ctx context.Context, events []change.Event, count func(change.Kind) *Count) error {
+// their kinds (a pipeline page also carries jobs). The walk's own kind is
+// stored last: a merge request or pipeline stored at its updated_at is
+// not read again with its notes or jobs (FetchOptions.Known), so a sync
+// stopped between two of these upserts must not leave a parent stored
+// without what came with it.
+func (p *Poller) upsertCounted(ctx context.Context, events []change.Event, own change.Kind, count func(change.Kind) *Count) error {
 	groups := map[change.Kind][]change.Event{}
 	var order []change.Kind
 	for _, e := range events {
-		if _, ok := groups[e.Kind]; !ok {
+		if _, ok := groups[e.Kind]; !ok && e.Kind != own {
 			order = append(order, e.Kind)
 		}
 		groups[e.Kind] = append(groups[e.Kind], e)
+	}
+	if len(groups[own]) > 0 {
+		order = append(order, own)
 	}
 	for _, k := range order {
 		res, err := p.Store.Upsert(ctx, groups[k]...)
