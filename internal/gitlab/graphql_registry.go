@@ -38,7 +38,7 @@ type gqlContainerTag struct {
 
 func (t gqlContainerTag) tag() (*gl.RegistryRepositoryTag, error) {
 	out := &gl.RegistryRepositoryTag{Name: t.Name, Path: t.Path, Location: t.Location,
-		Digest: deref(t.Digest), Revision: deref(t.Revision), ShortRevision: deref(t.ShortRevision), CreatedAt: t.CreatedAt.ptr()}
+		Digest: strOr0(t.Digest), Revision: strOr0(t.Revision), ShortRevision: strOr0(t.ShortRevision), CreatedAt: t.CreatedAt.ptr()}
 	if t.TotalSize != nil {
 		n, err := strconv.ParseInt(*t.TotalSize, 10, 64)
 		if err != nil {
@@ -47,13 +47,6 @@ func (t gqlContainerTag) tag() (*gl.RegistryRepositoryTag, error) {
 		out.TotalSize = n
 	}
 	return out, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // storesAny reports whether stored holds a tag of repository id.

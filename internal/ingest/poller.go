@@ -273,11 +273,16 @@ func (p *Poller) Discover(ctx context.Context) (Discovery, error) {
 	}
 	sort.Slice(r.active, func(i, j int) bool { return r.active[i].Path < r.active[j].Path })
 	d := Discovery{Projects: r.active, Missing: list.Missing, Capped: list.Capped}
-	var gated map[int64]bool
-	if d.Due, gated, err = p.due(ctx, r.active); err != nil {
-		return Discovery{}, err
+	// The sync state, read once for due and the change detection sweep.
+	var states []store.SyncState
+	if p.fullSweep() >= 0 {
+		if states, err = p.Store.SyncStates(ctx); err != nil {
+			return Discovery{}, fmt.Errorf("read sync state: %w", err)
+		}
 	}
-	if err := p.detect(ctx, r.active, gated, &d); err != nil {
+	var gated map[int64]bool
+	d.Due, gated = p.due(r.active, states)
+	if err := p.detect(ctx, r.active, states, gated, &d); err != nil {
 		return Discovery{}, err
 	}
 	d.Quiet = len(r.active) - len(d.Due)
@@ -433,15 +438,11 @@ func inGroups(path string, groups []string) bool {
 // sync by more than the activity grace: nothing GitLab counts as activity
 // can have happened since. With a negative FullSweep every project is due.
 // gated are the due projects picked by their activity alone (synced
-// completely before, no full sweep due).
-func (p *Poller) due(ctx context.Context, ps []store.Project) (out []store.Project, gated map[int64]bool, err error) {
+// completely before, no full sweep due). states is the stored sync state.
+func (p *Poller) due(ps []store.Project, states []store.SyncState) (out []store.Project, gated map[int64]bool) {
 	sweep := p.fullSweep()
 	if sweep < 0 {
-		return ps, nil, nil
-	}
-	states, err := p.Store.SyncStates(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read sync state: %w", err)
+		return ps, nil
 	}
 	type synced struct {
 		kinds  int
@@ -484,7 +485,7 @@ func (p *Poller) due(ctx context.Context, ps []store.Project) (out []store.Proje
 			gated[proj.ID] = true
 		}
 	}
-	return out, gated, nil
+	return out, gated
 }
 
 // sweepJitter spreads full sweeps of many projects over the first eighth of

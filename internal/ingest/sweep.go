@@ -57,8 +57,8 @@ type EventDetector interface {
 // kinds found unchanged the time asked is recorded as their last success,
 // since GitLab then had nothing of them the store lacks. A GitLab that
 // cannot answer leaves quiet projects to the full sweep and active ones
-// to a sync of every kind, as before.
-func (p *Poller) detect(ctx context.Context, active []store.Project, gated map[int64]bool, d *Discovery) error {
+// to a sync of every kind, as before. states is the stored sync state.
+func (p *Poller) detect(ctx context.Context, active []store.Project, states []store.SyncState, gated map[int64]bool, d *Discovery) error {
 	det, ok := p.GitLab.(ChangeDetector)
 	if !ok || p.sweep() < 0 || p.fullSweep() < 0 {
 		return nil
@@ -70,10 +70,6 @@ func (p *Poller) detect(ctx context.Context, active []store.Project, gated map[i
 	due := map[int64]bool{}
 	for _, proj := range d.Due {
 		due[proj.ID] = true
-	}
-	states, err := p.Store.SyncStates(ctx)
-	if err != nil {
-		return fmt.Errorf("read sync state: %w", err)
 	}
 	want := map[change.Kind]bool{}
 	for _, k := range p.kinds() {
@@ -109,6 +105,7 @@ func (p *Poller) detect(ctx context.Context, active []store.Project, gated map[i
 			continue
 		}
 		if want[change.KindImage] {
+			var err error
 			if pr.Images, err = p.storedImageTags(ctx, proj.ID); err != nil {
 				return err
 			}

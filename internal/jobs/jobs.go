@@ -408,10 +408,7 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	}
 	client = c
 	if dg := cfg.Digest; dg != nil {
-		now := cfg.Now
-		if now == nil {
-			now = time.Now
-		}
+		now := clock(cfg.Now)
 		// Only the leader runs periodic jobs; a new leader does not run
 		// this one on start, and if it did the period's job exists.
 		c.PeriodicJobs().Add(river.NewPeriodicJob(dg.Schedule,

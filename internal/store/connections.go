@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-
 	"strings"
 	"time"
 
@@ -130,13 +129,7 @@ func splitNames(v string) []string {
 }
 
 func (s SQL[T]) connectionArgs(c Connection) []any {
-	data := func(b []byte) []byte {
-		if b == nil {
-			return []byte{} // NOT NULL: no secret is empty, not NULL
-		}
-		return b
-	}
-	return []any{c.URL, c.Token.KeyID, data(c.Token.Data), c.WebhookSecret.KeyID, data(c.WebhookSecret.Data),
+	return []any{c.URL, c.Token.KeyID, sealedData(c.Token), c.WebhookSecret.KeyID, sealedData(c.WebhookSecret),
 		strings.Join(c.Repos, ","), strings.Join(c.Groups, ","), c.MaxProjects, c.IncludeArchived, c.RequestsPerMinute,
 		s.Dialect.Time(c.UpdatedAt), c.Name}
 }

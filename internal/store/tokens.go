@@ -288,7 +288,8 @@ func (s SQL[T]) SetSessionProjects(ctx context.Context, h []byte, projects []int
 	return nil
 }
 
-// sealedData is v's bytes as a column holds them: never NULL.
+// sealedData is v's bytes as a column holds them: never NULL (no secret
+// is empty, not NULL).
 func sealedData(v Sealed) []byte {
 	if v.Data == nil {
 		return []byte{}
