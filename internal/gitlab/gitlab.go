@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,11 +94,18 @@ type Client struct {
 
 	graphql    bool        // Config.GraphQL is auto
 	graphqlOff atomic.Bool // GitLab turned out to have no GraphQL API
-	detect     detectBatch // change detection's batch size (detect.go)
-	mrPlan     graphQLPlan // merge request details by GraphQL
-	plPlan     graphQLPlan // pipeline details and jobs by GraphQL
-	issuePlan  graphQLPlan // issue notes by GraphQL
-	imagePlan  graphQLPlan // container image tags with their details by GraphQL
+	// Until GitLab has answered a GraphQL query, queries go one at a time
+	// (graphQLProbe), so that walks side by side ask a GitLab without
+	// GraphQL once, not once each; graphqlSeen ends that, graphqlGone
+	// answers the waiting ones.
+	graphqlProbe sync.Mutex
+	graphqlSeen  atomic.Bool
+	graphqlGone  atomic.Bool
+	detect       detectBatch // change detection's batch size (detect.go)
+	mrPlan       graphQLPlan // merge request details by GraphQL
+	plPlan       graphQLPlan // pipeline details and jobs by GraphQL
+	issuePlan    graphQLPlan // issue notes by GraphQL
+	imagePlan    graphQLPlan // container image tags with their details by GraphQL
 }
 
 // New checks cfg and builds a client; it makes no request.

@@ -66,6 +66,24 @@ type graphQLEnvelope struct {
 // into out. Besides the package's errors for failed HTTP calls it returns
 // a *graphQLError wrapping one of the errGraphQL* reasons.
 func (c *Client) graphQL(ctx context.Context, desc, query string, vars map[string]any, out any) error {
+	if !c.graphqlSeen.Load() {
+		c.graphqlProbe.Lock()
+		defer c.graphqlProbe.Unlock()
+		if c.graphqlGone.Load() {
+			return &graphQLError{kind: errGraphQLUnavailable, msgs: []string{"GitLab answered an earlier GraphQL query as unavailable"}}
+		}
+	}
+	err := c.graphQLCall(ctx, desc, query, vars, out)
+	if errors.Is(err, errGraphQLUnavailable) {
+		c.graphqlGone.Store(true)
+	} else if err == nil || errors.As(err, new(*graphQLError)) {
+		c.graphqlSeen.Store(true)
+	}
+	return err
+}
+
+// graphQLCall is graphQL's request and the reading of its answer.
+func (c *Client) graphQLCall(ctx context.Context, desc, query string, vars map[string]any, out any) error {
 	var env graphQLEnvelope
 	_, err := c.call(ctx, desc, "", func(o ...gl.RequestOptionFunc) (*gl.Response, error) {
 		req, err := c.gl.NewRequest(http.MethodPost, "", gl.GraphQLQuery{Query: query, Variables: vars}, o)
