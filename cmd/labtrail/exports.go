@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -239,18 +238,11 @@ func resolveProjects(ctx context.Context, st store.Store, refs []string) ([]int6
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, 0, len(refs))
-next:
-	for _, ref := range refs {
-		for _, p := range ps {
-			if strconv.FormatInt(p.ID, 10) == ref || strings.EqualFold(p.Path, ref) {
-				ids = append(ids, p.ID)
-				continue next
-			}
-		}
-		return nil, fmt.Errorf("--project %q: not a project labtrail syncs", ref)
+	ids, err := store.SelectProjects(ps, refs, nil)
+	if ue := (*store.UnknownSelectionError)(nil); errors.As(err, &ue) {
+		return nil, fmt.Errorf("--project %q: not a project labtrail syncs", ue.Ref)
 	}
-	return ids, nil
+	return ids, err
 }
 
 // createOut opens the export's destination; finish closes it, and removes
