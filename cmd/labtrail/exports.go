@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -115,12 +114,6 @@ func archiveTasks(ctx context.Context, c config, st store.Store, log *slog.Logge
 	return tasks, nil
 }
 
-// stringsFlag collects a repeated (or comma-separated) flag.
-type stringsFlag []string
-
-func (f *stringsFlag) String() string     { return strings.Join(*f, ",") }
-func (f *stringsFlag) Set(v string) error { *f = append(*f, splitList(v)...); return nil }
-
 func parseKinds(vs []string) ([]change.Kind, error) {
 	var out []change.Kind
 	for _, v := range vs {
@@ -153,7 +146,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("export", "export [--format ndjson|csv] [--kind K]... [--project P]... [--since T] [--until T] [--out FILE|-]", stderr)
 	build := useSettings(fs, []*setting{dbSetting})
 	format := fs.String("format", "ndjson", "ndjson (one event per line, as the API's GET /api/v1/events/{id}) or csv")
-	var kinds, projects stringsFlag
+	var kinds, projects listFlag
 	fs.Var(&kinds, "kind", "only events of this kind (repeat or comma-separate for several)")
 	fs.Var(&projects, "project", "only events of this project, an id or a path (repeat for several)")
 	since := fs.String("since", "", "only events that occurred at or after this time or date")
@@ -239,18 +232,11 @@ func resolveProjects(ctx context.Context, st store.Store, refs []string) ([]int6
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, 0, len(refs))
-next:
-	for _, ref := range refs {
-		for _, p := range ps {
-			if strconv.FormatInt(p.ID, 10) == ref || strings.EqualFold(p.Path, ref) {
-				ids = append(ids, p.ID)
-				continue next
-			}
-		}
-		return nil, fmt.Errorf("--project %q: not a project labtrail syncs", ref)
+	ids, err := store.SelectProjects(ps, refs, nil)
+	if ue := (*store.UnknownSelectionError)(nil); errors.As(err, &ue) {
+		return nil, fmt.Errorf("--project %q: not a project labtrail syncs", ue.Ref)
 	}
-	return ids, nil
+	return ids, err
 }
 
 // createOut opens the export's destination; finish closes it, and removes
@@ -287,7 +273,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	build := useSettings(fs, []*setting{dbSetting}, s3Settings)
 	from := fs.String("from", "", "s3:// only: the first day to import (YYYY-MM-DD)")
 	to := fs.String("to", "", "s3:// only: the last day to import (YYYY-MM-DD)")
-	var kinds stringsFlag
+	var kinds listFlag
 	fs.Var(&kinds, "kind", "s3:// only: only objects of this kind (repeat for several)")
 	// One argument, before, between or after the flags.
 	var rest []string

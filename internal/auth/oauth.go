@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -190,7 +191,7 @@ func (g *GitLabOAuth) Finish(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
-			return nil, next, fmt.Errorf("%w: GitLab did not accept the authorization code (%s)", ErrSignInRefused, cmpStr(re.ErrorCode, re.Response.Status))
+			return nil, next, fmt.Errorf("%w: GitLab did not accept the authorization code (%s)", ErrSignInRefused, cmp.Or(re.ErrorCode, re.Response.Status))
 		}
 		return nil, next, fmt.Errorf("exchanging the code with GitLab: %w", err)
 	}
@@ -223,13 +224,6 @@ func (g *GitLabOAuth) Finish(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	g.keep(h, src)
 	return p, next, nil
-}
-
-func cmpStr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // keep holds a session's GitLab token, dropping those of ended sessions.
@@ -322,7 +316,7 @@ func (g *GitLabOAuth) token(ctx context.Context, ut *userToken, force bool) (*oa
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
-			return nil, fmt.Errorf("%w: GitLab no longer accepts this sign-in (%s): sign in again", ErrSignInRefused, cmpStr(re.ErrorCode, re.Response.Status))
+			return nil, fmt.Errorf("%w: GitLab no longer accepts this sign-in (%s): sign in again", ErrSignInRefused, cmp.Or(re.ErrorCode, re.Response.Status))
 		}
 		return nil, fmt.Errorf("renewing the GitLab token: %w", err)
 	}

@@ -6,6 +6,7 @@
 package digest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -350,16 +351,9 @@ func describe(ctx context.Context, ev Events, it *Item) error {
 	if e.Title != "" {
 		it.Title = e.Title
 	}
-	it.Project, it.WebURL = cmpOr(it.Project, e.ProjectPath), e.WebURL
-	it.Author = cmpOr(it.Author, e.Author)
+	it.Project, it.WebURL = cmp.Or(it.Project, e.ProjectPath), e.WebURL
+	it.Author = cmp.Or(it.Author, e.Author)
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func countOf(envs []metrics.EnvironmentDeployments, name string) int {

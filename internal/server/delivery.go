@@ -55,10 +55,15 @@ func (s *Server) selectProjects(ctx context.Context, q url.Values) ([]int64, err
 // projectSelection is selectProjects over refs and groups already read;
 // none selects every project the request's principal may see.
 func (s *Server) projectSelection(ctx context.Context, refs, groups []string) ([]int64, error) {
+	return selectionIn(ctx, s.store, refs, groups)
+}
+
+// selectionIn is projectSelection over the projects of ps.
+func selectionIn(ctx context.Context, ps store.ProjectStore, refs, groups []string) ([]int64, error) {
 	if len(refs) == 0 && len(groups) == 0 {
 		return visibleIDs(ctx), nil
 	}
-	all, err := s.store.Projects(ctx)
+	all, err := ps.Projects(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -125,23 +130,13 @@ func (s *Server) metricsQuery(ctx context.Context, q url.Values, now time.Time) 
 	// The projects are those of the connection named (the default's
 	// when none is): an unknown connection is a 404.
 	conn = get("connection")
-	var ids []int64
-	if refs, groups := values(q, "project"), values(q, "group"); len(refs) > 0 || len(groups) > 0 {
-		ps, err := s.projectStoreNamed(ctx, conn)
-		if err != nil {
-			return mq, "", err
-		}
-		all, err := ps.Projects(ctx)
-		if err != nil {
-			return mq, "", err
-		}
-		if ids, err = selectionError(store.SelectProjects(all, refs, groups)); err != nil {
-			return mq, "", err
-		}
-	} else if _, err := s.projectStoreNamed(ctx, conn); err != nil {
+	ps, err := s.projectStoreNamed(ctx, conn)
+	if err != nil {
 		return mq, "", err
-	} else {
-		ids = visibleIDs(ctx)
+	}
+	ids, err := selectionIn(ctx, ps, values(q, "project"), values(q, "group"))
+	if err != nil {
+		return mq, "", err
 	}
 	return metrics.Query{ProjectIDs: ids, Since: since, Until: until, Bucket: b, Now: now}, conn, nil
 }

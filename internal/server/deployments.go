@@ -58,15 +58,24 @@ func (s *Server) withLinks(ctx context.Context, ev change.Event, tl []change.Tim
 	if err != nil {
 		return nil, err
 	}
-	v := deploymentView{Recorded: plain, Sources: []change.Source{ev.Source}, Linked: []linkedEvent{}}
+	v := deploymentView{Recorded: plain, Sources: linkedSources(ev, linked), Linked: []linkedEvent{}}
 	for _, l := range linked {
 		l.SafeURLs("")
 		v.Linked = append(v.Linked, linkedEvent{ID: l.ID, Source: l.Source, State: l.State, WebURL: l.WebURL})
-		if !slices.Contains(v.Sources, l.Source) {
-			v.Sources = append(v.Sources, l.Source)
-		}
 	}
 	return v, nil
+}
+
+// linkedSources are the sources of deployment ev and of those linked to
+// it, ev's first, each once.
+func linkedSources(ev change.Event, linked []change.Event) []change.Source {
+	sources := []change.Source{ev.Source}
+	for _, l := range linked {
+		if !slices.Contains(sources, l.Source) {
+			sources = append(sources, l.Source)
+		}
+	}
+	return sources
 }
 
 // reportDeployment is POST /api/v1/deployments: a deployment reported by

@@ -553,11 +553,9 @@ func (s *Server) deploymentDetail(ctx context.Context, d *eventData, a attrs) er
 			return err
 		}
 		same.Events, same.More = cut(linked, relatedMax)
-		sources := []string{string(ev.Source)}
-		for _, l := range linked {
-			if !slices.Contains(sources, string(l.Source)) {
-				sources = append(sources, string(l.Source))
-			}
+		var sources []string
+		for _, src := range linkedSources(ev, linked) {
+			sources = append(sources, string(src))
 		}
 		f.text("Sources", strings.Join(sources, ", "))
 		if ev.Source == change.SourceAPI && len(linked) > 0 {
