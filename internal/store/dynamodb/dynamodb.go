@@ -257,7 +257,9 @@ func tableInput(table string) *dynamodb.CreateTableInput {
 type item = map[string]types.AttributeValue
 
 func avS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func avN(v int64) types.AttributeValue  { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+func avN(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
 func avB(v []byte) types.AttributeValue { return &types.AttributeValueMemberB{Value: v} }
 func avBool(v bool) types.AttributeValue {
 	return &types.AttributeValueMemberBOOL{Value: v}

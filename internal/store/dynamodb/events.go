@@ -566,9 +566,9 @@ func (s *Store) Unverified(ctx context.Context, projectID int64, kind change.Kin
 		unknown  bool
 	)
 	err := s.query(ctx, &dynamodb.QueryInput{
-		IndexName:              aws.String(indexProject),
-		KeyConditionExpression: aws.String("#pk = :pk"),
-		FilterExpression:       aws.String(live + " AND #kind = :kind AND #src = :src"),
+		IndexName:                aws.String(indexProject),
+		KeyConditionExpression:   aws.String("#pk = :pk"),
+		FilterExpression:         aws.String(live + " AND #kind = :kind AND #src = :src"),
 		ExpressionAttributeNames: liveNames(map[string]string{"#pk": attrProject, "#kind": aKind, "#src": aSource}),
 		ExpressionAttributeValues: s.liveValues(item{":pk": avS(strconv.FormatInt(projectID, 10)),
 			":kind": avS(string(kind)), ":src": avS(string(change.SourceWebhook))}),
