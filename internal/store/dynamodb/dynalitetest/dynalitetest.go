@@ -62,6 +62,9 @@ func Start(tb testing.TB) string {
 	if startErr != nil {
 		tb.Fatalf("dynalite: %v", startErr)
 	}
+	if err := exited(); err != nil {
+		tb.Fatalf("dynalite: %v", err)
+	}
 	return endpoint
 }
 
@@ -156,12 +159,17 @@ func start() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("start node: %w", err)
 	}
-	go cmd.Wait() //nolint:errcheck // reaps the child; its end is the process's end
+	go func() {
+		err := cmd.Wait()
+		died.Lock()
+		died.err = fmt.Errorf("exited (%v) while tests ran; its stderr:\n%s", err, stderr.String())
+		died.Unlock()
+	}()
 
 	ports := make(chan string, 1)
 	go func() {
@@ -191,6 +199,37 @@ func start() (string, error) {
 
 // keepStdin holds dynalite's stdin open for as long as this process runs.
 var keepStdin interface{ Close() error }
+
+// died is why dynalite ended, once it has.
+var died struct {
+	sync.Mutex
+	err error
+}
+
+func exited() error {
+	died.Lock()
+	defer died.Unlock()
+	return died.err
+}
+
+// lockedBuffer is dynalite's stderr, written by os/exec's copier and read
+// by the tests.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // waitAnswering waits until dynalite answers HTTP; any answer will do (an
 // unsigned request gets a DynamoDB error, which is an answer).
