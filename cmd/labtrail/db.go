@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -14,9 +15,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/labtrail/labtrail/internal/export"
 	"github.com/labtrail/labtrail/internal/gitlab"
 	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/store"
+	"github.com/labtrail/labtrail/internal/store/dynamodb"
 	"github.com/labtrail/labtrail/internal/store/postgres"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 )
@@ -66,6 +69,9 @@ func schemaHint(db string, err error) error {
 // openStore opens the store alone, for commands that run no job queue
 // (sync): SQLite migrated on open, PostgreSQL as migrated already.
 func openStore(ctx context.Context, db string) (store.Store, error) {
+	if isDynamoDB(db) {
+		return nil, errNeedsSQL(db, "this command")
+	}
 	if isPostgres(db) {
 		st, err := postgres.Connect(ctx, db)
 		if err != nil {
@@ -84,7 +90,7 @@ func openStore(ctx context.Context, db string) (store.Store, error) {
 // it receives webhooks and its poller retries — and stops only when
 // GitLab answered and refused the token.
 func checkBeforeCreate(ctx context.Context, c config, log *slog.Logger, onlyRefused bool) error {
-	if isPostgres(c.DB) {
+	if isPostgres(c.DB) || isDynamoDB(c.DB) {
 		return nil
 	}
 	if _, err := os.Stat(c.DB); !errors.Is(err, os.ErrNotExist) {
@@ -116,6 +122,9 @@ type database struct {
 // SQLite it first takes the file's serve lock.
 func openForServe(ctx context.Context, db string) (*database, error) {
 	d := &database{}
+	if isDynamoDB(db) {
+		return nil, errNeedsSQL(db, "serve")
+	}
 	if isPostgres(db) {
 		st, err := postgres.Connect(ctx, db)
 		if err != nil {
@@ -222,3 +231,86 @@ func replicaID() string {
 	started := strings.ReplaceAll(time.Now().UTC().Format("20060102T150405.000000"), ".", "_")
 	return fmt.Sprintf("%s_pid%d_%s", host, os.Getpid(), started)
 }
+
+// A DynamoDB table (LABTRAIL_DB=dynamodb://TABLE) holds store.Core: what
+// sync, webhooks and the read API need, which is what the Lambda runs
+// (docs/serverless.md). It is created by `labtrail migrate`, filled by
+// `labtrail sync` or `labtrail migrate --from`; the rest of labtrail
+// (serve's job queue, metrics, tokens, sessions, archive, connections)
+// needs SQLite or PostgreSQL.
+
+// dynamoPrefix starts a LABTRAIL_DB value that names a DynamoDB table.
+const dynamoPrefix = "dynamodb://"
+
+// isDynamoDB reports whether a LABTRAIL_DB value names a DynamoDB table.
+func isDynamoDB(db string) bool { return strings.HasPrefix(db, dynamoPrefix) }
+
+// dynamoTable is the table a dynamodb://TABLE value names, checked
+// against DynamoDB's rule for table names.
+func dynamoTable(db string) (string, error) {
+	t := strings.TrimPrefix(db, dynamoPrefix)
+	ok := len(t) >= 3 && len(t) <= 255
+	for _, r := range t {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+	}
+	if !ok {
+		return "", fmt.Errorf("%q: a DynamoDB table name is 3 to 255 letters, digits, '_', '-' and '.' (dynamodb://TABLE)", db)
+	}
+	return t, nil
+}
+
+// errNeedsSQL is what a command that needs more than store.Core says
+// of a DynamoDB table.
+func errNeedsSQL(db, what string) error {
+	return fmt.Errorf("%s: a DynamoDB table keeps events, projects, sync state, deliveries, the audit log and digests only; "+
+		"%s also needs the job queue, metrics, API tokens, sessions, the archive or added connections, which only SQLite and PostgreSQL keep "+
+		"(with DynamoDB, run sync, migrate, or the Lambda of docs/serverless.md)", db, what)
+}
+
+// openCore opens db for the commands that need only store.Core (sync,
+// migrate --from/--to): a DynamoDB table too, its history kept as keep
+// says (LABTRAIL_RETENTION; dynamodb.DefaultRetention when not set).
+func openCore(ctx context.Context, db string, keep export.Retention) (store.Core, error) {
+	if !isDynamoDB(db) {
+		return openStore(ctx, db)
+	}
+	table, err := dynamoTable(db)
+	if err != nil {
+		return nil, err
+	}
+	st, err := dynamodb.Open(ctx, table, dynamodb.WithRetention(keep.All, keep.Kinds))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("%w\n(create it with: labtrail migrate --db %s)", err, db)
+	}
+	return st, nil
+}
+
+// createDynamo creates db's table, indexes and TTL, and says so on w.
+func createDynamo(ctx context.Context, db string, w io.Writer) error {
+	table, err := dynamoTable(db)
+	if err != nil {
+		return err
+	}
+	warning, err := dynamodb.Create(ctx, table, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: table, indexes and time to live on attribute %s ready\n", db, dynamodb.TimeToLiveAttribute)
+	if warning != "" {
+		fmt.Fprintf(w, "warning: %s\n", warning)
+	}
+	return nil
+}
+
+// dynamoRetentionSetting is LABTRAIL_RETENTION for the commands that
+// write a DynamoDB table: how long its history is kept (the items' ttl),
+// as serve's retention reads it.
+var dynamoRetentionSetting = &setting{env: "LABTRAIL_RETENTION", typ: "list",
+	help: "with LABTRAIL_DB=dynamodb://TABLE: how long history is kept after it was last written (DynamoDB's TTL), for every kind and per kind, e.g. 720h,job=168h; empty: 720h",
+	set: func(c *config, v string) (err error) {
+		c.Export.Retention, err = export.ParseRetention(v)
+		return err
+	}}

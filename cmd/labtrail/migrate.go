@@ -10,12 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/labtrail/labtrail/internal/export"
 	"github.com/labtrail/labtrail/internal/store"
 )
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", "migrate [--db DB] | migrate --from DB --to DB", stderr)
-	build := useSettings(fs, []*setting{dbSetting})
+	build := useSettings(fs, []*setting{dbSetting, dynamoRetentionSetting})
 	from := fs.String("from", "", "copy this database's history (SQLite file or postgres:// URL) ...")
 	to := fs.String("to", "", "... into this one, migrating it first; then compare counts and checksums")
 	if err := parse(fs, args); err != nil {
@@ -33,12 +34,15 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *from == "" {
 		return migrate(ctx, c.DB, stdout)
 	}
-	return copyDB(ctx, *from, *to, stdout, stderr)
+	return copyDB(ctx, *from, *to, c.Export.Retention, stdout, stderr)
 }
 
 // migrate applies the store's and the job queue's migrations and lists
 // them.
 func migrate(ctx context.Context, db string, stdout io.Writer) error {
+	if isDynamoDB(db) {
+		return createDynamo(ctx, db, stdout)
+	}
 	applied, err := migrateDB(ctx, db)
 	printApplied(stdout, db, applied)
 	if err != nil {
@@ -61,27 +65,25 @@ func printApplied(w io.Writer, db string, applied []store.Migration) {
 }
 
 // copyDB copies the history in from into to and proves it complete.
-func copyDB(ctx context.Context, from, to string, stdout, stderr io.Writer) error {
+func copyDB(ctx context.Context, from, to string, keep export.Retention, stdout, stderr io.Writer) error {
 	if from == to {
 		return errors.New("--from and --to name the same database")
 	}
-	if !isPostgres(from) {
+	if !isPostgres(from) && !isDynamoDB(from) {
 		// Opening a SQLite path creates it: a typo would copy nothing, "successfully".
 		if _, err := os.Stat(from); err != nil {
 			return fmt.Errorf("--from %s: %w", from, err)
 		}
 	}
-	applied, err := migrateDB(ctx, to)
-	printApplied(stdout, to, applied)
-	if err != nil {
+	if err := migrate(ctx, to, stdout); err != nil {
 		return err
 	}
-	src, err := openStore(ctx, from)
+	src, err := openCore(ctx, from, keep)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
 	defer src.Close()
-	dst, err := openStore(ctx, to)
+	dst, err := openCore(ctx, to, keep)
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}

@@ -63,7 +63,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("sync", "sync [--once] [flags]", stderr)
 	once := fs.Bool("once", false, "sync once and exit (exit code 0 only if every project synced)")
 	full := fs.Bool("full", false, "sync every project, also those with no activity since their last sync")
-	build := useSettings(fs, gitlabSettings, selectionSettings, syncSettings, []*setting{logLevelSetting})
+	build := useSettings(fs, gitlabSettings, selectionSettings, syncSettings, []*setting{logLevelSetting, dynamoRetentionSetting})
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := checkBeforeCreate(ctx, c, log, false); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, c.DB)
+	st, err := openCore(ctx, c.DB, c.Export.Retention)
 	if err != nil {
 		return err
 	}
@@ -312,7 +312,7 @@ func (c config) poller(gl *gitlab.Client, st ingest.ProcessStore, log *slog.Logg
 
 // startAudit runs the audit log of GitLab calls beside a command. Its stop
 // writes what is still buffered, even after ctx was cancelled by a signal.
-func startAudit(ctx context.Context, c config, st store.Store, log *slog.Logger) (*ingest.AuditLog, func()) {
+func startAudit(ctx context.Context, c config, st store.AuditStore, log *slog.Logger) (*ingest.AuditLog, func()) {
 	audit := ingest.NewAuditLog(st, c.AuditRetention, log)
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

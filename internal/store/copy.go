@@ -43,12 +43,19 @@ type CopyProgress struct {
 
 // CopyStore is what Copy and Checksums read and write: every table through
 // the export and import of PortStore, projects and sync states through
-// ProjectStore, and the event count for progress.
+// ProjectStore, and the event count for progress. Every Core is one; the
+// added connections' tables (ConnectionTables) are covered only when the
+// store is a ConnectionStore too, and copied only when both stores are.
 type CopyStore interface {
 	PortStore
 	ProjectStore
-	ConnectionStore
 	Count(ctx context.Context, kind change.Kind) (int, error)
+}
+
+// connCopyStore is a CopyStore that keeps added connections.
+type connCopyStore interface {
+	CopyStore
+	ConnectionStore
 }
 
 // Page sizes of the walk: deliveries carry their bodies.
@@ -177,11 +184,21 @@ func walk(ctx context.Context, s CopyStore, c *copier, progress func(CopyProgres
 		return nil, err
 	}
 
-	if err := walkConnections(ctx, w, s); err != nil {
-		return nil, err
+	tables := slices.Clone(Tables)
+	if cs, ok := s.(connCopyStore); ok {
+		dstHas := true
+		if c != nil {
+			_, dstHas = c.dst.(connCopyStore)
+		}
+		if dstHas {
+			if err := walkConnections(ctx, w, cs); err != nil {
+				return nil, err
+			}
+			tables = append(tables, ConnectionTables...)
+		}
 	}
-	out := make([]TableSum, 0, len(Tables)+len(ConnectionTables))
-	for _, t := range append(slices.Clone(Tables), ConnectionTables...) {
+	out := make([]TableSum, 0, len(tables))
+	for _, t := range tables {
 		out = append(out, TableSum{Table: t, Count: w.sums[t].n, Sum: hex.EncodeToString(w.sums[t].h.Sum(nil))})
 	}
 	return out, nil

@@ -28,7 +28,7 @@ type connRow[T any] struct {
 }
 
 // walkConnections is walk for ConnectionTables.
-func walkConnections(ctx context.Context, w *walker, s CopyStore) error {
+func walkConnections(ctx context.Context, w *walker, s connCopyStore) error {
 	for _, t := range ConnectionTables {
 		w.sums[t] = newSummer()
 	}
@@ -39,13 +39,14 @@ func walkConnections(ctx context.Context, w *walker, s CopyStore) error {
 	slices.SortFunc(cs, func(a, b Connection) int { return cmp.Compare(a.Name, b.Name) })
 	err = whole(ctx, w, "connections", cs, connectionRecord,
 		func(dst ProjectStore, ctx context.Context) ([]Connection, error) {
-			return dst.(CopyStore).Connections(ctx)
+			return dst.(connCopyStore).Connections(ctx)
 		},
 		func(ctx context.Context, dst CopyStore, put []Connection) error {
 			for _, c := range put {
-				_, err := dst.AddConnection(ctx, c)
+				cd := dst.(connCopyStore)
+				_, err := cd.AddConnection(ctx, c)
 				if errors.Is(err, ErrConnectionExists) {
-					err = dst.UpdateConnections(ctx, c)
+					err = cd.UpdateConnections(ctx, c)
 				}
 				if err != nil {
 					return err
@@ -67,11 +68,11 @@ func walkConnections(ctx context.Context, w *walker, s CopyStore) error {
 	err = whole(ctx, w, "connection_projects", projects,
 		func(r connRow[Project]) []byte { return append([]byte(r.conn+"\x00"), projectRecord(r.row)...) },
 		func(dst ProjectStore, ctx context.Context) ([]connRow[Project], error) {
-			return readConn(ctx, dst.(CopyStore), names, ProjectStore.Projects)
+			return readConn(ctx, dst.(connCopyStore), names, ProjectStore.Projects)
 		},
 		func(ctx context.Context, dst CopyStore, put []connRow[Project]) error {
 			for _, r := range put {
-				if err := dst.ConnectionProjects(r.conn).PutProjects(ctx, r.row); err != nil {
+				if err := dst.(connCopyStore).ConnectionProjects(r.conn).PutProjects(ctx, r.row); err != nil {
 					return err
 				}
 			}
@@ -87,11 +88,11 @@ func walkConnections(ctx context.Context, w *walker, s CopyStore) error {
 	return whole(ctx, w, "connection_sync_state", states,
 		func(r connRow[SyncState]) []byte { return append([]byte(r.conn+"\x00"), syncRecord(r.row)...) },
 		func(dst ProjectStore, ctx context.Context) ([]connRow[SyncState], error) {
-			return readConn(ctx, dst.(CopyStore), names, ProjectStore.SyncStates)
+			return readConn(ctx, dst.(connCopyStore), names, ProjectStore.SyncStates)
 		},
 		func(ctx context.Context, dst CopyStore, put []connRow[SyncState]) error {
 			for _, r := range put {
-				if err := dst.ConnectionProjects(r.conn).PutSyncState(ctx, r.row); err != nil {
+				if err := dst.(connCopyStore).ConnectionProjects(r.conn).PutSyncState(ctx, r.row); err != nil {
 					return err
 				}
 			}
@@ -101,7 +102,7 @@ func walkConnections(ctx context.Context, w *walker, s CopyStore) error {
 
 // readConn reads rows of every connection of names, in a canonical order
 // (by connection, then by the record).
-func readConn[T any](ctx context.Context, s CopyStore, names []string, read func(ProjectStore, context.Context) ([]T, error)) ([]connRow[T], error) {
+func readConn[T any](ctx context.Context, s connCopyStore, names []string, read func(ProjectStore, context.Context) ([]T, error)) ([]connRow[T], error) {
 	var out []connRow[T]
 	for _, n := range names {
 		rows, err := read(s.ConnectionProjects(n), ctx)

@@ -200,18 +200,25 @@ type DeliveryPage struct {
 // stores deliveries), so a new backend or a test double implements only what
 // that consumer calls.
 type Store interface {
+	Core
+	MetricsStore
+	TokenStore
+	SessionStore
+	ArchiveStore
+	ConnectionStore
+}
+
+// Core is what syncing, webhooks and the read API need: the roles every
+// backend provides, DynamoDB's included. Metrics facts, sessions, archive
+// days and added connections are the server's, which runs on SQL.
+type Core interface {
 	EventStore
 	ProjectStore
 	DeliveryStore
 	DeliveryConverter
 	AuditStore
 	PortStore
-	MetricsStore
-	TokenStore
-	SessionStore
-	ArchiveStore
 	DigestStore
-	ConnectionStore
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	Close() error

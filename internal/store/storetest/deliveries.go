@@ -12,7 +12,7 @@ import (
 // deliveryTests are the conformance cases of DeliveryConverter.
 var deliveryTests = []struct {
 	name string
-	fn   func(t *testing.T, s store.Store)
+	fn   func(t *testing.T, s store.Core)
 }{
 	{"ConvertDeliveriesBatch", testConvertBatch},
 	{"ConvertDeliveriesRefusedEventFailsItsDeliveryOnly", testConvertRefusedEvent},
@@ -24,7 +24,7 @@ var deliveryTests = []struct {
 
 // putPending stores n pending deliveries and returns their ids, oldest
 // first.
-func putPending(t *testing.T, s store.Store, prefix string, n int) []int64 {
+func putPending(t *testing.T, s store.Core, prefix string, n int) []int64 {
 	t.Helper()
 	ids := make([]int64, n)
 	for i := range ids {
@@ -53,7 +53,7 @@ func processAll(ds []store.Delivery) []store.Conversion {
 	return out
 }
 
-func mustDelivery(t *testing.T, s store.Store, id int64) store.Delivery {
+func mustDelivery(t *testing.T, s store.Core, id int64) store.Delivery {
 	t.Helper()
 	d, err := s.Delivery(ctx(t), id)
 	if err != nil {
@@ -62,7 +62,7 @@ func mustDelivery(t *testing.T, s store.Store, id int64) store.Delivery {
 	return d
 }
 
-func testConvertBatch(t *testing.T, s store.Store) {
+func testConvertBatch(t *testing.T, s store.Core) {
 	ids := putPending(t, s, "batch", 5)
 	if err := s.MarkDelivery(ctx(t), ids[1], store.DeliveryProcessed, ""); err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func testConvertBatch(t *testing.T, s store.Store) {
 	}
 }
 
-func testConvertRefusedEvent(t *testing.T, s store.Store) {
+func testConvertRefusedEvent(t *testing.T, s store.Core) {
 	ids := putPending(t, s, "refused", 3)
 	_, err := s.ConvertDeliveries(ctx(t), store.DeliveryClaim{Limit: 10}, func(ds []store.Delivery) []store.Conversion {
 		out := processAll(ds)
@@ -147,7 +147,7 @@ func testConvertRefusedEvent(t *testing.T, s store.Store) {
 	}
 }
 
-func testConvertBadConversion(t *testing.T, s store.Store) {
+func testConvertBadConversion(t *testing.T, s store.Core) {
 	ids := putPending(t, s, "bad", 2)
 	for name, convert := range map[string]func([]store.Delivery) []store.Conversion{
 		"one left out": func(ds []store.Delivery) []store.Conversion { return processAll(ds)[:1] },
@@ -171,7 +171,7 @@ func testConvertBadConversion(t *testing.T, s store.Store) {
 	}
 }
 
-func testConvertByID(t *testing.T, s store.Store) {
+func testConvertByID(t *testing.T, s store.Core) {
 	ids := putPending(t, s, "byid", 3)
 	if err := s.MarkDelivery(ctx(t), ids[2], store.DeliveryFailed, "boom"); err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func testConvertByID(t *testing.T, s store.Store) {
 
 // testConvertConcurrent: converters draining at once (replicas) take
 // disjoint deliveries: each is converted exactly once.
-func testConvertConcurrent(t *testing.T, s store.Store) {
+func testConvertConcurrent(t *testing.T, s store.Core) {
 	ids := putPending(t, s, "conc", 60)
 	var (
 		mu   sync.Mutex
@@ -234,7 +234,7 @@ func testConvertConcurrent(t *testing.T, s store.Store) {
 
 // testConvertBoundedBytes: a claim holds at most MaxBytes of bodies, but
 // always one delivery, and says more are pending.
-func testConvertBoundedBytes(t *testing.T, s store.Store) {
+func testConvertBoundedBytes(t *testing.T, s store.Core) {
 	ids := putPending(t, s, "bytes", 4) // bodies of 2 bytes
 	for _, c := range []struct {
 		max  int64

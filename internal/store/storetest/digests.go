@@ -11,13 +11,13 @@ import (
 // The digests' send records (issue 16), held for every backend.
 var digestTests = []struct {
 	name string
-	fn   func(t *testing.T, s store.Store)
+	fn   func(t *testing.T, s store.Core)
 }{
 	{"DigestClaimOnce", testDigestClaimOnce},
 	{"DigestClaimRace", testDigestClaimRace},
 }
 
-func testDigestClaimOnce(t *testing.T, s store.Store) {
+func testDigestClaimOnce(t *testing.T, s store.Core) {
 	const key, dest, lease = "week:2025-03-10:UTC:all", "slack", 10 * time.Minute
 	d, ok, err := s.ClaimDigest(ctx(t), key, dest, at(0), lease)
 	if err != nil || !ok || d.Attempts != 1 || !d.ClaimedAt.Equal(at(0)) || !d.SentAt.IsZero() {
@@ -68,7 +68,7 @@ func testDigestClaimOnce(t *testing.T, s store.Store) {
 
 // testDigestClaimRace: of many senders claiming one period at once,
 // exactly one may send it.
-func testDigestClaimRace(t *testing.T, s store.Store) {
+func testDigestClaimRace(t *testing.T, s store.Core) {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex

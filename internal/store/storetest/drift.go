@@ -14,7 +14,7 @@ import (
 // differ only past float64's precision is still an update. Hashing the
 // attributes through float64 (PostgreSQL once did) made the two alike and
 // dropped the new value.
-func testEqualUpdatedAtExactNumbers(t *testing.T, s store.Store) {
+func testEqualUpdatedAtExactNumbers(t *testing.T, s store.Core) {
 	first := mr(1, 1, 5)
 	first.Attrs = map[string]any{"pipeline_id": int64(1)<<53 + 1}
 	mustUpsert(t, s, first)
@@ -33,7 +33,7 @@ func testEqualUpdatedAtExactNumbers(t *testing.T, s store.Store) {
 // testEqualUpdatedAtNumberForms: numbers a database writes in another form
 // than Go (PostgreSQL's jsonb writes 1e+21 in full and 1e-7 as 0.0000001)
 // are the same content when the same event comes again.
-func testEqualUpdatedAtNumberForms(t *testing.T, s store.Store) {
+func testEqualUpdatedAtNumberForms(t *testing.T, s store.Core) {
 	e := mr(1, 1, 5)
 	e.Attrs = map[string]any{"big": 1e21, "small": 1e-7, "half": 0.5, "neg": -3}
 	mustUpsert(t, s, e)
@@ -45,7 +45,7 @@ func testEqualUpdatedAtNumberForms(t *testing.T, s store.Store) {
 // testDeliveryWithoutBodyOrHeaders: a delivery with no body and no headers
 // is stored (SQLite once refused a nil body), and both read back empty,
 // alike on every backend.
-func testDeliveryWithoutBodyOrHeaders(t *testing.T, s store.Store) {
+func testDeliveryWithoutBodyOrHeaders(t *testing.T, s store.Core) {
 	id, dup, err := s.PutDelivery(ctx(t), store.Delivery{IdempotencyKey: "empty", EventType: "System Hook", ReceivedAt: at(1)})
 	if err != nil || dup {
 		t.Fatalf("PutDelivery: id %d duplicate %v, %v", id, dup, err)
@@ -68,7 +68,7 @@ func testDeliveryWithoutBodyOrHeaders(t *testing.T, s store.Store) {
 // testAuditPathPrefixUnicode: a path prefix is compared by characters
 // (SQLite once cut the stored path at the prefix's length in bytes, so a
 // prefix with a multi-byte character never matched).
-func testAuditPathPrefixUnicode(t *testing.T, s store.Store) {
+func testAuditPathPrefixUnicode(t *testing.T, s store.Core) {
 	es := []store.AuditEntry{
 		{Time: at(1), Method: "GET", Path: "/api/v4/projects/é/merge_requests", Status: 200},
 		{Time: at(2), Method: "GET", Path: "/api/v4/projects/e/merge_requests", Status: 200},

@@ -13,7 +13,7 @@ import (
 // fill gives s some of everything a store holds: events with timelines and
 // exact large numbers in their attributes, projects, sync states, webhook
 // deliveries in several states and audit entries.
-func fill(t *testing.T, s store.Store) {
+func fill(t *testing.T, s store.Core) {
 	t.Helper()
 	var es []change.Event
 	for i := int64(1); i <= 7; i++ {
@@ -57,7 +57,7 @@ func fill(t *testing.T, s store.Store) {
 	}
 }
 
-func exportAll(t *testing.T, s store.Store, page int) []store.History {
+func exportAll(t *testing.T, s store.Core, page int) []store.History {
 	t.Helper()
 	var all []store.History
 	for after := ""; ; {
@@ -81,7 +81,7 @@ func exportAll(t *testing.T, s store.Store, page int) []store.History {
 	}
 }
 
-func sumsOf(t *testing.T, s store.Store) []store.TableSum {
+func sumsOf(t *testing.T, s store.Core) []store.TableSum {
 	t.Helper()
 	sums, err := store.Checksums(ctx(t), s, nil)
 	if err != nil {
@@ -92,7 +92,7 @@ func sumsOf(t *testing.T, s store.Store) []store.TableSum {
 
 // testExport: ExportEvents hands out every event once, in id order, with
 // the timeline Get gives and numbers exactly as stored.
-func testExport(t *testing.T, s store.Store) {
+func testExport(t *testing.T, s store.Core) {
 	fill(t, s)
 	all := exportAll(t, s, 3)
 	if n := mustCount(t, s, ""); len(all) != n {
@@ -132,10 +132,18 @@ func testExport(t *testing.T, s store.Store) {
 // testCopy: a copy into a fresh store has the same counts and checksums,
 // reads back the same, writes nothing when run again, and later writes to
 // the copy number after what was copied.
-func testCopy(t *testing.T, open func(t *testing.T) store.Store) {
+func testCopy(t *testing.T, open func(t *testing.T) store.Core) {
 	src, dst := open(t), open(t)
 	fill(t, src)
-	fillConnections(t, src)
+	want := map[string]int64{"projects": 2, "events": 8, "timeline": 0, "deliveries": 5, "audit": 25, "sync_state": 2}
+	// The added connections' tables are copied between stores that both
+	// keep them (Copy); a Core without them copies the rest.
+	_, srcConns := src.(store.Store)
+	_, dstConns := dst.(store.Store)
+	if srcConns && dstConns {
+		fillConnections(t, src.(store.Store))
+		want["connections"], want["connection_projects"], want["connection_sync_state"] = 2, 3, 2
+	}
 	sums, written, err := store.Copy(ctx(t), dst, src, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -143,8 +151,9 @@ func testCopy(t *testing.T, open func(t *testing.T) store.Store) {
 	if got := sumsOf(t, dst); !reflect.DeepEqual(got, sums) {
 		t.Fatalf("checksums differ after copy\n source: %+v\n   copy: %+v", sums, got)
 	}
-	want := map[string]int64{"projects": 2, "events": 8, "timeline": 0, "deliveries": 5, "audit": 25, "sync_state": 2,
-		"connections": 2, "connection_projects": 3, "connection_sync_state": 2}
+	if len(sums) != len(want) {
+		t.Errorf("copy covered %d tables, want %d: %+v", len(sums), len(want), sums)
+	}
 	for _, s := range sums {
 		if s.Table != "timeline" && s.Count != want[s.Table] {
 			t.Errorf("%s: %d rows, want %d", s.Table, s.Count, want[s.Table])
@@ -207,7 +216,7 @@ func testCopy(t *testing.T, open func(t *testing.T) store.Store) {
 
 // testImportRules: an import never replaces a newer stored event and
 // adds only timeline entries not stored.
-func testImportRules(t *testing.T, s store.Store) {
+func testImportRules(t *testing.T, s store.Core) {
 	newer := mr(1, 1, 10)
 	newer.Title = "newer"
 	mustUpsert(t, s, newer)

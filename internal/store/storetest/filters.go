@@ -13,7 +13,7 @@ import (
 
 // testFilters is the suite's entry for this file's cases, which share one
 // store (the fixture is stored twice, which changes nothing).
-func testFilters(t *testing.T, s store.Store) {
+func testFilters(t *testing.T, s store.Core) {
 	t.Run("AnyOf", func(t *testing.T) { testListFiltersAnyOf(t, s) })
 	t.Run("TimeRange", func(t *testing.T) { testListTimeRange(t, s) })
 }
@@ -52,7 +52,7 @@ func expectAny(es []change.Event, f store.Filter) []string {
 
 // testListFiltersAnyOf: repeated values of one filter mean "any of", on
 // every field, combined with the other fields and with paging.
-func testListFiltersAnyOf(t *testing.T, s store.Store) {
+func testListFiltersAnyOf(t *testing.T, s store.Core) {
 	es := fixture()
 	mustUpsert(t, s, es...)
 	for _, c := range []struct {
@@ -103,7 +103,7 @@ func testListFiltersAnyOf(t *testing.T, s store.Store) {
 // testListTimeRange: a filter time outside store.MinTime..MaxTime is
 // refused with an error naming the range, before any query; times at the
 // ends of the range are accepted.
-func testListTimeRange(t *testing.T, s store.Store) {
+func testListTimeRange(t *testing.T, s store.Core) {
 	mustUpsert(t, s, fixture()...)
 	for _, f := range []store.Filter{
 		{Since: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},

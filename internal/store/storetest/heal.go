@@ -13,7 +13,7 @@ import (
 // history"), held for every backend.
 var healTests = []struct {
 	name string
-	fn   func(t *testing.T, s store.Store)
+	fn   func(t *testing.T, s store.Core)
 }{
 	{"HealForgedWebhook", testHealForgedWebhook},
 	{"HealEqualTimeWebhook", testHealEqualTimeWebhook},
@@ -31,7 +31,7 @@ func observed(e change.Event, source change.Source, m int) change.Event {
 
 // A webhook dated 2100 with another state wins until the next poll, which
 // overrules it whatever its updated_at and drops its timeline entries.
-func testHealForgedWebhook(t *testing.T, s store.Store) {
+func testHealForgedWebhook(t *testing.T, s store.Core) {
 	truth := mr(1, 1, 5)
 	truth.Transitions = []change.Transition{{State: "opened", At: at(0)}}
 	mustUpsert(t, s, observed(truth, change.SourcePoll, 6))
@@ -59,7 +59,7 @@ func testHealForgedWebhook(t *testing.T, s store.Store) {
 
 // A webhook with the stored updated_at and another state: the poll's
 // version of that updated_at is GitLab's, so the state stays.
-func testHealEqualTimeWebhook(t *testing.T, s store.Store) {
+func testHealEqualTimeWebhook(t *testing.T, s store.Core) {
 	truth := mr(1, 1, 5)
 	truth.OccurredAt = at(0)
 	truth.Transitions = []change.Transition{{State: "opened", At: at(0)}}
@@ -79,7 +79,7 @@ func testHealEqualTimeWebhook(t *testing.T, s store.Store) {
 // A webhook received before the poll read the object tells nothing newer,
 // whatever updated_at it carries; one received after it wins by a newer
 // updated_at, until a poll reads again.
-func testHealWebhookSeenBeforePoll(t *testing.T, s store.Store) {
+func testHealWebhookSeenBeforePoll(t *testing.T, s store.Core) {
 	truth := mr(1, 1, 5)
 	mustUpsert(t, s, observed(truth, change.SourcePoll, 10))
 	late := mr(1, 1, 6)
@@ -99,7 +99,7 @@ func testHealWebhookSeenBeforePoll(t *testing.T, s store.Store) {
 
 // A webhook leaves what it does not carry as stored: the author, the
 // attributes only the poller reads.
-func testHealWebhookNeverBlanks(t *testing.T, s store.Store) {
+func testHealWebhookNeverBlanks(t *testing.T, s store.Core) {
 	polled := mr(1, 1, 5)
 	polled.Attrs = map[string]any{"approvals": []any{"bob"}, "additions": 3}
 	mustUpsert(t, s, observed(polled, change.SourcePoll, 6))
@@ -127,7 +127,7 @@ func testHealWebhookNeverBlanks(t *testing.T, s store.Store) {
 
 // A webhook's whole-second time and the poll's finer one of the same
 // change make one entry, whichever arrives first.
-func testHealTimelinePrecision(t *testing.T, s store.Store) {
+func testHealTimelinePrecision(t *testing.T, s store.Core) {
 	fine := base.Truncate(time.Second).Add(49 * time.Millisecond)
 	for i, first := range []change.Source{change.SourcePoll, change.SourceWebhook} {
 		e := mr(1, int64(i+1), 5)
@@ -152,7 +152,7 @@ func testHealTimelinePrecision(t *testing.T, s store.Store) {
 // and the earliest time to walk back to, which a forged created_at cannot
 // move (GitLab never changes created_at). Both SQL backends offer it to
 // the poller.
-func testHealUnverified(t *testing.T, s store.Store) {
+func testHealUnverified(t *testing.T, s store.Core) {
 	u, ok := s.(interface {
 		Unverified(ctx context.Context, projectID int64, kind change.Kind) (int, time.Time, error)
 	})

@@ -58,9 +58,29 @@ import (
 // Run runs the suite. open must return a fresh, empty store for each call
 // and arrange for it to be closed when t ends (t.Cleanup).
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	tests := []struct {
+	RunCore(t, func(t *testing.T) store.Core { return open(t) })
+	var tests []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
+	}
+	tests = append(tests, factTests...)
+	tests = append(tests, tokenTests...)
+	tests = append(tests, archiveTests...)
+	tests = append(tests, linkTests...)
+	tests = append(tests, connectionTests...)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+// RunCore runs the tests that need only store.Core: every backend's part
+// of the suite, DynamoDB's included. open is as for Run.
+func RunCore(t *testing.T, open func(t *testing.T) store.Core) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Core)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"ZeroTimesAndEmptyAttrs", testZeroTimesAndEmptyAttrs},
@@ -109,12 +129,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	tests = append(tests, healTests...)
 	tests = append(tests, deliveryTests...)
-	tests = append(tests, factTests...)
-	tests = append(tests, tokenTests...)
-	tests = append(tests, archiveTests...)
-	tests = append(tests, linkTests...)
 	tests = append(tests, digestTests...)
-	tests = append(tests, connectionTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
@@ -152,7 +167,7 @@ func mr(projectID, iid int64, u int) change.Event {
 	}
 }
 
-func mustUpsert(t *testing.T, s store.Store, es ...change.Event) store.UpsertResult {
+func mustUpsert(t *testing.T, s store.Core, es ...change.Event) store.UpsertResult {
 	t.Helper()
 	r, err := s.Upsert(ctx(t), es...)
 	if err != nil {
@@ -161,7 +176,7 @@ func mustUpsert(t *testing.T, s store.Store, es ...change.Event) store.UpsertRes
 	return r
 }
 
-func mustGet(t *testing.T, s store.Store, id string) (change.Event, []change.TimelineEntry) {
+func mustGet(t *testing.T, s store.Core, id string) (change.Event, []change.TimelineEntry) {
 	t.Helper()
 	e, tl, err := s.Get(ctx(t), id)
 	if err != nil {
@@ -170,7 +185,7 @@ func mustGet(t *testing.T, s store.Store, id string) (change.Event, []change.Tim
 	return e, tl
 }
 
-func mustCount(t *testing.T, s store.Store, k change.Kind) int {
+func mustCount(t *testing.T, s store.Core, k change.Kind) int {
 	t.Helper()
 	n, err := s.Count(ctx(t), k)
 	if err != nil {
@@ -253,7 +268,7 @@ func wantTimeline(t *testing.T, id string, got []change.TimelineEntry, want []en
 	}
 }
 
-func testRoundTrip(t *testing.T, s store.Store) {
+func testRoundTrip(t *testing.T, s store.Core) {
 	e := change.Event{
 		ID:          change.PipelineID(42, 1001),
 		Kind:        change.KindPipeline,
@@ -288,7 +303,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	}
 }
 
-func testZeroTimesAndEmptyAttrs(t *testing.T, s store.Store) {
+func testZeroTimesAndEmptyAttrs(t *testing.T, s store.Core) {
 	e := change.Event{
 		ID:        change.BranchID(3, "main"),
 		Kind:      change.KindBranch,
@@ -308,7 +323,7 @@ func testZeroTimesAndEmptyAttrs(t *testing.T, s store.Store) {
 	wantEvent(t, got, e)
 }
 
-func testTimePrecisionAndUTC(t *testing.T, s store.Store) {
+func testTimePrecisionAndUTC(t *testing.T, s store.Core) {
 	zone := time.FixedZone("UTC+2", 2*3600)
 	e := mr(1, 1, 0)
 	e.CreatedAt = time.Date(2024, 2, 29, 23, 59, 59, 123456789, zone)
@@ -345,7 +360,7 @@ func testTimePrecisionAndUTC(t *testing.T, s store.Store) {
 	}
 }
 
-func testIdempotent(t *testing.T, s store.Store) {
+func testIdempotent(t *testing.T, s store.Core) {
 	es := []change.Event{mr(1, 1, 1), mr(1, 2, 2), mr(2, 1, 3)}
 	es[0].Transitions = []change.Transition{{State: "opened", At: at(1)}}
 	wantResult(t, mustUpsert(t, s, es...), 3, 0, 0)
@@ -367,7 +382,7 @@ func testIdempotent(t *testing.T, s store.Store) {
 }
 
 // snapshot renders everything a store shows about es, to compare states.
-func snapshot(t *testing.T, s store.Store, es []change.Event) string {
+func snapshot(t *testing.T, s store.Core, es []change.Event) string {
 	t.Helper()
 	var b strings.Builder
 	for _, e := range es {
@@ -378,7 +393,7 @@ func snapshot(t *testing.T, s store.Store, es []change.Event) string {
 	return b.String()
 }
 
-func testIdempotentReingestOfStored(t *testing.T, s store.Store) {
+func testIdempotentReingestOfStored(t *testing.T, s store.Core) {
 	e := mr(1, 1, 1)
 	e.Attrs = map[string]any{"n": 3, "f": 1.25, "list": []int{1, 2}, "obj": map[string]int{"a": 1}}
 	mustUpsert(t, s, e)
@@ -387,7 +402,7 @@ func testIdempotentReingestOfStored(t *testing.T, s store.Store) {
 	wantResult(t, mustUpsert(t, s, got), 0, 0, 1)
 }
 
-func testOlderNeverOverwrites(t *testing.T, s store.Store) {
+func testOlderNeverOverwrites(t *testing.T, s store.Core) {
 	newer := mr(1, 1, 10)
 	newer.State = "merged"
 	mustUpsert(t, s, newer)
@@ -399,7 +414,7 @@ func testOlderNeverOverwrites(t *testing.T, s store.Store) {
 	wantEvent(t, got, newer)
 }
 
-func testNewerOverwrites(t *testing.T, s store.Store) {
+func testNewerOverwrites(t *testing.T, s store.Core) {
 	old := mr(1, 1, 5)
 	old.Attrs = map[string]any{"a": 1, "b": 2}
 	mustUpsert(t, s, old)
@@ -416,7 +431,7 @@ func testNewerOverwrites(t *testing.T, s store.Store) {
 	wantResult(t, mustUpsert(t, s, newer), 0, 0, 1)
 }
 
-func testEqualUpdatedAtMergesAttrs(t *testing.T, s store.Store) {
+func testEqualUpdatedAtMergesAttrs(t *testing.T, s store.Core) {
 	first := mr(1, 1, 5)
 	first.Attrs = map[string]any{"a": 1, "b": "x"}
 	mustUpsert(t, s, first)
@@ -440,7 +455,7 @@ func testEqualUpdatedAtMergesAttrs(t *testing.T, s store.Store) {
 	wantEvent(t, got, want)
 }
 
-func testEqualUpdatedAtOtherSource(t *testing.T, s store.Store) {
+func testEqualUpdatedAtOtherSource(t *testing.T, s store.Core) {
 	e := mr(1, 1, 5)
 	mustUpsert(t, s, e)
 	w := e
@@ -450,7 +465,7 @@ func testEqualUpdatedAtOtherSource(t *testing.T, s store.Store) {
 	wantEvent(t, got, e)
 }
 
-func testMixedBatchCounts(t *testing.T, s store.Store) {
+func testMixedBatchCounts(t *testing.T, s store.Core) {
 	mustUpsert(t, s, mr(1, 1, 5), mr(1, 2, 5), mr(1, 3, 5))
 	r := mustUpsert(t, s,
 		mr(1, 1, 5), // same
@@ -468,7 +483,7 @@ func testMixedBatchCounts(t *testing.T, s store.Store) {
 	}
 }
 
-func testDuplicateIDs(t *testing.T, s store.Store) {
+func testDuplicateIDs(t *testing.T, s store.Core) {
 	v1, v2, v3 := mr(1, 1, 1), mr(1, 1, 2), mr(1, 1, 3)
 	v2.Title, v3.Title = "v2", "v3"
 	wantResult(t, mustUpsert(t, s, v1, v3, v2, v1), 1, 1, 2)
@@ -485,11 +500,11 @@ func testDuplicateIDs(t *testing.T, s store.Store) {
 	}
 }
 
-func testEmptyUpsert(t *testing.T, s store.Store) {
+func testEmptyUpsert(t *testing.T, s store.Core) {
 	wantResult(t, mustUpsert(t, s), 0, 0, 0)
 }
 
-func testValidateRejects(t *testing.T, s store.Store) {
+func testValidateRejects(t *testing.T, s store.Core) {
 	valid := mr(1, 1, 1)
 	noID := mr(1, 2, 1)
 	noID.ID = ""
@@ -523,7 +538,7 @@ func testValidateRejects(t *testing.T, s store.Store) {
 	}
 }
 
-func testUnencodableAttrs(t *testing.T, s store.Store) {
+func testUnencodableAttrs(t *testing.T, s store.Core) {
 	// Valid by Validate, but no backend can keep NaN as JSON: the call fails
 	// part-way and must leave nothing behind.
 	bad := mr(1, 3, 1)
@@ -543,7 +558,7 @@ func testUnencodableAttrs(t *testing.T, s store.Store) {
 	wantTimeline(t, got.ID, tl, []entry{{"opened", at(1), change.SourcePoll}})
 }
 
-func testCancelledContext(t *testing.T, s store.Store) {
+func testCancelledContext(t *testing.T, s store.Core) {
 	c, cancel := context.WithCancel(ctx(t))
 	cancel()
 	if _, err := s.Upsert(c, mr(1, 1, 1), mr(1, 2, 1)); err == nil {
@@ -554,7 +569,7 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	}
 }
 
-func testGetUnknown(t *testing.T, s store.Store) {
+func testGetUnknown(t *testing.T, s store.Core) {
 	_, _, err := s.Get(ctx(t), "mr-404-404")
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get unknown: err %v, want ErrNotFound", err)
@@ -581,7 +596,7 @@ func pipeline(id int64, u int, state string, src change.Source, ts ...change.Tra
 
 func tr(state string, m int) change.Transition { return change.Transition{State: state, At: at(m)} }
 
-func testTimelineFromTransitions(t *testing.T, s store.Store) {
+func testTimelineFromTransitions(t *testing.T, s store.Core) {
 	e := pipeline(1, 3, "success", change.SourcePoll,
 		tr("success", 3), tr("created", 1), tr("running", 2), tr("running", 2),
 		change.Transition{State: "skipped"}, change.Transition{At: at(9)})
@@ -595,7 +610,7 @@ func testTimelineFromTransitions(t *testing.T, s store.Store) {
 	wantTimeline(t, e.ID, tl, want)
 }
 
-func testTimelineSameStateLater(t *testing.T, s store.Store) {
+func testTimelineSameStateLater(t *testing.T, s store.Core) {
 	mustUpsert(t, s, pipeline(1, 2, "running", change.SourcePoll, tr("created", 1), tr("running", 2)))
 	// The next poll sees it still running and reports the state at its
 	// updated_at: not a new state.
@@ -607,7 +622,7 @@ func testTimelineSameStateLater(t *testing.T, s store.Store) {
 	wantTimeline(t, e.ID, tl, []entry{{"created", at(1), change.SourcePoll}, {"running", at(2), change.SourcePoll}})
 }
 
-func testTimelineLateOlderEvent(t *testing.T, s store.Store) {
+func testTimelineLateOlderEvent(t *testing.T, s store.Core) {
 	latest := pipeline(1, 10, "success", change.SourcePoll, tr("running", 2), tr("success", 10))
 	mustUpsert(t, s, latest)
 	late := pipeline(1, 5, "running", change.SourceWebhook, tr("created", 1), tr("running", 2))
@@ -621,7 +636,7 @@ func testTimelineLateOlderEvent(t *testing.T, s store.Store) {
 	})
 }
 
-func testTimelineRevisitedState(t *testing.T, s store.Store) {
+func testTimelineRevisitedState(t *testing.T, s store.Core) {
 	mustUpsert(t, s, pipeline(1, 3, "failed", change.SourcePoll, tr("running", 2), tr("failed", 3)))
 	mustUpsert(t, s, pipeline(1, 6, "success", change.SourcePoll, tr("running", 5), tr("success", 6)))
 	_, tl := mustGet(t, s, change.PipelineID(7, 1))
@@ -633,7 +648,7 @@ func testTimelineRevisitedState(t *testing.T, s store.Store) {
 	})
 }
 
-func testTimelineOutOfOrderInsert(t *testing.T, s store.Store) {
+func testTimelineOutOfOrderInsert(t *testing.T, s store.Core) {
 	mustUpsert(t, s, pipeline(1, 10, "success", change.SourcePoll, tr("created", 1), tr("success", 10)))
 	mustUpsert(t, s, pipeline(1, 10, "success", change.SourceWebhook, tr("running", 5)))
 	_, tl := mustGet(t, s, change.PipelineID(7, 1))
@@ -644,7 +659,7 @@ func testTimelineOutOfOrderInsert(t *testing.T, s store.Store) {
 	})
 }
 
-func testTimelineWithoutTransitions(t *testing.T, s store.Store) {
+func testTimelineWithoutTransitions(t *testing.T, s store.Core) {
 	id := change.MergeRequestID(1, 1)
 	e := mr(1, 1, 1)
 	e.OccurredAt = at(0)
@@ -753,7 +768,7 @@ func ids(es []change.Event) []string {
 	return out
 }
 
-func mustList(t *testing.T, s store.Store, f store.Filter) store.Page {
+func mustList(t *testing.T, s store.Core, f store.Filter) store.Page {
 	t.Helper()
 	p, err := s.List(ctx(t), f)
 	if err != nil {
@@ -762,7 +777,7 @@ func mustList(t *testing.T, s store.Store, f store.Filter) store.Page {
 	return p
 }
 
-func testListFilters(t *testing.T, s store.Store) {
+func testListFilters(t *testing.T, s store.Core) {
 	es := fixture()
 	mustUpsert(t, s, es...)
 	for _, c := range []struct {
@@ -807,7 +822,7 @@ func testListFilters(t *testing.T, s store.Store) {
 	}
 }
 
-func testListOrderTies(t *testing.T, s store.Store) {
+func testListOrderTies(t *testing.T, s store.Core) {
 	// Byte order puts '-' (0x2d) before digits; locale collations that
 	// ignore punctuation do not.
 	var es []change.Event
@@ -842,7 +857,7 @@ func testListOrderTies(t *testing.T, s store.Store) {
 	}
 }
 
-func testListPagination(t *testing.T, s store.Store) {
+func testListPagination(t *testing.T, s store.Core) {
 	all := fixture()
 	mustUpsert(t, s, all...)
 	extra := 1000
@@ -911,7 +926,7 @@ func testListPagination(t *testing.T, s store.Store) {
 	})
 }
 
-func testListPaginationExact(t *testing.T, s store.Store) {
+func testListPaginationExact(t *testing.T, s store.Core) {
 	var es []change.Event
 	for i := range 14 {
 		es = append(es, mr(1, int64(i), i))
@@ -930,7 +945,7 @@ func testListPaginationExact(t *testing.T, s store.Store) {
 	}
 }
 
-func testListLimits(t *testing.T, s store.Store) {
+func testListLimits(t *testing.T, s store.Core) {
 	var es []change.Event
 	for i := range store.MaxLimit + 50 {
 		e := mr(1+int64(i%5), int64(i), 1)
@@ -954,7 +969,7 @@ func testListLimits(t *testing.T, s store.Store) {
 	}
 }
 
-func testListInvalidCursor(t *testing.T, s store.Store) {
+func testListInvalidCursor(t *testing.T, s store.Core) {
 	mustUpsert(t, s, fixture()...)
 	for _, c := range []string{"not a cursor!", "AAAA", "eyJ4IjoxfQ", "%%%", strings.Repeat("z", 64)} {
 		if _, err := s.List(ctx(t), store.Filter{Cursor: c}); !errors.Is(err, store.ErrInvalidCursor) {
@@ -963,7 +978,7 @@ func testListInvalidCursor(t *testing.T, s store.Store) {
 	}
 }
 
-func testCount(t *testing.T, s store.Store) {
+func testCount(t *testing.T, s store.Core) {
 	for _, k := range append([]change.Kind{""}, change.Kinds...) {
 		if n := mustCount(t, s, k); n != 0 {
 			t.Errorf("empty store: Count(%q) = %d", k, n)
@@ -986,7 +1001,7 @@ func testCount(t *testing.T, s store.Store) {
 	}
 }
 
-func testProjects(t *testing.T, s store.Store) {
+func testProjects(t *testing.T, s store.Core) {
 	ps, err := s.Projects(ctx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -1031,7 +1046,7 @@ func testProjects(t *testing.T, s store.Store) {
 	}
 }
 
-func testSyncState(t *testing.T, s store.Store) {
+func testSyncState(t *testing.T, s store.Core) {
 	got, err := s.SyncState(ctx(t), 42, change.KindPipeline)
 	if err != nil {
 		t.Fatalf("SyncState of unknown: %v", err)
@@ -1097,7 +1112,7 @@ func testSyncState(t *testing.T, s store.Store) {
 	}
 }
 
-func testConcurrentUpserts(t *testing.T, s store.Store) {
+func testConcurrentUpserts(t *testing.T, s store.Core) {
 	const (
 		workers  = 8
 		nIDs     = 20
@@ -1154,7 +1169,7 @@ func testConcurrentUpserts(t *testing.T, s store.Store) {
 	}
 }
 
-func testPing(t *testing.T, s store.Store) {
+func testPing(t *testing.T, s store.Core) {
 	if err := s.Ping(ctx(t)); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
@@ -1175,7 +1190,7 @@ func auditEntries() []store.AuditEntry {
 	return es
 }
 
-func testAudit(t *testing.T, s store.Store) {
+func testAudit(t *testing.T, s store.Core) {
 	if err := s.AppendAudit(ctx(t)); err != nil {
 		t.Fatalf("AppendAudit with none: %v", err)
 	}
@@ -1216,7 +1231,7 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 }
 
-func testAuditFilters(t *testing.T, s store.Store) {
+func testAuditFilters(t *testing.T, s store.Core) {
 	if err := s.AppendAudit(ctx(t), auditEntries()...); err != nil {
 		t.Fatal(err)
 	}
@@ -1257,7 +1272,7 @@ func testAuditFilters(t *testing.T, s store.Store) {
 	}
 }
 
-func testVersions(t *testing.T, s store.Store) {
+func testVersions(t *testing.T, s store.Core) {
 	var evs []change.Event
 	for i := 1; i <= 700; i++ { // more than one query's worth of ids
 		evs = append(evs, change.Event{ID: fmt.Sprintf("image-7-%d-v%d-sha256:%04x", i%3, i, i), Kind: change.KindImage,
@@ -1300,7 +1315,7 @@ func testVersions(t *testing.T, s store.Store) {
 	}
 }
 
-func testDeliveries(t *testing.T, s store.Store) {
+func testDeliveries(t *testing.T, s store.Core) {
 	d := store.Delivery{
 		IdempotencyKey: "key-1", EventType: "Merge Request Hook", EventUUID: "ev-1", WebhookUUID: "wh-1",
 		Headers: map[string]string{"X-Gitlab-Event": "Merge Request Hook"}, Body: []byte(`{"object_kind":"merge_request"}`),

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/labtrail/labtrail/internal/gitlabsim"
+	"github.com/labtrail/labtrail/internal/server"
+	"github.com/labtrail/labtrail/internal/store"
+	"github.com/labtrail/labtrail/internal/store/dynamodb"
+	"github.com/labtrail/labtrail/internal/store/dynamodb/dynalitetest"
+)
+
+// dynamoAPI serves labtrail's read API over the DynamoDB table.
+func dynamoAPI(t *testing.T, table string) string {
+	t.Helper()
+	st, err := dynamodb.Open(context.Background(), table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(server.New(st, nil))
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// migrate creates a DynamoDB table with its indexes (dynalite has no TTL:
+// a warning, not a failure, and again on a second run); sync --once fills
+// it with what the simulator holds, and a second sync stores nothing.
+func TestDynamoDBMigrateAndSync(t *testing.T) {
+	dynalitetest.Env(t)
+	sim, simURL := startSim(t, gitlabsim.Options{Seed: 5, Projects: 2, MRs: 15, Pipelines: 15})
+	db := "dynamodb://labtrail-sync"
+	for range 2 {
+		out, errOut, code := labtrail(t, nil, "migrate", "--db", db)
+		if code != 0 || !strings.Contains(out, "table, indexes and time to live") || !strings.Contains(out, "warning: this DynamoDB has no time to live") {
+			t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	env := syncEnv(simURL, db)
+	out, errOut, code := labtrail(t, env, "sync", "--once")
+	if code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	assertStoreEqualsTruth(t, sim, dynamoAPI(t, "labtrail-sync"))
+	out, errOut, code = labtrail(t, env, "sync", "--once")
+	if code != 0 || totalStored(t, out) != 0 {
+		t.Fatalf("second sync: exit %d, stored %d\n%s%s", code, totalStored(t, out), out, errOut)
+	}
+	sim.Advance()
+	if out, errOut, code := labtrail(t, env, "sync", "--once"); code != 0 || totalStored(t, out) == 0 {
+		t.Fatalf("sync after the simulator moved: exit %d\n%s%s", code, out, errOut)
+	}
+	assertStoreEqualsTruth(t, sim, dynamoAPI(t, "labtrail-sync"))
+}
+
+// migrate --from a SQLite file --to a DynamoDB table creates the table,
+// copies the history with progress, verifies it, and a second copy writes
+// nothing.
+func TestDynamoDBMigrateFromSQLite(t *testing.T) {
+	dynalitetest.Env(t)
+	sim, simURL := startSim(t, gitlabsim.Options{Seed: 6, Projects: 2, MRs: 15, Pipelines: 15})
+	file := filepath.Join(t.TempDir(), "labtrail.db")
+	if out, errOut, code := labtrail(t, syncEnv(simURL, file), "sync", "--once"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+	}
+	db := "dynamodb://labtrail-copy"
+	out, errOut, code := labtrail(t, nil, "migrate", "--from", file, "--to", db)
+	if code != 0 || !strings.Contains(out, "copy complete and verified") || !strings.Contains(errOut, "copy events") {
+		t.Fatalf("migrate --from --to: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out, "connections") {
+		t.Errorf("the copy into DynamoDB lists the connections' tables, which it does not keep:\n%s", out)
+	}
+	assertStoreEqualsTruth(t, sim, dynamoAPI(t, "labtrail-copy"))
+	out, errOut, code = labtrail(t, nil, "migrate", "--from", file, "--to", db)
+	if code != 0 {
+		t.Fatalf("second copy: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 4 && slices.Contains(store.Tables, f[0]) && f[3] != "0" {
+			t.Errorf("second copy wrote %s: %s", f[0], line)
+		}
+	}
+}
+
+// What DynamoDB cannot run is refused with a message that says why and
+// what to do, before anything is written: serve, commands that need more
+// than the core, a bad table name, a table not created.
+func TestDynamoDBRefusals(t *testing.T) {
+	dynalitetest.Env(t)
+	_, simURL := startSim(t, gitlabsim.Options{Seed: 1, Projects: 1, MRs: 1, Pipelines: 1})
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"serve", map[string]string{"GITLAB_URL": simURL, "GITLAB_TOKEN": simToken, "LABTRAIL_DB": "dynamodb://labtrail-serve",
+			"LABTRAIL_ADDR": "127.0.0.1:0"}, []string{"serve"}, "serve also needs the job queue"},
+		{"tokens", map[string]string{"LABTRAIL_DB": "dynamodb://labtrail-serve"}, []string{"tokens", "list"}, "only SQLite and PostgreSQL keep"},
+		{"bad name", nil, []string{"migrate", "--db", "dynamodb://x"}, "a DynamoDB table name is 3 to 255"},
+		{"no table", syncEnv(simURL, "dynamodb://labtrail-missing"), []string{"sync", "--once"}, "labtrail migrate --db dynamodb://labtrail-missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, errOut, code := labtrail(t, c.env, c.args...)
+			if code == 0 || !strings.Contains(errOut, c.want) {
+				t.Errorf("exit %d, want an error saying %q\n%s%s", code, c.want, out, errOut)
+			}
+		})
+	}
+}
