@@ -19,7 +19,7 @@ type tableIndex struct{ Name, Hash, Range string }
 
 var tableIndexes = []tableIndex{
 	{"all_by_time", "g_all", "ok"},
-	{"all_by_id", "g_all", "id"},
+	{"all_by_id", "g_all", "event_id"},
 	{"kind_by_time", "g_kind", "ok"},
 	{"project_by_time", "g_pid", "ok"},
 	{"path_by_time", "g_path", "ok"},
@@ -35,8 +35,11 @@ var tableIndexes = []tableIndex{
 // DescribeTable is, for the store's Ping. TestActionsMatchStore keeps this
 // list equal to the operations the store's source calls.
 var dynamoDBActions = []string{
+	"dynamodb:BatchGetItem",
+	"dynamodb:BatchWriteItem",
 	"dynamodb:DescribeTable",
 	"dynamodb:GetItem",
+	"dynamodb:PutItem",
 	"dynamodb:Query",
 	"dynamodb:UpdateItem",
 }
