@@ -104,18 +104,9 @@ func newStack(ctx *pulumi.Context, s settings) (*stack, error) {
 		return nil, err
 	}
 
-	env := pulumi.StringMap{
-		"LABTRAIL_DYNAMODB_TABLE":               table.Name,
-		"LABTRAIL_SSM_TOKEN_PARAMETER":          pulumi.String(s.TokenParameter),
-		"LABTRAIL_SSM_WEBHOOK_SECRET_PARAMETER": pulumi.String(s.WebhookSecretParameter),
-		"LABTRAIL_SSM_API_TOKEN_PARAMETER":      pulumi.String(s.APITokenParameter),
-		"GITLAB_URL":                            pulumi.String(s.GitLabURL),
-		"LABTRAIL_RETENTION":                    pulumi.String(s.Retention),
-	}
-	for k, v := range map[string]string{"REPOS": s.Repos, "GROUPS": s.Groups, "POLL_INTERVAL": s.PollInterval} {
-		if v != "" {
-			env[k] = pulumi.String(v)
-		}
+	env := pulumi.StringMap{"LABTRAIL_DYNAMODB_TABLE": table.Name}
+	for k, v := range s.environment() {
+		env[k] = pulumi.String(v)
 	}
 	fn, err := lambda.NewFunction(ctx, "function", &lambda.FunctionArgs{
 		Name:          pulumi.String(s.Name),

@@ -429,6 +429,7 @@ func TestConfigured(t *testing.T) {
 		"apiTokenParameter":      "/prod/api/token",
 		"kmsKey":                 "alias/labtrail",
 		"logRetentionDays":       "90",
+		"env":                    `{"LABTRAIL_LOG_LEVEL":"debug","BRANCHES":"main,release"}`,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -448,6 +449,8 @@ func TestConfigured(t *testing.T) {
 		"GROUPS":                                "platform",
 		"LABTRAIL_RETENTION":                    "2160h",
 		"POLL_INTERVAL":                         "1h0m0s",
+		"LABTRAIL_LOG_LEVEL":                    "debug",
+		"BRANCHES":                              "main,release",
 	}})
 	_, logs := m.get(t, "aws:cloudwatch/logGroup:LogGroup")
 	equal(t, "log retention", logs["retentionInDays"], 90)
@@ -582,4 +585,28 @@ func TestBootstrap(t *testing.T) {
 			t.Errorf("zips: same binary equal %v, different binary equal %v", bytes.Equal(a, b), bytes.Equal(a, c))
 		}
 	})
+}
+
+// labtrail:env passes more of labtrail's settings, but no secret (those
+// belong in SSM), nothing of Lambda's own, and nothing the program sets.
+func TestBadEnv(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{`{"GITLAB_TOKEN":"glpat-x"}`, "labtrail:env.GITLAB_TOKEN holds a secret"},
+		{`{"LABTRAIL_WEBHOOK_SECRET":"s"}`, "labtrail:env.LABTRAIL_WEBHOOK_SECRET holds a secret"},
+		{`{"AWS_REGION":"us-east-1"}`, "labtrail:env.AWS_REGION: not a variable"},
+		{`{"log_level":"debug"}`, "labtrail:env.log_level: not a variable"},
+		{`{"REPOS":"a/b"}`, "labtrail:env.REPOS: the program sets REPOS"},
+		{`{"LABTRAIL_DYNAMODB_TABLE":"other"}`, "labtrail:env.LABTRAIL_DYNAMODB_TABLE: the program sets"},
+		{`["LABTRAIL_LOG_LEVEL"]`, "labtrail:env: "},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			m, _, err := deploy(t, map[string]string{"env": tc.env})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v; want one with %q", err, tc.want)
+			}
+			if len(m.resources) != 0 {
+				t.Errorf("declared %v before refusing the configuration", m.names())
+			}
+		})
+	}
 }

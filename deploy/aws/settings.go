@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -32,6 +34,7 @@ type settings struct {
 	KMSKey                 string // key id, ARN or alias that encrypts the parameters
 	LogRetentionDays       int
 	PointInTimeRecovery    bool
+	Env                    map[string]string // more of labtrail's settings, e.g. LABTRAIL_LOG_LEVEL
 }
 
 // Defaults: seed 000's schedule and 30-day TTL, the parameter names the
@@ -61,7 +64,14 @@ var (
 	nameExpr = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	// SSM parameter names in a hierarchy start with a slash.
 	parameterExpr = regexp.MustCompile(`^/[A-Za-z0-9_.\-/]+$`)
+	envNameExpr   = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 )
+
+// secretEnv are settings that hold secrets: in the function's environment
+// they would be readable by anyone who may read its configuration, so they
+// belong in SSM, which the function reads them from.
+var secretEnv = []string{"GITLAB_TOKEN", "LABTRAIL_WEBHOOK_SECRET", "LABTRAIL_WEBHOOK_SIGNING_SECRET",
+	"LABTRAIL_SECRET_KEY", "LABTRAIL_OAUTH_CLIENT_SECRET", "LABTRAIL_SLACK_WEBHOOK_URL"}
 
 // loadSettings reads the project's configuration namespace (labtrail:KEY).
 func loadSettings(ctx *pulumi.Context) (settings, error) {
@@ -156,10 +166,47 @@ func loadSettings(ctx *pulumi.Context) (settings, error) {
 			errs = append(errs, fmt.Sprintf("labtrail:%s is %q; want a parameter name such as /labtrail/gitlab/token", p.key, p.v))
 		}
 	}
+	if err := c.TryObject("env", &s.Env); err != nil && !errors.Is(err, config.ErrMissingVar) {
+		errs = append(errs, fmt.Sprintf("labtrail:env: %v; want a map of variable names to strings, e.g. pulumi config set --path env.LABTRAIL_LOG_LEVEL debug", err))
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		switch {
+		case !envNameExpr.MatchString(k) || strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "LAMBDA_") || strings.HasPrefix(k, "_"):
+			errs = append(errs, fmt.Sprintf("labtrail:env.%s: not a variable the function may be given (AWS_ and LAMBDA_ are Lambda's own)", k))
+		case slices.Contains(programEnv, k):
+			errs = append(errs, fmt.Sprintf("labtrail:env.%s: the program sets %s from its own settings; use those", k, k))
+		case slices.Contains(secretEnv, k):
+			errs = append(errs, fmt.Sprintf("labtrail:env.%s holds a secret: put it into SSM Parameter Store, where the function reads it from, not into its environment", k))
+		}
+	}
 	if len(errs) > 0 {
 		return s, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
 	return s, nil
+}
+
+// programEnv are the variables the program sets from its settings (and
+// the table it creates), which labtrail:env may not set again.
+var programEnv = []string{"LABTRAIL_DYNAMODB_TABLE", "LABTRAIL_SSM_TOKEN_PARAMETER", "LABTRAIL_SSM_WEBHOOK_SECRET_PARAMETER",
+	"LABTRAIL_SSM_API_TOKEN_PARAMETER", "GITLAB_URL", "REPOS", "GROUPS", "LABTRAIL_GROUPS", "LABTRAIL_RETENTION", "POLL_INTERVAL"}
+
+// environment is the function's environment but for the table's name: the
+// settings the function reads as labtrail sync and serve do, plus env.
+func (s settings) environment() map[string]string {
+	env := map[string]string{
+		"LABTRAIL_SSM_TOKEN_PARAMETER":          s.TokenParameter,
+		"LABTRAIL_SSM_WEBHOOK_SECRET_PARAMETER": s.WebhookSecretParameter,
+		"LABTRAIL_SSM_API_TOKEN_PARAMETER":      s.APITokenParameter,
+		"GITLAB_URL":                            s.GitLabURL,
+		"LABTRAIL_RETENTION":                    s.Retention,
+	}
+	for k, v := range map[string]string{"REPOS": s.Repos, "GROUPS": s.Groups, "POLL_INTERVAL": s.PollInterval} {
+		if v != "" {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, s.Env)
+	return env
 }
 
 // parameters are the SSM parameter names the function reads, without repeats.
