@@ -20,11 +20,7 @@ import (
 
 func main() {
 	pulumi.Run(func(ctx *pulumi.Context) error {
-		s, err := loadSettings(ctx)
-		if err != nil {
-			return err
-		}
-		st, err := newStack(ctx, s)
+		st, err := program(ctx)
 		if err != nil {
 			return err
 		}
@@ -35,6 +31,15 @@ func main() {
 		ctx.Export("apiUrl", st.APIURL)
 		return nil
 	})
+}
+
+// program reads the stack's settings and declares its resources.
+func program(ctx *pulumi.Context) (*stack, error) {
+	s, err := loadSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newStack(ctx, s)
 }
 
 // stack holds the outputs a user needs after `pulumi up`.

@@ -151,11 +151,7 @@ func deploy(t *testing.T, cfg map[string]string, missing ...string) (*mocks, out
 		return func(v string) string { mu.Lock(); *dst = v; mu.Unlock(); return v }
 	}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
-		s, err := loadSettings(ctx)
-		if err != nil {
-			return err
-		}
-		st, err := newStack(ctx, s)
+		st, err := program(ctx)
 		if err != nil {
 			return err
 		}
