@@ -145,6 +145,15 @@ func newStack(ctx *pulumi.Context, s settings) (*stack, error) {
 	}); err != nil {
 		return nil, err
 	}
+	// EventBridge invokes the function asynchronously, and Lambda would
+	// retry a failed pass twice, overlapping the next ticks; the next tick is
+	// the retry, resuming from the cursors.
+	if _, err := lambda.NewFunctionEventInvokeConfig(ctx, "schedule-retries", &lambda.FunctionEventInvokeConfigArgs{
+		FunctionName:         fn.Name,
+		MaximumRetryAttempts: pulumi.Int(0),
+	}); err != nil {
+		return nil, err
+	}
 	if _, err := lambda.NewPermission(ctx, "schedule-invoke", &lambda.PermissionArgs{
 		Action:    pulumi.String("lambda:InvokeFunction"),
 		Function:  fn.Name,

@@ -215,7 +215,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equal(t, "resources", m.names(), []string{"function", "logs", "policy", "role", "schedule", "schedule-invoke", "schedule-target", "table", "url", "url-invoke"})
+	equal(t, "resources", m.names(), []string{"function", "logs", "policy", "role", "schedule", "schedule-invoke", "schedule-retries", "schedule-target", "table", "url", "url-invoke"})
 
 	_, table := m.get(t, "aws:dynamodb/table:Table")
 	equal(t, "table name", table["name"], "labtrail-dev")
@@ -259,6 +259,8 @@ func TestDefaults(t *testing.T) {
 	equal(t, "schedule permission", m.inputs(t, "schedule-invoke"), map[string]any{
 		"action": "lambda:InvokeFunction", "function": "labtrail-dev",
 		"principal": "events.amazonaws.com", "sourceArn": arn("events", "rule/schedule-a1b2c3")})
+
+	equal(t, "async invoke config", m.inputs(t, "schedule-retries"), map[string]any{"functionName": "labtrail-dev", "maximumRetryAttempts": 0})
 
 	_, url := m.get(t, "aws:lambda/functionUrl:FunctionUrl")
 	equal(t, "function URL", url, map[string]any{"authorizationType": "NONE", "functionName": "labtrail-dev"})
