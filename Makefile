@@ -5,9 +5,11 @@ GO ?= go
 
 test: vet fmt
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd deploy/aws && $(GO) test -race -count=1 ./...
 
 vet:
 	$(GO) vet ./...
+	cd deploy/aws && $(GO) vet ./...
 
 fmt:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -31,3 +33,9 @@ build:
 # simulator; `make test` runs its 60-second form.
 soak:
 	LABTRAIL_SOAK=9m $(GO) test -run '^TestSoak$$' -count=1 -v -timeout 20m ./cmd/labtrail/
+
+# The Lambda function's binary (docs/serverless.md): arm64, runtime
+# provided.al2023, named bootstrap as that runtime wants it.
+.PHONY: lambda
+lambda:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -ldflags='-s -w' -trimpath -o bootstrap ./cmd/labtrail-lambda

@@ -34,6 +34,7 @@ func TestTwoConnections(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs serve against two simulators")
 	}
+	t.Parallel()
 	for _, be := range []struct {
 		name string
 		db   func(t *testing.T) string
@@ -70,38 +71,34 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 	_ = simA
 
 	var seen bytes.Buffer // every answer and every output, scanned for secrets at the end
-	key, errOut, code := labtrail(t, nil, "secrets", "keygen")
+	key, errOut, code := labtrailProc(t, nil, "secrets", "keygen")
 	if code != 0 {
 		t.Fatalf("keygen: %d %s", code, errOut)
 	}
 	key = strings.TrimSpace(key)
 	env := map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key, "LABTRAIL_CONNECTION_WEBHOOK_SECRET": secondHook}
-	if out, errOut, code := labtrail(t, env, "migrate"); code != 0 {
+	if out, errOut, code := labtrailProc(t, env, "migrate"); code != 0 {
 		t.Fatalf("migrate: %d\n%s%s", code, out, errOut)
 	}
-	admin, errOut, code := labtrail(t, env, "tokens", "create", "--name", "ops", "--scope", "admin")
+	admin, errOut, code := labtrailProc(t, env, "tokens", "create", "--name", "ops", "--scope", "admin")
 	if code != 0 {
 		t.Fatalf("tokens create: %d %s", code, errOut)
 	}
 	admin = strings.TrimSpace(admin)
-	stdin = strings.NewReader(secondToken + "\n")
-	t.Cleanup(func() { stdin = os.Stdin })
-	out, errOut, code := labtrail(t, env, "connections", "add", "--name", nameOfSecond, "--url", urlB)
+	out, errOut, code := labtrailProcStdin(t, secondToken+"\n", env, "connections", "add", "--name", nameOfSecond, "--url", urlB)
 	seen.WriteString(out + errOut)
 	if code != 0 {
 		t.Fatalf("connections add: %d\n%s%s", code, out, errOut)
 	}
 	// The same name again is refused; so is a token without a key.
-	stdin = strings.NewReader(secondToken + "\n")
-	if out, errOut, code := labtrail(t, env, "connections", "add", "--name", nameOfSecond, "--url", urlB); code == 0 {
+	if out, errOut, code := labtrailProcStdin(t, secondToken+"\n", env, "connections", "add", "--name", nameOfSecond, "--url", urlB); code == 0 {
 		t.Errorf("a second connection named second: %s%s", out, errOut)
 	}
-	stdin = strings.NewReader(secondToken + "\n")
-	if _, errOut, code := labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": ""}, "connections", "add", "--name", "other", "--url", urlB); code == 0 ||
+	if _, errOut, code := labtrailProcStdin(t, secondToken+"\n", map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": ""}, "connections", "add", "--name", "other", "--url", urlB); code == 0 ||
 		!strings.Contains(errOut, "LABTRAIL_SECRET_KEY") {
 		t.Errorf("adding without a key: %d %s", code, errOut)
 	}
-	out, errOut, code = labtrail(t, env, "connections", "list")
+	out, errOut, code = labtrailProc(t, env, "connections", "list")
 	seen.WriteString(out + errOut)
 	if code != 0 || !strings.Contains(out, nameOfSecond) || !strings.Contains(out, urlB) {
 		t.Fatalf("connections list: %d\n%s%s", code, out, errOut)
@@ -110,7 +107,7 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 	// The second GitLab's hooks, installed from the connection's own URL,
 	// token and secret.
 	hookURL := "http://" + addr + "/api/v1/webhooks/gitlab/" + nameOfSecond
-	out, errOut, code = labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "install",
+	out, errOut, code = labtrailProc(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "install",
 		"--connection", nameOfSecond, "--url", hookURL)
 	seen.WriteString(out + errOut)
 	if code != 0 || !strings.Contains(out, "2 created, 0 updated, 0 failed, of 2 projects") {
@@ -244,7 +241,7 @@ func testTwoConnections(t *testing.T, db string, dump func(*testing.T, string) [
 
 	// GitLab's test push through each installed hook reaches the
 	// connection's endpoint with its secret.
-	out, errOut, code = labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "test",
+	out, errOut, code = labtrailProc(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": key}, "hooks", "test",
 		"--connection", nameOfSecond, "--url", hookURL)
 	seen.WriteString(out + errOut)
 	if code != 0 || !strings.Contains(out, "2 OK, 0 failed") {

@@ -241,6 +241,7 @@ func TestServeSendsTheScheduledDigest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a labtrail process")
 	}
+	t.Parallel()
 	_, simURL := startSim(t, gitlabsim.Options{Seed: 3, Projects: 1, MRs: 5, Pipelines: 5})
 	var mu sync.Mutex
 	var keys []string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -54,8 +55,7 @@ func startSim(t *testing.T, o gitlabsim.Options) (*gitlabsim.Sim, string) {
 // labtrail runs a command in-process with the given environment.
 func labtrail(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	for _, k := range []string{"GITLAB_TOKEN", "GITLAB_URL", "REPOS", "GROUPS", "LABTRAIL_GROUPS", "BRANCHES", "LABTRAIL_DB", "POLL_INTERVAL",
-		"LABTRAIL_ADDR", "LABTRAIL_REQUESTS_PER_MINUTE"} {
+	for _, k := range labtrailEnvCleared {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -66,6 +66,55 @@ func labtrail(t *testing.T, env map[string]string, args ...string) (stdout, stde
 	code = run(args, &out, &errb)
 	return out.String(), errb.String(), code
 }
+
+// labtrailProc runs a command as labtrail() does, but in a child process
+// of this test binary, so that the test leaves this process's environment
+// alone and may run in parallel with others.
+func labtrailProc(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return labtrailProcStdin(t, "", env, args...)
+}
+
+// labtrailProcStdin is labtrailProc with in as the command's standard input.
+func labtrailProcStdin(t *testing.T, in string, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cleared := map[string]bool{}
+	for _, k := range labtrailEnvCleared {
+		cleared[k] = true
+	}
+	for k := range env {
+		cleared[k] = true
+	}
+	var vars []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !cleared[k] {
+			vars = append(vars, kv)
+		}
+	}
+	vars = append(vars, "LABTRAIL_E2E_MAIN=1")
+	for k, v := range env {
+		vars = append(vars, k+"="+v)
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = vars
+	cmd.Stdin = strings.NewReader(in)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("labtrail %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// labtrailEnvCleared are the settings labtrail() and labtrailProc() clear
+// before setting a command's own.
+var labtrailEnvCleared = []string{"GITLAB_TOKEN", "GITLAB_URL", "REPOS", "GROUPS", "LABTRAIL_GROUPS", "BRANCHES", "LABTRAIL_DB", "POLL_INTERVAL",
+	"LABTRAIL_ADDR", "LABTRAIL_REQUESTS_PER_MINUTE"}
 
 // api serves labtrail's HTTP API over the database at path.
 func api(t *testing.T, path string) *httptest.Server {
@@ -386,6 +435,7 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts labtrail processes")
 	}
+	t.Parallel()
 	sim, simURL := startSim(t, gitlabsim.Options{Seed: 11, Projects: 3, MRs: 400, Pipelines: 300, Latency: 15 * time.Millisecond})
 	db := filepath.Join(t.TempDir(), "labtrail.db")
 	start := func() (*exec.Cmd, *syncBuffer) {
@@ -442,7 +492,7 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 	}
 	env := syncEnv(simURL, db)
 	env["LABTRAIL_ADDR"] = "127.0.0.1:0"
-	if _, errOut, code := labtrail(t, env, "serve"); code != 1 || !strings.Contains(errOut, "another labtrail serve") {
+	if _, errOut, code := labtrailProc(t, env, "serve"); code != 1 || !strings.Contains(errOut, "another labtrail serve") {
 		t.Errorf("second serve on one database: exit %d, %s", code, errOut)
 	}
 	srvDeadline := time.Now().Add(120 * time.Second)

@@ -90,8 +90,9 @@ func TestReplicasOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts labtrail processes")
 	}
+	t.Parallel()
 	db := pgtest.SchemaURL(t)
-	if out, errOut, code := labtrail(t, nil, "migrate", "--db", db); code != 0 {
+	if out, errOut, code := labtrailProc(t, nil, "migrate", "--db", db); code != 0 {
 		t.Fatalf("migrate: %s%s", out, errOut)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

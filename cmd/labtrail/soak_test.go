@@ -46,6 +46,7 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs labtrail serve for a minute or more")
 	}
+	t.Parallel()
 	total := soakDuration(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

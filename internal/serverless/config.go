@@ -1,0 +1,149 @@
+// Package serverless runs labtrail as an AWS Lambda function: a scheduled
+// EventBridge event runs one sync pass with the poller, a Function URL
+// request is served by the API server's own handlers (the GitLab webhook
+// and three reads). Nothing here syncs, verifies a webhook or answers a
+// route itself; it adapts Lambda's events to ingest and server.
+package serverless
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labtrail/labtrail/internal/gitlab"
+)
+
+// Defaults of the SSM parameters the secrets are read from.
+const (
+	DefaultTokenParameter         = "/labtrail/gitlab/token"
+	DefaultWebhookSecretParameter = "/labtrail/gitlab/webhook-secret"
+	DefaultAPITokenParameter      = "/labtrail/api/token"
+)
+
+// Config is the function's configuration: the same variables as labtrail
+// sync and serve (GITLAB_URL, REPOS, GROUPS, BRANCHES, ...) plus where
+// the secrets are kept.
+type Config struct {
+	// GitLab is the API client's; its Token comes from GITLAB_TOKEN or,
+	// when that is unset, from SSM (LoadSecrets).
+	GitLab    gitlab.Config
+	Selection gitlab.Selection
+	Branches  []string
+	FullSweep time.Duration
+	Sweep     time.Duration
+	// WebhookSecrets are LABTRAIL_WEBHOOK_SECRET's, or the SSM
+	// parameter's; SigningSecrets LABTRAIL_WEBHOOK_SIGNING_SECRET's.
+	WebhookSecrets []string
+	SigningSecrets []string
+	// APIToken is the bearer token the reads need (from SSM); empty
+	// leaves only the store's API tokens, when it keeps them.
+	APIToken string
+	// Table is LABTRAIL_DYNAMODB_TABLE.
+	Table string
+	// The SSM parameters; an empty one is not read.
+	TokenParameter, WebhookSecretParameter, APITokenParameter string
+	LogLevel                                                  slog.Level
+	// Margin is the most a sync pass leaves before the function's
+	// deadline (it leaves a tenth of the time left when that is less).
+	Margin time.Duration
+}
+
+// DefaultMargin is Config.Margin's default.
+const DefaultMargin = 10 * time.Second
+
+// ConfigFromEnv reads the configuration from getenv (os.Getenv in the
+// function; lookup says whether a variable is set at all, so that an SSM
+// parameter variable set to "" turns that secret off). A bad value is an
+// error naming its variable.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k string) string {
+		v, _ := lookup(k)
+		return strings.TrimSpace(v)
+	}
+	c := Config{
+		GitLab: gitlab.Config{URL: cmp.Or(get("GITLAB_URL"), "https://gitlab.com"), Token: get("GITLAB_TOKEN")},
+		Selection: gitlab.Selection{
+			Repos:  splitList(get("REPOS")),
+			Groups: splitList(cmp.Or(get("LABTRAIL_GROUPS"), get("GROUPS"))),
+		},
+		Branches:       splitList(get("BRANCHES")),
+		WebhookSecrets: splitList(get("LABTRAIL_WEBHOOK_SECRET")),
+		SigningSecrets: splitList(get("LABTRAIL_WEBHOOK_SIGNING_SECRET")),
+		Table:          get("LABTRAIL_DYNAMODB_TABLE"),
+		Margin:         DefaultMargin,
+	}
+	param := func(k, def string) string {
+		if v, set := lookup(k); set {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	c.TokenParameter = param("LABTRAIL_SSM_TOKEN_PARAMETER", DefaultTokenParameter)
+	c.WebhookSecretParameter = param("LABTRAIL_SSM_WEBHOOK_SECRET_PARAMETER", DefaultWebhookSecretParameter)
+	c.APITokenParameter = param("LABTRAIL_SSM_API_TOKEN_PARAMETER", DefaultAPITokenParameter)
+	var errs []error
+	num := func(k, def string, min int, dst *int) {
+		v := cmp.Or(get(k), def)
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			errs = append(errs, fmt.Errorf("%s must be a whole number of at least %d, got %q", k, min, v))
+		}
+		*dst = n
+	}
+	num("LABTRAIL_REQUESTS_PER_MINUTE", "600", 1, &c.GitLab.RequestsPerMinute)
+	num("LABTRAIL_CONCURRENCY", "4", 1, &c.GitLab.Concurrency)
+	num("LABTRAIL_MAX_PROJECTS", "100", 1, &c.Selection.Max)
+	dur := func(k, def string, zero time.Duration, dst *time.Duration) {
+		v := cmp.Or(get(k), def)
+		d, err := time.ParseDuration(v)
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 || (d == 0 && zero == 0) {
+			errs = append(errs, fmt.Errorf("%s must be a duration such as 30s or 5m, got %q", k, v))
+		}
+		if d == 0 {
+			d = zero
+		}
+		*dst = d
+	}
+	// 0 means "every poll" for the full sweep and "never" for the change
+	// detection sweep, as for labtrail sync: both are -1 to the poller.
+	dur("LABTRAIL_HTTP_TIMEOUT", "30s", 0, &c.GitLab.Timeout)
+	dur("LABTRAIL_FULL_SWEEP", "6h", -1, &c.FullSweep)
+	dur("LABTRAIL_SWEEP", "15m", -1, &c.Sweep)
+	if v := get("LABTRAIL_SYNC_MARGIN"); v != "" {
+		dur("LABTRAIL_SYNC_MARGIN", v, 0, &c.Margin)
+	}
+	if v := get("LABTRAIL_INCLUDE_ARCHIVED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("LABTRAIL_INCLUDE_ARCHIVED must be true or false, got %q", v))
+		}
+		c.Selection.IncludeArchived = b
+	}
+	switch c.GitLab.GraphQL = strings.ToLower(cmp.Or(get("LABTRAIL_GRAPHQL"), gitlab.GraphQLAuto)); c.GitLab.GraphQL {
+	case gitlab.GraphQLAuto, gitlab.GraphQLOff:
+	default:
+		errs = append(errs, fmt.Errorf("LABTRAIL_GRAPHQL must be auto or off, got %q", c.GitLab.GraphQL))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(cmp.Or(get("LABTRAIL_LOG_LEVEL"), "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("LABTRAIL_LOG_LEVEL must be debug, info, warn or error, got %q", get("LABTRAIL_LOG_LEVEL")))
+	}
+	return c, errors.Join(errs...)
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
