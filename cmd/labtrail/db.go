@@ -236,8 +236,8 @@ func replicaID() string {
 // sync, webhooks and the read API need, which is what the Lambda runs
 // (docs/serverless.md). It is created by `labtrail migrate`, filled by
 // `labtrail sync` or `labtrail migrate --from`; the rest of labtrail
-// (serve's job queue, metrics, tokens, sessions, archive, connections)
-// needs SQLite or PostgreSQL.
+// (serve's job queue, metrics, sessions, archive, connections) needs
+// SQLite or PostgreSQL. API tokens are kept there too (`labtrail tokens`).
 
 // dynamoPrefix starts a LABTRAIL_DB value that names a DynamoDB table.
 const dynamoPrefix = "dynamodb://"
@@ -262,9 +262,9 @@ func dynamoTable(db string) (string, error) {
 // errNeedsSQL is what a command that needs more than store.Core says
 // of a DynamoDB table.
 func errNeedsSQL(db, what string) error {
-	return fmt.Errorf("%s: a DynamoDB table keeps events, projects, sync state, deliveries, the audit log and digests only; "+
-		"%s also needs the job queue, metrics, API tokens, sessions, the archive or added connections, which only SQLite and PostgreSQL keep "+
-		"(with DynamoDB, run sync, migrate, or the Lambda of docs/serverless.md)", db, what)
+	return fmt.Errorf("%s: a DynamoDB table keeps events, projects, sync state, deliveries, the audit log, digests and API tokens only; "+
+		"%s also needs the job queue, metrics, sessions, the archive or added connections, which only SQLite and PostgreSQL keep "+
+		"(with DynamoDB, run sync, migrate, tokens, or the Lambda of docs/serverless.md)", db, what)
 }
 
 // openCore opens db for the commands that need only store.Core (sync,
@@ -314,3 +314,22 @@ var dynamoRetentionSetting = &setting{env: "LABTRAIL_RETENTION", typ: "list",
 		c.Export.Retention, err = export.ParseRetention(v)
 		return err
 	}}
+
+// tokenStore is what `labtrail tokens` uses of a store.
+type tokenStore interface {
+	store.TokenStore
+	Close() error
+}
+
+// openTokens opens db for `labtrail tokens`: a DynamoDB table keeps API
+// tokens too, so that the tokens made there open the Lambda's API.
+func openTokens(ctx context.Context, db string) (tokenStore, error) {
+	if !isDynamoDB(db) {
+		return openStore(ctx, db)
+	}
+	st, err := openCore(ctx, db, export.Retention{})
+	if err != nil {
+		return nil, err
+	}
+	return st.(*dynamodb.Store), nil
+}

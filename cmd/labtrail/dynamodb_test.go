@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
@@ -101,7 +102,7 @@ func TestDynamoDBRefusals(t *testing.T) {
 	}{
 		{"serve", map[string]string{"GITLAB_URL": simURL, "GITLAB_TOKEN": simToken, "LABTRAIL_DB": "dynamodb://labtrail-serve",
 			"LABTRAIL_ADDR": "127.0.0.1:0"}, []string{"serve"}, "serve also needs the job queue"},
-		{"tokens", map[string]string{"LABTRAIL_DB": "dynamodb://labtrail-serve"}, []string{"tokens", "list"}, "only SQLite and PostgreSQL keep"},
+		{"export", map[string]string{"LABTRAIL_DB": "dynamodb://labtrail-serve"}, []string{"export"}, "only SQLite and PostgreSQL keep"},
 		{"bad name", nil, []string{"migrate", "--db", "dynamodb://x"}, "a DynamoDB table name is 3 to 255"},
 		{"no table", syncEnv(simURL, "dynamodb://labtrail-missing"), []string{"sync", "--once"}, "labtrail migrate --db dynamodb://labtrail-missing"},
 	} {
@@ -111,5 +112,40 @@ func TestDynamoDBRefusals(t *testing.T) {
 				t.Errorf("exit %d, want an error saying %q\n%s%s", code, c.want, out, errOut)
 			}
 		})
+	}
+}
+
+// tokens create, list and revoke work on a DynamoDB table, so the Lambda
+// reading it accepts those tokens.
+func TestDynamoDBTokens(t *testing.T) {
+	dynalitetest.Env(t)
+	db := "dynamodb://labtrail-tokens"
+	if out, errOut, code := labtrail(t, nil, "migrate", "--db", db); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	env := map[string]string{"LABTRAIL_DB": db}
+	raw, errOut, code := labtrail(t, env, "tokens", "create", "--name", "ci", "--scope", "read")
+	if code != 0 || !strings.HasPrefix(raw, auth.TokenPrefix) {
+		t.Fatalf("tokens create: exit %d\n%s%s", code, raw, errOut)
+	}
+	st, err := dynamodb.Open(context.Background(), "labtrail-tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.NewTokens(st).Verify(context.Background(), strings.TrimSpace(raw))
+	if err != nil || tok.Name != "ci" {
+		t.Fatalf("the token made on DynamoDB does not verify there: %+v %v", tok, err)
+	}
+	if out, errOut, code := labtrail(t, env, "tokens", "list"); code != 0 || !strings.Contains(out, "ci") {
+		t.Fatalf("tokens list: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := labtrail(t, env, "tokens", "revoke", "ci"); code != 0 {
+		t.Fatalf("tokens revoke: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := auth.NewTokens(st).Verify(context.Background(), strings.TrimSpace(raw)); err == nil {
+		t.Fatal("a revoked token still verifies")
+	}
+	if acts, err := st.AdminActions(context.Background(), 0, 10); err != nil || len(acts) != 2 {
+		t.Errorf("admin audit: %+v %v; want the create and the revoke", acts, err)
 	}
 }

@@ -213,7 +213,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // existingDB refuses a SQLite path that does not exist: opening it would
 // create an empty database and export nothing, "successfully".
 func existingDB(db string) error {
-	if isPostgres(db) {
+	if isPostgres(db) || isDynamoDB(db) {
 		return nil
 	}
 	if _, err := os.Stat(db); err != nil {

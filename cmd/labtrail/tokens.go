@@ -108,7 +108,7 @@ func runTokens(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, c.DB)
+	st, err := openTokens(ctx, c.DB)
 	if err != nil {
 		return err
 	}

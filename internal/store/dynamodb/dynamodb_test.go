@@ -38,3 +38,8 @@ func open(t testing.TB, opts ...dynamodb.Option) *dynamodb.Store {
 func TestConformance(t *testing.T) {
 	storetest.RunCore(t, func(t *testing.T) store.Core { return open(t) })
 }
+
+// The server's API tokens, kept on the table too, open the Lambda's API.
+func TestTokens(t *testing.T) {
+	storetest.RunTokens(t, func(t *testing.T) store.TokenStore { return open(t) })
+}

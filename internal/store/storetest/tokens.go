@@ -17,11 +17,20 @@ var tokenTests = []struct {
 	name string
 	fn   func(t *testing.T, s store.Store)
 }{
-	{"Tokens", testTokens},
-	{"AdminAudit", testAdminAudit},
+	{"Tokens", func(t *testing.T, s store.Store) { testTokens(t, s) }},
+	{"AdminAudit", func(t *testing.T, s store.Store) { testAdminAudit(t, s) }},
 	{"Sessions", testSessions},
 	{"OAuthSessions", testOAuthSessions},
 	{"OAuthSessionToken", testOAuthSessionToken},
+}
+
+// RunTokens runs the tests of the API tokens and the admin audit trail
+// on a backend that keeps them without the rest of store.Store (DynamoDB),
+// so the tokens the server makes open the Lambda's API too. open is as
+// for Run.
+func RunTokens(t *testing.T, open func(t *testing.T) store.TokenStore) {
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
+	t.Run("AdminAudit", func(t *testing.T) { testAdminAudit(t, open(t)) })
 }
 
 // testOAuthSessions: a session signed in with GitLab keeps its user, the
@@ -115,7 +124,7 @@ func testSessions(t *testing.T, s store.Store) {
 	}
 }
 
-func testTokens(t *testing.T, s store.Store) {
+func testTokens(t *testing.T, s store.TokenStore) {
 	h := func(v string) []byte { x := sha256.Sum256([]byte(v)); return x[:] }
 	exp := at(60 * 24 * 90)
 	a, err := s.CreateToken(ctx(t), store.Token{Name: "ci", Scope: "deploy", Hash: h("one"), CreatedAt: at(0), ExpiresAt: exp})
@@ -162,7 +171,7 @@ func testTokens(t *testing.T, s store.Store) {
 	}
 }
 
-func testAdminAudit(t *testing.T, s store.Store) {
+func testAdminAudit(t *testing.T, s store.TokenStore) {
 	for i, a := range []store.AdminAction{
 		{Time: at(1), Actor: "cli", Action: "token.create", Target: "ci", OK: true},
 		{Time: at(2), Actor: "ci", Action: "delivery.replay", Target: "7", Remote: "10.0.0.1", OK: false, Detail: "rate limited"},
