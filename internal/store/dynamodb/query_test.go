@@ -66,7 +66,9 @@ func record(t *testing.T) *recorder {
 	return rec
 }
 
-func base(i int) time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Minute) }
+func base(i int) time.Time {
+	return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Minute)
+}
 
 // Every listing is a Query of the index its first filter names, one per
 // value, reading one item more than the page; no read of the store is
