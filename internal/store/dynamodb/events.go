@@ -191,11 +191,25 @@ func (s *Store) Upsert(ctx context.Context, events ...change.Event) (store.Upser
 			return res, s.errorf("upsert: event %s: %w", e.ID, err)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return res, s.errorf("upsert: %w", err)
+	}
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	// The stored versions, read in batches, so a call costs a write per
+	// event and a read per hundred; a write that finds the item changed
+	// since reads it again.
+	read, err := s.readEvents(ctx, ids)
+	if err != nil {
+		return res, s.errorf("upsert: %w", err)
+	}
 	for _, e := range events {
 		if err := ctx.Err(); err != nil {
 			return res, s.errorf("upsert: %w", err)
 		}
-		r, err := s.upsert(ctx, e)
+		r, err := s.upsert(ctx, e, read)
 		if err != nil {
 			return res, s.errorf("upsert: event %s: %w", e.ID, err)
 		}
@@ -204,11 +218,49 @@ func (s *Store) Upsert(ctx context.Context, events ...change.Event) (store.Upser
 	return res, nil
 }
 
-func (s *Store) upsert(ctx context.Context, e change.Event) (store.UpsertResult, error) {
-	for range maxRetries {
-		old, err := s.getItem(ctx, key(eventPK(e.ID), skOne))
-		if err != nil {
-			return store.UpsertResult{}, err
+// readEvents reads the stored items of ids (strongly consistent, a
+// hundred per BatchGetItem): nil for an id none is stored for, or an
+// expired one.
+func (s *Store) readEvents(ctx context.Context, ids []string) (map[string]item, error) {
+	out := make(map[string]item, len(ids))
+	var keys []item
+	for _, id := range ids {
+		if _, seen := out[id]; !seen {
+			out[id] = nil
+			keys = append(keys, key(eventPK(id), skOne))
+		}
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 100)
+		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys[:n], ConsistentRead: aws.Bool(true)}}
+		keys = keys[n:]
+		for len(req) > 0 {
+			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range res.Responses[s.table] {
+				if !s.expired(it) {
+					out[getS(it, attrID)] = it
+				}
+			}
+			req = res.UnprocessedKeys
+		}
+	}
+	return out, nil
+}
+
+// upsert stores e by the upsert rule against its stored item, read[e.ID]
+// on the first try (then updated to what was written, for a later event of
+// the call with the same id), read afresh after a conflict.
+func (s *Store) upsert(ctx context.Context, e change.Event, read map[string]item) (store.UpsertResult, error) {
+	for try := range maxRetries {
+		old, cached := read[e.ID]
+		if try > 0 || !cached {
+			var err error
+			if old, err = s.getItem(ctx, key(eventPK(e.ID), skOne)); err != nil {
+				return store.UpsertResult{}, err
+			}
 		}
 		var (
 			stored *store.StoredEvent
@@ -233,13 +285,15 @@ func (s *Store) upsert(ctx context.Context, e change.Event) (store.UpsertResult,
 		if !d.Write {
 			row, attrs, hash = stored.Event, stored.AttrsJSON, stored.Hash
 		}
-		err = s.putEvent(ctx, s.eventItem(row, attrs, hash, after, ver+1), ver)
+		it := s.eventItem(row, attrs, hash, after, ver+1)
+		err = s.putEvent(ctx, it, ver)
 		if isConditionFailed(err) {
 			continue
 		}
 		if err != nil {
 			return store.UpsertResult{}, err
 		}
+		read[e.ID] = it
 		return d.Result, nil
 	}
 	return store.UpsertResult{}, fmt.Errorf("changed by other writers %d times in a row", maxRetries)
