@@ -28,11 +28,15 @@ import (
 // the same one into the same directory.
 const Version = "4.0.0"
 
-var (
-	once     sync.Once
+// server is this process's dynalite.
+var server struct {
+	sync.Mutex
 	endpoint string
-	startErr error
-)
+	err      error         // why it could not start
+	died     chan struct{} // closed when it ended
+	why      error         // why it ended
+	proc     *os.Process
+}
 
 // Dir is where dynalite is installed: $XDG_CACHE_HOME/labtrail/dynalite
 // (~/.cache/labtrail/dynalite), outside the repository so node_modules is
@@ -58,14 +62,25 @@ func Start(tb testing.TB) string {
 			tb.Skipf("dynalite needs %s, which is not on PATH", tool)
 		}
 	}
-	once.Do(func() { endpoint, startErr = start() })
-	if startErr != nil {
-		tb.Fatalf("dynalite: %v", startErr)
+	server.Lock()
+	defer server.Unlock()
+	if server.died != nil {
+		select {
+		case <-server.died:
+			// Tables of the tests that ran are gone with it; the tests
+			// still to run get a new one.
+			tb.Logf("dynalite %v; starting another", server.why)
+			server.endpoint, server.err, server.died = "", nil, nil
+		default:
+		}
 	}
-	if err := exited(); err != nil {
-		tb.Fatalf("dynalite: %v", err)
+	if server.endpoint == "" && server.err == nil {
+		server.endpoint, server.died, server.err = start()
 	}
-	return endpoint
+	if server.err != nil {
+		tb.Fatalf("dynalite: %v", server.err)
+	}
+	return server.endpoint
 }
 
 // Env points the AWS SDK's default configuration at this process's dynalite
@@ -129,11 +144,11 @@ func installed(dir string) bool {
 	return err == nil && strings.Contains(string(b), `"version": "`+Version+`"`)
 }
 
-// server starts dynalite in memory on a port the kernel picks and prints it.
+// serverJS starts dynalite in memory on a port the kernel picks and prints it.
 // It is the module's own API rather than cli.js, whose --port 0 means 4567,
 // and it exits when its stdin closes, which happens however this test
 // process ends (even killed), so no server outlives its tests.
-const server = `
+const serverJS = `
 const dynalite = require(process.argv[1]);
 const srv = dynalite({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0});
 srv.listen(0, '127.0.0.1', () => console.log('PORT ' + srv.address().port));
@@ -142,33 +157,34 @@ process.stdin.on('error', () => process.exit(0));
 process.stdin.resume();
 `
 
-func start() (string, error) {
+func start() (string, chan struct{}, error) {
 	dir, err := Install()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	cmd := exec.Command("node", "-e", server, filepath.Join(dir, "node_modules", "dynalite"))
+	cmd := exec.Command("node", "-e", serverJS, filepath.Join(dir, "node_modules", "dynalite"))
 	// The pipe's write end stays open in this process for its whole life;
 	// the kernel closes it when the process exits.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	keepStdin = stdin
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start node: %w", err)
+		return "", nil, fmt.Errorf("start node: %w", err)
 	}
+	died := make(chan struct{})
+	server.proc = cmd.Process
 	go func() {
 		err := cmd.Wait()
-		died.Lock()
-		died.err = fmt.Errorf("exited (%v) while tests ran; its stderr:\n%s", err, stderr.String())
-		died.Unlock()
+		server.why = fmt.Errorf("exited (%v) while tests ran; its stderr:\n%s", err, stderr.String())
+		close(died)
 	}()
 
 	ports := make(chan string, 1)
@@ -185,32 +201,20 @@ func start() (string, error) {
 	case port = <-ports:
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill() //nolint:errcheck // it failed to start anyway
-		return "", fmt.Errorf("dynalite did not report its port within 30s; stderr: %s", stderr.String())
+		return "", nil, fmt.Errorf("dynalite did not report its port within 30s; stderr: %s", stderr.String())
 	}
 	if _, err := strconv.Atoi(port); err != nil {
-		return "", fmt.Errorf("dynalite reported port %q", port)
+		return "", nil, fmt.Errorf("dynalite reported port %q", port)
 	}
 	url := "http://" + net.JoinHostPort("127.0.0.1", port)
 	if err := waitAnswering(url); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return url, nil
+	return url, died, nil
 }
 
 // keepStdin holds dynalite's stdin open for as long as this process runs.
 var keepStdin interface{ Close() error }
-
-// died is why dynalite ended, once it has.
-var died struct {
-	sync.Mutex
-	err error
-}
-
-func exited() error {
-	died.Lock()
-	defer died.Unlock()
-	return died.err
-}
 
 // lockedBuffer is dynalite's stderr, written by os/exec's copier and read
 // by the tests.

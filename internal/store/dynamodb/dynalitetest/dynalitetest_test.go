@@ -3,6 +3,8 @@ package dynalitetest_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,4 +63,22 @@ func TestEnvReachesDynalite(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "UnknownOperationException" {
 		t.Fatalf("UpdateTimeToLive error = %v, want UnknownOperationException", err)
 	}
+}
+
+// A dynalite that died (killed, or crashed) is reported and replaced, so
+// the tests after it still run.
+func TestStartReplacesADeadServer(t *testing.T) {
+	first := dynalitetest.Start(t)
+	if err := dynalitetest.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	second := dynalitetest.Start(t)
+	if second == first {
+		t.Fatalf("Start after the server died = %s, the dead one", second)
+	}
+	resp, err := http.Post(second, "application/x-amz-json-1.0", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatalf("the new server does not answer: %v", err)
+	}
+	resp.Body.Close()
 }
