@@ -86,6 +86,13 @@ func TestDynamoDBMigrateFromSQLite(t *testing.T) {
 			t.Errorf("second copy wrote %s: %s", f[0], line)
 		}
 	}
+	// And back into a new SQLite file.
+	back := filepath.Join(t.TempDir(), "back.db")
+	out, errOut, code = labtrail(t, nil, "migrate", "--from", db, "--to", back)
+	if code != 0 || !strings.Contains(out, "copy complete and verified") {
+		t.Fatalf("migrate --from DynamoDB --to SQLite: exit %d\n%s%s", code, out, errOut)
+	}
+	assertStoreEqualsTruth(t, sim, api(t, back).URL)
 }
 
 // What DynamoDB cannot run is refused with a message that says why and
