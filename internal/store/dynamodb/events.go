@@ -401,10 +401,23 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 			hi = c
 		}
 	}
+	if lo != "" && hi != "" && lo >= hi {
+		// Nothing is in the range, and DynamoDB refuses a BETWEEN whose
+		// bounds are the wrong way round.
+		return store.Page{}, nil
+	}
 	ds := dims(f)
 	drive := listDim{indexAll, attrAll, []string{allEvents}}
 	if len(ds) > 0 {
-		drive, ds = ds[0], ds[1:]
+		// The filter of fewest values drives (fewest queries), the more
+		// selective one of those that tie.
+		i := 0
+		for j, d := range ds {
+			if len(d.values) < len(ds[i].values) {
+				i = j
+			}
+		}
+		drive, ds = ds[i], slices.Delete(slices.Clone(ds), i, i+1)
 	}
 	names := liveNames(map[string]string{"#pk": drive.attr})
 	if lo != "" || hi != "" {
@@ -415,13 +428,18 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	for i, d := range ds {
 		n := fmt.Sprintf("#f%d", i)
 		names[n] = d.attr
-		var ps []string
-		for j, v := range d.values {
-			p := fmt.Sprintf(":f%d_%d", i, j)
-			values[p] = avS(v)
-			ps = append(ps, p)
+		// IN takes at most 100 values: more are several INs, ORed.
+		var ins []string
+		for c := range slices.Chunk(d.values, 100) {
+			var ps []string
+			for _, v := range c {
+				p := fmt.Sprintf(":f%d_%d", i, len(values))
+				values[p] = avS(v)
+				ps = append(ps, p)
+			}
+			ins = append(ins, n+" IN ("+strings.Join(ps, ", ")+")")
 		}
-		filter = append(filter, n+" IN ("+strings.Join(ps, ", ")+")")
+		filter = append(filter, "("+strings.Join(ins, " OR ")+")")
 	}
 	cond := "#pk = :pk"
 	switch {

@@ -120,6 +120,28 @@ func TestListingsQueryIndexes(t *testing.T) {
 			t.Errorf("List(%+v) called %v, want %v", c.f, got, c.want)
 		}
 	}
+	// The filter of fewest values drives; 150 project ids are a filter of
+	// two INs (at most 100 values each).
+	many := make([]int64, 150)
+	for i := range many {
+		many[i] = int64(i + 1)
+	}
+	p, err := s.List(ctx, store.Filter{ProjectIDs: many, Kind: change.KindPipeline, Limit: 20})
+	if err != nil || len(p.Events) != 15 {
+		t.Fatalf("List by 150 projects and a kind = %d events, %v; want the 15 pipelines", len(p.Events), err)
+	}
+	if got := rec.take(); len(got) == 0 || got[0] != "Query kind_by_time 21" {
+		t.Errorf("List by 150 projects and a kind called %v, want kind_by_time", got)
+	}
+	// since after the cursor's position: nothing, and no query DynamoDB
+	// would refuse (BETWEEN with its bounds the wrong way round).
+	first, _ := s.List(ctx, store.Filter{Limit: 1})
+	p, err = s.List(ctx, store.Filter{Since: base(29).Add(time.Second), Cursor: first.NextCursor})
+	if err != nil || len(p.Events) != 0 {
+		t.Errorf("List since after the cursor = %d events, %v; want none", len(p.Events), err)
+	}
+	rec.take()
+
 	// The other reads: no Scan either.
 	s.Count(ctx, "")
 	s.Count(ctx, change.KindPipeline)
