@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/labtrail/labtrail/internal/gitlab"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -218,19 +218,10 @@ func (s *Sender) postOnce(ctx context.Context, dst Destination, body []byte) (re
 	return false, 0, err
 }
 
-// retryAfter reads Retry-After: seconds or an HTTP date (RFC 9110).
+// retryAfter is how long a Retry-After value asks to wait, 0 for none.
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	wait, _ := gitlab.ParseRetryAfter(v, now)
+	return wait
 }
 
 // Mask writes a webhook URL without its secret: user info, query values

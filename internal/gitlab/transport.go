@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -383,17 +384,25 @@ func exponential(attempt int) time.Duration {
 // retryAfter reads the wait GitLab asks for: Retry-After in seconds or as
 // an HTTP date, else RateLimit-Reset (a Unix time). ok is false when the
 // response gives no hint.
+// ParseRetryAfter reads a Retry-After value (RFC 9110): seconds, or an HTTP
+// date (a past one waits 0); ok is false for an empty or malformed value.
+func ParseRetryAfter(v string, now time.Time) (wait time.Duration, ok bool) {
+	v = textproto.TrimString(v)
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
 func retryAfter(h http.Header, now time.Time) (wait time.Duration, ok bool) {
 	if h == nil {
 		return 0, false
 	}
-	if v := h.Get("Retry-After"); v != "" {
-		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
-			return time.Duration(s) * time.Second, true
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(t.Sub(now), 0), true
-		}
+	if wait, ok := ParseRetryAfter(h.Get("Retry-After"), now); ok {
+		return wait, true
 	}
 	if v := h.Get("RateLimit-Reset"); v != "" {
 		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s > 0 {

@@ -245,12 +245,12 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 		return store.ConvertResult{}, nil, err
 	}
 	var (
-		claimed  []store.Delivery
-		heal     map[int64]string
-		connHeal map[string]map[int64]string
+		claimed []store.Delivery
+		// heal holds the projects to sync per connection ("" the default).
+		heal map[string]map[int64]string
 	)
 	res, err := c.Store.ConvertDeliveries(ctx, claim, func(ds []store.Delivery) []store.Conversion {
-		claimed, heal, connHeal = ds, map[int64]string{}, map[string]map[int64]string{}
+		claimed, heal = ds, map[string]map[int64]string{}
 		out := make([]store.Conversion, len(ds))
 		for i, d := range ds {
 			conn := d.Headers[ConnectionHeader]
@@ -261,14 +261,10 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 				out[i], wh = k.convert(d)
 			}
 			if out[i].Status == store.DeliveryProcessed && len(wh.NeedsDetails) > 0 && wh.ProjectID > 0 {
-				if conn == "" {
-					heal[wh.ProjectID] = wh.ProjectPath
-					continue
+				if heal[conn] == nil {
+					heal[conn] = map[int64]string{}
 				}
-				if connHeal[conn] == nil {
-					connHeal[conn] = map[int64]string{}
-				}
-				connHeal[conn][wh.ProjectID] = wh.ProjectPath
+				heal[conn][wh.ProjectID] = wh.ProjectPath
 			}
 		}
 		return out
@@ -285,21 +281,17 @@ func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (sto
 			c.Observer.Webhook(WebhookEventLabel(res.Deliveries[i].EventType), cv.Status)
 		}
 	}
-	if c.Heal != nil {
-		for pid, path := range heal {
-			if err := c.Heal.HealProject(ctx, pid, path); err != nil {
-				c.log().Warn("schedule healing sync", "project", path, "err", err)
-			}
+	for conn, ps := range heal {
+		h, name := c.Heal, store.DefaultConnection
+		if conn != "" {
+			h, name = known[conn].heal, conn
 		}
-	}
-	for conn, ps := range connHeal {
-		h := known[conn].heal
 		if h == nil {
 			continue
 		}
 		for pid, path := range ps {
 			if err := h.HealProject(ctx, pid, path); err != nil {
-				c.log().Warn("schedule healing sync", "connection", conn, "project", path, "err", err)
+				c.log().Warn("schedule healing sync", "connection", name, "project", path, "err", err)
 			}
 		}
 	}
@@ -345,7 +337,7 @@ func (c *Converter) connectionsKnown(ctx context.Context) (map[string]*knownProj
 // and the events under its ids.
 func convertForConnection(known map[string]*knownProjects, conn string, d store.Delivery) (store.Conversion, gitlab.Webhook) {
 	k, ok := known[conn]
-	if !ok || k == nil {
+	if !ok {
 		return store.Conversion{ID: d.ID, Status: store.DeliveryIgnored, Reason: fmt.Sprintf("connection %q is not configured", conn)}, gitlab.Webhook{}
 	}
 	cv, wh := k.convert(d)

@@ -78,8 +78,12 @@ func (s SQL[T]) ClaimDigest(ctx context.Context, key, destination string, now ti
 	}
 	got, err := rowsOf(ctx, s.Query, `SELECT `+digestColumns+` FROM digest_sends WHERE period_key = `+p(1)+` AND destination = `+p(2),
 		[]any{key, destination}, s.scanDigest)
-	if err != nil || len(got) == 0 {
-		return DigestSend{}, false, s.errorf("claim digest: read back: %v", err)
+	if err != nil {
+		return DigestSend{}, false, s.errorf("claim digest: read back: %w", err)
+	}
+	if len(got) == 0 {
+		// Only a concurrent delete of the row gets here.
+		return DigestSend{}, false, s.errorf("claim digest %s for %s: the claimed row is gone", key, destination)
 	}
 	return got[0], n == 1, nil
 }

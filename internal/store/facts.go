@@ -419,6 +419,12 @@ const LinkWindow = 10 * time.Minute
 // deployment; the metrics read only rows whose duplicate_of is empty, so
 // the two count once.
 func (d Dialect) linkDeployment(e change.Event, source, env string, job int64) []Statement {
+	if ConnectionOf(e.ID) != DefaultConnection {
+		// Deployments are reported for the default connection's
+		// projects only: another GitLab's project of the same id is
+		// another project.
+		return nil
+	}
 	t := d.Time
 	lo, hi := e.OccurredAt.Add(-LinkWindow), e.OccurredAt.Add(LinkWindow)
 	if !InTimeRange(lo) || !InTimeRange(hi) {
@@ -444,12 +450,6 @@ func (d Dialect) linkDeployment(e change.Event, source, env string, job int64) [
 		return other + "project_id = " + p(e.ProjectID) + " AND " + d.HasPrefix(other+"id", p("deployment-")) +
 			" AND " + other + "environment = " + p(env) +
 			" AND (" + strings.Join(conds, " OR ") + ")"
-	}
-	if ConnectionOf(e.ID) != DefaultConnection {
-		// Deployments are reported for the default connection's
-		// projects only: another GitLab's project of the same id is
-		// another project.
-		return nil
 	}
 	if source == "api" {
 		args := []any{}
