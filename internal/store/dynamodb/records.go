@@ -442,8 +442,12 @@ func (s *Store) ClaimDigest(ctx context.Context, k, destination string, now time
 		}
 	}
 	got, err := s.getItem(ctx, dk)
-	if err != nil || got == nil {
-		return store.DigestSend{}, false, s.errorf("claim digest: read back: %v", err)
+	if err != nil {
+		return store.DigestSend{}, false, s.errorf("claim digest: read back: %w", err)
+	}
+	if got == nil {
+		// Only an expiry between the claim and this read gets here.
+		return store.DigestSend{}, false, s.errorf("claim digest %s for %s: the claimed record is gone", k, destination)
 	}
 	return digestOf(got), claimed, nil
 }
