@@ -133,7 +133,8 @@ func (s *Store) PutDelivery(ctx context.Context, d store.Delivery) (int64, bool,
 	if err != nil {
 		return 0, false, s.errorf("put delivery: %w", err)
 	}
-	d.ID, d.Status, d.Attempts, d.LastError, d.ProcessedAt = id, "", 0, "", time.Time{}
+	// As the SQL backends: the status given (pending when none), no attempt yet.
+	d.ID, d.Attempts, d.LastError, d.ProcessedAt = id, 0, "", time.Time{}
 	it, err := s.deliveryItem(d)
 	if err != nil {
 		return 0, false, s.errorf("put delivery: %w", err)
