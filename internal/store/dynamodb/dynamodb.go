@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -170,7 +171,34 @@ func Create(ctx context.Context, table string, log *slog.Logger) (warning string
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: &table}, 5*time.Minute); err != nil {
 		return "", fmt.Errorf("dynamodb: table %s: %w", table, err)
 	}
+	if err := checkIndexes(ctx, s.db, table); err != nil {
+		return "", err
+	}
 	return EnableTTL(ctx, s.db, table)
+}
+
+// checkIndexes refuses a table that lacks an index the store queries (one
+// made by something else, under the same name), naming what it lacks.
+func checkIndexes(ctx context.Context, db *dynamodb.Client, table string) error {
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
+	if err != nil {
+		return fmt.Errorf("dynamodb: table %s: %w", table, err)
+	}
+	have := map[string]bool{}
+	for _, g := range out.Table.GlobalSecondaryIndexes {
+		have[aws.ToString(g.IndexName)] = true
+	}
+	var missing []string
+	for _, g := range tableInput(table).GlobalSecondaryIndexes {
+		if !have[aws.ToString(g.IndexName)] {
+			missing = append(missing, aws.ToString(g.IndexName))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("dynamodb: table %s exists without the indexes %s: it was not made by labtrail migrate; use another table name",
+			table, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // EnableTTL turns on time to live on table's ttl attribute unless it is

@@ -7,12 +7,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/store"
@@ -183,5 +186,33 @@ func TestExpiredItemsLeftOut(t *testing.T) {
 	}
 	if _, tl, err := s.Get(ctx, mr.ID); err != nil || len(tl) != 1 {
 		t.Errorf("timeline after re-insert: %v, %v; want one entry", tl, err)
+	}
+}
+
+// Create leaves a table it made as it is, and refuses one of that name
+// made otherwise, naming the indexes it lacks.
+func TestCreateChecksAnExistingTable(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	if _, err := dynamodb.Create(ctx, s.Table(), nil); err != nil {
+		t.Fatalf("Create again: %v", err)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := awsdynamodb.NewFromConfig(cfg)
+	other := s.Table() + "-other"
+	_, err = db.CreateTable(ctx, &awsdynamodb.CreateTableInput{
+		TableName:            &other,
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dynamodb.Create(ctx, other, nil); err == nil || !strings.Contains(err.Error(), "all_by_time") {
+		t.Fatalf("Create on a table made otherwise: %v; want the missing indexes named", err)
 	}
 }
