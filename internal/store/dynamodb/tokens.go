@@ -162,22 +162,14 @@ func (s *Store) RevokeToken(ctx context.Context, ref string, at time.Time) (stor
 	if id == 0 {
 		return store.Token{}, store.ErrNotFound
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       key(pkTokens, idKey(id)),
-		UpdateExpression:          aws.String("SET #rev = if_not_exists(#rev, :at)"),
-		ConditionExpression:       aws.String("attribute_exists(#pk)"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#rev": "revoked_at"},
-		ExpressionAttributeValues: item{":at": avN(at.UnixNano())},
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	it, err := s.setTokenTime(ctx, id, "revoked_at", at, true)
 	if isConditionFailed(err) {
 		return store.Token{}, store.ErrNotFound
 	}
 	if err != nil {
 		return store.Token{}, s.errorf("revoke token: %w", err)
 	}
-	return tokenOf(out.Attributes), nil
+	return tokenOf(it), nil
 }
 
 // TouchToken implements store.TokenStore.
@@ -185,18 +177,33 @@ func (s *Store) TouchToken(ctx context.Context, id int64, at time.Time) error {
 	if err := store.CheckTime("at", at); err != nil {
 		return s.errorf("touch token: %w", err)
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       key(pkTokens, idKey(id)),
-		UpdateExpression:          aws.String("SET #used = :at"),
-		ConditionExpression:       aws.String("attribute_exists(#pk)"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#used": "last_used_at"},
-		ExpressionAttributeValues: item{":at": avN(at.UnixNano())},
-	})
-	if err != nil && !isConditionFailed(err) {
+	if _, err := s.setTokenTime(ctx, id, "last_used_at", at, false); err != nil && !isConditionFailed(err) {
 		return s.errorf("touch token: %w", err)
 	}
 	return nil
+}
+
+// setTokenTime sets the time attr of token id to at (only if it has none,
+// with first) and returns the token as it is then; a token that does not
+// exist is a condition error.
+func (s *Store) setTokenTime(ctx context.Context, id int64, attr string, at time.Time, first bool) (item, error) {
+	set := "SET #t = :at"
+	if first {
+		set = "SET #t = if_not_exists(#t, :at)"
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       key(pkTokens, idKey(id)),
+		UpdateExpression:          aws.String(set),
+		ConditionExpression:       aws.String("attribute_exists(#pk)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#t": attr},
+		ExpressionAttributeValues: item{":at": avN(at.UnixNano())},
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Attributes, nil
 }
 
 // AppendAdminAction implements store.AdminAuditor.
