@@ -245,7 +245,7 @@ var (
 			}},
 		dbSetting,
 	}
-	dbSetting = &setting{flag: "db", env: "LABTRAIL_DB", def: "labtrail.db", typ: "string", help: "SQLite database file, or a postgres:// URL, or dynamodb://TABLE (sync and migrate only)",
+	dbSetting = &setting{flag: "db", env: "LABTRAIL_DB", def: "labtrail.db", typ: "string", help: "SQLite database file, or a postgres:// URL, or dynamodb://TABLE (sync, migrate and tokens only)",
 		set: text(func(c *config) *string { return &c.DB }), show: displayDB}
 
 	webhookSecretSetting = &setting{env: "LABTRAIL_WEBHOOK_SECRET", typ: "list",
