@@ -33,7 +33,7 @@ func dynamoAPI(t *testing.T, table string) string {
 // it with what the simulator holds, and a second sync stores nothing.
 func TestDynamoDBMigrateAndSync(t *testing.T) {
 	dynalitetest.Env(t)
-	sim, simURL := startSim(t, gitlabsim.Options{Seed: 5, Projects: 2, MRs: 15, Pipelines: 15})
+	sim, simURL := startSim(t, gitlabsim.Options{Seed: 5, Projects: 2, MRs: 8, Pipelines: 8})
 	db := "dynamodb://labtrail-sync"
 	for range 2 {
 		out, errOut, code := labtrail(t, nil, "migrate", "--db", db)
@@ -63,7 +63,7 @@ func TestDynamoDBMigrateAndSync(t *testing.T) {
 // nothing.
 func TestDynamoDBMigrateFromSQLite(t *testing.T) {
 	dynalitetest.Env(t)
-	sim, simURL := startSim(t, gitlabsim.Options{Seed: 6, Projects: 2, MRs: 15, Pipelines: 15})
+	sim, simURL := startSim(t, gitlabsim.Options{Seed: 6, Projects: 1, MRs: 8, Pipelines: 8})
 	file := filepath.Join(t.TempDir(), "labtrail.db")
 	if out, errOut, code := labtrail(t, syncEnv(simURL, file), "sync", "--once"); code != 0 {
 		t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
