@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,11 +140,9 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 
 // splitList splits a comma-separated list, dropping blanks.
 func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
 	}
-	return out
+	return slices.DeleteFunc(parts, func(p string) bool { return p == "" })
 }

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,29 +30,11 @@ const (
 	apiToken  = "api-token-value-5678"
 )
 
-// syncedBuffer is a log sink safe for the poller's goroutines.
-type syncedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // onlyCore hides the SQLite store's API tokens, as a store without them
 // (DynamoDB's) has none.
 type onlyCore struct{ serverless.Store }
 
-func setup(t *testing.T, o gitlabsim.Options, st serverless.Store, env map[string]string) (*serverless.Function, *gitlabsim.Sim, *syncedBuffer) {
+func setup(t *testing.T, o gitlabsim.Options, st serverless.Store, env map[string]string) (*serverless.Function, *gitlabsim.Sim, *lambdatest.Log) {
 	t.Helper()
 	o.Token = simToken
 	o.RateLimit = 1 << 30
@@ -70,7 +51,7 @@ func setup(t *testing.T, o gitlabsim.Options, st serverless.Store, env map[strin
 		t.Fatal(err)
 	}
 	c.APIToken = vars["TEST_API_TOKEN"]
-	logs := &syncedBuffer{}
+	logs := &lambdatest.Log{}
 	f, err := serverless.New(c, st, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -329,7 +310,7 @@ func TestSecretsFromSSMAndNeverLogged(t *testing.T) {
 	defer simSrv.Close()
 	c.GitLab.URL = simSrv.URL
 	c.GitLab.RequestsPerMinute = 100000
-	logs := &syncedBuffer{}
+	logs := &lambdatest.Log{}
 	f, err := serverless.New(c, onlyCore{openSQLite(t)}, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
