@@ -206,8 +206,10 @@ func TestSyncStopsBeforeTheDeadlineAndResumes(t *testing.T) {
 	if took := time.Since(start); took >= 2*time.Second {
 		t.Errorf("the pass took %s of a 2s deadline: it must stop a margin (200ms) before", took)
 	}
-	if rep.Stored == 0 {
-		t.Errorf("the pass cut short stored nothing, so nothing shows it resumes: %+v", rep)
+	// What it stored stays (the report leaves out the counts of walks
+	// it cut off, not what they stored).
+	if page, err := st.List(context.Background(), store.Filter{Limit: 1}); err != nil || len(page.Events) == 0 {
+		t.Errorf("the pass cut short stored nothing, so nothing shows it resumes (%v): %+v", err, rep)
 	}
 	if rep.Complete || len(rep.Errors) == 0 || !strings.Contains(strings.Join(rep.Errors, ";"), "resumes from the cursors") {
 		t.Fatalf("a pass cut short reports %+v", rep)
