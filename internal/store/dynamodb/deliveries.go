@@ -343,7 +343,7 @@ func (s *Store) ConvertDeliveries(ctx context.Context, claim store.DeliveryClaim
 			return res, s.errorf("convert deliveries: %w", err)
 		}
 		if len(found) == 0 {
-			return res, nil
+			return store.ConvertResult{}, nil
 		}
 		sizes := make([]store.ClaimedSize, len(found))
 		for i, it := range found {

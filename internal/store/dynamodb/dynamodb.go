@@ -436,6 +436,23 @@ func (s *Store) getItem(ctx context.Context, k item) (item, error) {
 	return out.Item, nil
 }
 
+// backoff waits before the try-th call of a batch whose earlier call left
+// items unprocessed (DynamoDB throttled it): not before the first,
+// then 50 ms doubling up to a second.
+func backoff(ctx context.Context, try int) error {
+	if try == 0 {
+		return nil
+	}
+	t := time.NewTimer(min(50*time.Millisecond<<min(try-1, 5), time.Second))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // next takes the next number of a counter (an atomic ADD).
 func (s *Store) next(ctx context.Context, counter string) (int64, error) {
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{

@@ -234,7 +234,10 @@ func (s *Store) readEvents(ctx context.Context, ids []string) (map[string]item, 
 		n := min(len(keys), 100)
 		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys[:n], ConsistentRead: aws.Bool(true)}}
 		keys = keys[n:]
-		for len(req) > 0 {
+		for try := 0; len(req) > 0; try++ {
+			if err := backoff(ctx, try); err != nil {
+				return nil, err
+			}
 			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 			if err != nil {
 				return nil, err
@@ -584,7 +587,10 @@ func (s *Store) Versions(ctx context.Context, ids []string) (map[string]time.Tim
 			ProjectionExpression:     aws.String("#id, #u, #src, #ttl"),
 			ExpressionAttributeNames: map[string]string{"#id": attrID, "#u": aUpdated, "#src": aSource, "#ttl": attrTTL},
 		}}
-		for len(req) > 0 {
+		for try := 0; len(req) > 0; try++ {
+			if err := backoff(ctx, try); err != nil {
+				return nil, s.errorf("versions: %w", err)
+			}
 			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 			if err != nil {
 				return nil, s.errorf("versions: %w", err)

@@ -296,7 +296,10 @@ func (s *Store) deleteAll(ctx context.Context, keys []item) error {
 		}
 		keys = keys[n:]
 		req := map[string][]types.WriteRequest{s.table: reqs}
-		for len(req) > 0 {
+		for try := 0; len(req) > 0; try++ {
+			if err := backoff(ctx, try); err != nil {
+				return err
+			}
 			out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: req})
 			if err != nil {
 				return err
