@@ -238,7 +238,6 @@ func TestDefaults(t *testing.T) {
 		"LABTRAIL_SSM_API_TOKEN_PARAMETER":      "/labtrail/api/token",
 		"GITLAB_URL":                            "https://gitlab.com",
 		"LABTRAIL_RETENTION":                    "720h",
-		"POLL_INTERVAL":                         "5m0s",
 	}})
 	equal(t, "loggingConfig", fn["loggingConfig"], map[string]any{"logFormat": "Text", "logGroup": "/aws/lambda/labtrail-dev"})
 	code := m.resources["function"].Inputs["code"]
@@ -446,7 +445,6 @@ func TestConfigured(t *testing.T) {
 		"REPOS":                                 "team/api,team/web",
 		"GROUPS":                                "platform",
 		"LABTRAIL_RETENTION":                    "2160h,job=168h",
-		"POLL_INTERVAL":                         "1h0m0s",
 		"LABTRAIL_LOG_LEVEL":                    "debug",
 		"BRANCHES":                              "main,release",
 	}})
@@ -457,8 +455,8 @@ func TestConfigured(t *testing.T) {
 	equal(t, "function output", out.function, "labtrail-prod")
 }
 
-// A cron schedule has no fixed period, so POLL_INTERVAL is left to the
-// function's default; one parameter named twice is granted once.
+// A cron schedule is taken as it is; one parameter named twice is granted
+// once.
 func TestCronScheduleAndSharedParameter(t *testing.T) {
 	m, _, err := deploy(t, map[string]string{
 		"schedule":          "cron(0/15 8-18 ? * MON-FRI *)",
@@ -469,10 +467,6 @@ func TestCronScheduleAndSharedParameter(t *testing.T) {
 	}
 	_, rule := m.get(t, "aws:cloudwatch/eventRule:EventRule")
 	equal(t, "scheduleExpression", rule["scheduleExpression"], "cron(0/15 8-18 ? * MON-FRI *)")
-	_, fn := m.get(t, "aws:lambda/function:Function")
-	if _, ok := fn["environment"].(map[string]any)["variables"].(map[string]any)["POLL_INTERVAL"]; ok {
-		t.Errorf("POLL_INTERVAL set for a cron schedule: %v", fn["environment"])
-	}
 	checkPolicy(t, m, "labtrail-dev", []string{"/labtrail/gitlab/token", "/labtrail/gitlab/webhook-secret"}, "eu-west-1")
 }
 

@@ -23,7 +23,6 @@ type settings struct {
 	Memory                 int           // MB
 	Timeout                time.Duration // whole seconds, at most 15 minutes
 	Schedule               string        // EventBridge rate(...) or cron(...)
-	PollInterval           string        // the schedule's period for POLL_INTERVAL; "" for cron
 	GitLabURL              string
 	Repos                  string
 	Groups                 string
@@ -140,14 +139,13 @@ func loadSettings(ctx *pulumi.Context) (settings, error) {
 	if !nameExpr.MatchString(s.Name) {
 		errs = append(errs, fmt.Sprintf("labtrail:name is %q; want 1 to 64 letters, digits, - or _", s.Name))
 	}
+	// The schedule is the function's POLL_INTERVAL: each tick is one pass.
 	if m := rateExpr.FindStringSubmatch(s.Schedule); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		unit := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[strings.TrimSuffix(m[2], "s")]
 		// EventBridge wants the singular for 1 and the plural otherwise.
 		if n == 0 || (n == 1) != !strings.HasSuffix(m[2], "s") {
 			errs = append(errs, fmt.Sprintf("labtrail:schedule is %q; write rate(1 minute) or rate(N minutes) with N > 1", s.Schedule))
 		}
-		s.PollInterval = (time.Duration(n) * unit).String()
 	} else if !cronExpr.MatchString(s.Schedule) {
 		errs = append(errs, fmt.Sprintf("labtrail:schedule is %q; want an EventBridge expression such as rate(5 minutes) or cron(0/10 * * * ? *)", s.Schedule))
 	}
@@ -207,7 +205,7 @@ func validRetention(v string) bool {
 // programEnv are the variables the program sets from its settings (and
 // the table it creates), which labtrail:env may not set again.
 var programEnv = []string{"LABTRAIL_DYNAMODB_TABLE", "LABTRAIL_SSM_TOKEN_PARAMETER", "LABTRAIL_SSM_WEBHOOK_SECRET_PARAMETER",
-	"LABTRAIL_SSM_API_TOKEN_PARAMETER", "GITLAB_URL", "REPOS", "GROUPS", "LABTRAIL_GROUPS", "LABTRAIL_RETENTION", "POLL_INTERVAL"}
+	"LABTRAIL_SSM_API_TOKEN_PARAMETER", "GITLAB_URL", "REPOS", "GROUPS", "LABTRAIL_GROUPS", "LABTRAIL_RETENTION"}
 
 // environment is the function's environment but for the table's name: the
 // settings the function reads as labtrail sync and serve do, plus env.
@@ -219,7 +217,7 @@ func (s settings) environment() map[string]string {
 		"GITLAB_URL":                            s.GitLabURL,
 		"LABTRAIL_RETENTION":                    s.Retention,
 	}
-	for k, v := range map[string]string{"REPOS": s.Repos, "GROUPS": s.Groups, "POLL_INTERVAL": s.PollInterval} {
+	for k, v := range map[string]string{"REPOS": s.Repos, "GROUPS": s.Groups} {
 		if v != "" {
 			env[k] = v
 		}

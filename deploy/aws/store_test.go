@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,12 +18,22 @@ import (
 // tests read its source to keep the table and the policy in step with it.
 const storeDir = "../../internal/store/dynamodb"
 
+// functionDir is internal/serverless, which reads the function's
+// configuration from its environment.
+const functionDir = "../../internal/serverless"
+
 // storeSource parses the store's non-test files.
 func storeSource(t *testing.T) (*token.FileSet, []*ast.File) {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(storeDir, "*.go"))
+	return parseDir(t, storeDir)
+}
+
+// parseDir parses the non-test Go files of dir.
+func parseDir(t *testing.T, dir string) (*token.FileSet, []*ast.File) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil || len(names) == 0 {
-		t.Fatalf("no Go files in %s (%v): the Pulumi program's table and policy are checked against that store", storeDir, err)
+		t.Fatalf("no Go files in %s (%v): the Pulumi program is checked against that package", dir, err)
 	}
 	fset := token.NewFileSet()
 	var files []*ast.File
@@ -232,5 +243,36 @@ func TestActionsMatchStore(t *testing.T) {
 	got := slices.Sorted(slices.Values(dynamoDBActions))
 	if !slices.Equal(got, want) {
 		t.Errorf("the role grants %v; the store calls %v (at %v)", got, want, used)
+	}
+}
+
+// Every variable the program puts into the function's environment is one
+// the function reads: a string constant of that name in internal/serverless
+// (its ConfigFromEnv), so a renamed variable fails here, not in AWS.
+func TestEnvironmentReadByFunction(t *testing.T) {
+	_, files := parseDir(t, functionDir)
+	names := map[string]bool{}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if v, err := strconv.Unquote(lit.Value); err == nil && envNameExpr.MatchString(v) {
+					names[v] = true
+				}
+			}
+			return true
+		})
+	}
+	s := settings{Repos: "a/b", Groups: "g", Env: map[string]string{}}
+	set := slices.Sorted(maps.Keys(s.environment()))
+	set = append(set, "LABTRAIL_DYNAMODB_TABLE")
+	for _, k := range set {
+		if !names[k] {
+			t.Errorf("the program sets %s, which %s never names", k, functionDir)
+		}
+	}
+	for _, k := range programEnv {
+		if !names[k] {
+			t.Errorf("programEnv names %s, which %s never names", k, functionDir)
+		}
 	}
 }
