@@ -151,8 +151,8 @@ func loadSettings(ctx *pulumi.Context) (settings, error) {
 	} else if !cronExpr.MatchString(s.Schedule) {
 		errs = append(errs, fmt.Sprintf("labtrail:schedule is %q; want an EventBridge expression such as rate(5 minutes) or cron(0/10 * * * ? *)", s.Schedule))
 	}
-	if d, err := time.ParseDuration(s.Retention); err != nil || d <= 0 {
-		errs = append(errs, fmt.Sprintf("labtrail:retention is %q; want a positive Go duration such as 720h", s.Retention))
+	if !validRetention(s.Retention) {
+		errs = append(errs, fmt.Sprintf("labtrail:retention is %q; want positive Go durations as LABTRAIL_RETENTION takes them, such as 720h or 720h,job=168h", s.Retention))
 	}
 	if !strings.HasPrefix(s.GitLabURL, "https://") && !strings.HasPrefix(s.GitLabURL, "http://") {
 		errs = append(errs, fmt.Sprintf("labtrail:gitlabUrl is %q; want an http(s) URL", s.GitLabURL))
@@ -183,6 +183,25 @@ func loadSettings(ctx *pulumi.Context) (settings, error) {
 		return s, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
 	return s, nil
+}
+
+// validRetention checks LABTRAIL_RETENTION's form: comma-separated
+// positive durations, at most one bare (every kind), the others KIND=D.
+// Whether each KIND is one of labtrail's the function says at its start.
+func validRetention(v string) bool {
+	bare := 0
+	for part := range strings.SplitSeq(v, ",") {
+		kind, dur, hasKind := strings.Cut(strings.TrimSpace(part), "=")
+		if !hasKind {
+			kind, dur = "", kind
+			bare++
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(dur))
+		if err != nil || d <= 0 || (hasKind && !envNameExpr.MatchString(strings.ToUpper(strings.TrimSpace(kind)))) {
+			return false
+		}
+	}
+	return bare <= 1
 }
 
 // programEnv are the variables the program sets from its settings (and

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/labtrail/labtrail/internal/export"
 	"github.com/labtrail/labtrail/internal/gitlab"
 )
 
@@ -42,8 +44,10 @@ type Config struct {
 	// APIToken is the bearer token the reads need (from SSM); empty
 	// leaves only the store's API tokens, when it keeps them.
 	APIToken string
-	// Table is LABTRAIL_DYNAMODB_TABLE.
-	Table string
+	// Table is LABTRAIL_DYNAMODB_TABLE; Retention LABTRAIL_RETENTION, how
+	// long its history is kept (zero: the store's default).
+	Table     string
+	Retention export.Retention
 	// The SSM parameters; an empty one is not read.
 	TokenParameter, WebhookSecretParameter, APITokenParameter string
 	LogLevel                                                  slog.Level
@@ -55,8 +59,8 @@ type Config struct {
 // DefaultMargin is Config.Margin's default.
 const DefaultMargin = 10 * time.Second
 
-// ConfigFromEnv reads the configuration from getenv (os.Getenv in the
-// function; lookup says whether a variable is set at all, so that an SSM
+// ConfigFromEnv reads the configuration through lookup (os.LookupEnv in
+// the function: it says whether a variable is set at all, so that an SSM
 // parameter variable set to "" turns that secret off). A bad value is an
 // error naming its variable.
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
@@ -85,20 +89,31 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.TokenParameter = param("LABTRAIL_SSM_TOKEN_PARAMETER", DefaultTokenParameter)
 	c.WebhookSecretParameter = param("LABTRAIL_SSM_WEBHOOK_SECRET_PARAMETER", DefaultWebhookSecretParameter)
 	c.APITokenParameter = param("LABTRAIL_SSM_API_TOKEN_PARAMETER", DefaultAPITokenParameter)
+	// Unset numbers and durations stay zero: the GitLab client and the
+	// poller then use their own defaults, the ones labtrail sync has.
 	var errs []error
-	num := func(k, def string, min int, dst *int) {
-		v := cmp.Or(get(k), def)
+	num := func(k string, dst *int) {
+		v := get(k)
+		if v == "" {
+			return
+		}
 		n, err := strconv.Atoi(v)
-		if err != nil || n < min {
-			errs = append(errs, fmt.Errorf("%s must be a whole number of at least %d, got %q", k, min, v))
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be a positive whole number, got %q", k, v))
 		}
 		*dst = n
 	}
-	num("LABTRAIL_REQUESTS_PER_MINUTE", "600", 1, &c.GitLab.RequestsPerMinute)
-	num("LABTRAIL_CONCURRENCY", "4", 1, &c.GitLab.Concurrency)
-	num("LABTRAIL_MAX_PROJECTS", "100", 1, &c.Selection.Max)
-	dur := func(k, def string, zero time.Duration, dst *time.Duration) {
-		v := cmp.Or(get(k), def)
+	num("LABTRAIL_REQUESTS_PER_MINUTE", &c.GitLab.RequestsPerMinute)
+	num("LABTRAIL_CONCURRENCY", &c.GitLab.Concurrency)
+	num("LABTRAIL_MAX_PROJECTS", &c.Selection.Max)
+	// zero is what "0" means: -1 for the sweeps ("every poll" for the full
+	// sweep, "never" for the change detection sweep, as for labtrail
+	// sync); 0 is refused where it means nothing.
+	dur := func(k string, zero time.Duration, dst *time.Duration) {
+		v := get(k)
+		if v == "" {
+			return
+		}
 		d, err := time.ParseDuration(v)
 		if v == "0" {
 			d, err = 0, nil
@@ -111,13 +126,16 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		*dst = d
 	}
-	// 0 means "every poll" for the full sweep and "never" for the change
-	// detection sweep, as for labtrail sync: both are -1 to the poller.
-	dur("LABTRAIL_HTTP_TIMEOUT", "30s", 0, &c.GitLab.Timeout)
-	dur("LABTRAIL_FULL_SWEEP", "6h", -1, &c.FullSweep)
-	dur("LABTRAIL_SWEEP", "15m", -1, &c.Sweep)
-	if v := get("LABTRAIL_SYNC_MARGIN"); v != "" {
-		dur("LABTRAIL_SYNC_MARGIN", v, 0, &c.Margin)
+	dur("LABTRAIL_HTTP_TIMEOUT", 0, &c.GitLab.Timeout)
+	dur("LABTRAIL_FULL_SWEEP", -1, &c.FullSweep)
+	dur("LABTRAIL_SWEEP", -1, &c.Sweep)
+	dur("LABTRAIL_SYNC_MARGIN", 0, &c.Margin)
+	if v := get("LABTRAIL_RETENTION"); v != "" {
+		r, err := export.ParseRetention(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("LABTRAIL_RETENTION: %w", err))
+		}
+		c.Retention = r
 	}
 	if v := get("LABTRAIL_INCLUDE_ARCHIVED"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -126,7 +144,8 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.Selection.IncludeArchived = b
 	}
-	switch c.GitLab.GraphQL = strings.ToLower(cmp.Or(get("LABTRAIL_GRAPHQL"), gitlab.GraphQLAuto)); c.GitLab.GraphQL {
+	switch c.GitLab.GraphQL = strings.ToLower(get("LABTRAIL_GRAPHQL")); c.GitLab.GraphQL {
+	case "":
 	case gitlab.GraphQLAuto, gitlab.GraphQLOff:
 	default:
 		errs = append(errs, fmt.Errorf("LABTRAIL_GRAPHQL must be auto or off, got %q", c.GitLab.GraphQL))
@@ -139,11 +158,9 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 
 // splitList splits a comma-separated list, dropping blanks.
 func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
 	}
-	return out
+	return slices.DeleteFunc(parts, func(p string) bool { return p == "" })
 }

@@ -184,3 +184,23 @@ func parseError(body []byte, header string) *Error {
 	e.Header = header
 	return &e
 }
+
+// Log collects what a function (a process, or one in-process under test)
+// writes, safe for concurrent writers.
+type Log struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}
