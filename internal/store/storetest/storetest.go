@@ -68,6 +68,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests = append(tests, archiveTests...)
 	tests = append(tests, linkTests...)
 	tests = append(tests, connectionTests...)
+	runEach(t, tests, open)
+}
+
+// runEach runs each test on a store of its own.
+func runEach[S any](t *testing.T, tests []struct {
+	name string
+	fn   func(t *testing.T, s S)
+}, open func(t *testing.T) S) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
@@ -130,11 +138,7 @@ func RunCore(t *testing.T, open func(t *testing.T) store.Core) {
 	tests = append(tests, healTests...)
 	tests = append(tests, deliveryTests...)
 	tests = append(tests, digestTests...)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, open(t))
-		})
-	}
+	runEach(t, tests, open)
 	t.Run("CopyBetweenStores", func(t *testing.T) { testCopy(t, open) })
 }
 
