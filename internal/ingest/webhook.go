@@ -221,6 +221,12 @@ func (h *WebhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.IdempotencyKey = conn + ":" + d.IdempotencyKey
 	}
 	id, dup, err := h.store.PutDelivery(r.Context(), d)
+	if errors.Is(err, store.ErrTooLarge) {
+		h.log.Warn("webhook: delivery refused, too large for the store", "event", event, "err", err)
+		result = WebhookRejected
+		writeWebhookError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
 	if err != nil {
 		h.log.Error("webhook: could not store delivery", "event", event, "err", err)
 		result = WebhookError

@@ -18,6 +18,11 @@ var ErrNotFound = errors.New("not found")
 // ErrInvalidCursor is returned by List for a cursor it did not issue.
 var ErrInvalidCursor = errors.New("invalid cursor")
 
+// ErrTooLarge is returned for a value larger than the backend can hold
+// (a webhook body beyond a DynamoDB item's 400 KB, say): the caller's
+// input, not the store's failure.
+var ErrTooLarge = errors.New("too large for this store")
+
 // UpsertResult counts what an Upsert did with the events it was given.
 type UpsertResult struct {
 	Inserted  int // new ids

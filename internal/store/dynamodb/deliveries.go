@@ -30,6 +30,10 @@ import (
 // well.
 const gzipAbove = 32 << 10
 
+// maxDeliveryBytes is the most of body and headers a delivery item takes,
+// leaving room in DynamoDB's 400 KB for its other attributes and names.
+const maxDeliveryBytes = 390 << 10
+
 // claimLease is how long a claim keeps a delivery from other converters;
 // a converter that dies mid-batch leaves its deliveries pending, to be
 // claimed again after it.
@@ -73,6 +77,10 @@ func (s *Store) deliveryItem(d store.Delivery) (item, error) {
 		zw.Close()     //nolint:errcheck // likewise
 		body = b.Bytes()
 		it["body_gzip"] = avBool(true)
+	}
+	if n := len(body) + len(headers); n > maxDeliveryBytes {
+		return nil, fmt.Errorf("delivery of %d bytes (%d after compression, with its headers): %w: a DynamoDB item holds at most 400 KB",
+			len(d.Body), n, store.ErrTooLarge)
 	}
 	if len(body) > 0 {
 		it["body"] = avB(body)

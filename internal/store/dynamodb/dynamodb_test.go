@@ -3,6 +3,7 @@ package dynamodb_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -73,7 +74,7 @@ func TestLargeDeliveryBodies(t *testing.T) {
 	}
 	noise := make([]byte, 600<<10)
 	rand.NewChaCha8([32]byte{1}).Read(noise)
-	if _, _, err := s.PutDelivery(ctx, store.Delivery{IdempotencyKey: "noise", EventType: "Push Hook", Body: noise, ReceivedAt: time.Now()}); err == nil {
-		t.Fatal("a 600 KiB incompressible body was accepted into a 400 KB item")
+	if _, _, err := s.PutDelivery(ctx, store.Delivery{IdempotencyKey: "noise", EventType: "Push Hook", Body: noise, ReceivedAt: time.Now()}); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("a 600 KiB incompressible body into a 400 KB item: %v, want store.ErrTooLarge", err)
 	}
 }
