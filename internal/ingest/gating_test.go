@@ -64,6 +64,7 @@ func requests(s *gitlabsim.Sim) int64 { return s.Stats().Requests }
 // A poll after a quiet spell costs one listing page per 100 projects and
 // syncs nothing.
 func TestQuietPollCostsTheListingOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r, clk := newClockRig(t, gitlabsim.Options{Seed: 11, Projects: 150, Groups: 3, MRs: 1, Pipelines: 1, Issues: -1})
 	r.poller.Selection.Max = -1
@@ -108,6 +109,7 @@ func TestQuietPollCostsTheListingOnly(t *testing.T) {
 // asks each quiet project which kinds changed and catches them all.
 // docs/polling.md's table is this test's log.
 func TestWhatAGatedPollCatches(t *testing.T) {
+	t.Parallel()
 	everything := map[gitlabsim.Activity]bool{
 		gitlabsim.ActivityMergeRequests: true, gitlabsim.ActivityIssues: true,
 		gitlabsim.ActivityPipelines: true, gitlabsim.ActivityDeployments: true, gitlabsim.ActivityReleases: true,

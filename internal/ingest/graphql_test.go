@@ -206,6 +206,7 @@ func storedEvents(t *testing.T, r *rig, host string) map[string]string {
 // timeline field for field: what labtrail keeps does not depend on the
 // API it came by.
 func TestGraphQLAndRESTStoreTheSameEvents(t *testing.T) {
+	t.Parallel()
 	o := gitlabsim.Options{Seed: 11, Projects: 1, MRs: 40, Pipelines: 60, Issues: -1,
 		Now: func() time.Time { return fixedNow }}
 	byGraphQL, _ := newRigWith(t, o, nil)
@@ -334,6 +335,7 @@ func (f *fetcher) equalsTruth(sim *gitlabsim.Sim, kinds ...change.Kind) {
 // changed, then one after a step of activity, which fetches the details of
 // the changed merge requests only.
 func TestGraphQLRequestCounts(t *testing.T) {
+	t.Parallel()
 	const mrs, pipelines = 2000, 1000
 	r, log := newRigWith(t, gitlabsim.Options{Seed: 3, Projects: 1, MRs: mrs, Pipelines: pipelines, Issues: -1,
 		Now: func() time.Time { return fixedNow }}, nil)

@@ -114,6 +114,7 @@ func shifted(t *testing.T, v any, d time.Duration) string {
 // into an empty store reads from the same GitLab, field by field, with the
 // same timeline (docs/architecture.md, "One history").
 func TestOnePollHealsWhatWebhooksSaid(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	capture := &hookCapture{}
 	hs := httptest.NewServer(capture)

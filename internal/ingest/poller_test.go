@@ -98,6 +98,7 @@ func eachStored(t testing.TB, st store.Store, kind change.Kind, fn func(change.E
 }
 
 func TestSyncAllEqualsTruth(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, gitlabsim.Options{Seed: 5, Projects: 3, MRs: 150, Pipelines: 120})
 	res, err := r.poller.SyncAll(context.Background())
 	if err != nil || res.Err() != nil {
@@ -171,6 +172,7 @@ func mustStates(t *testing.T, st store.Store) []store.SyncState {
 }
 
 func TestInterruptedSyncResumesWithoutGaps(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, gitlabsim.Options{Seed: 9, Projects: 2, MRs: 250, Pipelines: 30})
 	ctx, cancel := context.WithCancel(context.Background())
 	var pages atomic.Int32

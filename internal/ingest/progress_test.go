@@ -21,6 +21,7 @@ import (
 // every walk is what the sync's result counts for it, its notes and jobs
 // included; Done and Due count the projects.
 func TestProgressStaysAccurate(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, gitlabsim.Options{Seed: 13, Projects: 2, MRs: 250, Pipelines: 40, Issues: 30})
 	type key struct {
 		project string

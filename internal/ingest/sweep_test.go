@@ -28,6 +28,7 @@ func graphQLRequests(r *rig) int64 { return r.sim.Stats().ByPath["POST /api/grap
 // The sweep asks about 30 quiet projects in one GraphQL request, syncs
 // only the kinds that changed, and leaves the store equal to the truth.
 func TestSweepSyncsOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r, _ := sweepRig(t, gitlabsim.Options{})
 	for range 3 {
@@ -66,6 +67,7 @@ func TestSweepSyncsOnlyWhatChanged(t *testing.T) {
 // Over GitLab's complexity limit the sweep asks about fewer projects at
 // once and still catches every change.
 func TestSweepShrinksOnComplexity(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r, _ := sweepRig(t, gitlabsim.Options{})
 	r.sim.SetGraphQLMaxComplexity(70)
@@ -87,6 +89,7 @@ func TestSweepShrinksOnComplexity(t *testing.T) {
 // Without GraphQL the sweep asks nothing and the quiet projects wait for
 // the full sweep, which catches them by REST as before.
 func TestSweepWithoutGraphQL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r, clk := sweepRig(t, gitlabsim.Options{NoGraphQL: true})
 	for range 3 {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -364,15 +365,24 @@ func (s SQL[T]) ImportAudit(ctx context.Context, entries ...AuditEntry) (int, er
 	return n, nil
 }
 
+// CheckImportedDelivery refuses what no backend's ImportDeliveries
+// stores: a delivery without its id or idempotency key.
+func CheckImportedDelivery(d Delivery) error {
+	switch {
+	case d.ID <= 0:
+		return errors.New("delivery without id")
+	case d.IdempotencyKey == "":
+		return fmt.Errorf("delivery %d has no idempotency key", d.ID)
+	}
+	return nil
+}
+
 // ImportDeliveries implements PortStore.
 func (s SQL[T]) ImportDeliveries(ctx context.Context, ds ...Delivery) (int, error) {
 	args := make([][]any, len(ds))
 	for i, d := range ds {
-		switch {
-		case d.ID <= 0:
-			return 0, s.errorf("import deliveries: delivery without id")
-		case d.IdempotencyKey == "":
-			return 0, s.errorf("import deliveries: delivery %d has no idempotency key", d.ID)
+		if err := CheckImportedDelivery(d); err != nil {
+			return 0, s.errorf("import deliveries: %w", err)
 		}
 		err := s.check([]string{"received_at", "processed_at"}, d.ReceivedAt, d.ProcessedAt)
 		if err == nil {

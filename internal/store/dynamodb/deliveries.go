@@ -526,11 +526,8 @@ func (s *Store) ImportDeliveries(ctx context.Context, ds ...store.Delivery) (int
 	var top int64
 	its := make([]item, len(ds))
 	for i, d := range ds {
-		switch {
-		case d.ID <= 0:
-			return 0, s.errorf("import deliveries: delivery without id")
-		case d.IdempotencyKey == "":
-			return 0, s.errorf("import deliveries: delivery %d has no idempotency key", d.ID)
+		if err := store.CheckImportedDelivery(d); err != nil {
+			return 0, s.errorf("import deliveries: %w", err)
 		}
 		for _, t := range []struct {
 			name string
