@@ -176,15 +176,16 @@ func (c *Converter) Drain(ctx context.Context) error {
 	if limit <= 0 {
 		limit = DefaultConvertBatch
 	}
+	var sc scope
 	for {
 		maxBytes := c.MaxBytes
 		if maxBytes <= 0 {
 			maxBytes = DefaultConvertBytes
 		}
-		res, claimed, err := c.convert(ctx, store.DeliveryClaim{Limit: limit, MaxBytes: maxBytes})
+		res, claimed, err := c.convert(ctx, &sc, store.DeliveryClaim{Limit: limit, MaxBytes: maxBytes})
 		if err != nil {
 			if ctx.Err() == nil && len(claimed) > 0 {
-				c.isolate(ctx, claimed)
+				c.isolate(ctx, &sc, claimed)
 			}
 			return err
 		}
@@ -196,7 +197,7 @@ func (c *Converter) Drain(ctx context.Context) error {
 
 // Replay converts one delivery again now, whatever its status.
 func (c *Converter) Replay(ctx context.Context, id int64) error {
-	res, _, err := c.convert(ctx, store.DeliveryClaim{IDs: []int64{id}})
+	res, _, err := c.convert(ctx, &scope{}, store.DeliveryClaim{IDs: []int64{id}})
 	if err != nil {
 		return err
 	}
@@ -208,9 +209,9 @@ func (c *Converter) Replay(ctx context.Context, id int64) error {
 
 // isolate converts claimed deliveries one at a time after their batch
 // failed; each that fails alone gets one more attempt recorded.
-func (c *Converter) isolate(ctx context.Context, claimed []store.Delivery) {
+func (c *Converter) isolate(ctx context.Context, sc *scope, claimed []store.Delivery) {
 	for _, d := range claimed {
-		_, _, err := c.convert(ctx, store.DeliveryClaim{IDs: []int64{d.ID}})
+		_, _, err := c.convert(ctx, sc, store.DeliveryClaim{IDs: []int64{d.ID}})
 		if err == nil || ctx.Err() != nil {
 			continue
 		}
@@ -231,19 +232,44 @@ func (c *Converter) isolate(ctx context.Context, claimed []store.Delivery) {
 	}
 }
 
+// scope is what converting needs to know of the projects of every
+// connection, read before a batch's transaction (which may hold SQLite's
+// only writer). One drain reads it once, and again only when it is older
+// than scopeMaxAge, not once per batch.
+type scope struct {
+	read  time.Time
+	k     knownProjects
+	known map[string]*knownProjects
+}
+
+// scopeMaxAge bounds how stale a drain's projects may be: a project the
+// poller stores meanwhile is still converted when the selection names it.
+const scopeMaxAge = 5 * time.Second
+
+func (c *Converter) refresh(ctx context.Context, sc *scope) error {
+	if !sc.read.IsZero() && time.Since(sc.read) < scopeMaxAge {
+		return nil
+	}
+	projects, err := c.Store.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	known, err := c.connectionsKnown(ctx)
+	if err != nil {
+		return err
+	}
+	*sc = scope{read: time.Now(), k: newKnownProjects(projects, c.Selection, c.Branches), known: known}
+	return nil
+}
+
 // convert runs one claim through the store and schedules the heal syncs
 // its deliveries ask for. claimed are the deliveries the claim took,
 // even when storing them failed.
-func (c *Converter) convert(ctx context.Context, claim store.DeliveryClaim) (store.ConvertResult, []store.Delivery, error) {
-	projects, err := c.Store.Projects(ctx)
-	if err != nil {
+func (c *Converter) convert(ctx context.Context, sc *scope, claim store.DeliveryClaim) (store.ConvertResult, []store.Delivery, error) {
+	if err := c.refresh(ctx, sc); err != nil {
 		return store.ConvertResult{}, nil, err
 	}
-	k := newKnownProjects(projects, c.Selection, c.Branches)
-	known, err := c.connectionsKnown(ctx)
-	if err != nil {
-		return store.ConvertResult{}, nil, err
-	}
+	k, known := sc.k, sc.known
 	var (
 		claimed []store.Delivery
 		// heal holds the projects to sync per connection ("" the default).
@@ -313,8 +339,7 @@ type ConnectionScope struct {
 	Heal Healer
 }
 
-// connectionsKnown reads the projects of every added connection, before
-// the batch's transaction (which may hold SQLite's only writer).
+// connectionsKnown reads the projects of every added connection.
 func (c *Converter) connectionsKnown(ctx context.Context) (map[string]*knownProjects, error) {
 	if c.Connections == nil {
 		return nil, nil
