@@ -112,6 +112,11 @@ func TestDynamoDBRefusals(t *testing.T) {
 		{"export", map[string]string{"LABTRAIL_DB": "dynamodb://labtrail-serve"}, []string{"export"}, "only SQLite and PostgreSQL keep"},
 		{"bad name", nil, []string{"migrate", "--db", "dynamodb://x"}, "a DynamoDB table name is 3 to 255"},
 		{"no table", syncEnv(simURL, "dynamodb://labtrail-missing"), []string{"sync", "--once"}, "labtrail migrate --db dynamodb://labtrail-missing"},
+		{"no region", map[string]string{"AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_CONFIG_FILE": "/nonexistent", "AWS_PROFILE": ""},
+			[]string{"migrate", "--db", "dynamodb://labtrail-region"}, "no AWS region: set AWS_REGION"},
+		{"no credentials", map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+			"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"},
+			[]string{"migrate", "--db", "dynamodb://labtrail-creds"}, "no AWS credentials (set AWS_PROFILE"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, code := labtrail(t, c.env, c.args...)

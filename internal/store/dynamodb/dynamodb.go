@@ -75,6 +75,15 @@ func Open(ctx context.Context, table string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dynamodb: AWS configuration: %w", err)
 	}
+	if cfg.Region == "" {
+		return nil, errors.New("dynamodb: no AWS region: set AWS_REGION (or AWS_PROFILE naming a profile with a region)")
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("dynamodb: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, fmt.Errorf("dynamodb: no AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; on AWS the function's role gives them): %w", err)
+	}
 	s := &Store{db: dynamodb.NewFromConfig(cfg), table: table, retention: DefaultRetention, now: time.Now}
 	for _, o := range opts {
 		o(s)
