@@ -37,7 +37,12 @@ func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, http.StatusNotFound, "signing in is not needed here: access control is off")
 		return
 	}
-	s.render(w, r, "signin", page{Title: "Sign in", Data: signinData{Next: safeNext(r.URL.Query().Get("next")), TTL: humanTTL(s), GitLab: s.oauth != nil}})
+	s.render(w, r, "signin", s.signinForm(r.URL.Query().Get("next"), ""))
+}
+
+// signinForm is the sign-in page going on to next, with msg as its error.
+func (s *Server) signinForm(next, msg string) page {
+	return page{Title: "Sign in", Data: signinData{Next: safeNext(next), Error: msg, TTL: humanTTL(s), GitLab: s.oauth != nil}}
 }
 
 // signin is POST /signin: check the token, start a session, go on.
@@ -60,7 +65,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusServiceUnavailable, "signing in failed: the store is unavailable"
 		}
 		s.adminAction(r, nil, "signin.failed", false, msg)
-		s.renderStatus(w, r, status, "signin", page{Title: "Sign in", Data: signinData{Next: next, Error: msg, TTL: humanTTL(s), GitLab: s.oauth != nil}})
+		s.renderStatus(w, r, status, "signin", s.signinForm(next, msg))
 		return
 	}
 	s.adminAction(r, p, "signin", true, "scope "+p.Scope.String())
@@ -123,7 +128,7 @@ func (s *Server) gitlabCallback(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusBadGateway, "signing in with GitLab failed: GitLab or the store could not be reached; try again"
 		}
 		s.adminAction(r, nil, "signin.failed", false, "GitLab: "+msg)
-		s.renderStatus(w, r, status, "signin", page{Title: "Sign in", Data: signinData{Next: safeNext(next), Error: msg, TTL: humanTTL(s), GitLab: true}})
+		s.renderStatus(w, r, status, "signin", s.signinForm(next, msg))
 		return
 	}
 	detail := "GitLab, scope " + p.Scope.String()
