@@ -306,14 +306,14 @@ func createDynamo(ctx context.Context, db string, w io.Writer) error {
 }
 
 // dynamoRetentionSetting is LABTRAIL_RETENTION for the commands that
-// write a DynamoDB table: how long its history is kept (the items' ttl),
-// as serve's retention reads it.
-var dynamoRetentionSetting = &setting{env: "LABTRAIL_RETENTION", typ: "list",
-	help: "with LABTRAIL_DB=dynamodb://TABLE: how long history is kept after it was last written (DynamoDB's TTL), for every kind and per kind, e.g. 720h,job=168h; empty: 720h",
-	set: func(c *config, v string) (err error) {
-		c.Export.Retention, err = export.ParseRetention(v)
-		return err
-	}}
+// write a DynamoDB table: serve's retention setting, read the same way,
+// here how long the table's history is kept (the items' ttl).
+var dynamoRetentionSetting = func() *setting {
+	s := *settingOf(archiveSettings, "LABTRAIL_RETENTION")
+	s.flag = ""
+	s.help = "with LABTRAIL_DB=dynamodb://TABLE: how long history is kept after it was last written (DynamoDB's TTL), for every kind and per kind, e.g. 720h,job=168h; empty: 720h"
+	return &s
+}()
 
 // tokenStore is what `labtrail tokens` uses of a store.
 type tokenStore interface {
