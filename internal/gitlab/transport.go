@@ -18,8 +18,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Retry timing. A Retry-After longer than maxRetryAfterWait is not slept
@@ -93,36 +91,135 @@ func (st *callState) ended(resp *http.Response) {
 type callStateKey struct{}
 
 // errLimiterDeadline is returned when waiting for the client-side limit
-// would outlast the context's deadline; a reservation knows this up front,
-// so the request fails at once instead of sleeping into the deadline.
+// would outlast the context's deadline; the limiter knows the shortest
+// wait up front, so the request fails at once instead of sleeping into the
+// deadline.
 var errLimiterDeadline = fmt.Errorf("waiting for the client-side rate limit would pass the deadline: %w", context.DeadlineExceeded)
 
-var limiters sync.Map // key -> *rate.Limiter
+var limiters sync.Map // key -> *limiter
 
 // sharedLimiter returns the limiter for one token at one GitLab, so that
 // several clients built from the same configuration (the poller, a CLI
 // check) draw from one budget, as GitLab counts them.
-func sharedLimiter(base, token string, rpm int) *rate.Limiter {
+func sharedLimiter(base, token string, rpm int) *limiter {
 	sum := sha256.Sum256([]byte(base + "\x00" + token))
 	key := hex.EncodeToString(sum[:]) + "/" + strconv.Itoa(rpm)
 	l, _ := limiters.LoadOrStore(key, newLimiter(rpm))
-	return l.(*rate.Limiter)
+	return l.(*limiter)
 }
 
-// newLimiter spreads requests evenly over a minute with a burst of one
-// second's share. A token bucket lets at most burst + rate×60s through in
-// any 60 seconds, so the rate is what remains of rpm after the burst, less
-// 2% for requests that leave evenly spaced but arrive bunched: no minute
-// GitLab measures sees more than rpm.
-func newLimiter(rpm int) *rate.Limiter {
-	burst := max(1, rpm/60)
-	perMinute := float64(rpm-burst) * 0.98
-	if perMinute <= 0 {
-		// rpm of 1: the one burst token, and the next strictly over a
-		// minute later.
-		perMinute = float64(rpm) * 0.98
+// limitWindow is the period GitLab counts requests over: its throttles
+// (Rack::Attack) allow so many requests per period, 60 seconds by default.
+const limitWindow = time.Minute
+
+// limiter admits a request when two rules allow it:
+//
+//   - the budget: fewer than perWindow requests were admitted in the last
+//     60 seconds, so that no 60-second window, and so none of the fixed
+//     windows GitLab counts in, sees more than perWindow;
+//   - the pace: a token bucket of burst requests refilled one per interval,
+//     at four times the budget's average rate, so that a job smaller than
+//     a minute's budget is not spread over the minute, yet does not reach
+//     GitLab all at once.
+//
+// A request that waits holds nothing: only an admitted one is counted, so
+// a wait that ends with its context takes nothing from the budget. It is
+// safe for concurrent use.
+type limiter struct {
+	perWindow int           // requests admitted in any 60 seconds, at most
+	burst     int           // the pace's bucket size
+	interval  time.Duration // the pace's refill: one request per interval
+
+	mu      sync.Mutex
+	started bool
+	origin  time.Time // the first time seen; the offsets below are from it
+	// paced is the pace's theoretical arrival time (GCRA): a request may
+	// go at now when paced - now <= (burst-1) × interval.
+	paced time.Duration
+	// admitted holds the times of the requests admitted in the last 60
+	// seconds, oldest first, from index head on: at most perWindow of
+	// them, and no more than were actually sent in that minute.
+	admitted []time.Duration
+	head     int
+}
+
+// newLimiter allows at most 98% of rpm in any 60 seconds (the 2% margin is
+// for requests that leave spaced but arrive bunched), in bursts of a
+// second's share (rpm/60) refilled at four times the average rate (one
+// every 15s/rpm). rpm below 1 (which New never passes: it makes 0 the
+// default) is taken as DefaultRequestsPerMinute.
+func newLimiter(rpm int) *limiter {
+	if rpm < 1 {
+		rpm = DefaultRequestsPerMinute
 	}
-	return rate.NewLimiter(rate.Limit(perMinute/60), burst)
+	per := int64(rpm) * 98 / 100 // integer, so 50 gives 49, not 48.99…
+	pace := 15 * time.Second
+	return &limiter{
+		perWindow: int(max(1, per)),
+		burst:     max(1, rpm/60),
+		// rounded up: the pace never runs faster than four times the average.
+		interval: (pace + time.Duration(rpm) - 1) / time.Duration(rpm),
+	}
+}
+
+// take admits one request at now and returns 0, or returns how long after
+// now the next request may be admitted, admitting nothing. The wait it
+// returns is a lower bound: others may be admitted first.
+func (l *limiter) take(now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started {
+		l.started, l.origin = true, now
+	}
+	at := now.Sub(l.origin)
+	// Forget what has left the window: a request admitted at t counts in
+	// [t, t+60s).
+	for l.head < len(l.admitted) && l.admitted[l.head]+limitWindow <= at {
+		l.head++
+	}
+	if l.head > 64 && l.head*2 > len(l.admitted) {
+		l.admitted = append(l.admitted[:0], l.admitted[l.head:]...)
+		l.head = 0
+	}
+	var wait time.Duration
+	if n := len(l.admitted) - l.head; n >= l.perWindow {
+		// The window frees a place when the request perWindow places from
+		// the newest leaves it.
+		wait = l.admitted[l.head+n-l.perWindow] + limitWindow - at
+	}
+	wait = max(wait, l.paced-time.Duration(l.burst-1)*l.interval-at)
+	if wait > 0 {
+		return wait
+	}
+	// Times are kept in order even if a clock steps back (several clocks
+	// share a limiter only in tests): a later time counts for longer.
+	if n := len(l.admitted); n > l.head && l.admitted[n-1] > at {
+		at = l.admitted[n-1]
+	}
+	l.admitted = append(l.admitted, at)
+	l.paced = max(l.paced, at) + l.interval
+	return 0
+}
+
+// wait returns once a request is admitted, or with ctx's error, taking
+// nothing, if ctx ends first. It fails at once with errLimiterDeadline,
+// taking nothing, when the wait would outlast ctx's deadline.
+func (l *limiter) wait(ctx context.Context, clock Clock) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d := l.take(clock.Now())
+		if d <= 0 {
+			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && d > time.Until(dl) {
+			return errLimiterDeadline
+		}
+		if err := clock.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
 }
 
 var gates sync.Map // key -> *gate
@@ -249,31 +346,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// waitLimiter waits, on the client's clock, for the limiter's next token.
-// As rate.Limiter.Wait does, it fails at once, taking nothing, when the
-// wait would outlast ctx's deadline.
+// waitLimiter waits, on the client's clock, until the limiter admits the
+// attempt; see limiter.wait.
 func (c *Client) waitLimiter(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	now := c.clock.Now()
-	r := c.limiter.ReserveN(now, 1)
-	if !r.OK() {
-		return errLimiterDeadline
-	}
-	d := r.DelayFrom(now)
-	if d <= 0 {
-		return nil
-	}
-	if dl, ok := ctx.Deadline(); ok && d > time.Until(dl) {
-		r.CancelAt(now)
-		return errLimiterDeadline
-	}
-	if err := c.clock.Sleep(ctx, d); err != nil {
-		r.CancelAt(c.clock.Now())
-		return err
-	}
-	return nil
+	return c.limiter.wait(ctx, c.clock)
 }
 
 // finishBody runs finish once, when the body is closed: only then has the
