@@ -203,7 +203,9 @@ func (l *limiter) take(now time.Time) time.Duration {
 
 // wait returns once a request is admitted, or with ctx's error, taking
 // nothing, if ctx ends first. It fails at once with errLimiterDeadline,
-// taking nothing, when the wait would outlast ctx's deadline.
+// taking nothing, when the wait would outlast ctx's deadline. Waiters are
+// not queued: each asks again when its wait is up, and whoever asks first
+// then goes (the few in flight per token make this cheap).
 func (l *limiter) wait(ctx context.Context, clock Clock) error {
 	for {
 		if err := ctx.Err(); err != nil {
