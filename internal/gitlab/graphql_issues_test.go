@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -267,5 +268,64 @@ func TestIssueNotesHeldPagesOnFailure(t *testing.T) {
 	}
 	if n := sim.Stats().ByPath["POST /api/graphql"]; n != 1 {
 		t.Errorf("%d GraphQL requests, want 1", n)
+	}
+}
+
+// TestIssueNotesHeldPagesObserved: a held page is handed back after later
+// pages were listed, so it carries its own observation time: the caller's
+// clock just before the request that listed it, not when it is handed
+// back.
+func TestIssueNotesHeldPagesObserved(t *testing.T) {
+	const issues = 1050
+	var (
+		mu     sync.Mutex
+		ticks  int
+		listed []time.Time // when GitLab got each listing request
+	)
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { // one second further each time it is read
+		mu.Lock()
+		defer mu.Unlock()
+		ticks++
+		return base.Add(time.Duration(ticks) * time.Second)
+	}
+	_, c, p := simIssues(t, issues, nil, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/issues") {
+				at := now()
+				mu.Lock()
+				listed = append(listed, at)
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	var observed, handedBack []time.Time
+	err := c.Fetch(context.Background(), change.KindIssue, p, time.Time{}, FetchOptions{Now: now}, func(pg Page) error {
+		at := pg.Events[0].ObservedAt
+		for _, e := range pg.Events {
+			if !e.ObservedAt.Equal(at) {
+				t.Errorf("%s observed at %v, its page at %v", e.ID, e.ObservedAt, at)
+			}
+		}
+		observed = append(observed, at)
+		handedBack = append(handedBack, now())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(observed) != len(listed) || len(listed) != (issues+perPage-1)/perPage {
+		t.Fatalf("%d pages, %d listing requests", len(observed), len(listed))
+	}
+	for k, at := range observed {
+		if !at.Before(listed[k]) || k > 0 && !at.After(listed[k-1]) {
+			t.Errorf("page %d observed at %v; listed at %v, the one before at %v", k+1, at, listed[k], listed[max(k-1, 0)])
+		}
+	}
+	// The point: the second page was listed before the first was handed
+	// back.
+	if !observed[1].Before(handedBack[0]) {
+		t.Errorf("pages were not held: page 2 observed at %v, page 1 handed back at %v", observed[1], handedBack[0])
 	}
 }

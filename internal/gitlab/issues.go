@@ -18,10 +18,15 @@ import (
 // issues), so the walk holds its pages until it has that many changed
 // issues, or another page might not fit, or the walk ends; then it reads
 // their notes and emits the held pages in walk order, each with its own
-// cursor, so no page's cursor passes an issue not yet stored. A walk that
-// fails on a later page still emits what it holds.
+// cursor, so no page's cursor passes an issue not yet stored, and
+// observed when it was listed (FetchOptions.Now). A walk that fails on a
+// later page still emits what it holds.
 func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts FetchOptions, fn func(Page) error) error {
+	var listed time.Time // just before the last listing request, by opts.Now
 	list := func(ctx context.Context, after time.Time, page int64) ([]*gl.Issue, *gl.Response, error) {
+		if opts.Now != nil {
+			listed = opts.Now()
+		}
 		opt := &gl.ListProjectIssuesOptions{
 			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
 			Scope:        gl.Ptr("all"),
@@ -40,8 +45,9 @@ func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts Fe
 		return is, resp, err
 	}
 	type heldPage struct {
-		is     []*gl.Issue
-		cursor time.Time
+		is       []*gl.Issue
+		cursor   time.Time
+		observed time.Time
 	}
 	var held []heldPage
 	heldIssues := 0
@@ -62,6 +68,11 @@ func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts Fe
 				evs = append(evs, events[0]...)
 				events = events[1:]
 			}
+			for i := range evs {
+				if evs[i].ObservedAt.IsZero() {
+					evs[i].ObservedAt = pg.observed
+				}
+			}
 			if err := fn(Page{Kind: change.KindIssue, Events: evs, Cursor: pg.cursor}); err != nil {
 				return err
 			}
@@ -78,7 +89,7 @@ func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts Fe
 			emitFailed = true
 			return err
 		}
-		held = append(held, heldPage{is: is, cursor: cursor})
+		held = append(held, heldPage{is: is, cursor: cursor, observed: listed})
 		heldIssues += len(is)
 		if heldIssues+perPage > c.issueNotesHold() {
 			if err := flush(); err != nil {
