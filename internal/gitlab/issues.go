@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,7 +103,11 @@ func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts Fe
 	if emitFailed || len(held) == 0 {
 		return err
 	}
-	return errors.Join(err, flush())
+	ferr := flush()
+	if err == nil || ferr == nil {
+		return cmp.Or(err, ferr)
+	}
+	return errors.Join(err, ferr)
 }
 
 // issuesWithNotes reads the notes of is, by GraphQL where it can and by
