@@ -43,6 +43,12 @@ type FetchOptions struct {
 	// FullSweep re-reads the details of every container image tag, to catch
 	// a tag pushed again with another digest.
 	FullSweep bool
+	// Now, if set, is the caller's clock. A walk that lists pages before
+	// handing back earlier ones (issues: their notes come several pages
+	// at a time) stamps each such page's events' ObservedAt with it, read
+	// just before the request that listed the page: handed back later,
+	// they must not look newer than they are.
+	Now func() time.Time
 }
 
 // changedOnly drops the items the caller already stores at their listed

@@ -106,7 +106,7 @@ type Client struct {
 	detect       detectBatch // change detection's batch size (detect.go)
 	mrPlan       graphQLPlan // merge request details by GraphQL
 	plPlan       graphQLPlan // pipeline details and jobs by GraphQL
-	issuePlan    graphQLPlan // issue notes by GraphQL
+	issuePlan    issuesPlan  // issue notes by GraphQL
 	imagePlan    graphQLPlan // container image tags with their details by GraphQL
 }
 

@@ -1,7 +1,9 @@
 package gitlab
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,8 +14,20 @@ import (
 
 // issues pages the project's issues (all types, incidents included) by
 // time and adds each changed issue's notes to its page.
+//
+// The notes of several pages come in one GraphQL query (issueNotesHold
+// issues), so the walk holds its pages until it has that many changed
+// issues, or another page might not fit, or the walk ends; then it reads
+// their notes and emits the held pages in walk order, each with its own
+// cursor, so no page's cursor passes an issue not yet stored, and
+// observed when it was listed (FetchOptions.Now). A walk that fails on a
+// later page still emits what it holds.
 func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts FetchOptions, fn func(Page) error) error {
+	var listed time.Time // just before the last listing request, by opts.Now
 	list := func(ctx context.Context, after time.Time, page int64) ([]*gl.Issue, *gl.Response, error) {
+		if opts.Now != nil {
+			listed = opts.Now()
+		}
 		opt := &gl.ListProjectIssuesOptions{
 			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
 			Scope:        gl.Ptr("all"),
@@ -31,48 +45,103 @@ func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts Fe
 		})
 		return is, resp, err
 	}
+	type heldPage struct {
+		is       []*gl.Issue
+		cursor   time.Time
+		observed time.Time
+	}
+	var held []heldPage
+	heldIssues := 0
+	flush := func() error {
+		pages := held
+		held, heldIssues = nil, 0
+		var all []*gl.Issue
+		for _, pg := range pages {
+			all = append(all, pg.is...)
+		}
+		events, err := c.issuesWithNotes(ctx, p, all)
+		if err != nil {
+			return err
+		}
+		for _, pg := range pages {
+			var evs []change.Event
+			for range pg.is {
+				evs = append(evs, events[0]...)
+				events = events[1:]
+			}
+			for i := range evs {
+				if evs[i].ObservedAt.IsZero() {
+					evs[i].ObservedAt = pg.observed
+				}
+			}
+			if err := fn(Page{Kind: change.KindIssue, Events: evs, Cursor: pg.cursor}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	emitFailed := false // the walk's error, if any, is emit's own
 	key := func(is *gl.Issue) (int64, time.Time) { return is.ID, utc(is.UpdatedAt) }
-	return walkByTime(ctx, since, list, key, func(is []*gl.Issue, cursor time.Time) error {
+	err := walkByTime(ctx, since, list, key, func(is []*gl.Issue, cursor time.Time) error {
 		is, err := changedOnly(ctx, opts, is,
 			func(i *gl.Issue) string { return change.IssueID(p.ID, i.IID) },
 			func(i *gl.Issue) time.Time { return utc(i.UpdatedAt) })
 		if err != nil {
+			emitFailed = true
 			return err
 		}
-		viaGraphQL, err := c.issueNotesGraphQL(ctx, p, is)
-		if err != nil {
-			return err
-		}
-		per := make([][]change.Event, len(is))
-		err = c.forEach(ctx, len(is), func(ctx context.Context, i int) error {
-			if notes, ok := viaGraphQL[is[i].IID]; ok {
-				per[i] = IssueEvents(p, is[i], notes)
-				return nil
-			}
-			desc := fmt.Sprintf("notes of issue #%d of %s", is[i].IID, p.selector())
-			notes, err := c.notesOf(ctx, desc, func(opt gl.ListOptions, o ...gl.RequestOptionFunc) ([]*gl.Note, *gl.Response, error) {
-				return c.gl.Notes.ListIssueNotes(p.ref(), is[i].IID, &gl.ListIssueNotesOptions{
-					ListOptions: opt, OrderBy: gl.Ptr("created_at"), Sort: gl.Ptr("asc")}, o...)
-			})
-			if optional(err) {
-				c.log.Info("GitLab issue notes not available", "project", p.selector(), "issue", is[i].IID, "reason", err.Error())
-				notes, err = nil, nil
-			}
-			if err != nil {
+		held = append(held, heldPage{is: is, cursor: cursor, observed: listed})
+		heldIssues += len(is)
+		if heldIssues+perPage > c.issueNotesHold() {
+			if err := flush(); err != nil {
+				emitFailed = true
 				return err
 			}
+		}
+		return nil
+	})
+	if emitFailed || len(held) == 0 {
+		return err
+	}
+	ferr := flush()
+	if err == nil || ferr == nil {
+		return cmp.Or(err, ferr)
+	}
+	return errors.Join(err, ferr)
+}
+
+// issuesWithNotes reads the notes of is, by GraphQL where it can and by
+// REST for the rest, and converts each issue with its notes.
+func (c *Client) issuesWithNotes(ctx context.Context, p Project, is []*gl.Issue) ([][]change.Event, error) {
+	viaGraphQL, err := c.issueNotesGraphQL(ctx, p, is)
+	if err != nil {
+		return nil, err
+	}
+	per := make([][]change.Event, len(is))
+	err = c.forEach(ctx, len(is), func(ctx context.Context, i int) error {
+		if notes, ok := viaGraphQL[is[i].IID]; ok {
 			per[i] = IssueEvents(p, is[i], notes)
 			return nil
+		}
+		desc := fmt.Sprintf("notes of issue #%d of %s", is[i].IID, p.selector())
+		notes, err := c.notesOf(ctx, desc, func(opt gl.ListOptions, o ...gl.RequestOptionFunc) ([]*gl.Note, *gl.Response, error) {
+			return c.gl.Notes.ListIssueNotes(p.ref(), is[i].IID, &gl.ListIssueNotesOptions{
+				ListOptions: opt, OrderBy: gl.Ptr("created_at"), Sort: gl.Ptr("asc")}, o...)
 		})
+		if optional(err) {
+			c.log.Info("GitLab issue notes not available", "project", p.selector(), "issue", is[i].IID, "reason", err.Error())
+			notes, err = nil, nil
+		}
 		if err != nil {
 			return err
 		}
-		var events []change.Event
-		for _, evs := range per {
-			events = append(events, evs...)
-		}
-		return fn(Page{Kind: change.KindIssue, Events: events, Cursor: cursor})
+		per[i] = IssueEvents(p, is[i], notes)
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return per, nil
 }
 
 // IssueEvents converts an issue and its notes: the issue's event first,

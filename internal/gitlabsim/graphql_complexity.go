@@ -163,6 +163,14 @@ func analyze(query, operation string, vars map[string]any) (complexity, depth in
 	return complexity, depth, true
 }
 
+// Analyze is how GitLab scores query (operation, with vars) before running
+// it: its complexity and depth; ok is false when the query does not
+// validate against the simulated schema. Clients' tests use it to check
+// that their queries fit GitLab's limits.
+func Analyze(query, operation string, vars map[string]any) (complexity, depth int, ok bool) {
+	return safeAnalyze(query, operation, vars)
+}
+
 // score returns the complexity of set and the depth of its deepest field,
 // counting set's own fields as level.
 func score(set ast.SelectionSet, vars map[string]any, level int) (complexity, depth int) {

@@ -722,7 +722,7 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 		return c
 	}
 	own := count(kind) // reported even when nothing moved
-	opts := gitlab.FetchOptions{Branches: p.Branches, Known: p.Store.Versions, KnownPrefix: p.Store.VersionsByPrefix}
+	opts := gitlab.FetchOptions{Branches: p.Branches, Known: p.Store.Versions, KnownPrefix: p.Store.VersionsByPrefix, Now: p.now}
 	// Image tags are only listed by name; their digests cost a request
 	// each, so stored tags are re-read only on a periodic full sweep (to
 	// catch a tag pushed again). For images the cursor records that sweep.
@@ -741,6 +741,8 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	// that time stamps it (ObservedAt). It is never later than the read,
 	// so a poll never looks newer than it is when the upsert rule lets it
 	// overrule what a webhook received earlier said (docs/architecture.md).
+	// A walk that lists pages before handing back earlier ones (issues)
+	// stamps them itself, by opts.Now.
 	observed := started
 	runErr := p.GitLab.Fetch(ctx, kind, gp, since, opts, func(pg gitlab.Page) error {
 		defer func() { observed = p.now() }()
