@@ -104,9 +104,9 @@ type Client struct {
 	graphqlSeen  atomic.Bool
 	graphqlGone  atomic.Bool
 	detect       detectBatch // change detection's batch size (detect.go)
-	mrPlan       graphQLPlan // merge request details by GraphQL
+	mrPlan       aliasedPlan // merge request details by GraphQL
 	plPlan       graphQLPlan // pipeline details and jobs by GraphQL
-	issuePlan    issuesPlan  // issue notes by GraphQL
+	issuePlan    aliasedPlan // issue notes by GraphQL
 	imagePlan    graphQLPlan // container image tags with their details by GraphQL
 }
 
@@ -138,6 +138,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.mrPlan.name, c.plPlan.name = "merge request", "pipeline"
 	c.issuePlan.name = "issue"
+	c.mrPlan.most, c.issuePlan.most = mrDetailsAliases, issueNotesAliases
 	c.imagePlan.name = "container image tag"
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout

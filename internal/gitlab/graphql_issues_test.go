@@ -19,45 +19,53 @@ import (
 	"github.com/labtrail/labtrail/internal/gitlabsim"
 )
 
-// issueNotesVars are the variables of gqlIssueNotesQuery(n) with a full
+// fullVars are the variables of an aliasedQuery of n fields with a full
 // hundred iids in every field, at the first level's sizes.
-func issueNotesVars(n int) map[string]any {
-	vars := map[string]any{"project": "g/p", "first": perPage, "nested": perPage}
-	for i := range n {
-		iids := make([]string, perPage)
-		for j := range iids {
-			iids[j] = strconv.Itoa(i*perPage + j + 1)
+func fullVars(n int) map[string]any {
+	lists := make([][]string, n)
+	for i := range lists {
+		lists[i] = make([]string, perPage)
+		for j := range lists[i] {
+			lists[i][j] = strconv.Itoa(i*perPage + j + 1)
 		}
-		vars["iids"+strconv.Itoa(i)] = iids
 	}
-	return vars
+	return aliasedVars(Project{Path: "g/p"}, lists, perPage, perPage)
 }
 
-// TestIssueNotesAliasesFit: the query with issueNotesAliases fields scores
-// within GitLab's 250 by the simulator's scorer, one more field would not,
-// one field scores issueNotesFieldCost (plus project's 1), and the text
-// stays under GitLab's MAX_QUERY_SIZE.
-func TestIssueNotesAliasesFit(t *testing.T) {
+// checkAliasesFit: query(aliases) scores within GitLab's 250 by the
+// simulator's scorer, query(aliases+1) would not, one field scores
+// fieldCost (plus project's 1), and the text stays under GitLab's
+// MAX_QUERY_SIZE.
+func checkAliasesFit(t *testing.T, query func(n int) string, operation string, fieldCost, aliases int) {
+	t.Helper()
 	score := func(n int) int {
 		t.Helper()
-		c, _, ok := gitlabsim.Analyze(gqlIssueNotesQuery(n), "labtrailIssueNotes", issueNotesVars(n))
+		c, _, ok := gitlabsim.Analyze(query(n), operation, fullVars(n))
 		if !ok {
-			t.Fatalf("the query with %d fields does not validate:\n%s", n, gqlIssueNotesQuery(n))
+			t.Fatalf("the query with %d fields does not validate:\n%s", n, query(n))
 		}
 		return c
 	}
-	if got := score(1); got != issueNotesFieldCost+1 {
-		t.Errorf("one field scores %d, want %d", got-1, issueNotesFieldCost)
+	if got := score(1); got != fieldCost+1 {
+		t.Errorf("one field scores %d, want %d", got-1, fieldCost)
 	}
-	if got := score(issueNotesAliases); got > gitLabMaxComplexity {
-		t.Errorf("%d fields score %d, over %d", issueNotesAliases, got, gitLabMaxComplexity)
+	if aliases < 2 {
+		t.Errorf("%d fields a query", aliases)
 	}
-	if got := score(issueNotesAliases + 1); got <= gitLabMaxComplexity {
-		t.Errorf("%d fields score %d, within %d: more fit", issueNotesAliases+1, got, gitLabMaxComplexity)
+	if got := score(aliases); got > gitLabMaxComplexity {
+		t.Errorf("%d fields score %d, over %d", aliases, got, gitLabMaxComplexity)
 	}
-	if n := len(gqlIssueNotesQuery(issueNotesAliases)); n > 10_000 {
+	if got := score(aliases + 1); got <= gitLabMaxComplexity {
+		t.Errorf("%d fields score %d, within %d: more fit", aliases+1, got, gitLabMaxComplexity)
+	}
+	if n := len(query(aliases)); n > 10_000 {
 		t.Errorf("the query is %d characters, over GitLab's MAX_QUERY_SIZE", n)
 	}
+}
+
+// TestIssueNotesAliasesFit: checkAliasesFit for issue notes.
+func TestIssueNotesAliasesFit(t *testing.T) {
+	checkAliasesFit(t, gqlIssueNotesQuery, "labtrailIssueNotes", issueNotesFieldCost, issueNotesAliases)
 }
 
 // simIssues serves a simulated project with n issues, through wrap if not
@@ -65,9 +73,17 @@ func TestIssueNotesAliasesFit(t *testing.T) {
 // project.
 func simIssues(t *testing.T, n int, mod func(*Config), wrap func(http.Handler) http.Handler) (*gitlabsim.Sim, *Client, Project) {
 	t.Helper()
+	return simProject(t, gitlabsim.Options{Seed: 7, MRs: 2, Issues: n}, mod, wrap)
+}
+
+// simProject serves one simulated project of o (seed, merge requests,
+// issues; one pipeline), through wrap if not nil, and returns a client
+// (mod changes its configuration) and the project.
+func simProject(t *testing.T, o gitlabsim.Options, mod func(*Config), wrap func(http.Handler) http.Handler) (*gitlabsim.Sim, *Client, Project) {
+	t.Helper()
 	now := time.Date(2025, 6, 2, 9, 0, 0, 0, time.UTC)
-	sim := gitlabsim.New(gitlabsim.Options{Seed: 7, Projects: 1, MRs: 2, Pipelines: 1, Issues: n, Token: testToken,
-		RateLimit: 1 << 30, Now: func() time.Time { return now }})
+	o.Projects, o.Pipelines, o.Token, o.RateLimit, o.Now = 1, 1, testToken, 1<<30, func() time.Time { return now }
+	sim := gitlabsim.New(o)
 	var h http.Handler = sim
 	if wrap != nil {
 		h = wrap(sim)
@@ -90,7 +106,14 @@ func simIssues(t *testing.T, n int, mod func(*Config), wrap func(http.Handler) h
 // simulator's address replaced.
 func issuePages(t *testing.T, c *Client, p Project) []string {
 	t.Helper()
-	pages, err := collect(t, c, change.KindIssue, p, time.Time{}, FetchOptions{})
+	return backfillPages(t, c, p, change.KindIssue)
+}
+
+// backfillPages is a backfill of kind's pages as JSON, one string a page,
+// with the simulator's address replaced.
+func backfillPages(t *testing.T, c *Client, p Project, kind change.Kind) []string {
+	t.Helper()
+	pages, err := collect(t, c, kind, p, time.Time{}, FetchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,41 +2,61 @@ package gitlab
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
 )
 
-// The details of a page of merge requests in one GraphQL query, instead of
-// four REST calls per merge request: approvals (who, and whether enough),
+// The details of merge requests in one GraphQL query, instead of four
+// REST calls per merge request: approvals (who, and whether enough),
 // per-file diff stats, the commits' authored dates and the notes. Filtered
-// by iids, GitLab scores the query the same whatever the number of merge
-// requests, so one query carries the whole page; only an MR with more
-// than a page of notes or commits needs a follow-up.
+// by iids, GitLab scores a page of them the same whatever the number of
+// merge requests, so one query carries several pages, an aliased
+// mergeRequests(iids:) field each (graphql_aliases.go); only an MR with
+// more than a page of notes or commits needs a follow-up.
+//
+// One field at the first level (100 merge requests, 100 notes and commits
+// each), as GitLab scores it (internal/gitlabsim/graphql_complexity.go):
+//
+//	note fragment: 8 plain fields + author { username } (1+1)      10
+//	notes: a connection resolver, (nodes 11 + pageInfo 3 + 1)×2    30
+//	commits: calls Gitaly, 2 + nodes 2 + pageInfo 3                 7
+//	diffStats: calls Gitaly, 2 + 3 fields                           5
+//	approvedBy: 1 + nodes 2 + pageInfo 2                            5
+//	approved: calls Gitaly                                          2
+//	nodes: 1 + iid 1 + the above                                   51
+//	mergeRequests: a resolver, 51+1, +1 for its default sort;
+//	  filtered by iids, not grown                                  53
+//
+// and project, a resolver, adds 1: four fields score 213 of the 250 a
+// signed-in user may spend, five 266 (TestMergeRequestDetailsAliasesFit).
+const (
+	mrDetailsFieldCost = 53
+	mrDetailsAliases   = (gitLabMaxComplexity - 1) / mrDetailsFieldCost
+)
 
 const gqlNoteFields = `fragment labtrailNote on Note {
   id body system internal createdAt updatedAt resolvable resolved
   author { username }
 }`
 
-const gqlMergeRequestsQuery = `query labtrailMergeRequests($project: ID!, $iids: [String!], $first: Int, $nested: Int) {
-  project(fullPath: $project) {
-    mergeRequests(iids: $iids, first: $first) {
-      pageInfo { hasNextPage endCursor }
-      nodes {
-        iid
-        approved
-        approvedBy { pageInfo { hasNextPage } nodes { username } }
-        diffStats { path additions deletions }
-        commits(first: $nested) { pageInfo { hasNextPage endCursor } nodes { authoredDate } }
-        notes(first: $nested) { pageInfo { hasNextPage endCursor } nodes { ...labtrailNote } }
-      }
-    }
-  }
+// gqlMergeRequestDetailFields are the details of a merge request; $nested
+// is the page size of its commits and notes.
+const gqlMergeRequestDetailFields = `fragment labtrailMergeRequestDetails on MergeRequest {
+  iid
+  approved
+  approvedBy { pageInfo { hasNextPage } nodes { username } }
+  diffStats { path additions deletions }
+  commits(first: $nested) { pageInfo { hasNextPage endCursor } nodes { authoredDate } }
+  notes(first: $nested) { pageInfo { hasNextPage endCursor } nodes { ...labtrailNote } }
+}`
+
+// gqlMergeRequestsQuery reads the details of the merge requests in
+// $iids0…$iids<n-1>, one aliased field (m0…) per list.
+func gqlMergeRequestsQuery(n int) string {
+	return aliasedQuery("labtrailMergeRequests", "m", "mergeRequests", "...labtrailMergeRequestDetails", n,
+		gqlMergeRequestDetailFields, gqlNoteFields)
 }
-` + gqlNoteFields
 
 // gqlMergeRequestMoreQuery continues the notes and commits of one merge
 // request; a part with no more to read is asked for with first: 0.
@@ -101,8 +121,9 @@ func (c *Client) mergeRequestDetailsGraphQL(ctx context.Context, p Project, mrs 
 	for _, mr := range mrs {
 		byIID[mr.IID] = mr
 	}
-	err := graphQLBatches(c, &c.mrPlan, p, mrs, func(chunk []*gl.BasicMergeRequest, nested int) error {
-		got, err := c.mergeRequestBatch(ctx, p, chunk, nested)
+	iids := uniqueIIDs(mrs, func(mr *gl.BasicMergeRequest) int64 { return mr.IID })
+	err := aliasedBatches(c, &c.mrPlan, p, iids, func(lists [][]string, size, nested int) error {
+		got, err := c.mergeRequestBatch(ctx, p, lists, size, nested)
 		for iid, d := range got {
 			if byIID[iid] != nil {
 				out[iid] = d
@@ -113,88 +134,54 @@ func (c *Client) mergeRequestDetailsGraphQL(ctx context.Context, p Project, mrs 
 	return out, err
 }
 
-// graphQLBatches runs batch over todo in chunks of g's sizes while g's
-// details go by GraphQL: a chunk GitLab refuses as too complex is asked
-// again smaller. It returns what graphQLFailed makes of another failure.
-func graphQLBatches[T any](c *Client, g *graphQLPlan, p Project, todo []T, batch func(chunk []T, nested int) error) error {
-	for len(todo) > 0 && c.graphQLFor(g) {
-		level := int(g.level.Load())
-		size, nested, _ := g.sizes()
-		chunk := todo[:min(size, len(todo))]
-		err := batch(chunk, nested)
-		if errors.Is(err, errGraphQLRefused) {
-			c.log.Info("GitLab refused a GraphQL query as too complex; asking for less", "project", p.selector(), "reason", err.Error())
-			g.shrink(level)
-			continue
-		}
-		if err != nil {
-			return c.graphQLFailed(g, err)
-		}
-		todo = todo[len(chunk):]
-	}
-	return nil
-}
-
-// mergeRequestBatch is one query for chunk, plus the follow-ups of the
-// merge requests whose notes or commits fill more than a page.
-func (c *Client) mergeRequestBatch(ctx context.Context, p Project, chunk []*gl.BasicMergeRequest, nested int) (map[int64]MergeRequestDetails, error) {
-	iids := make([]string, len(chunk))
-	for i, mr := range chunk {
-		iids[i] = strconv.FormatInt(mr.IID, 10)
-	}
-	var data struct {
-		Project *struct {
-			MergeRequests struct {
-				Nodes []gqlMergeRequest `json:"nodes"`
-			} `json:"mergeRequests"`
-		} `json:"project"`
-	}
-	desc := fmt.Sprintf("details of %d merge requests of %s (GraphQL)", len(chunk), p.selector())
-	err := c.graphQL(ctx, desc, gqlMergeRequestsQuery, map[string]any{
-		"project": p.Path, "iids": iids, "first": len(chunk), "nested": nested,
-	}, &data)
-	if err != nil {
+// mergeRequestBatch is one query for the merge requests of lists, a field
+// each, plus the follow-ups of those whose notes or commits fill more than
+// a page.
+func (c *Client) mergeRequestBatch(ctx context.Context, p Project, lists [][]string, size, nested int) (map[int64]MergeRequestDetails, error) {
+	var data aliasedAnswer[gqlMergeRequest]
+	desc := fmt.Sprintf("details of %d merge requests of %s (GraphQL)", listsLen(lists), p.selector())
+	if err := c.graphQL(ctx, desc, gqlMergeRequestsQuery(len(lists)), aliasedVars(p, lists, size, nested), &data); err != nil {
 		return nil, err
 	}
 	out := map[int64]MergeRequestDetails{}
-	if data.Project == nil {
-		// GitLab shows no such project to the token by GraphQL; REST
-		// will tell what is wrong.
-		return out, nil
-	}
-	for _, n := range data.Project.MergeRequests.Nodes {
-		iid, err := strconv.ParseInt(n.IID, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("gitlab: merge request iid %q from GraphQL: %w", n.IID, err)
+	err := data.eachNode("merge request", func(n *gqlMergeRequest) string { return n.IID }, func(n *gqlMergeRequest, iid int64) error {
+		d, whole, err := c.completeMergeRequest(ctx, p, n, iid)
+		if whole {
+			out[iid] = d
 		}
-		if n.ApprovedBy.PageInfo.HasNextPage {
-			continue // over a hundred approvers: left to REST
-		}
-		notes, commits := n.Notes, n.Commits
-		for notes.PageInfo.HasNextPage || commits.PageInfo.HasNextPage {
-			more, err := c.mergeRequestMore(ctx, p, n.IID, notes.PageInfo, commits.PageInfo)
-			if err != nil {
-				return nil, err
-			}
-			if more == nil {
-				break
-			}
-			notes.Nodes = append(notes.Nodes, more.Notes.Nodes...)
-			notes.PageInfo = more.Notes.PageInfo
-			commits.Nodes = append(commits.Nodes, more.Commits.Nodes...)
-			commits.PageInfo = more.Commits.PageInfo
-		}
-		if notes.PageInfo.HasNextPage || commits.PageInfo.HasNextPage {
-			continue // the merge request went away meanwhile: left to REST
-		}
-		n.Notes, n.Commits = notes, commits
-		d, err := n.details(iid)
-		if err != nil {
-			return nil, err
-		}
-		out[iid] = d
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// completeMergeRequest reads the rest of n's notes and commits where they
+// fill more than a page and converts its details; whole is false when
+// they are left to REST (over a hundred approvers, or the merge request
+// went away meanwhile).
+func (c *Client) completeMergeRequest(ctx context.Context, p Project, n *gqlMergeRequest, iid int64) (d MergeRequestDetails, whole bool, err error) {
+	if n.ApprovedBy.PageInfo.HasNextPage {
+		return d, false, nil
+	}
+	notes, commits := n.Notes, n.Commits
+	for notes.PageInfo.HasNextPage || commits.PageInfo.HasNextPage {
+		more, err := c.mergeRequestMore(ctx, p, n.IID, notes.PageInfo, commits.PageInfo)
+		if err != nil {
+			return d, false, err
+		}
+		if more == nil {
+			return d, false, nil
+		}
+		notes.Nodes = append(notes.Nodes, more.Notes.Nodes...)
+		notes.PageInfo = more.Notes.PageInfo
+		commits.Nodes = append(commits.Nodes, more.Commits.Nodes...)
+		commits.PageInfo = more.Commits.PageInfo
+	}
+	n.Notes, n.Commits = notes, commits
+	d, err = n.details(iid)
+	return d, err == nil, err
 }
 
 type gqlMergeRequestMore struct {

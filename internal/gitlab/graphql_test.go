@@ -89,7 +89,7 @@ func graphQLAnswer() map[string]any {
 				"author": map[string]any{"username": "bob"}}}},
 		})
 	}
-	return map[string]any{"data": map[string]any{"project": map[string]any{"mergeRequests": map[string]any{"nodes": nodes}}}}
+	return map[string]any{"data": map[string]any{"project": map[string]any{"m0": map[string]any{"nodes": nodes}}}}
 }
 
 // TestGraphQLFallback answers labtrail's merge request query as GitLab
@@ -140,7 +140,7 @@ func TestGraphQLFallback(t *testing.T) {
 				return
 			}
 			vars, _ := rec.posts[0]["variables"].(map[string]any)
-			if fmt.Sprint(vars["iids"]) != "[1 2]" || vars["project"] != "group/app" || !strings.Contains(fmt.Sprint(rec.posts[0]["query"]), "mergeRequests(iids: $iids") {
+			if fmt.Sprint(vars["iids0"]) != "[1 2]" || vars["project"] != "group/app" || !strings.Contains(fmt.Sprint(rec.posts[0]["query"]), "m0: mergeRequests(iids: $iids0") {
 				t.Errorf("query posted: %v", rec.posts[0])
 			}
 			if n := f.count("/projects/7/merge_requests/1/approvals"); (n > 0) != tc.rest {

@@ -1,10 +1,9 @@
 package gitlab
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,21 +12,11 @@ import (
 )
 
 // issues pages the project's issues (all types, incidents included) by
-// time and adds each changed issue's notes to its page.
-//
-// The notes of several pages come in one GraphQL query (issueNotesHold
-// issues), so the walk holds its pages until it has that many changed
-// issues, or another page might not fit, or the walk ends; then it reads
-// their notes and emits the held pages in walk order, each with its own
-// cursor, so no page's cursor passes an issue not yet stored, and
-// observed when it was listed (FetchOptions.Now). A walk that fails on a
-// later page still emits what it holds.
+// time and adds each changed issue's notes to its page. The notes of
+// several pages come in one GraphQL query, so the walk holds its pages
+// (heldWalk).
 func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts FetchOptions, fn func(Page) error) error {
-	var listed time.Time // just before the last listing request, by opts.Now
 	list := func(ctx context.Context, after time.Time, page int64) ([]*gl.Issue, *gl.Response, error) {
-		if opts.Now != nil {
-			listed = opts.Now()
-		}
 		opt := &gl.ListProjectIssuesOptions{
 			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
 			Scope:        gl.Ptr("all"),
@@ -45,69 +34,11 @@ func (c *Client) issues(ctx context.Context, p Project, since time.Time, opts Fe
 		})
 		return is, resp, err
 	}
-	type heldPage struct {
-		is       []*gl.Issue
-		cursor   time.Time
-		observed time.Time
-	}
-	var held []heldPage
-	heldIssues := 0
-	flush := func() error {
-		pages := held
-		held, heldIssues = nil, 0
-		var all []*gl.Issue
-		for _, pg := range pages {
-			all = append(all, pg.is...)
-		}
-		events, err := c.issuesWithNotes(ctx, p, all)
-		if err != nil {
-			return err
-		}
-		for _, pg := range pages {
-			var evs []change.Event
-			for range pg.is {
-				evs = append(evs, events[0]...)
-				events = events[1:]
-			}
-			for i := range evs {
-				if evs[i].ObservedAt.IsZero() {
-					evs[i].ObservedAt = pg.observed
-				}
-			}
-			if err := fn(Page{Kind: change.KindIssue, Events: evs, Cursor: pg.cursor}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	emitFailed := false // the walk's error, if any, is emit's own
-	key := func(is *gl.Issue) (int64, time.Time) { return is.ID, utc(is.UpdatedAt) }
-	err := walkByTime(ctx, since, list, key, func(is []*gl.Issue, cursor time.Time) error {
-		is, err := changedOnly(ctx, opts, is,
-			func(i *gl.Issue) string { return change.IssueID(p.ID, i.IID) },
-			func(i *gl.Issue) time.Time { return utc(i.UpdatedAt) })
-		if err != nil {
-			emitFailed = true
-			return err
-		}
-		held = append(held, heldPage{is: is, cursor: cursor, observed: listed})
-		heldIssues += len(is)
-		if heldIssues+perPage > c.issueNotesHold() {
-			if err := flush(); err != nil {
-				emitFailed = true
-				return err
-			}
-		}
-		return nil
-	})
-	if emitFailed || len(held) == 0 {
-		return err
-	}
-	ferr := flush()
-	if err == nil || ferr == nil {
-		return cmp.Or(err, ferr)
-	}
-	return errors.Join(err, ferr)
+	return heldWalk(ctx, change.KindIssue, since, opts, list,
+		func(is *gl.Issue) (int64, time.Time) { return is.ID, utc(is.UpdatedAt) },
+		func(is *gl.Issue) string { return change.IssueID(p.ID, is.IID) },
+		func() int { return c.hold(&c.issuePlan) },
+		func(is []*gl.Issue) ([][]change.Event, error) { return c.issuesWithNotes(ctx, p, is) }, fn)
 }
 
 // issuesWithNotes reads the notes of is, by GraphQL where it can and by
@@ -156,16 +87,23 @@ func IssueEvents(p Project, is *gl.Issue, notes []*gl.Note) []change.Event {
 			continue
 		}
 		body := strings.TrimSpace(n.Body)
+		// To the second: GraphQL gives notes' times no finer (GitLab's
+		// TimeType is iso8601), and both APIs must date alike.
 		switch {
 		case body == "reopened":
-			ts = append(ts, change.Transition{State: "reopened", At: utc(n.CreatedAt)})
+			ts = append(ts, change.Transition{State: "reopened", At: seconds(utc(n.CreatedAt))})
 		case body == "closed" || strings.HasPrefix(body, "closed via"):
-			ts = append(ts, change.Transition{State: "closed", At: utc(n.CreatedAt)})
+			ts = append(ts, change.Transition{State: "closed", At: seconds(utc(n.CreatedAt))})
 		}
 	}
 	if len(ts) > 0 {
 		ev.Transitions = append([]change.Transition{{State: "opened", At: ev.CreatedAt}}, ts...)
 		if closed := utc(is.ClosedAt); !closed.IsZero() {
+			// The last closing's note is closed_at's second; closed_at
+			// dates it exactly.
+			ev.Transitions = slices.DeleteFunc(ev.Transitions, func(t change.Transition) bool {
+				return t.State == "closed" && t.At.Equal(seconds(closed))
+			})
 			ev.Transitions = append(ev.Transitions, change.Transition{State: "closed", At: closed})
 		}
 		ev.Transitions = dedupeTransitions(ev.Transitions)

@@ -39,47 +39,49 @@ func (c *Client) mergeRequests(ctx context.Context, p Project, since time.Time, 
 		return mrs, resp, err
 	}
 	key := func(mr *gl.BasicMergeRequest) (int64, time.Time) { return mr.ID, utc(mr.UpdatedAt) }
-	return walkByTime(ctx, since, list, key, func(mrs []*gl.BasicMergeRequest, cursor time.Time) error {
-		if opts == nil {
+	if opts == nil {
+		return walkByTime(ctx, since, list, key, func(mrs []*gl.BasicMergeRequest, cursor time.Time) error {
 			events := make([]change.Event, 0, len(mrs))
 			for _, mr := range mrs {
 				events = append(events, MergeRequestEvent(p, mr))
 			}
 			return fn(Page{Kind: change.KindMergeRequest, Events: events, Cursor: cursor})
+		})
+	}
+	return heldWalk(ctx, change.KindMergeRequest, since, *opts, list, key,
+		func(mr *gl.BasicMergeRequest) string { return change.MergeRequestID(p.ID, mr.IID) },
+		func() int { return c.hold(&c.mrPlan) },
+		func(mrs []*gl.BasicMergeRequest) ([][]change.Event, error) {
+			return c.mergeRequestsWithDetails(ctx, p, mrs)
+		}, fn)
+}
+
+// mergeRequestsWithDetails reads the details of mrs, by GraphQL where it
+// can and by REST for the rest, and converts each merge request with them.
+func (c *Client) mergeRequestsWithDetails(ctx context.Context, p Project, mrs []*gl.BasicMergeRequest) ([][]change.Event, error) {
+	var viaGraphQL map[int64]MergeRequestDetails
+	if len(mrs) > 0 && c.graphQLFor(&c.mrPlan.graphQLPlan) {
+		var err error
+		if viaGraphQL, err = c.mergeRequestDetailsGraphQL(ctx, p, mrs); err != nil {
+			return nil, err
 		}
-		mrs, err := changedOnly(ctx, *opts, mrs,
-			func(mr *gl.BasicMergeRequest) string { return change.MergeRequestID(p.ID, mr.IID) },
-			func(mr *gl.BasicMergeRequest) time.Time { return utc(mr.UpdatedAt) })
-		if err != nil {
-			return err
-		}
-		var viaGraphQL map[int64]MergeRequestDetails
-		if len(mrs) > 0 && c.graphQLFor(&c.mrPlan) {
-			if viaGraphQL, err = c.mergeRequestDetailsGraphQL(ctx, p, mrs); err != nil {
+	}
+	per := make([][]change.Event, len(mrs))
+	err := c.forEach(ctx, len(mrs), func(ctx context.Context, i int) error {
+		d, ok := viaGraphQL[mrs[i].IID]
+		if !ok {
+			var err error
+			if d, err = c.mergeRequestDetails(ctx, p, mrs[i]); err != nil {
 				return err
 			}
 		}
-		per := make([][]change.Event, len(mrs))
-		err = c.forEach(ctx, len(mrs), func(ctx context.Context, i int) error {
-			d, ok := viaGraphQL[mrs[i].IID]
-			if !ok {
-				var err error
-				if d, err = c.mergeRequestDetails(ctx, p, mrs[i]); err != nil {
-					return err
-				}
-			}
-			per[i] = MergeRequestEvents(p, mrs[i], d)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		var events []change.Event
-		for _, evs := range per {
-			events = append(events, evs...)
-		}
-		return fn(Page{Kind: change.KindMergeRequest, Events: events, Cursor: cursor})
+		per[i] = MergeRequestEvents(p, mrs[i], d)
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return per, nil
 }
 
 // MergeRequestEvent converts a merge request as GitLab's listing (and, via
