@@ -28,34 +28,22 @@ func countLabel(c ingest.Count) string {
 	return string(c.Kind)
 }
 
-// throttleShare is the share of the request budget above which a sync is
-// taken to be held back by the rate limit rather than by GitLab's answers.
-const throttleShare = 0.8
-
 // progressPrinter reports pages as they are stored, at most a few times a
 // second, so a long backfill shows it is moving: which project of how many,
 // objects done of the estimated total, API requests used and an ETA for
-// the kind in flight. requests counts the requests made so far; perMinute
-// is the request budget, to tell when the rate limit is what paces the
-// sync.
-func progressPrinter(w io.Writer, requests func() int64, perMinute int) func(ingest.Progress) {
-	var (
-		last     time.Time
-		lastReqs int64
-	)
+// the kind in flight. requests counts the requests made so far; held says
+// whether a request waited for the request budget after a time, so the
+// line can say the rate limit (perMinute a minute) paces the sync.
+func progressPrinter(w io.Writer, requests func() int64, held func(since time.Time) bool, perMinute int) func(ingest.Progress) {
+	var last time.Time
 	return func(p ingest.Progress) {
 		now := time.Now()
 		if now.Sub(last) < 500*time.Millisecond {
 			return
 		}
-		reqs := requests()
-		throttled := false
-		if !last.IsZero() && perMinute > 0 {
-			rate := float64(reqs-lastReqs) / now.Sub(last).Minutes()
-			throttled = rate >= throttleShare*float64(perMinute)
-		}
-		last, lastReqs = now, reqs
-		fmt.Fprintln(w, progressLine(p, reqs, now, throttled, perMinute))
+		throttled := !last.IsZero() && held(last)
+		last = now
+		fmt.Fprintln(w, progressLine(p, requests(), now, throttled, perMinute))
 	}
 }
 

@@ -90,7 +90,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	p := c.poller(gl, st, log)
-	p.Progress = progressPrinter(stderr, gl.Requests, c.RequestsPerMinute)
+	p.Progress = progressPrinter(stderr, gl.Requests, gl.HeldByBudgetSince, c.RequestsPerMinute)
 	if *full {
 		p.FullSweep = -1
 	}

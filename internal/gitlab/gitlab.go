@@ -244,6 +244,11 @@ func normalizeURL(raw string) (string, error) {
 // retries included.
 func (c *Client) Requests() int64 { return c.requests.Load() }
 
+// HeldByBudgetSince reports whether a request has waited for the minute's
+// request budget (LABTRAIL_REQUESTS_PER_MINUTE, shared by every client of
+// the same token) after t: the rate limit, not GitLab, paced the work.
+func (c *Client) HeldByBudgetSince(t time.Time) bool { return c.limiter.fullSince(t) }
+
 // Identity is who the token belongs to and what it may do.
 type Identity struct {
 	ID       int64

@@ -310,3 +310,36 @@ func TestLimiterConcurrent(t *testing.T) {
 		t.Errorf("480 requests admitted within %s", got)
 	}
 }
+
+// TestLimiterSaysWhenTheBudgetHeld: waits for the pace alone do not count
+// as held by the budget; a request that finds the minute's budget spent
+// does, from then on.
+func TestLimiterSaysWhenTheBudgetHeld(t *testing.T) {
+	l := newLimiter(600) // 588 a minute
+	clock := newStepClock()
+	start := clock.Now()
+	for range 588 {
+		if err := l.wait(context.Background(), clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if clock.sleeps == 0 {
+		t.Fatal("the pace never made a request wait")
+	}
+	if l.fullSince(start.Add(-time.Second)) {
+		t.Error("held by the budget after waits for the pace alone")
+	}
+	before := clock.Now()
+	if err := l.wait(context.Background(), clock); err != nil {
+		t.Fatal(err)
+	}
+	if got := clock.Now().Sub(start); got < time.Minute {
+		t.Errorf("request 589 admitted at +%s, within the first minute", got)
+	}
+	if !l.fullSince(before.Add(-time.Nanosecond)) {
+		t.Error("request 589 waited for the budget, yet the limiter does not say so")
+	}
+	if l.fullSince(clock.Now()) {
+		t.Error("held by the budget after the last refusal")
+	}
+}

@@ -141,6 +141,16 @@ type limiter struct {
 	// them, and no more than were actually sent in that minute.
 	admitted []time.Duration
 	head     int
+	// full is the last time a request found the minute's budget spent.
+	full time.Time
+}
+
+// fullSince reports whether a request has found the minute's budget spent
+// (not just the pace) after t.
+func (l *limiter) fullSince(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.full.After(t)
 }
 
 // newLimiter allows at most 98% of rpm in any 60 seconds (the 2% margin is
@@ -186,6 +196,7 @@ func (l *limiter) take(now time.Time) time.Duration {
 		// The window frees a place when the request perWindow places from
 		// the newest leaves it.
 		wait = l.admitted[l.head+n-l.perWindow] + limitWindow - at
+		l.full = now
 	}
 	wait = max(wait, l.paced-time.Duration(l.burst-1)*l.interval-at)
 	if wait > 0 {
