@@ -44,10 +44,11 @@ type FetchOptions struct {
 	// a tag pushed again with another digest.
 	FullSweep bool
 	// Now, if set, is the caller's clock. A walk that lists pages before
-	// handing back earlier ones (issues: their notes come several pages
-	// at a time) stamps each such page's events' ObservedAt with it, read
-	// just before the request that listed the page: handed back later,
-	// they must not look newer than they are.
+	// handing back earlier ones (merge requests and issues: their details
+	// and notes come several pages at a time) stamps each such page's
+	// events' ObservedAt with it, read just before the request that
+	// listed the page: handed back later, they must not look newer than
+	// they are.
 	Now func() time.Time
 }
 

@@ -741,8 +741,8 @@ func (p *Poller) syncKind(ctx context.Context, gp gitlab.Project, kind change.Ki
 	// that time stamps it (ObservedAt). It is never later than the read,
 	// so a poll never looks newer than it is when the upsert rule lets it
 	// overrule what a webhook received earlier said (docs/architecture.md).
-	// A walk that lists pages before handing back earlier ones (issues)
-	// stamps them itself, by opts.Now.
+	// A walk that lists pages before handing back earlier ones (merge
+	// requests, issues) stamps them itself, by opts.Now.
 	observed := started
 	runErr := p.GitLab.Fetch(ctx, kind, gp, since, opts, func(pg gitlab.Page) error {
 		defer func() { observed = p.now() }()
