@@ -80,7 +80,8 @@ func BenchmarkScheduledPass(b *testing.B) {
 
 // BenchmarkColdStart starts the bootstrap afresh and times it to its
 // first answer (a read of the sync status), under the local Runtime API:
-// process start, the three SSM parameters, the store, the read.
+// process start, the three SSM parameters (one GetParameters request), the
+// store, the read.
 //
 //	go test -run '^$' -bench ColdStart -benchtime 20x ./cmd/labtrail-lambda/
 func BenchmarkColdStart(b *testing.B) {

@@ -464,6 +464,9 @@ func TestFunctionAsLambdaRunsIt(t *testing.T) {
 		t.Fatalf("after the first pass the store differs from the truth (%d): %v", len(d), d[:min(5, len(d))])
 	}
 	dynamo.take()
+	if n, one := ssmSrv.Requests("GetParameters"), ssmSrv.Requests("GetParameter"); n != 1 || one != 0 {
+		t.Errorf("%d GetParameters and %d GetParameter requests; want one GetParameters per cold start", n, one)
+	}
 	for _, p := range []string{serverless.DefaultTokenParameter, serverless.DefaultWebhookSecretParameter, serverless.DefaultAPITokenParameter} {
 		if n := ssmSrv.Calls(p); n != 1 {
 			t.Errorf("SSM parameter %s read %d times, want once per cold start", p, n)
@@ -604,7 +607,8 @@ func TestMissingSSMParameterIsAnInitError(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("the function did not exit after its init error")
 	}
-	if ssmSrv.Calls("/team/gitlab/token") != 1 {
-		t.Errorf("the missing parameter was asked %d times", ssmSrv.Calls("/team/gitlab/token"))
+	if ssmSrv.Calls("/team/gitlab/token") != 1 || ssmSrv.Requests("GetParameters") != 1 || ssmSrv.Requests("GetParameter") != 0 {
+		t.Errorf("the missing parameter was asked %d times, in %d GetParameters and %d GetParameter requests (want 1, 1, 0)",
+			ssmSrv.Calls("/team/gitlab/token"), ssmSrv.Requests("GetParameters"), ssmSrv.Requests("GetParameter"))
 	}
 }

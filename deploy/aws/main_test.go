@@ -303,7 +303,7 @@ func checkPolicy(t *testing.T, m *mocks, name string, params []string, region st
 	}
 	want := map[string]policyStatement{
 		"dynamodb": {Action: dynamoDBActions, Resource: []string{tableArn, tableArn + "/index/*"}},
-		"ssm":      {Action: []string{"ssm:GetParameter"}, Resource: paramArns},
+		"ssm":      {Action: []string{"ssm:GetParameters"}, Resource: paramArns},
 		"kms": {Action: []string{"kms:Decrypt"}, Resource: []string{testKeyArn},
 			Condition: map[string]map[string]string{"StringEquals": {"kms:ViaService": "ssm." + region + ".amazonaws.com"}}},
 		"logs": {Action: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resource: []string{arn("logs", "log-group:/aws/lambda/"+name) + ":*"}},

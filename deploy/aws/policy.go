@@ -30,6 +30,14 @@ func assumeRolePolicy() string {
 	}}})
 }
 
+// parameterActions are the SSM operations the function calls to read its
+// parameters (internal/serverless's LoadSecrets: one GetParameters request
+// for all of them). IAM authorizes GetParameters against
+// ssm:GetParameters only, so ssm:GetParameter is not granted.
+// TestParameterActionsMatchFunction keeps this list equal to the SSM
+// operations the function's source calls.
+var parameterActions = []string{"ssm:GetParameters"}
+
 // functionPolicy is all the function may do, each on named resources only:
 // the store's item operations on its table and the table's indexes, reading
 // the named parameters, decrypting them with their key (and only through
@@ -41,7 +49,7 @@ func functionPolicy(tableArn string, parameterArns []string, keyArn, logGroupArn
 	}
 	return mustJSON(policyDocument{Version: "2012-10-17", Statement: []policyStatement{
 		{Sid: "Table", Effect: "Allow", Action: dynamoDBActions, Resource: []string{tableArn, tableArn + "/index/*"}},
-		{Sid: "Parameters", Effect: "Allow", Action: []string{"ssm:GetParameter"}, Resource: parameterArns},
+		{Sid: "Parameters", Effect: "Allow", Action: parameterActions, Resource: parameterArns},
 		{Sid: "DecryptParameters", Effect: "Allow", Action: []string{"kms:Decrypt"}, Resource: []string{keyArn},
 			Condition: map[string]map[string]string{"StringEquals": {"kms:ViaService": "ssm." + region + ".amazonaws.com"}}},
 		{Sid: "Logs", Effect: "Allow", Action: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resource: []string{logGroupArn + ":*"}},

@@ -276,3 +276,50 @@ func TestEnvironmentReadByFunction(t *testing.T) {
 		}
 	}
 }
+
+// ssmParameterOperations are SSM Parameter Store's operations, as the
+// SDK's client names its methods.
+var ssmParameterOperations = []string{
+	"DeleteParameter", "DeleteParameters", "DescribeParameters", "GetParameter", "GetParameterHistory",
+	"GetParameters", "GetParametersByPath", "LabelParameterVersion", "PutParameter", "UnlabelParameterVersion",
+}
+
+// Every Parameter Store operation the function calls is granted, and
+// nothing more: a method call X.Op(...) or a paginator NewOpPaginator for
+// any operation Op, in any non-test file of internal/serverless.
+func TestParameterActionsMatchFunction(t *testing.T) {
+	fset, files := parseDir(t, functionDir)
+	used := map[string][]string{}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			op := sel.Sel.Name
+			if p, ok := strings.CutPrefix(op, "New"); ok && strings.HasSuffix(p, "Paginator") {
+				op = strings.TrimSuffix(p, "Paginator")
+			}
+			if slices.Contains(ssmParameterOperations, op) {
+				used[op] = append(used[op], fset.Position(call.Pos()).String())
+			}
+			return true
+		})
+	}
+	if len(used) == 0 {
+		t.Fatalf("found no SSM call in %s: if the function reads its parameters differently now, teach this test to find it", functionDir)
+	}
+	var want []string
+	for op := range used {
+		want = append(want, "ssm:"+op)
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(parameterActions))
+	if !slices.Equal(got, want) {
+		t.Errorf("the role grants %v; the function calls %v (at %v)", got, want, used)
+	}
+}

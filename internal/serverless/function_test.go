@@ -282,16 +282,38 @@ func TestSecretsFromSSMAndNeverLogged(t *testing.T) {
 	if c.GitLab.Token != simToken || len(c.WebhookSecrets) != 1 || c.WebhookSecrets[0] != hookToken || c.APIToken != apiToken {
 		t.Fatalf("secrets read: token ok %v, webhook %d, api ok %v", c.GitLab.Token == simToken, len(c.WebhookSecrets), c.APIToken == apiToken)
 	}
+	// The three in one GetParameters request.
+	if n, one := ssmSrv.Requests("GetParameters"), ssmSrv.Requests("GetParameter"); n != 1 || one != 0 {
+		t.Errorf("%d GetParameters and %d GetParameter requests; want 1 and 0", n, one)
+	}
+	for _, p := range []string{serverless.DefaultTokenParameter, serverless.DefaultWebhookSecretParameter, "/custom/api"} {
+		if n := ssmSrv.Calls(p); n != 1 {
+			t.Errorf("parameter %s asked %d times, want once", p, n)
+		}
+	}
 	// The environment wins: GITLAB_TOKEN and LABTRAIL_WEBHOOK_SECRET are
 	// not looked up.
 	env["GITLAB_TOKEN"], env["LABTRAIL_WEBHOOK_SECRET"] = "from-env", "hook-from-env"
-	before := ssmSrv.TotalCalls()
 	c, _ = serverless.ConfigFromEnv(lookup)
 	if err := serverless.LoadSecrets(ctx, &c, client); err != nil {
 		t.Fatal(err)
 	}
-	if c.GitLab.Token != "from-env" || c.WebhookSecrets[0] != "hook-from-env" || ssmSrv.TotalCalls() != before+1 {
-		t.Errorf("with the environment set: %d SSM calls (want 1, the API token)", ssmSrv.TotalCalls()-before)
+	if c.GitLab.Token != "from-env" || c.WebhookSecrets[0] != "hook-from-env" || c.APIToken != apiToken {
+		t.Errorf("with the environment set: token from env %v, webhook from env %v, api ok %v", c.GitLab.Token == "from-env", c.WebhookSecrets[0] == "hook-from-env", c.APIToken == apiToken)
+	}
+	if n := ssmSrv.Requests("GetParameters"); n != 2 {
+		t.Errorf("with the environment set: %d more GetParameters requests, want 1", n-1)
+	}
+	for p, want := range map[string]int{serverless.DefaultTokenParameter: 1, serverless.DefaultWebhookSecretParameter: 1, "/custom/api": 2} {
+		if n := ssmSrv.Calls(p); n != want {
+			t.Errorf("with the environment set: parameter %s asked %d times in all, want %d", p, n, want)
+		}
+	}
+	// Nothing left to read: no request at all.
+	env["LABTRAIL_SSM_API_TOKEN_PARAMETER"] = ""
+	c, _ = serverless.ConfigFromEnv(lookup)
+	if err := serverless.LoadSecrets(ctx, &c, client); err != nil || ssmSrv.Requests("GetParameters") != 2 {
+		t.Errorf("with every secret in the environment: %v, %d GetParameters requests in all (want 2)", err, ssmSrv.Requests("GetParameters"))
 	}
 	// A missing parameter: a clear error that names it.
 	env = map[string]string{"LABTRAIL_SSM_TOKEN_PARAMETER": "/missing/token"}
@@ -299,6 +321,13 @@ func TestSecretsFromSSMAndNeverLogged(t *testing.T) {
 	err = serverless.LoadSecrets(ctx, &c, client)
 	if err == nil || !strings.Contains(err.Error(), "/missing/token") || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("missing parameter: %v", err)
+	}
+	// Another missing one, asked for with those that exist: its own error.
+	env = map[string]string{"LABTRAIL_SSM_API_TOKEN_PARAMETER": "/missing/api"}
+	c, _ = serverless.ConfigFromEnv(lookup)
+	err = serverless.LoadSecrets(ctx, &c, client)
+	if err == nil || !strings.Contains(err.Error(), "/missing/api") || !strings.Contains(err.Error(), "LABTRAIL_SSM_API_TOKEN_PARAMETER") || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("missing API token parameter: %v", err)
 	}
 
 	// A whole run with the secrets read: none of them is logged.

@@ -1,5 +1,5 @@
 // Package lambdatest holds local stand-ins for the AWS parts labtrail's
-// function talks to in tests: SSM Parameter Store's GetParameter (AWS JSON
+// function talks to in tests: SSM Parameter Store's GetParameters (AWS JSON
 // 1.1 protocol) and the Lambda Runtime API a function's bootstrap polls.
 package lambdatest
 
@@ -7,24 +7,27 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
 
-// SSM is an SSM Parameter Store stand-in serving GetParameter.
+// SSM is an SSM Parameter Store stand-in serving GetParameters.
 type SSM struct {
 	URL string
 
-	mu     sync.Mutex
-	params map[string]string
-	calls  map[string]int // per parameter name
+	mu       sync.Mutex
+	params   map[string]string
+	calls    map[string]int // GetParameters requests naming a parameter, by name
+	requests map[string]int // requests by operation (X-Amz-Target's, after "AmazonSSM.")
 }
 
 // StartSSM serves params (name -> value, all SecureString) until the test
 // ends. Point the SDK at it with AWS_ENDPOINT_URL_SSM=ssm.URL.
 func StartSSM(tb testing.TB, params map[string]string) *SSM {
 	tb.Helper()
-	s := &SSM{params: map[string]string{}, calls: map[string]int{}}
+	s := &SSM{params: map[string]string{}, calls: map[string]int{}, requests: map[string]int{}}
 	for k, v := range params {
 		s.params[k] = v
 	}
@@ -34,26 +37,25 @@ func StartSSM(tb testing.TB, params map[string]string) *SSM {
 	return s
 }
 
-// Calls is how many times GetParameter asked for name.
+// Calls is how many GetParameters requests asked for name.
 func (s *SSM) Calls(name string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[name]
 }
 
-// TotalCalls is how many GetParameter calls were made.
-func (s *SSM) TotalCalls() int {
+// Requests is how many requests for the operation op (GetParameters,
+// GetParameter, ...) came, served or not.
+func (s *SSM) Requests(op string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.calls {
-		n += c
-	}
-	return n
+	return s.requests[op]
 }
 
 // serve answers as SSM does (AWS JSON 1.1: POST /, the operation in
 // X-Amz-Target, errors as {"__type": ..., "message": ...} with a 400).
+// GetParameters takes 1 to 10 names; the parameters come back in
+// alphabetical order, the names that do not exist in InvalidParameters.
 func (s *SSM) serve(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, typ, msg string) {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -61,8 +63,12 @@ func (s *SSM) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
 	}
-	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameter" {
-		fail(http.StatusBadRequest, "UnknownOperationException", "only AmazonSSM.GetParameter is served here")
+	op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
+	s.mu.Lock()
+	s.requests[op]++
+	s.mu.Unlock()
+	if r.Method != http.MethodPost || op != "GetParameters" {
+		fail(http.StatusBadRequest, "UnknownOperationException", "only AmazonSSM.GetParameters is served here")
 		return
 	}
 	if r.Header.Get("Authorization") == "" {
@@ -70,28 +76,34 @@ func (s *SSM) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
-		Name           string
+		Names          []string
 		WithDecryption bool
 	}
-	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Name == "" {
-		fail(http.StatusBadRequest, "ValidationException", "a GetParameter request needs a Name")
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Names) == 0 || len(in.Names) > 10 {
+		fail(http.StatusBadRequest, "ValidationException", "a GetParameters request needs 1 to 10 Names")
 		return
 	}
+	names := slices.Clone(in.Names)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	parameters, invalid := []map[string]any{}, []string{}
 	s.mu.Lock()
-	s.calls[in.Name]++
-	v, ok := s.params[in.Name]
+	for _, n := range names {
+		s.calls[n]++
+		v, ok := s.params[n]
+		if !ok {
+			invalid = append(invalid, n)
+			continue
+		}
+		if !in.WithDecryption {
+			v = "AQICAHh-encrypted-" + n // SecureString values come back encrypted without WithDecryption
+		}
+		parameters = append(parameters, map[string]any{
+			"Name": n, "Type": "SecureString", "Value": v, "Version": 1,
+			"ARN": "arn:aws:ssm:us-east-1:123456789012:parameter" + n, "DataType": "text",
+		})
+	}
 	s.mu.Unlock()
-	if !ok {
-		fail(http.StatusBadRequest, "ParameterNotFound", "Parameter "+in.Name+" not found.")
-		return
-	}
-	value := v
-	if !in.WithDecryption {
-		value = "AQICAHh-encrypted-" + in.Name // SecureString values come back encrypted without WithDecryption
-	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	_ = json.NewEncoder(w).Encode(map[string]any{"Parameter": map[string]any{
-		"Name": in.Name, "Type": "SecureString", "Value": value, "Version": 1,
-		"ARN": "arn:aws:ssm:us-east-1:123456789012:parameter" + in.Name, "DataType": "text",
-	}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"Parameters": parameters, "InvalidParameters": invalid})
 }
