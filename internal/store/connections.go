@@ -96,7 +96,7 @@ type ConnectionStore interface {
 	// ConnectionByName returns one (ErrNotFound when none).
 	ConnectionByName(ctx context.Context, name string) (Connection, error)
 	// UpdateConnections replaces the connections of cs by name, all in
-	// one transaction (a key rotation re-seals every secret at once).
+	// one transaction.
 	UpdateConnections(ctx context.Context, cs ...Connection) error
 	// RemoveConnection removes the connection named and its projects and
 	// sync state (ErrNotFound when none); its events stay.
