@@ -103,12 +103,12 @@ func runSecrets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		defer st.Close()
-		n, err := ring.Rotate(ctx, st, time.Now().UTC())
+		r, err := ring.Rotate(ctx, st, time.Now().UTC())
 		if err != nil {
 			return err
 		}
-		recordCLI(ctx, st, stderr, "secrets.rotate", ring.CurrentID(), fmt.Sprintf("%d connections re-encrypted", n))
-		fmt.Fprintf(stdout, "%d connections re-encrypted under key %s; the old key is no longer needed\n", n, ring.CurrentID())
+		recordCLI(ctx, st, stderr, "secrets.rotate", ring.CurrentID(), r.String())
+		fmt.Fprintf(stdout, "%s under key %s; the old key is no longer needed (restart serve with the new key)\n", r, ring.CurrentID())
 		return nil
 	}
 	fmt.Fprintf(stderr, "unknown secrets command %q\nUsage: labtrail %s\n", sub, usage)

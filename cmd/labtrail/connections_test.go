@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -545,13 +546,33 @@ func TestSecretsRotateCommand(t *testing.T) {
 	if !strings.Contains(list(), idOf(oldKey)) {
 		t.Fatalf("list does not show the old key's id:\n%s", list())
 	}
+	// A GitLab sign-in's session whose token, under the old key, does not
+	// open (bound to another session): the rotation ends it and says so.
+	func() {
+		st, err := openStore(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		k, _ := auth.ParseKey(oldKey)
+		sealed, err := auth.NewKeyring(k).Seal(`{"access_token":"gloas-moved"}`, "session/00/oauth_token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		if err := st.CreateSession(context.Background(), store.Session{IDHash: auth.HashToken("moved"), Kind: "oauth", UserID: 3, Name: "carol",
+			Scope: "read", CSRF: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour), OAuthToken: sealed}); err != nil {
+			t.Fatal(err)
+		}
+	}()
 	// Without the old key: refused, nothing changed.
 	if _, errOut, code := labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": newKey}, "secrets", "rotate"); code == 0 ||
 		!strings.Contains(errOut, "LABTRAIL_OLD_SECRET_KEY") {
 		t.Errorf("rotate without the old key: %d %s", code, errOut)
 	}
 	out, errOut, code := labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": newKey}, "secrets", "rotate", "--old-key-file", keyFile)
-	if code != 0 || !strings.Contains(out, "1 connections re-encrypted") {
+	const said = "2 secrets of 1 connections and 0 session tokens re-sealed; 1 sessions ended"
+	if code != 0 || !strings.Contains(out, said) || !strings.Contains(out, idOf(newKey)) {
 		t.Fatalf("rotate: %d %s%s", code, out, errOut)
 	}
 	if l := list(); !strings.Contains(l, idOf(newKey)) || strings.Contains(l, idOf(oldKey)) {
@@ -587,6 +608,12 @@ func TestSecretsRotateCommand(t *testing.T) {
 	as, _ := orig.AdminActions(context.Background(), 0, 10)
 	for _, a := range as {
 		acts = append(acts, a.Action)
+		if a.Action == "secrets.rotate" && !strings.Contains(a.Detail, said) {
+			t.Errorf("the audit entry of the rotation says %q", a.Detail)
+		}
+	}
+	if _, err := orig.SessionByHash(context.Background(), auth.HashToken("moved")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the session whose token did not open: %v", err)
 	}
 	if !strings.Contains(strings.Join(acts, ","), "secrets.rotate") || !strings.Contains(strings.Join(acts, ","), "connection.add") {
 		t.Errorf("admin audit: %v", acts)

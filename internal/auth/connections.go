@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -38,37 +39,120 @@ func (k *Keyring) OpenConnection(c store.Connection) (token, webhookSecret strin
 	return token, webhookSecret, nil
 }
 
-// Rotate re-seals, under k's current key, every connection secret sealed
-// under another of k's keys, all in one transaction, and says how many
-// connections it re-sealed. A value under a key k does not hold stops it
-// before anything is written.
-func (k *Keyring) Rotate(ctx context.Context, st store.ConnectionStore, now time.Time) (int, error) {
+// Rotation is what Rotate re-sealed and ended.
+type Rotation struct {
+	Connections int // connections with a secret re-sealed
+	Secrets     int // their secrets re-sealed (tokens and webhook secrets)
+	Sessions    int // sessions' GitLab tokens re-sealed
+	// Ended are the sessions ended because their token did not open
+	// under the keys given (altered, or sealed under a third key): their
+	// users sign in again.
+	Ended int
+}
+
+// String says what r re-sealed, as the command's output and the audit
+// entry give it.
+func (r Rotation) String() string {
+	s := fmt.Sprintf("%d secrets of %d connections and %d session tokens re-sealed", r.Secrets, r.Connections, r.Sessions)
+	if r.Ended > 0 {
+		s += fmt.Sprintf("; %d sessions ended (their GitLab token did not open under the old key: they sign in again)", r.Ended)
+	}
+	return s
+}
+
+// Rotate re-seals, under k's current key, every secret sealed under
+// another of k's keys: the connections' secrets and the GitLab tokens of
+// dashboard sessions, all in one transaction, and says how many.
+//
+// A connection secret under a key k does not hold stops it before
+// anything is written, as does a rotation whose old keys sealed none of
+// the values to re-seal (the wrong old key given). A session's token
+// that does not open (altered, or sealed under a third key, say by a
+// process still running with a key older than the old one) does not stop
+// it: that session ends, counted in Ended, and its user signs in again.
+func (k *Keyring) Rotate(ctx context.Context, st store.SecretStore, now time.Time) (Rotation, error) {
 	if k == nil {
-		return 0, ErrNoKey
+		return Rotation{}, ErrNoKey
 	}
-	cs, err := st.Connections(ctx)
+	var r Rotation
+	err := st.Reseal(ctx, func(in store.SealedSecrets) (store.Resealed, error) {
+		r = Rotation{}
+		var (
+			out store.Resealed
+			// pending are the values not under the current key, underOld
+			// those of them under an older key k holds.
+			pending, underOld int
+			unknown           = map[string]bool{}
+		)
+		due := func(v store.Sealed) bool {
+			if v.IsZero() || v.KeyID == k.CurrentID() {
+				return false
+			}
+			pending++
+			if _, ok := k.keys[v.KeyID]; ok {
+				underOld++
+			} else {
+				unknown[v.KeyID] = true
+			}
+			return true
+		}
+		for _, c := range in.Connections {
+			n := 0
+			for _, v := range []store.Sealed{c.Token, c.WebhookSecret} {
+				if due(v) {
+					n++
+				}
+			}
+			if n == 0 {
+				continue
+			}
+			tok, sec, err := k.OpenConnection(c)
+			if errors.Is(err, ErrUnknownKey) {
+				return out, fmt.Errorf("%w: give the key it was sealed under as the old key", err)
+			}
+			if err != nil {
+				return out, err
+			}
+			if err := k.SealConnection(&c, tok, sec); err != nil {
+				return out, err
+			}
+			c.UpdatedAt = now
+			out.Connections = append(out.Connections, c)
+			r.Connections++
+			r.Secrets += n
+		}
+		for _, se := range in.Sessions {
+			if !due(se.Token) {
+				continue
+			}
+			where := sessionTokenContext(se.IDHash)
+			plain, err := k.Open(se.Token, where)
+			if err != nil {
+				out.EndSessions = append(out.EndSessions, se.IDHash)
+				continue
+			}
+			sealed, err := k.Seal(plain, where)
+			if err != nil {
+				return out, err
+			}
+			out.Sessions = append(out.Sessions, store.SessionToken{IDHash: se.IDHash, Token: sealed})
+		}
+		if pending > 0 && underOld == 0 {
+			ids := make([]string, 0, len(unknown))
+			for id := range unknown {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			return out, fmt.Errorf("%w: none of the %d values to re-seal is under the old key given (they are under %s): give the key they were sealed under as the old key",
+				ErrUnknownKey, pending, strings.Join(ids, ", "))
+		}
+		r.Sessions, r.Ended = len(out.Sessions), len(out.EndSessions)
+		return out, nil
+	})
 	if err != nil {
-		return 0, err
+		return Rotation{}, err
 	}
-	var changed []store.Connection
-	for _, c := range cs {
-		if (c.Token.IsZero() || c.Token.KeyID == k.CurrentID()) && (c.WebhookSecret.IsZero() || c.WebhookSecret.KeyID == k.CurrentID()) {
-			continue
-		}
-		tok, sec, err := k.OpenConnection(c)
-		if errors.Is(err, ErrUnknownKey) {
-			return 0, fmt.Errorf("%w: give the key it was sealed under as the old key", err)
-		}
-		if err != nil {
-			return 0, err
-		}
-		if err := k.SealConnection(&c, tok, sec); err != nil {
-			return 0, err
-		}
-		c.UpdatedAt = now
-		changed = append(changed, c)
-	}
-	return len(changed), st.UpdateConnections(ctx, changed...)
+	return r, nil
 }
 
 // ConnectionSpec is a connection as it is asked for (labtrail

@@ -6,11 +6,15 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/labtrail/labtrail/internal/auth"
+	"github.com/labtrail/labtrail/internal/store"
+	"github.com/labtrail/labtrail/internal/store/postgres"
+	"github.com/labtrail/labtrail/internal/store/postgres/pgtest"
 	"github.com/labtrail/labtrail/internal/store/sqlite"
 	_ "modernc.org/sqlite"
 )
@@ -69,16 +73,100 @@ func TestNewConnectionChecks(t *testing.T) {
 	}
 }
 
-// TestRotate re-seals every stored secret under a new key: afterwards
-// the old key is not needed, and the raw rows never held the plaintext.
+// rotateBackend is a store TestRotate runs on, with the raw rows of its
+// sealed columns: every text and byte column of connections and
+// sessions, as the database holds them.
+type rotateBackend struct {
+	name string
+	open func(t *testing.T) (store.Store, func() [][]byte)
+}
+
+var rotateBackends = []rotateBackend{
+	{"sqlite", func(t *testing.T) (store.Store, func() [][]byte) {
+		path := filepath.Join(t.TempDir(), "l.db")
+		st, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st, func() [][]byte {
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var out [][]byte
+			for _, q := range rawQueries {
+				rows, err := db.Query(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					v := make([][]byte, 3)
+					if err := rows.Scan(&v[0], &v[1], &v[2]); err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, v...)
+				}
+				rows.Close()
+			}
+			return out
+		}
+	}},
+	{"postgres", func(t *testing.T) (store.Store, func() [][]byte) {
+		st, err := postgres.Open(context.Background(), pgtest.SchemaURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st, func() [][]byte {
+			var out [][]byte
+			for _, q := range rawQueries {
+				rows, err := st.Pool().Query(context.Background(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var a, b string
+					var c []byte
+					if err := rows.Scan(&a, &b, &c); err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, []byte(a), []byte(b), c)
+				}
+				rows.Close()
+				if rows.Err() != nil {
+					t.Fatal(rows.Err())
+				}
+			}
+			return out
+		}
+	}},
+}
+
+// rawQueries read every sealed column with its row's name, key id
+// columns in the middle.
+var rawQueries = []string{
+	`SELECT name, token_key, token_sealed FROM connections`,
+	`SELECT url, secret_key, secret_sealed FROM connections`,
+	`SELECT name, token_key, token_sealed FROM sessions`,
+}
+
+// TestRotate re-seals every stored secret under a new key, the
+// connections' and the GitLab tokens of signed-in sessions: afterwards
+// the new key alone opens them, no row holds a value under the old key,
+// and the raw rows never held the plaintext. A session whose token does
+// not open under the old key ends, and is counted; the wrong old key, or
+// none, is refused with nothing written.
 func TestRotate(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "l.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range rotateBackends {
+		t.Run(b.name, func(t *testing.T) { testRotate(t, b) })
 	}
-	defer st.Close()
+}
+
+func testRotate(t *testing.T, b rotateBackend) {
+	ctx := context.Background()
+	st, raw := b.open(t)
 	oldRing, oldKey := newRing(t)
 	secrets := map[string][2]string{"one": {"glpat-token-one-xyz", "hook-secret-one"}, "two": {"glpat-token-two-xyz", ""}}
 	for name, s := range secrets {
@@ -90,50 +178,75 @@ func TestRotate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rawHas := func(plain string) bool {
-		db, err := sql.Open("sqlite", path)
+	// Sessions signed in with GitLab, their tokens sealed as a sign-in
+	// seals them; one altered, one sealed under a third key (a process
+	// still running with an older key), and an API token's session
+	// holding none.
+	h := func(v string) []byte { return auth.HashToken(v) }
+	gitlabTokens := map[string]string{"alice": `{"access_token":"gloas-alice-access","refresh_token":"alice-refresh"}`,
+		"bob": `{"access_token":"gloas-bob-access","refresh_token":"bob-refresh"}`}
+	thirdRing, _ := newRing(t)
+	now := time.Now().UTC()
+	for _, name := range []string{"alice", "bob", "altered", "third", "api"} {
+		se := store.Session{IDHash: h(name), Kind: "oauth", UserID: 1, Name: name, Scope: "read", CSRF: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		var err error
+		switch name {
+		case "alice", "bob":
+			se.OAuthToken, err = oldRing.Seal(gitlabTokens[name], auth.SessionTokenContext(se.IDHash))
+		case "altered":
+			se.OAuthToken, err = oldRing.Seal(`{"access_token":"gloas-altered"}`, auth.SessionTokenContext(se.IDHash))
+			se.OAuthToken.Data[len(se.OAuthToken.Data)-1] ^= 1
+		case "third":
+			se.OAuthToken, err = thirdRing.Seal(`{"access_token":"gloas-third"}`, auth.SessionTokenContext(se.IDHash))
+		case "api":
+			se.Kind, se.TokenID, se.UserID = "token", 9, 0
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer db.Close()
-		rows, err := db.Query(`SELECT name, url, token_key, token_sealed, secret_key, secret_sealed FROM connections`)
-		if err != nil {
+		if err := st.CreateSession(ctx, se); err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var a, b, c, e string
-			var d, f []byte
-			if err := rows.Scan(&a, &b, &c, &d, &e, &f); err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range [][]byte{[]byte(a), []byte(b), []byte(c), d, []byte(e), f} {
-				if bytes.Contains(v, []byte(plain)) {
-					return true
-				}
+	}
+	rawHas := func(v []byte) bool {
+		for _, col := range raw() {
+			if bytes.Contains(col, v) {
+				return true
 			}
 		}
 		return false
 	}
-	for _, s := range secrets {
-		for _, v := range s {
-			if v != "" && rawHas(v) {
-				t.Errorf("a raw row holds a secret in the clear")
-			}
+	plaintexts := []string{"glpat-token-one-xyz", "hook-secret-one", "glpat-token-two-xyz", "gloas-alice-access", "alice-refresh", "gloas-bob-access"}
+	for _, v := range plaintexts {
+		if rawHas([]byte(v)) {
+			t.Errorf("a raw row holds a secret in the clear")
 		}
 	}
+	unchanged := func(what string, before [][]byte) {
+		t.Helper()
+		if after := raw(); !reflect.DeepEqual(after, before) {
+			t.Fatalf("%s changed the rows", what)
+		}
+	}
+
 	// Without the old key, nothing is rotated and nothing written.
+	before := raw()
 	newOnly, _ := newRing(t)
 	if _, err := newOnly.Rotate(ctx, st, time.Now()); !errors.Is(err, auth.ErrUnknownKey) {
 		t.Fatalf("rotating without the old key: %v", err)
 	}
+	unchanged("rotating without the old key", before)
+
 	ring, newKey := newRing(t, oldKey)
-	n, err := ring.Rotate(ctx, st, time.Now())
-	if err != nil || n != 2 {
-		t.Fatalf("rotate: %d %v", n, err)
+	r, err := ring.Rotate(ctx, st, time.Now())
+	if want := (auth.Rotation{Connections: 2, Secrets: 3, Sessions: 2, Ended: 2}); err != nil || r != want {
+		t.Fatalf("rotate: %+v %v, want %+v", r, err, want)
 	}
-	if n, err := ring.Rotate(ctx, st, time.Now()); err != nil || n != 0 {
-		t.Errorf("a second rotation: %d %v", n, err)
+	if s := r.String(); !strings.Contains(s, "3 secrets of 2 connections and 2 session tokens re-sealed") || !strings.Contains(s, "2 sessions ended") {
+		t.Errorf("the rotation says %q", s)
+	}
+	if r, err := ring.Rotate(ctx, st, time.Now()); err != nil || r != (auth.Rotation{}) {
+		t.Errorf("a second rotation: %+v %v", r, err)
 	}
 	cs, err := st.Connections(ctx)
 	if err != nil {
@@ -152,10 +265,63 @@ func TestRotate(t *testing.T) {
 			t.Errorf("%s still opens under the old key", c.Name)
 		}
 	}
-	for _, s := range secrets {
-		if rawHas(s[0]) {
-			t.Error("a raw row holds a token in the clear after rotation")
+	// The signed-in sessions keep their GitLab tokens, which the new key
+	// alone opens; the two that did not open are ended; the API token's
+	// session is as it was.
+	for name, plain := range gitlabTokens {
+		se, err := st.SessionByHash(ctx, h(name))
+		if err != nil {
+			t.Fatalf("%s's session after rotation: %v", name, err)
+		}
+		if got, err := after.Open(se.OAuthToken, auth.SessionTokenContext(h(name))); err != nil || got != plain {
+			t.Errorf("%s's token under the new key alone: %v", name, err)
+		}
+		if _, err := auth.NewKeyring(oldKey).Open(se.OAuthToken, auth.SessionTokenContext(h(name))); err == nil {
+			t.Errorf("%s's token still opens under the old key", name)
+		}
+	}
+	for _, name := range []string{"altered", "third"} {
+		if _, err := st.SessionByHash(ctx, h(name)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the %s session after rotation: %v", name, err)
+		}
+	}
+	if se, err := st.SessionByHash(ctx, h("api")); err != nil || !se.OAuthToken.IsZero() {
+		t.Errorf("the API token's session after rotation: %+v %v", se, err)
+	}
+	for _, col := range raw() {
+		if string(col) == oldKey.ID || bytes.Contains(col, []byte(oldKey.ID)) {
+			t.Fatal("a raw row holds a value under the old key after rotation")
+		}
+	}
+	for _, v := range plaintexts {
+		if rawHas([]byte(v)) {
+			t.Error("a raw row holds a secret in the clear after rotation")
 		}
 	}
 
+	// Another rotation with the wrong old key is refused and writes
+	// nothing: with connections (theirs do not open), and without (no
+	// session token is under the old key given; none is ended).
+	_, wrongKey := newRing(t)
+	wrong, _ := newRing(t, wrongKey)
+	before = raw()
+	if _, err := wrong.Rotate(ctx, st, time.Now()); !errors.Is(err, auth.ErrUnknownKey) {
+		t.Fatalf("rotating with the wrong old key: %v", err)
+	}
+	unchanged("rotating with the wrong old key", before)
+	for name := range secrets {
+		if err := st.RemoveConnection(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before = raw()
+	if _, err := wrong.Rotate(ctx, st, time.Now()); !errors.Is(err, auth.ErrUnknownKey) || !strings.Contains(err.Error(), newKey.ID) {
+		t.Fatalf("rotating sessions only with the wrong old key: %v", err)
+	}
+	unchanged("rotating sessions only with the wrong old key", before)
+	for name := range gitlabTokens {
+		if se, err := st.SessionByHash(ctx, h(name)); err != nil || se.OAuthToken.KeyID != newKey.ID {
+			t.Errorf("%s's session after a refused rotation: %v", name, err)
+		}
+	}
 }

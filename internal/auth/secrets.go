@@ -15,12 +15,12 @@ import (
 	"github.com/labtrail/labtrail/internal/store"
 )
 
-// Secrets kept at rest (a connection's GitLab token and webhook secret)
-// are sealed with AES-256-GCM under a key only the process holds
-// (LABTRAIL_SECRET_KEY or LABTRAIL_SECRET_KEY_FILE), each with a random
-// nonce and the id of the key that sealed it, so that a rotation can tell
-// which values still need re-sealing and a wrong key is named, not
-// guessed at.
+// Secrets kept at rest (a connection's GitLab token and webhook secret,
+// a dashboard session's GitLab token) are sealed with AES-256-GCM under
+// a key only the process holds (LABTRAIL_SECRET_KEY or
+// LABTRAIL_SECRET_KEY_FILE), each with a random nonce and the id of the
+// key that sealed it, so that a rotation can tell which values still
+// need re-sealing and a wrong key is named, not guessed at.
 
 // KeySize is the length of a secret key: 256 bits.
 const KeySize = 32

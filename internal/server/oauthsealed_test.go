@@ -137,3 +137,107 @@ func TestSignInWithGitLabSealedToken(t *testing.T) {
 		}
 	}
 }
+
+func newKey(t *testing.T) auth.Key {
+	t.Helper()
+	text, err := auth.NewKeyText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := auth.ParseKey(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestSignInWithGitLabAfterRotate: labtrail secrets rotate re-seals a
+// signed-in session's GitLab token under the new key, so that after a
+// restart with the new key alone the person is still signed in: their
+// projects are read again with the token, which GitLab then renews and
+// labtrail seals under the new key. No row keeps a value under the old
+// key, and a process with the old key alone no longer opens it.
+func TestSignInWithGitLabAfterRotate(t *testing.T) {
+	w := newGitLabWorld(t)
+	ctx := context.Background()
+	oldKey, newK := newKey(t), newKey(t)
+	w.oauthConf.Keyring = auth.NewKeyring(oldKey)
+	w.enable(t)
+	b := w.browser(t)
+	if resp, _ := b.signIn(w.user, "/"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	h := auth.HashToken(b.cookieAt(auth.SessionCookie))
+	se, err := w.st.SessionByHash(ctx, h)
+	if err != nil || se.OAuthToken.KeyID != oldKey.ID {
+		t.Fatalf("the stored session's token: key %q, %v", se.OAuthToken.KeyID, err)
+	}
+	r, err := auth.NewKeyring(newK, oldKey).Rotate(ctx, w.st, time.Now())
+	if err != nil || r != (auth.Rotation{Sessions: 1}) {
+		t.Fatalf("rotate: %+v %v", r, err)
+	}
+	keyIDs := func() []string {
+		rows, err := w.st.DB().QueryContext(ctx, `SELECT token_key FROM sessions`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	if ids := keyIDs(); !slices.Equal(ids, []string{newK.ID}) {
+		t.Fatalf("the sessions' key ids after rotation: %v, want %s", ids, newK.ID)
+	}
+	due := func() {
+		t.Helper()
+		if err := w.st.SetSessionProjects(ctx, h, se.Projects, time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	projectsAt := func(base string) ([]string, int) {
+		var ps struct{ Projects []store.Project }
+		code := b.api(base+"/api/v1/projects", &ps)
+		return projectPaths(ps.Projects), code
+	}
+
+	// A restart with the new key alone: the list is read again with the
+	// re-sealed token, and GitLab's change is seen.
+	w.oauthConf.Keyring = auth.NewKeyring(newK)
+	w.enable(t)
+	w.sim.SetMembership(w.user, w.projects[0].ID, w.projects[1].ID, w.projects[2].ID)
+	mine := projectPaths([]store.Project{w.projects[0], w.projects[1], w.projects[2]})
+	due()
+	if got, code := projectsAt(""); code != 200 || !slices.Equal(got, mine) {
+		t.Fatalf("after rotation and a restart with the new key: %d %v, want %v", code, got, mine)
+	}
+	// GitLab expires the token: the refresh token sealed before the
+	// rotation renews it, and the renewed one is sealed under the new key.
+	w.sim.ExpireOAuthTokens()
+	due()
+	if got, code := projectsAt(""); code != 200 || !slices.Equal(got, mine) {
+		t.Fatalf("renewed after rotation: %d %v, want %v", code, got, mine)
+	}
+	renewed, err := w.st.SessionByHash(ctx, h)
+	if err != nil || renewed.OAuthToken.KeyID != newK.ID {
+		t.Fatalf("the renewed token: key %q, %v", renewed.OAuthToken.KeyID, err)
+	}
+	if ids := keyIDs(); !slices.Equal(ids, []string{newK.ID}) {
+		t.Fatalf("the sessions' key ids after renewal: %v, want %s", ids, newK.ID)
+	}
+
+	// A process with the old key alone cannot open it: sign in again.
+	conf := w.oauthConf
+	conf.Keyring = auth.NewKeyring(oldKey)
+	stale := w.replica(t, conf)
+	due()
+	if resp, _ := b.page(stale.URL + "/pipelines"); resp.Request.URL.Path != "/signin" {
+		t.Errorf("a process with the old key still shows %s", resp.Request.URL)
+	}
+}

@@ -96,7 +96,7 @@ type ConnectionStore interface {
 	// ConnectionByName returns one (ErrNotFound when none).
 	ConnectionByName(ctx context.Context, name string) (Connection, error)
 	// UpdateConnections replaces the connections of cs by name, all in
-	// one transaction (a key rotation re-seals every secret at once).
+	// one transaction.
 	UpdateConnections(ctx context.Context, cs ...Connection) error
 	// RemoveConnection removes the connection named and its projects and
 	// sync state (ErrNotFound when none); its events stay.
@@ -187,6 +187,12 @@ func (s SQL[T]) ConnectionByName(ctx context.Context, name string) (Connection, 
 
 // UpdateConnections implements ConnectionStore.
 func (s SQL[T]) UpdateConnections(ctx context.Context, cs ...Connection) error {
+	return s.updateConnections(ctx, s.Exec, cs)
+}
+
+// updateConnections replaces cs by name with exec (in a transaction of
+// its own, or of the caller's).
+func (s SQL[T]) updateConnections(ctx context.Context, exec Execer, cs []Connection) error {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -203,7 +209,7 @@ func (s SQL[T]) UpdateConnections(ctx context.Context, cs ...Connection) error {
 	for i, c := range sets {
 		sets[i] = c + " = " + p(i+1)
 	}
-	n, err := s.Exec(ctx, `UPDATE connections SET `+strings.Join(sets, ", ")+` WHERE name = `+p(len(sets)+1), args...)
+	n, err := exec(ctx, `UPDATE connections SET `+strings.Join(sets, ", ")+` WHERE name = `+p(len(sets)+1), args...)
 	if err != nil {
 		return s.errorf("update connections: %w", err)
 	}

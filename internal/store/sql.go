@@ -40,6 +40,11 @@ type Dialect struct {
 	// JobDays says the backend keeps fact_job_days, the jobs of each
 	// UTC day counted over every project (its migration says how).
 	JobDays bool
+	// ForUpdate ends a SELECT in a write transaction (SQL.Tx) whose rows
+	// are then written: it locks them against writers meanwhile. Empty
+	// where the transaction holds the database's write lock from its
+	// start (SQLite's BEGIN IMMEDIATE).
+	ForUpdate string
 }
 
 // CheckEvent refuses an event that fails Validate, or holds a time the

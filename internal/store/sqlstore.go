@@ -37,7 +37,16 @@ type SQL[T any] struct {
 	// Insert is Exec for statements that insert rows of table with their
 	// ids; a backend that numbers rows from a sequence moves it past them.
 	Insert func(ctx context.Context, table, stmt string, args ...[]any) (int, error)
+	// Tx runs fn in one write transaction: what it reads with q and
+	// writes with exec commits if it returns nil, and nothing of it
+	// otherwise. fn may run again when the backend retries the
+	// transaction (a serialization failure).
+	Tx func(ctx context.Context, fn func(q Querier, exec Execer) error) error
 }
+
+// Execer runs a statement that writes, once for each of args, and says
+// how many rows it changed.
+type Execer func(ctx context.Context, stmt string, args ...[]any) (int, error)
 
 func rowsOf[R any](ctx context.Context, q Querier, stmt string, args []any, scan func(Row) (R, error)) ([]R, error) {
 	var out []R

@@ -211,6 +211,7 @@ type Store interface {
 	SessionStore
 	ArchiveStore
 	ConnectionStore
+	SecretStore
 }
 
 // Core is what syncing, webhooks and the read API need: the roles every

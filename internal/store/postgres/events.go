@@ -24,6 +24,7 @@ var dialect = store.Dialect{
 	JSON:       func(p string) string { return p + "::jsonb" },
 	Overriding: "OVERRIDING SYSTEM VALUE",
 	Position:   func(s, sub string) string { return "strpos(" + s + ", " + sub + ")" },
+	ForUpdate:  " FOR UPDATE",
 }
 
 // scan reads the shared columns, times from timestamptz.
@@ -69,6 +70,18 @@ func (s *Store) exec(ctx context.Context, stmt string, args ...[]any) (int, erro
 		return err
 	})
 	return n, err
+}
+
+// tx runs fn in one transaction (store.SQL.Tx), retried as withTx
+// retries.
+func (s *Store) tx(ctx context.Context, fn func(store.Querier, store.Execer) error) error {
+	return s.withTx(ctx, func(tx pgx.Tx) error {
+		return fn(func(ctx context.Context, stmt string, args []any, read func(store.Rows) error) error {
+			return runQuery(ctx, tx, stmt, args, read)
+		}, func(ctx context.Context, stmt string, args ...[]any) (int, error) {
+			return execBatch(ctx, tx, stmt, args)
+		})
+	})
 }
 
 // execBatch queues stmt once per argument list and sums the rows changed.

@@ -96,7 +96,7 @@ func open(ctx context.Context, url string, migrate bool) (*Store, []store.Migrat
 		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool}
-	s.SQL = store.SQL[pgtype.Timestamptz]{Name: "postgres", Dialect: dialect, Scan: scan, Query: s.query, Snapshot: s.snapshot, Exec: s.exec, Insert: s.insert}
+	s.SQL = store.SQL[pgtype.Timestamptz]{Name: "postgres", Dialect: dialect, Scan: scan, Query: s.query, Snapshot: s.snapshot, Exec: s.exec, Insert: s.insert, Tx: s.tx}
 	known, err := latest()
 	if err != nil {
 		pool.Close()

@@ -83,22 +83,43 @@ func (s *Store) snapshot(ctx context.Context, fn func(store.Querier) error) erro
 func (s *Store) exec(ctx context.Context, stmt string, args ...[]any) (int, error) {
 	total := 0
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		total = 0
-		st, err := tx.PrepareContext(ctx, stmt)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, a := range args {
-			n, err := affected(st.ExecContext(ctx, a...))
-			if err != nil {
-				return err
-			}
-			total += n
-		}
-		return nil
+		var err error
+		total, err = execTx(ctx, tx, stmt, args)
+		return err
 	})
 	return total, err
+}
+
+// execTx runs stmt in tx once per argument list, prepared once, and says
+// how many rows it changed.
+func execTx(ctx context.Context, tx *sql.Tx, stmt string, args [][]any) (int, error) {
+	st, err := tx.PrepareContext(ctx, stmt)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	total := 0
+	for _, a := range args {
+		n, err := affected(st.ExecContext(ctx, a...))
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// tx runs fn in one write transaction (store.SQL.Tx): BEGIN IMMEDIATE
+// holds the write lock from the start, so what fn reads stays as read
+// until it commits.
+func (s *Store) tx(ctx context.Context, fn func(store.Querier, store.Execer) error) error {
+	return s.withTx(ctx, func(tx *sql.Tx) error {
+		return fn(func(ctx context.Context, stmt string, args []any, read func(store.Rows) error) error {
+			return runQuery(ctx, tx, stmt, args, read)
+		}, func(ctx context.Context, stmt string, args ...[]any) (int, error) {
+			return execTx(ctx, tx, stmt, args)
+		})
+	})
 }
 
 // affected is how many rows a statement changed.

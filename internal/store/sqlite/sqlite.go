@@ -113,7 +113,7 @@ func open(ctx context.Context, path string) (*Store, []store.Migration, error) {
 	db.SetMaxIdleConns(n)
 	s := &Store{db: db, write: make(chan struct{}, 1)}
 	s.SQL = store.SQL[int64]{Name: "sqlite", Dialect: dialect, Scan: scan, Query: s.query, FactQuery: s.factQuery,
-		Snapshot: s.snapshot, Exec: s.exec,
+		Snapshot: s.snapshot, Exec: s.exec, Tx: s.tx,
 		// AUTOINCREMENT moves past explicit ids by itself.
 		Insert: func(ctx context.Context, _, stmt string, args ...[]any) (int, error) {
 			return s.exec(ctx, stmt, args...)

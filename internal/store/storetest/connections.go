@@ -19,6 +19,7 @@ var connectionTests = []struct {
 	{"Connections", testConnections},
 	{"ConnectionProjects", testConnectionProjects},
 	{"EventConnections", testEventConnections},
+	{"Reseal", testReseal},
 }
 
 // testEventConnections: every event carries its connection, read from its
