@@ -571,7 +571,7 @@ func TestSecretsRotateCommand(t *testing.T) {
 		t.Errorf("rotate without the old key: %d %s", code, errOut)
 	}
 	out, errOut, code := labtrail(t, map[string]string{"LABTRAIL_DB": db, "LABTRAIL_SECRET_KEY": newKey}, "secrets", "rotate", "--old-key-file", keyFile)
-	const said = "2 secrets of 1 connections and 0 session tokens re-sealed; 1 sessions ended"
+	const said = "2 secrets of 1 connection and 0 session tokens re-sealed; 1 session ended"
 	if code != 0 || !strings.Contains(out, said) || !strings.Contains(out, idOf(newKey)) {
 		t.Fatalf("rotate: %d %s%s", code, out, errOut)
 	}

@@ -53,11 +53,19 @@ type Rotation struct {
 // String says what r re-sealed, as the command's output and the audit
 // entry give it.
 func (r Rotation) String() string {
-	s := fmt.Sprintf("%d secrets of %d connections and %d session tokens re-sealed", r.Secrets, r.Connections, r.Sessions)
+	s := fmt.Sprintf("%s of %s and %s re-sealed", n(r.Secrets, "secret"), n(r.Connections, "connection"), n(r.Sessions, "session token"))
 	if r.Ended > 0 {
-		s += fmt.Sprintf("; %d sessions ended (their GitLab token did not open under the old key: they sign in again)", r.Ended)
+		s += fmt.Sprintf("; %s ended (their GitLab token did not open under the old key: they sign in again)", n(r.Ended, "session"))
 	}
 	return s
+}
+
+// n is count things, singular for one.
+func n(count int, thing string) string {
+	if count == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", count, thing)
 }
 
 // Rotate re-seals, under k's current key, every secret sealed under
