@@ -45,15 +45,11 @@ func checkParams(q url.Values, known []string) error {
 	return nil
 }
 
-// selectProjects reads project (ids or paths) and group (a path prefix,
-// subgroups included) parameters into project ids: nil for every project.
-// A project or group labtrail does not sync is a 404.
-func (s *Server) selectProjects(ctx context.Context, q url.Values) ([]int64, error) {
-	return s.projectSelection(ctx, values(q, "project"), values(q, "group"))
-}
-
-// projectSelection is selectProjects over refs and groups already read;
-// none selects every project the request's principal may see.
+// projectSelection reads project refs (ids or paths) and groups (a path
+// prefix, subgroups included) into the default connection's project ids:
+// none selects every project the request's principal may see (nil when
+// that is every project). A project or group labtrail does not sync is a
+// 404.
 func (s *Server) projectSelection(ctx context.Context, refs, groups []string) ([]int64, error) {
 	return selectionIn(ctx, s.store, refs, groups)
 }
@@ -206,7 +202,7 @@ type changesBefore struct {
 // before an incident was opened.
 func (s *Server) changesBefore(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := checkParams(q, []string{"at", "window", "incident", "project", "group"}); err != nil {
+	if err := checkParams(q, []string{"at", "window", "incident", "project", "group", "connection"}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -261,10 +257,14 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 		res changesBefore
 		f   store.Filter
 	)
-	for _, k := range []string{"at", "window", "incident"} {
+	for _, k := range []string{"at", "window", "incident", "connection"} {
 		if len(values(q, k)) > 1 {
 			return res, f, badRequest("%s is given more than once", k)
 		}
+	}
+	conn := ""
+	if v := values(q, "connection"); len(v) > 0 {
+		conn = v[0]
 	}
 	window := DefaultChangeWindow
 	if v := values(q, "window"); len(v) > 0 {
@@ -280,8 +280,17 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 		return res, f, badRequest("give at or incident, not both")
 	case len(inc) > 0:
 		id := inc[0]
-		if p, err := change.ParseID(id); err != nil || p.Kind != change.KindIssue {
-			return res, f, badRequest("incident must be an issue id such as issue-42-7, got %q", id)
+		// An added connection's ids are its name, a colon and the id.
+		own := store.ConnectionOf(id)
+		local := id
+		if own != store.DefaultConnection {
+			local = strings.TrimPrefix(id, own+":")
+		}
+		if p, err := change.ParseID(local); err != nil || p.Kind != change.KindIssue {
+			return res, f, badRequest("incident must be an issue id such as issue-42-7 (or, of an added connection, second:issue-42-7), got %q", id)
+		}
+		if conn != "" && conn != own {
+			return res, f, badRequest("incident %q is of connection %q: leave out connection or give that one", id, own)
 		}
 		e, _, err := s.store.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -304,15 +313,23 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 			}
 			res.At = t
 		}
-		ids, err := s.selectProjects(ctx, q)
+		// The projects are those of the connection named (the default's
+		// when none is), as the metrics' (metricsQuery): another GitLab's
+		// project of the same id is another project. An unknown
+		// connection is a 404.
+		ps, err := s.projectStoreNamed(ctx, conn)
+		if err != nil {
+			return res, f, err
+		}
+		ids, err := selectionIn(ctx, ps, values(q, "project"), values(q, "group"))
 		if err != nil {
 			return res, f, err
 		}
 		f.ProjectIDs = ids
-		if ids != nil {
-			// A selection is of the default connection's projects, as
-			// the metrics' (metricsOf): another GitLab's project of the
-			// same id is another project.
+		switch {
+		case conn != "":
+			f.Connections = []string{conn}
+		case ids != nil:
 			f.Connections = []string{store.DefaultConnection}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,20 +119,64 @@ func testMetricsOfOneConnection(t *testing.T, st store.Store) {
 		}
 	}
 
-	// The changes before a moment: a project selection is the default
-	// connection's, as the metrics'; without one, every connection's.
+	// The changes before a moment: a project selection is the connection
+	// named's (the default's when none is), as the metrics'; without one,
+	// every connection's. An incident selects its own connection's
+	// project.
+	incident := func(id string, at time.Time) change.Event {
+		return change.Event{ID: id, Kind: change.KindIssue, ProjectID: 42, ProjectPath: "other/app", Title: "Incident: down",
+			State: "opened", CreatedAt: at, UpdatedAt: at, OccurredAt: at, Source: change.SourcePoll,
+			Attrs: map[string]any{"iid": int64(7), "issue_type": "incident"}}
+	}
+	if _, err := st.Upsert(ctx, incident("second:"+change.IssueID(42, 7), day.Add(2*time.Hour)), incident(change.IssueID(42, 8), day.Add(2*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
-		who   *auth.Principal
-		query string
-		want  int
-	}{{admin, "project=42", 1}, {admin, "", 3}, {user, "", 1}} {
-		r := httptest.NewRequest(http.MethodGet, "/api/v1/changes/before?window=720h&at="+now.Format(time.RFC3339)+"&"+c.query, nil)
+		who    *auth.Principal
+		query  string
+		status int
+		want   int
+	}{
+		{admin, "project=42", 200, 1},
+		{admin, "", 200, 3},
+		{user, "", 200, 1},
+		{admin, "connection=second", 200, 2},
+		{admin, "connection=second&project=42", 200, 2},
+		{admin, "connection=second&project=other/app", 200, 2},
+		{admin, "connection=default&project=42", 200, 1},
+		{admin, "connection=second&project=acme/app", 404, 0},
+		{admin, "connection=third", 404, 0},
+		{admin, "connection=second&connection=default", 400, 0},
+		{user, "connection=second", 404, 0},
+		// By incident: its own connection's project.
+		{admin, "incident=second:issue-42-7", 200, 2},
+		{admin, "incident=second:issue-42-7&connection=second", 200, 2},
+		{admin, "incident=second:issue-42-7&connection=default", 400, 0},
+		{admin, "incident=issue-42-8", 200, 1},
+		{admin, "incident=second:mr-42-7", 400, 0},
+		{admin, "incident=second:issue-42-99", 404, 0},
+		{user, "incident=second:issue-42-7", 404, 0},
+	} {
+		q := c.query
+		if !strings.Contains(q, "incident=") {
+			q += "&window=720h&at=" + now.Format(time.RFC3339)
+		} else {
+			q += "&window=720h"
+		}
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/changes/before?"+q, nil)
 		r = r.WithContext(auth.WithPrincipal(r.Context(), c.who))
 		w := httptest.NewRecorder()
 		s.changesBefore(w, r)
+		if w.Code != c.status {
+			t.Errorf("%s, changes before, %s: status %d, want %d: %s", c.who.Name, c.query, w.Code, c.status, w.Body)
+			continue
+		}
+		if c.status != 200 {
+			continue
+		}
 		var res struct{ Changes []change.Event }
-		if err := json.Unmarshal(w.Body.Bytes(), &res); w.Code != 200 || err != nil {
-			t.Fatalf("changes before, %s: %d %v %s", c.query, w.Code, err, w.Body)
+		if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil {
+			t.Fatalf("changes before, %s: %v %s", c.query, err, w.Body)
 		}
 		if len(res.Changes) != c.want {
 			t.Errorf("%s, changes before, %s: %d, want %d", c.who.Name, c.query, len(res.Changes), c.want)
