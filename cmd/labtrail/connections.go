@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -408,7 +409,7 @@ func (m *connectionManager) sync(ctx context.Context, name string) error {
 
 // current is this replica's running connection of that name as stored
 // now: started if it is not running here yet, started again if the name
-// was removed and added anew (another id), stopped if it is no longer
+// was removed and added anew, stopped if it is no longer
 // stored (an error wrapping jobs.ErrNoConnection).
 func (m *connectionManager) current(ctx context.Context, name string) (*runningConnection, error) {
 	c, err := m.st.ConnectionByName(ctx, name)
@@ -422,7 +423,7 @@ func (m *connectionManager) current(ctx context.Context, name string) (*runningC
 	m.mu.Lock()
 	rc := m.running[name]
 	m.mu.Unlock()
-	if rc != nil && rc.conn.ID == c.ID {
+	if rc != nil && sameConnection(rc.conn, c) {
 		return rc, nil
 	}
 	if rc != nil {
@@ -438,6 +439,15 @@ func (m *connectionManager) current(ctx context.Context, name string) (*runningC
 		return nil, fmt.Errorf("connection %q stopped as it started", name)
 	}
 	return rc, nil
+}
+
+// sameConnection reports whether a and b are one stored connection, not
+// one removed and another added under its name: SQLite may give the new
+// one the old id, never the same freshly sealed token (a new nonce).
+// A token re-sealed by labtrail secrets rotate differs too, which only
+// starts the connection again.
+func sameConnection(a, b store.Connection) bool {
+	return a.ID == b.ID && a.URL == b.URL && bytes.Equal(a.Token.Data, b.Token.Data)
 }
 
 // stopConnection stops this replica's poller and webhook of a connection.

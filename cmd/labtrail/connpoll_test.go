@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/change"
 	"github.com/labtrail/labtrail/internal/gitlabsim"
 	"github.com/labtrail/labtrail/internal/ingest"
@@ -273,4 +277,145 @@ func TestAddedConnectionOnReplicas(t *testing.T) {
 		by[fmt.Sprint(rep.cmd.Process.Pid)] = strings.Count(rep.logs.String(), "connection synced")
 	}
 	t.Logf("%d syncs of the connection in %s (%d project listings), by replica %v", attempts, elapsed.Round(time.Second), listings, by)
+}
+
+// On one process over SQLite: a connection added through the admin API
+// is synced by the job queue at once (the interval is an hour); a replica
+// takes a sync of a connection it does not run yet (added elsewhere) by
+// starting it, starts it again when the name was removed and added anew,
+// and stops it and cancels the job when it is no longer stored.
+func TestAddedConnectionSyncedOnTheQueue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const (
+		conn        = "second"
+		secondToken = "glpat-sqlite-second-token-2468"
+	)
+	simB := gitlabsim.New(gitlabsim.Options{Seed: 33, Projects: 2, MRs: 4, Pipelines: 4, Token: secondToken, RateLimit: 1 << 30})
+	tsB := httptest.NewServer(simB)
+	t.Cleanup(tsB.Close)
+	key, err := auth.NewKeyText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "labtrail.db")
+	d, err := openForServe(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	st := d.Store
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c := config{SecretKey: key, PollInterval: time.Hour, RequestsPerMinute: 1 << 30, HTTPTimeout: 30 * time.Second,
+		Concurrency: 4, FullSweep: -1, MaxProjects: 100}
+	m, stopConns, err := startConnections(ctx, c, st, &ingest.Converter{Store: st, Log: log}, nil, nil, log)
+	if err != nil || m == nil {
+		t.Fatalf("start connections: %v", err)
+	}
+	defer stopConns()
+	synced := make(chan struct{}, 10)
+	qc := m.queueJobs()
+	sync := qc.Sync
+	qc.Sync = func(ctx context.Context, name string) error {
+		err := sync(ctx, name)
+		synced <- struct{}{}
+		return err
+	}
+	_, urlA := startSim(t, gitlabsim.Options{Seed: 34, Projects: 1, MRs: 1, Pipelines: 1, Issues: -1})
+	gl, err := newClient(config{GitLabURL: urlA, Token: simToken, RequestsPerMinute: 1 << 30}, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := d.newQueue(ctx, jobs.Config{Poller: c.poller(gl, st, log), Interval: time.Hour, Log: log, Connections: qc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.useQueue(q)
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop(context.Background())
+	projects := func() int {
+		ps, err := st.ConnectionProjects(conn).Projects(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ps)
+	}
+
+	spec := auth.ConnectionSpec{Name: conn, URL: tsB.URL, Token: secondToken, WebhookSecret: "sqlite-second-hook",
+		MaxProjects: 100, RequestsPerMinute: 1 << 20}
+	if _, err := m.Add(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-synced:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the connection added was not synced\n%s", logs.String())
+	}
+	if n := projects(); n != 2 {
+		t.Fatalf("the connection's sync stored %d projects, its GitLab has 2\n%s", n, logs.String())
+	}
+	if l := simB.Stats().ByPath[projectListing]; l != 1 {
+		t.Errorf("%d project listings for one sync", l)
+	}
+
+	// Added by another replica (here: straight into the store) and
+	// removed and added anew under the name: this replica's job starts
+	// the one stored, with its webhook.
+	m.stopConnection(conn)
+	if _, ok := m.Webhook(conn); ok {
+		t.Fatal("stopped, yet its webhook is served")
+	}
+	if err := m.sync(ctx, conn); err != nil {
+		t.Fatalf("sync of a connection not running here: %v", err)
+	}
+	if _, ok := m.Webhook(conn); !ok {
+		t.Error("started by its sync, its webhook is not served")
+	}
+	m.mu.Lock()
+	old := m.running[conn]
+	m.mu.Unlock()
+	if err := st.RemoveConnection(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	ring, _ := c.keyring()
+	again, err := ring.NewConnection(spec, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err = st.AddConnection(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.sync(ctx, conn); err != nil {
+		t.Fatalf("sync of a connection added anew: %v", err)
+	}
+	m.mu.Lock()
+	now := m.running[conn]
+	m.mu.Unlock()
+	if now == old || !sameConnection(now.conn, again) || old.ctx.Err() == nil {
+		t.Error("the connection added anew under the name runs as the old one")
+	}
+	if n := projects(); n != 2 {
+		t.Errorf("the connection added anew: %d projects stored", n)
+	}
+	if l := simB.Stats().ByPath[projectListing]; l != 3 {
+		t.Errorf("%d project listings for three syncs", l)
+	}
+
+	// Removed: its job ends with jobs.ErrNoConnection (the queue cancels
+	// it), and it stops here.
+	if err := m.Remove(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.sync(ctx, conn); !errors.Is(err, jobs.ErrNoConnection) {
+		t.Errorf("sync of a removed connection: %v", err)
+	}
+	if _, ok := m.Webhook(conn); ok {
+		t.Error("removed, yet its webhook is served")
+	}
+	if l := simB.Stats().ByPath[projectListing]; l != 3 {
+		t.Errorf("a removed connection's GitLab was asked: %d project listings", l)
+	}
 }
