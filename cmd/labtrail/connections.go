@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/gitlab"
 	"github.com/labtrail/labtrail/internal/ingest"
+	"github.com/labtrail/labtrail/internal/jobs"
 	"github.com/labtrail/labtrail/internal/server"
 	"github.com/labtrail/labtrail/internal/store"
 )
@@ -208,7 +210,7 @@ func runConnections(ctx context.Context, args []string, stdout, stderr io.Writer
 		} else {
 			fmt.Fprintf(stdout, "its webhooks: POST /api/v1/webhooks/gitlab/%s with its secret\n", conn.Name)
 		}
-		fmt.Fprintln(stdout, "a running labtrail serve starts polling it at its next start")
+		fmt.Fprintln(stdout, "a running labtrail serve syncs it at its next poll interval")
 		return nil
 	case "list":
 		cs, err := st.Connections(ctx)
@@ -262,7 +264,9 @@ func selectionText(c store.Connection) string {
 
 // connectionManager runs the added GitLab connections beside serve's
 // default one: a poller each, with its own client, rate limit and
-// selection, and a webhook endpoint each. It implements
+// selection, and a webhook endpoint each. The job queue says when a
+// connection is synced and on which replica (sync); every replica's
+// manager can run each stored connection. It implements
 // server.Connections.
 type connectionManager struct {
 	st    store.Store
@@ -281,6 +285,7 @@ type connectionManager struct {
 	mu      sync.Mutex
 	ctx     context.Context
 	running map[string]*runningConnection
+	queue   *jobs.Queue // nil until serve's queue is built
 	wg      sync.WaitGroup
 }
 
@@ -289,6 +294,8 @@ type runningConnection struct {
 	scope  ingest.ConnectionScope
 	hook   http.Handler // nil: no webhook secret
 	poller *ingest.Poller
+	gl     *gitlab.Client
+	ctx    context.Context // ends when it stops on this replica
 	stop   context.CancelFunc
 }
 
@@ -310,7 +317,7 @@ func (m *connectionManager) start(ctx context.Context) error {
 	return nil
 }
 
-// wait returns once every poller has stopped.
+// wait returns once every connection's healing syncs have stopped.
 func (m *connectionManager) wait() { m.wg.Wait() }
 
 func (m *connectionManager) run(c store.Connection) error {
@@ -337,7 +344,7 @@ func (m *connectionManager) run(c store.Connection) error {
 	projects := m.st.ConnectionProjects(name)
 	p := cc.poller(gl, ingest.ConnectionStore(m.st, name, projects), log)
 	healer := &connectionHealer{poller: p, projects: projects, delay: m.healDelay, log: log, wg: &m.wg, pending: map[int64]bool{}}
-	rc := &runningConnection{conn: c, poller: p,
+	rc := &runningConnection{conn: c, poller: p, gl: gl,
 		scope: ingest.ConnectionScope{Projects: projects, Selection: p.Selection, Branches: cc.Branches, Heal: healer}}
 	if secret != "" {
 		wh, err := ingest.NewWebhookHandler(ingest.WebhookConfig{Secrets: []string{secret}, Allow: cc.WebhookAllow,
@@ -359,40 +366,125 @@ func (m *connectionManager) run(c store.Connection) error {
 		return store.ErrConnectionExists
 	}
 	ctx, stop := context.WithCancel(m.ctx)
-	rc.stop = stop
+	rc.ctx, rc.stop = ctx, stop
 	healer.ctx = ctx
 	m.running[name] = rc
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.poll(ctx, name, p, gl, cc.PollInterval)
-	}()
+	// Polled by the job queue (sync), on one replica an interval.
 	log.Info("GitLab connection started", "gitlab", c.URL, "webhook", rc.hook != nil)
 	return nil
 }
 
-// poll syncs a connection every interval until ctx ends. Each replica
-// polls its connections; the upsert rule makes the overlap harmless.
-func (m *connectionManager) poll(ctx context.Context, name string, p *ingest.Poller, gl *gitlab.Client, interval time.Duration) {
-	if interval <= 0 {
-		interval = 5 * time.Minute
+// sync syncs the named connection once: the job queue's work
+// (jobs.Connections.Sync), on whichever replica took the connection's
+// job. It uses this replica's poller of it, built here on demand when the
+// connection was added through another replica's API or the CLI since
+// this one started, so a job never waits for a replica that knows it.
+// A connection no longer stored is stopped here and its job cancelled.
+// A failed sync is logged and not retried, as each interval's sync was
+// before the queue ran them: the next interval's sync resumes from the
+// cursors, and a retry would spend the token's rate limit again at once.
+func (m *connectionManager) sync(ctx context.Context, name string) error {
+	rc, err := m.current(ctx, name)
+	if err != nil {
+		return err
 	}
-	for {
-		res, err := p.SyncAll(ctx)
-		if err == nil {
-			err = res.Err()
-		}
-		if err != nil && ctx.Err() == nil {
-			m.log.Warn("connection sync failed", "connection", name, "err", err)
-		} else if ctx.Err() == nil {
-			m.log.Info("connection synced", "connection", name, "requests", gl.Requests(), "took", res.Duration.Round(time.Millisecond))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
-		}
+	// The job ends too when the connection stops on this replica
+	// (removed here, or labtrail stopping).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(rc.ctx, cancel)()
+	res, err := rc.poller.SyncAll(ctx)
+	if err == nil {
+		err = res.Err()
 	}
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("connection sync failed", "connection", name, "err", err)
+	} else if err != nil {
+		m.log.Warn("connection sync cut off; the next one resumes from its cursors", "connection", name, "err", err)
+	} else {
+		m.log.Info("connection synced", "connection", name, "requests", rc.gl.Requests(), "took", res.Duration.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// current is this replica's running connection of that name as stored
+// now: started if it is not running here yet, started again if the name
+// was removed and added anew, stopped if it is no longer
+// stored (an error wrapping jobs.ErrNoConnection).
+func (m *connectionManager) current(ctx context.Context, name string) (*runningConnection, error) {
+	c, err := m.st.ConnectionByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		m.stopConnection(name)
+		return nil, fmt.Errorf("connection %q: %w", name, jobs.ErrNoConnection)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	rc := m.running[name]
+	m.mu.Unlock()
+	if rc != nil && sameConnection(rc.conn, c) {
+		return rc, nil
+	}
+	if rc != nil {
+		m.stopConnection(name)
+	}
+	if err := m.run(c); err != nil && !errors.Is(err, store.ErrConnectionExists) {
+		return nil, fmt.Errorf("start connection %q: %w", name, err)
+	}
+	m.mu.Lock()
+	rc = m.running[name]
+	m.mu.Unlock()
+	if rc == nil {
+		return nil, fmt.Errorf("connection %q stopped as it started", name)
+	}
+	return rc, nil
+}
+
+// sameConnection reports whether a and b are one stored connection, not
+// one removed and another added under its name: SQLite may give the new
+// one the old id, never the same freshly sealed token (a new nonce).
+// A token re-sealed by labtrail secrets rotate differs too, which only
+// starts the connection again.
+func sameConnection(a, b store.Connection) bool {
+	return a.ID == b.ID && a.URL == b.URL && bytes.Equal(a.Token.Data, b.Token.Data)
+}
+
+// stopConnection stops this replica's poller and webhook of a connection.
+func (m *connectionManager) stopConnection(name string) {
+	m.mu.Lock()
+	rc, ok := m.running[name]
+	delete(m.running, name)
+	m.mu.Unlock()
+	if ok {
+		rc.stop()
+	}
+}
+
+// names lists the stored connections (jobs.Connections.Names).
+func (m *connectionManager) names(ctx context.Context) ([]string, error) {
+	cs, err := m.st.Connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out, nil
+}
+
+// queueJobs is the job queue's part of the connections: each one's sync once
+// per poll interval across every replica.
+func (m *connectionManager) queueJobs() *jobs.Connections {
+	return &jobs.Connections{Interval: orDefault(m.base.PollInterval, 5*time.Minute), Names: m.names, Sync: m.sync}
+}
+
+// useQueue makes Add enqueue a new connection's first sync at once.
+func (m *connectionManager) useQueue(q *jobs.Queue) {
+	m.mu.Lock()
+	m.queue = q
+	m.mu.Unlock()
 }
 
 // scopes are the converter's view of the running connections.
@@ -454,6 +546,16 @@ func (m *connectionManager) Add(ctx context.Context, spec auth.ConnectionSpec) (
 	if err := m.run(c); err != nil {
 		m.log.Error("GitLab connection stored but not started", "connection", c.Name, "err", err)
 	}
+	m.mu.Lock()
+	q := m.queue
+	m.mu.Unlock()
+	if q != nil {
+		// Its first sync now, not at the next interval; on whichever
+		// replica takes it.
+		if _, err := q.SyncConnection(ctx, c.Name); err != nil {
+			m.log.Warn("first sync of the new connection not queued; the next interval's runs", "connection", c.Name, "err", err)
+		}
+	}
 	return c, nil
 }
 
@@ -462,20 +564,16 @@ func (m *connectionManager) Remove(ctx context.Context, name string) error {
 	if err := m.st.RemoveConnection(ctx, name); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	rc, ok := m.running[name]
-	delete(m.running, name)
-	m.mu.Unlock()
-	if ok {
-		rc.stop()
-	}
+	// No longer listed, so no sync of it is queued any more; one queued
+	// already is cancelled by whichever replica takes it (sync).
+	m.stopConnection(name)
 	return nil
 }
 
 // startConnections runs the stored GitLab connections beside serve's
 // default one, when a secret key is set: without it they cannot be
 // read, and the admin API of connections is off. Its stop ends their
-// pollers and waits for them.
+// pollers and waits for their healing syncs.
 func startConnections(ctx context.Context, c config, st store.Store, conv *ingest.Converter, audit func(gitlab.AuditRecord),
 	tel ingest.Observer, log *slog.Logger) (*connectionManager, func(), error) {
 	ring, err := c.keyring()

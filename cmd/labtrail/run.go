@@ -188,11 +188,20 @@ func serve(ctx context.Context, c config, log *slog.Logger, ready func(url strin
 	if err != nil {
 		return err
 	}
-	q, err := db.newQueue(ctx, jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
+	qc := jobs.Config{Poller: poller, Interval: c.PollInterval, Log: log,
 		JobTimeout: c.JobTimeout, RescueAfter: c.RescueAfter, ID: replicaID(), Converter: conv, Tasks: tasks,
-		EnvironmentURLs: environmentURLs(c, gl), Digest: dg})
+		EnvironmentURLs: environmentURLs(c, gl), Digest: dg}
+	if conns != nil {
+		// The added connections are synced on the queue too: once per
+		// interval across the replicas, not by each.
+		qc.Connections = conns.queueJobs()
+	}
+	q, err := db.newQueue(ctx, qc)
 	if err != nil {
 		return err
+	}
+	if conns != nil {
+		conns.useQueue(q)
 	}
 	conv.Heal = q
 	if err := q.Start(ctx); err != nil {

@@ -123,6 +123,9 @@ type Config struct {
 	Tasks []Task
 	// Digest is the scheduled digest; nil: none.
 	Digest *Digest
+	// Connections are the added GitLab connections' syncs (connections.go);
+	// nil: this replica runs none.
+	Connections *Connections
 }
 
 // DigestArgs is the scheduled digest of the period that ends at Until.
@@ -376,6 +379,14 @@ func newQueue[TTx any](d riverdriver.Driver[TTx], cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	connJobs, err := connectionJobs(workers, cfg.Connections, log, func(ctx context.Context, ps []river.InsertManyParams) error {
+		_, err := client.InsertMany(ctx, ps)
+		return err
+	}, once)
+	if err != nil {
+		return nil, err
+	}
+	tasks = append(tasks, connJobs...)
 	river.AddWorker(workers, &envURLWorker{set: cfg.EnvironmentURLs, state: cfg.Poller.Store, log: log, now: clock(cfg.Now)})
 	c, err := river.NewClient(d, &river.Config{
 		Logger:  slog.New(quietInfo{log.Handler()}).With("component", "river"),

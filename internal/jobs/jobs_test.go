@@ -54,11 +54,13 @@ func newRigConfig(t *testing.T, b backend, o gitlabsim.Options, cfg jobs.Config)
 		// Every project every round: these tests count project syncs;
 		// which projects a round skips is the poller's business, tested
 		// in internal/ingest.
-		Poller:   &ingest.Poller{GitLab: cl, Store: r.store, Log: quiet, FullSweep: -1},
-		Interval: cfg.Interval,
-		Now:      cfg.Now,
-		Tasks:    cfg.Tasks,
-		Log:      quiet,
+		Poller:      &ingest.Poller{GitLab: cl, Store: r.store, Log: quiet, FullSweep: -1},
+		Interval:    cfg.Interval,
+		Now:         cfg.Now,
+		Tasks:       cfg.Tasks,
+		Connections: cfg.Connections,
+		ID:          cfg.ID,
+		Log:         quiet,
 		OnSynced: func(pr ingest.ProjectResult) {
 			if pr.Err != nil {
 				t.Errorf("sync %s: %v", pr.Project.Path, pr.Err)
