@@ -89,6 +89,10 @@ type config struct {
 	OAuthClientID, OAuthClientSecret string
 	PublicURL                        string
 	Admins                           []string
+	// connectionsReconcile is how often serve compares the connections it
+	// runs with the stored ones; zero: 15s. Tests shorten it; no setting
+	// reads it.
+	connectionsReconcile time.Duration
 }
 
 // digestConfig is the digests' settings.

@@ -281,6 +281,11 @@ type connectionManager struct {
 	// healDelay is how long after a webhook that lacks details its
 	// project is synced (default 30s, as the job queue's).
 	healDelay time.Duration
+	// reconcileEvery is how often the replica compares the connections it
+	// runs with the stored ones (default 15s): one added, removed or
+	// changed through another replica's API or the CLI gets its webhook
+	// endpoint started or stopped here within that.
+	reconcileEvery time.Duration
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -314,7 +319,79 @@ func (m *connectionManager) start(ctx context.Context) error {
 			m.log.Error("GitLab connection not started", "connection", c.Name, "err", err)
 		}
 	}
+	every := m.reconcileEvery
+	if every <= 0 {
+		every = 15 * time.Second
+	}
+	m.wg.Add(1)
+	go m.reconcile(ctx, every)
 	return nil
+}
+
+// reconcile makes the connections running on this replica the stored
+// ones, every so often, until ctx ends: it starts those added through
+// another replica or the CLI, so their webhooks are taken here too, and
+// stops those removed or changed there (a changed one starts again as
+// stored). Their syncs come from the job queue either way.
+func (m *connectionManager) reconcile(ctx context.Context, every time.Duration) {
+	defer m.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failed := map[string]string{} // the last error of a connection that would not start
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cs, err := m.st.Connections(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("reading the stored GitLab connections failed", "err", err)
+			}
+			continue
+		}
+		stored := make(map[string]store.Connection, len(cs))
+		for _, c := range cs {
+			stored[c.Name] = c
+		}
+		var stale []string
+		m.mu.Lock()
+		for name, rc := range m.running {
+			if c, ok := stored[name]; !ok || !sameConnection(rc.conn, c) {
+				stale = append(stale, name)
+			}
+		}
+		m.mu.Unlock()
+		for _, name := range stale {
+			m.stopConnection(name)
+			if _, ok := stored[name]; !ok {
+				m.log.Info("GitLab connection removed; stopped here", "connection", name)
+			}
+		}
+		for name, c := range stored {
+			m.mu.Lock()
+			_, running := m.running[name]
+			m.mu.Unlock()
+			if running {
+				delete(failed, name)
+				continue
+			}
+			err := m.run(c)
+			switch {
+			case err == nil || errors.Is(err, store.ErrConnectionExists):
+				delete(failed, name)
+			case failed[name] != err.Error():
+				failed[name] = err.Error()
+				m.log.Error("GitLab connection not started", "connection", name, "err", err)
+			}
+		}
+		for name := range failed {
+			if _, ok := stored[name]; !ok {
+				delete(failed, name)
+			}
+		}
+	}
 }
 
 // wait returns once every connection's healing syncs have stopped.
@@ -591,7 +668,8 @@ func startConnections(ctx context.Context, c config, st store.Store, conv *inges
 	if len(c.WebhookSecrets) > 0 {
 		def.Webhook = "/api/v1/webhooks/gitlab"
 	}
-	m := &connectionManager{st: st, ring: ring, base: c, log: log, audit: audit, conv: conv, tel: tel, defaultInfo: def}
+	m := &connectionManager{st: st, ring: ring, base: c, log: log, audit: audit, conv: conv, tel: tel, defaultInfo: def,
+		reconcileEvery: c.connectionsReconcile}
 	conv.Connections = m.scopes
 	mctx, cancel := context.WithCancel(ctx)
 	if err := m.start(mctx); err != nil {

@@ -419,3 +419,69 @@ func TestAddedConnectionSyncedOnTheQueue(t *testing.T) {
 		t.Errorf("a removed connection's GitLab was asked: %d project listings", l)
 	}
 }
+
+// TestConnectionsFollowTheStore: a connection added or removed through
+// another replica (here: straight in the store) starts or stops on this
+// one within its reconcile interval, webhook endpoint included, without a
+// sync job; one whose secrets do not open is logged once, not every time.
+func TestConnectionsFollowTheStore(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	key, err := auth.NewKeyText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.NewKeyText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openForServe(ctx, filepath.Join(t.TempDir(), "labtrail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	st := d.Store
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c := config{SecretKey: key, PollInterval: time.Hour, RequestsPerMinute: 1 << 30, HTTPTimeout: 30 * time.Second,
+		Concurrency: 4, FullSweep: -1, MaxProjects: 100, connectionsReconcile: 20 * time.Millisecond}
+	m, stopConns, err := startConnections(ctx, c, st, &ingest.Converter{Store: st, Log: log}, nil, nil, log)
+	if err != nil || m == nil {
+		t.Fatalf("start connections: %v", err)
+	}
+	defer stopConns()
+	add := func(key, name string) {
+		t.Helper()
+		ring, err := config{SecretKey: key}.keyring()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := ring.NewConnection(auth.ConnectionSpec{Name: name, URL: "https://gitlab.example.com", Token: "glpat-" + name + "-token",
+			WebhookSecret: name + "-hook", MaxProjects: 10}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AddConnection(ctx, sealed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := func(name string) func() bool {
+		return func() bool { _, ok := m.Webhook(name); return ok }
+	}
+
+	add(key, "second")
+	waitFor(t, "the connection added elsewhere serving its webhook here", served("second"))
+	add(other, "third") // sealed under a key this replica lacks
+	if err := st.RemoveConnection(ctx, "second"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the connection removed elsewhere stopping here", func() bool { return !served("second")() })
+	waitFor(t, "a few more rounds", func() bool { return strings.Count(logs.String(), "GitLab connection removed; stopped here") == 1 })
+	time.Sleep(10 * c.connectionsReconcile)
+	if _, ok := m.Webhook("third"); ok {
+		t.Error("a connection whose secrets do not open serves a webhook")
+	}
+	if n := strings.Count(logs.String(), `msg="GitLab connection not started" connection=third`); n != 1 {
+		t.Errorf("the connection that would not start was logged %d times, want once\n%s", n, logs.String())
+	}
+}
