@@ -510,7 +510,9 @@ func TestServeKilledMidSyncLosesNothing(t *testing.T) {
 		if time.Now().After(srvDeadline) {
 			t.Fatalf("after restart the store never reached the truth: %s", d)
 		}
-		time.Sleep(200 * time.Millisecond)
+		// A whole listing each time: not so often that it slows the
+		// sync it waits for.
+		time.Sleep(time.Second)
 	}
 }
 
