@@ -10,9 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,33 +146,13 @@ func TestAddedConnectionOnReplicas(t *testing.T) {
 		})
 		reps = append(reps, rep)
 	}
-	serving := regexp.MustCompile(`labtrail serving on (\S+)`)
 	for i, rep := range reps {
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if m := serving.FindStringSubmatch(rep.logs.String()); m != nil {
-				rep.url = strings.TrimSuffix(m[1], "/")
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replica %d did not start:\n%s", i, rep.logs.String())
-			}
-		}
+		rep.url = servingURL(t, i, rep.logs)
 	}
 
 	// The connection's GitLab keeps changing while the replicas poll it,
 	// for at least five of its syncs.
-	activity := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-activity:
-				return
-			case <-time.After(400 * time.Millisecond):
-				simB.Advance()
-			}
-		}
-	})
+	stopActivity := keepAdvancing(simB, 400*time.Millisecond)
 	completed := func() int {
 		return queryInt(`SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'`, jobs.SyncConnectionKind)
 	}
@@ -183,8 +161,7 @@ func TestAddedConnectionOnReplicas(t *testing.T) {
 			t.Fatalf("%d syncs of the connection completed in 90 s at a 2 s interval", completed())
 		}
 	}
-	close(activity)
-	wg.Wait()
+	stopActivity()
 	// The next syncs bring the store to the connection's GitLab.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		d := connectionDiff(t, simB, reps[0].url, conn)

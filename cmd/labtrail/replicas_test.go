@@ -139,32 +139,12 @@ func TestReplicasOnPostgres(t *testing.T) {
 		})
 		rr.replicas = append(rr.replicas, rep)
 	}
-	serving := regexp.MustCompile(`labtrail serving on (\S+)`)
 	for i, rep := range rr.replicas {
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if m := serving.FindStringSubmatch(rep.logs.String()); m != nil {
-				rep.url = m[1]
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replica %d did not start:\n%s", i, rep.logs.String())
-			}
-		}
+		rep.url = servingURL(t, i, rep.logs)
 	}
 
 	// GitLab keeps changing, and tells labtrail by webhook.
-	activity := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-activity:
-				return
-			case <-time.After(300 * time.Millisecond):
-				sim.Advance()
-			}
-		}
-	})
+	stopActivity := keepAdvancing(sim, 300*time.Millisecond)
 
 	// Kill the leader while it works jobs of its own.
 	var victim *replica
@@ -234,8 +214,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 			t.Fatalf("the survivors acknowledged %d webhooks in 30s, waited for 20", rr.acked.Load()-acked)
 		}
 	}
-	close(activity)
-	wg.Wait()
+	stopActivity()
 	if err := sim.FlushWebhooks(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -325,4 +304,37 @@ func TestReplicasOnPostgres(t *testing.T) {
 		t.Error("no periodic sync after the leader was killed")
 	}
 	t.Logf("%d periodic syncs in %s; %d deliveries (%d acknowledged through the balancer)", runs, elapsed.Round(time.Second), deliveries, rr.acked.Load())
+}
+
+// servingURL waits for replica i's "labtrail serving on" line in logs and
+// returns the address it names.
+func servingURL(t *testing.T, i int, logs *syncBuffer) string {
+	t.Helper()
+	serving := regexp.MustCompile(`labtrail serving on (\S+)`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := serving.FindStringSubmatch(logs.String()); m != nil {
+			return strings.TrimSuffix(m[1], "/")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %d did not start:\n%s", i, logs.String())
+		}
+	}
+}
+
+// keepAdvancing advances sim every so often until stop is called; stop
+// returns once it has.
+func keepAdvancing(sim *gitlabsim.Sim, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(every):
+				sim.Advance()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }

@@ -214,6 +214,24 @@ var dynamoDBOperations = []string{
 // for any operation Op of the API, in any non-test file of the store.
 func TestActionsMatchStore(t *testing.T) {
 	fset, files := storeSource(t)
+	used := operationsCalled(fset, files, func(op string) bool {
+		return slices.Contains(dynamoDBOperations, op) && !slices.Contains(setupOperations, op)
+	})
+	var want []string
+	for op := range used {
+		want = append(want, "dynamodb:"+op)
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(dynamoDBActions))
+	if !slices.Equal(got, want) {
+		t.Errorf("the role grants %v; the store calls %v (at %v)", got, want, used)
+	}
+}
+
+// operationsCalled finds, in files, the calls of an API operation (a
+// method call X.Op(...) or a paginator NewOpPaginator) for which wanted
+// is true, with where each is called.
+func operationsCalled(fset *token.FileSet, files []*ast.File, wanted func(op string) bool) map[string][]string {
 	used := map[string][]string{}
 	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
@@ -229,21 +247,13 @@ func TestActionsMatchStore(t *testing.T) {
 			if p, ok := strings.CutPrefix(op, "New"); ok && strings.HasSuffix(p, "Paginator") {
 				op = strings.TrimSuffix(p, "Paginator")
 			}
-			if slices.Contains(dynamoDBOperations, op) && !slices.Contains(setupOperations, op) {
+			if wanted(op) {
 				used[op] = append(used[op], fset.Position(call.Pos()).String())
 			}
 			return true
 		})
 	}
-	var want []string
-	for op := range used {
-		want = append(want, "dynamodb:"+op)
-	}
-	slices.Sort(want)
-	got := slices.Sorted(slices.Values(dynamoDBActions))
-	if !slices.Equal(got, want) {
-		t.Errorf("the role grants %v; the store calls %v (at %v)", got, want, used)
-	}
+	return used
 }
 
 // Every variable the program puts into the function's environment is one
@@ -289,27 +299,7 @@ var ssmParameterOperations = []string{
 // any operation Op, in any non-test file of internal/serverless.
 func TestParameterActionsMatchFunction(t *testing.T) {
 	fset, files := parseDir(t, functionDir)
-	used := map[string][]string{}
-	for _, f := range files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			op := sel.Sel.Name
-			if p, ok := strings.CutPrefix(op, "New"); ok && strings.HasSuffix(p, "Paginator") {
-				op = strings.TrimSuffix(p, "Paginator")
-			}
-			if slices.Contains(ssmParameterOperations, op) {
-				used[op] = append(used[op], fset.Position(call.Pos()).String())
-			}
-			return true
-		})
-	}
+	used := operationsCalled(fset, files, func(op string) bool { return slices.Contains(ssmParameterOperations, op) })
 	if len(used) == 0 {
 		t.Fatalf("found no SSM call in %s: if the function reads its parameters differently now, teach this test to find it", functionDir)
 	}
