@@ -186,9 +186,6 @@ func TestAddedConnectionOnReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := q.SyncConnection(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
 	schedules := func() int {
 		return queryInt(`SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed' AND created_at > $2`,
 			jobs.ScheduleConnectionsKind, removedAt)
@@ -196,6 +193,17 @@ func TestAddedConnectionOnReplicas(t *testing.T) {
 	unfinished := func() int {
 		return queryInt(`SELECT count(*) FROM river_job WHERE kind = $1 AND state NOT IN ('completed', 'cancelled', 'discarded')`,
 			jobs.SyncConnectionKind)
+	}
+	// A sync queued or running when it was removed ends first (the job is
+	// unique per connection while unfinished: queued beside it, the one
+	// by hand would be skipped as its duplicate).
+	for deadline := time.Now().Add(60 * time.Second); unfinished() > 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sync under way when the connection was removed never ended")
+		}
+	}
+	if queued, err := q.SyncConnection(ctx, conn); err != nil || !queued {
+		t.Fatalf("queue a sync of the removed connection by hand: queued %v, %v", queued, err)
 	}
 	for deadline := time.Now().Add(60 * time.Second); schedules() < 2 || unfinished() > 0; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
