@@ -7,15 +7,11 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/labtrail/labtrail/internal/auth"
 	"github.com/labtrail/labtrail/internal/change"
@@ -35,29 +31,14 @@ const projectListing = "GET /api/v4/projects"
 func connectionEvents(t *testing.T, base, conn string, kind change.Kind) map[string]time.Time {
 	t.Helper()
 	got := map[string]time.Time{}
-	cursor := ""
-	for {
-		q := url.Values{"kind": {string(kind)}, "limit": {"1000"}, "connection": {conn}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
+	for _, e := range listEvents(t, base, url.Values{"kind": {string(kind)}, "connection": {conn}}) {
+		id, ok := strings.CutPrefix(e.ID, conn+":")
+		if !ok {
+			t.Fatalf("connection %s lists %s", conn, e.ID)
 		}
-		var page struct {
-			Events     []apiEvent `json:"events"`
-			NextCursor string     `json:"next_cursor"`
-		}
-		getJSON(t, base+"/api/v1/events?"+q.Encode(), &page)
-		for _, e := range page.Events {
-			id, ok := strings.CutPrefix(e.ID, conn+":")
-			if !ok {
-				t.Fatalf("connection %s lists %s", conn, e.ID)
-			}
-			got[id] = e.UpdatedAt
-		}
-		if page.NextCursor == "" {
-			return got
-		}
-		cursor = page.NextCursor
+		got[id] = e.UpdatedAt
 	}
+	return got
 }
 
 // connectionDiff is how the connection's stored events differ from its
@@ -111,44 +92,11 @@ func TestAddedConnectionOnReplicas(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pool, err := pgxpool.New(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	queryInt := func(q string, args ...any) int {
-		t.Helper()
-		var n int
-		if err := pool.QueryRow(ctx, q, args...).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
+	pool, queryInt := openCounter(ctx, t, db)
 
 	started := time.Now()
-	var reps []*replica
-	for i := range 2 {
-		rep := &replica{logs: &syncBuffer{}}
-		rep.cmd = exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--poll-interval", "2")
-		rep.cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+urlA, "GITLAB_TOKEN="+simToken,
-			"LABTRAIL_DB="+db, "LABTRAIL_SECRET_KEY="+key, "LABTRAIL_LOG_LEVEL=info", "LABTRAIL_REQUESTS_PER_MINUTE=1000000",
-			"LABTRAIL_FULL_SWEEP=0", "REPOS=", "GROUPS=", "LABTRAIL_CONNECTION_TOKEN=")
-		rep.cmd.Stdout, rep.cmd.Stderr = rep.logs, rep.logs
-		if err := rep.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = rep.cmd.Process.Kill()
-			_ = rep.cmd.Wait()
-			if t.Failed() {
-				t.Logf("replica %d output:\n%s", i, rep.logs.String())
-			}
-		})
-		reps = append(reps, rep)
-	}
-	for i, rep := range reps {
-		rep.url = servingURL(t, i, rep.logs)
-	}
+	reps := startReplicas(t, 2, "GITLAB_URL="+urlA, "GITLAB_TOKEN="+simToken, "LABTRAIL_DB="+db,
+		"LABTRAIL_SECRET_KEY="+key, "LABTRAIL_LOG_LEVEL=info", "LABTRAIL_CONNECTION_TOKEN=")
 
 	// The connection's GitLab keeps changing while the replicas poll it,
 	// for at least five of its syncs.

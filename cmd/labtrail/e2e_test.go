@@ -139,27 +139,32 @@ type apiEvent struct {
 func listAll(t *testing.T, base, kind string) map[string]time.Time {
 	t.Helper()
 	got := map[string]time.Time{}
-	cursor := ""
-	for {
-		q := url.Values{"kind": {kind}, "limit": {"1000"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
+	for _, e := range listEvents(t, base, url.Values{"kind": {kind}}) {
+		if _, dup := got[e.ID]; dup {
+			t.Fatalf("event %s listed twice", e.ID)
 		}
+		got[e.ID] = e.UpdatedAt
+	}
+	return got
+}
+
+// listEvents walks GET /api/v1/events with the filters of q through every
+// cursor, 1,000 a page.
+func listEvents(t *testing.T, base string, q url.Values) []apiEvent {
+	t.Helper()
+	var all []apiEvent
+	q.Set("limit", "1000")
+	for {
 		var page struct {
 			Events     []apiEvent `json:"events"`
 			NextCursor string     `json:"next_cursor"`
 		}
 		getJSON(t, base+"/api/v1/events?"+q.Encode(), &page)
-		for _, e := range page.Events {
-			if _, dup := got[e.ID]; dup {
-				t.Fatalf("event %s listed twice", e.ID)
-			}
-			got[e.ID] = e.UpdatedAt
-		}
+		all = append(all, page.Events...)
 		if page.NextCursor == "" {
-			return got
+			return all
 		}
-		cursor = page.NextCursor
+		q.Set("cursor", page.NextCursor)
 	}
 }
 

@@ -97,19 +97,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pool, err := pgxpool.New(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	queryInt := func(q string, args ...any) int {
-		t.Helper()
-		var n int
-		if err := pool.QueryRow(ctx, q, args...).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
+	pool, queryInt := openCounter(ctx, t, db)
 
 	rr := &roundRobin{}
 	front := httptest.NewServer(rr)
@@ -120,28 +108,9 @@ func TestReplicasOnPostgres(t *testing.T) {
 
 	const interval = 2 * time.Second
 	started := time.Now()
-	for i := range 3 {
-		rep := &replica{logs: &syncBuffer{}}
-		rep.cmd = exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--poll-interval", "2")
-		rep.cmd.Env = append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
-			"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=warn", "LABTRAIL_WEBHOOK_SECRET="+secret, "LABTRAIL_REQUESTS_PER_MINUTE=1000000",
-			"LABTRAIL_FULL_SWEEP=0", "LABTRAIL_JOB_TIMEOUT=8", "LABTRAIL_RESCUE_AFTER=9", "REPOS=", "GROUPS=")
-		rep.cmd.Stdout, rep.cmd.Stderr = rep.logs, rep.logs
-		if err := rep.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = rep.cmd.Process.Kill()
-			_ = rep.cmd.Wait()
-			if t.Failed() {
-				t.Logf("replica %d output:\n%s", i, rep.logs.String())
-			}
-		})
-		rr.replicas = append(rr.replicas, rep)
-	}
-	for i, rep := range rr.replicas {
-		rep.url = servingURL(t, i, rep.logs)
-	}
+	rr.replicas = startReplicas(t, 3, "GITLAB_URL="+simURL, "GITLAB_TOKEN="+simToken,
+		"LABTRAIL_DB="+db, "LABTRAIL_LOG_LEVEL=warn", "LABTRAIL_WEBHOOK_SECRET="+secret,
+		"LABTRAIL_JOB_TIMEOUT=8", "LABTRAIL_RESCUE_AFTER=9")
 
 	// GitLab keeps changing, and tells labtrail by webhook.
 	stopActivity := keepAdvancing(sim, 300*time.Millisecond)
@@ -337,4 +306,54 @@ func keepAdvancing(sim *gitlabsim.Sim, every time.Duration) (stop func()) {
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// startReplicas starts n `labtrail serve` processes polling every 2 s with
+// env (beside the environment, no request limit, no full sweep, no repos
+// or groups), and returns them once each serves; they are killed when
+// the test ends, their output logged if it failed.
+func startReplicas(t *testing.T, n int, env ...string) []*replica {
+	t.Helper()
+	var reps []*replica
+	for i := range n {
+		rep := &replica{logs: &syncBuffer{}}
+		rep.cmd = exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--poll-interval", "2")
+		rep.cmd.Env = append(append(os.Environ(), "LABTRAIL_E2E_MAIN=1", "LABTRAIL_REQUESTS_PER_MINUTE=1000000",
+			"LABTRAIL_FULL_SWEEP=0", "REPOS=", "GROUPS="), env...)
+		rep.cmd.Stdout, rep.cmd.Stderr = rep.logs, rep.logs
+		if err := rep.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = rep.cmd.Process.Kill()
+			_ = rep.cmd.Wait()
+			if t.Failed() {
+				t.Logf("replica %d output:\n%s", i, rep.logs.String())
+			}
+		})
+		reps = append(reps, rep)
+	}
+	for i, rep := range reps {
+		rep.url = servingURL(t, i, rep.logs)
+	}
+	return reps
+}
+
+// openCounter opens a pool on db, closed when the test ends, and a
+// function that runs a query of one integer.
+func openCounter(ctx context.Context, t *testing.T, db string) (*pgxpool.Pool, func(q string, args ...any) int) {
+	t.Helper()
+	pool, err := pgxpool.New(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
 }
