@@ -53,15 +53,15 @@ type Rotation struct {
 // String says what r re-sealed, as the command's output and the audit
 // entry give it.
 func (r Rotation) String() string {
-	s := fmt.Sprintf("%s of %s and %s re-sealed", n(r.Secrets, "secret"), n(r.Connections, "connection"), n(r.Sessions, "session token"))
+	s := fmt.Sprintf("%s of %s and %s re-sealed", counted(r.Secrets, "secret"), counted(r.Connections, "connection"), counted(r.Sessions, "session token"))
 	if r.Ended > 0 {
-		s += fmt.Sprintf("; %s ended (their GitLab token did not open under the old key: they sign in again)", n(r.Ended, "session"))
+		s += fmt.Sprintf("; %s ended (their GitLab token did not open under the old key: they sign in again)", counted(r.Ended, "session"))
 	}
 	return s
 }
 
-// n is count things, singular for one.
-func n(count int, thing string) string {
+// counted is count things, singular for one.
+func counted(count int, thing string) string {
 	if count == 1 {
 		return "1 " + thing
 	}

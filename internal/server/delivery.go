@@ -54,6 +54,17 @@ func (s *Server) projectSelection(ctx context.Context, refs, groups []string) ([
 	return selectionIn(ctx, s.store, refs, groups)
 }
 
+// connectionSelection reads q's project and group parameters into the
+// project ids of the connection named conn (the default's when empty), as
+// projectSelection does; an unknown connection is a 404.
+func (s *Server) connectionSelection(ctx context.Context, conn string, q url.Values) ([]int64, error) {
+	ps, err := s.projectStoreNamed(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return selectionIn(ctx, ps, values(q, "project"), values(q, "group"))
+}
+
 // selectionIn is projectSelection over the projects of ps.
 func selectionIn(ctx context.Context, ps store.ProjectStore, refs, groups []string) ([]int64, error) {
 	if len(refs) == 0 && len(groups) == 0 {
@@ -126,11 +137,7 @@ func (s *Server) metricsQuery(ctx context.Context, q url.Values, now time.Time) 
 	// The projects are those of the connection named (the default's
 	// when none is): an unknown connection is a 404.
 	conn = get("connection")
-	ps, err := s.projectStoreNamed(ctx, conn)
-	if err != nil {
-		return mq, "", err
-	}
-	ids, err := selectionIn(ctx, ps, values(q, "project"), values(q, "group"))
+	ids, err := s.connectionSelection(ctx, conn, q)
 	if err != nil {
 		return mq, "", err
 	}
@@ -317,11 +324,7 @@ func (s *Server) changeQuery(ctx context.Context, q url.Values) (changesBefore, 
 		// when none is), as the metrics' (metricsQuery): another GitLab's
 		// project of the same id is another project. An unknown
 		// connection is a 404.
-		ps, err := s.projectStoreNamed(ctx, conn)
-		if err != nil {
-			return res, f, err
-		}
-		ids, err := selectionIn(ctx, ps, values(q, "project"), values(q, "group"))
+		ids, err := s.connectionSelection(ctx, conn, q)
 		if err != nil {
 			return res, f, err
 		}
