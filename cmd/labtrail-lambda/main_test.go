@@ -444,8 +444,10 @@ func TestFunctionAsLambdaRunsIt(t *testing.T) {
 
 	// A pass that cannot finish before the deadline Lambda gives it
 	// (Lambda-Runtime-Deadline-Ms) answers before it, incomplete; the
-	// next one resumes from the cursors.
-	sim.SetLatency(40 * time.Millisecond)
+	// next one resumes from the cursors. The backfill is some 160
+	// requests, three walks at a time: at 100 ms each, over 5 s, whatever
+	// the request budget lets through at once.
+	sim.SetLatency(100 * time.Millisecond)
 	start := time.Now()
 	short := f.sync(t, 2*time.Second)
 	if took := time.Since(start); took >= 2*time.Second || short.Complete || len(short.Errors) == 0 {

@@ -197,7 +197,9 @@ func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestSyncStopsBeforeTheDeadlineAndResumes(t *testing.T) {
 	st := openSQLite(t)
-	f, sim, logs := setup(t, gitlabsim.Options{Seed: 11, Projects: 2, MRs: 12, Pipelines: 12, Latency: 40 * time.Millisecond}, st, nil)
+	// About 34 requests, three walks at a time: at 250 ms each the pass
+	// needs some 3 s, whatever the request budget lets through at once.
+	f, sim, logs := setup(t, gitlabsim.Options{Seed: 11, Projects: 2, MRs: 12, Pipelines: 12, Latency: 250 * time.Millisecond}, st, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
